@@ -1,0 +1,47 @@
+# ramboot: `make image BOARD=rpi4` builds a Pi 4 netboot tree in out/rpi4;
+# `make test` installs what the tests need and runs them all.
+
+BOARD    ?= rpi4
+OUT      ?= out/$(BOARD)
+OVERLAYS ?=
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+BIN      := bin/ramboot
+
+.PHONY: all image test unit e2e bench deps fuzz clean $(BIN)
+
+all: $(BIN)
+
+$(BIN):
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ramboot
+
+## image: build the boot tree for BOARD (rpi4, virt) into OUT; OVERLAYS=dir1,dir2 adds files
+image: $(BIN)
+	./$(BIN) build --board $(BOARD) --out $(OUT) $(if $(OVERLAYS),--overlay $(OVERLAYS))
+
+## deps: install QEMU (bookworm-backports), fdtput and the real peers the tests use
+deps:
+	bash e2e/deps.sh
+
+## test: every test, unit and end-to-end (QEMU boots), after installing what they need
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 25m ./...
+
+## unit: the fast tests only
+unit:
+	$(GO) test -count=1 -short ./...
+
+## bench: build times and sizes against u-root's own image tool, in one run
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/
+
+## fuzz: run each fuzz target for a while (FUZZTIME=30s)
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzWalk -fuzztime $(FUZZTIME) ./kernel/deb/
+	$(GO) test -run '^$$' -fuzz FuzzReadModInfo -fuzztime $(FUZZTIME) ./kernel/modules/
+
+clean:
+	rm -rf bin out

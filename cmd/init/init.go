@@ -1,0 +1,147 @@
+//go:build linux
+
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// BuildInfo is what the builder writes to /etc/ramboot/build.json.
+type BuildInfo struct {
+	Board   string `json:"board"`
+	Kernel  string `json:"kernel"`
+	Version string `json:"version"`
+}
+
+// Init is the state of PID 1.
+type Init struct {
+	Out  io.Writer
+	Info BuildInfo
+
+	mu sync.Mutex
+}
+
+// stage prints one line with the time since boot.
+func (in *Init) stage(format string, args ...any) {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	fmt.Fprintf(in.Out, "ramboot [%4d.%03d] %s\n", ts.Sec, ts.Nsec/1e6, fmt.Sprintf(format, args...))
+}
+
+// Run is the boot sequence. It returns only if the shell supervisor does,
+// which it does not.
+func (in *Init) Run() {
+	if err := mountBasics(); err != nil {
+		in.stage("mounts: %v", err)
+	} else {
+		in.stage("mounts: /proc /sys /dev /run /tmp")
+	}
+	reopenConsole()
+	in.setupSignals()
+	go in.reap()
+
+	in.Info = readBuildInfo("/etc/ramboot/build.json")
+	os.Setenv("PATH", "/bbin:/bin:/sbin:/usr/bin:/usr/sbin")
+	os.Setenv("HOME", "/root")
+	os.Setenv("TERM", "linux")
+
+	var kver string
+	if u, err := uname(); err == nil {
+		kver = u
+	}
+	loaded, err := loadModules(filepath.Join("/lib/modules", kver, "modules.load"), in.stage)
+	if err != nil {
+		in.stage("modules: %v", err)
+	} else {
+		in.stage("modules: %d loaded", loaded)
+	}
+	in.banner(kver)
+	in.superviseShells()
+}
+
+func readBuildInfo(p string) BuildInfo {
+	var bi BuildInfo
+	data, err := os.ReadFile(p)
+	if err == nil {
+		_ = json.Unmarshal(data, &bi)
+	}
+	if bi.Board == "" {
+		bi.Board = "unknown"
+	}
+	return bi
+}
+
+func uname() (string, error) {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "", err
+	}
+	return unix.ByteSliceToString(u.Release[:]), nil
+}
+
+func (in *Init) banner(kver string) {
+	model := "unknown"
+	if m, err := os.ReadFile("/proc/device-tree/model"); err == nil {
+		model = strings.TrimRight(string(m), "\x00\n")
+	}
+	in.stage("ramboot %s on board %s (%s), kernel %s", in.Info.Version, in.Info.Board, model, kver)
+}
+
+// mountBasics mounts what every later stage needs. A mount that is already
+// there (EBUSY) is fine.
+func mountBasics() error {
+	type m struct {
+		src, dst, fstype string
+		flags            uintptr
+		data             string
+	}
+	var errs []error
+	for _, x := range []m{
+		{"proc", "/proc", "proc", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
+		{"sysfs", "/sys", "sysfs", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
+		{"devtmpfs", "/dev", "devtmpfs", unix.MS_NOSUID, "mode=0755"},
+		{"devpts", "/dev/pts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, "ptmxmode=0666,mode=0620"},
+		{"tmpfs", "/run", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=0755"},
+		{"tmpfs", "/tmp", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777"},
+	} {
+		if err := os.MkdirAll(x.dst, 0o755); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := unix.Mount(x.src, x.dst, x.fstype, x.flags, x.data); err != nil && !errors.Is(err, unix.EBUSY) {
+			errs = append(errs, fmt.Errorf("mount %s on %s: %w", x.fstype, x.dst, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// reopenConsole points fds 0-2 at /dev/console in case the kernel could
+// not open it before devtmpfs was mounted.
+func reopenConsole() {
+	if _, err := unix.FcntlInt(0, unix.F_GETFD, 0); err == nil {
+		if fi, err := os.Stdin.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			return
+		}
+	}
+	fd, err := unix.Open("/dev/console", unix.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return
+	}
+	for i := 0; i < 3; i++ {
+		_ = unix.Dup3(fd, i, 0)
+	}
+	if fd > 2 {
+		unix.Close(fd)
+	}
+}

@@ -1,0 +1,106 @@
+//go:build linux
+
+package main
+
+import (
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+var (
+	exitMu  sync.Mutex
+	exitChs = map[int]chan struct{}{}
+)
+
+// reap collects every child that exits, orphans included, and wakes
+// whoever waits for a tracked pid.
+func (in *Init) reap() {
+	defer func() {
+		if r := recover(); r != nil {
+			in.stage("reaper: %v", r)
+		}
+	}()
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		if err != nil {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		exitMu.Lock()
+		if ch, ok := exitChs[pid]; ok {
+			close(ch)
+			delete(exitChs, pid)
+		}
+		exitMu.Unlock()
+	}
+}
+
+// spawn starts argv on tty as a session leader with tty as its
+// controlling terminal, and returns a channel closed when it exits.
+func spawn(tty string, argv []string) (<-chan struct{}, error) {
+	f, err := os.OpenFile(tty, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	exitMu.Lock()
+	defer exitMu.Unlock()
+	pid, err := syscall.ForkExec(argv[0], argv, &syscall.ProcAttr{
+		Dir:   "/",
+		Env:   os.Environ(),
+		Files: []uintptr{f.Fd(), f.Fd(), f.Fd()},
+		Sys:   &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0},
+	})
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan struct{})
+	exitChs[pid] = ch
+	return ch, nil
+}
+
+// superviseShells keeps a shell on the console forever.
+func (in *Init) superviseShells() {
+	for {
+		done, err := spawn("/dev/console", []string{"/bin/sh"})
+		if err != nil {
+			in.stage("shell: %v; retrying", err)
+			time.Sleep(2 * time.Second)
+			continue
+		}
+		in.stage("shell: started on /dev/console (type commands; exit restarts it)")
+		<-done
+		in.stage("shell: exited; restarting")
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// setupSignals turns the usual init signals into reboot or power-off:
+// SIGTERM and SIGINT (Ctrl-Alt-Del) reboot, SIGUSR2 powers off, SIGUSR1 halts.
+func (in *Init) setupSignals() {
+	unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF)
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, unix.SIGTERM, unix.SIGINT, unix.SIGUSR1, unix.SIGUSR2)
+	go func() {
+		for s := range ch {
+			cmd, what := unix.LINUX_REBOOT_CMD_RESTART, "reboot"
+			switch s {
+			case unix.SIGUSR1:
+				cmd, what = unix.LINUX_REBOOT_CMD_HALT, "halt"
+			case unix.SIGUSR2:
+				cmd, what = unix.LINUX_REBOOT_CMD_POWER_OFF, "power off"
+			}
+			in.stage("signal %v: %s", s, what)
+			unix.Sync()
+			if err := unix.Reboot(cmd); err != nil {
+				in.stage("%s: %v", what, err)
+			}
+		}
+	}()
+}

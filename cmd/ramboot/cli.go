@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"github.com/ramboot/ramboot/boards"
+	"github.com/ramboot/ramboot/builder"
+)
+
+const usage = `ramboot: run diskless machines from RAM.
+
+Usage:
+  ramboot build --board BOARD [--out DIR] [flags]   build a TFTP-ready boot tree
+  ramboot boards                                    list the built-in boards
+  ramboot version                                   print the version
+  ramboot help [COMMAND]                            show help
+
+Examples:
+  ramboot build --board rpi4                        # writes out/rpi4/
+  ramboot build --board rpi4 --overlay site,keys    # add your files to the initramfs
+  ramboot build --board virt --offline              # rebuild from the download cache
+
+Run 'ramboot help build' for every build flag.
+`
+
+// errUsage marks errors that are the caller's: exit status 2.
+var errUsage = errors.New("usage")
+
+// run is the whole CLI; tests call it in-process.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "build":
+		err = runBuild(ctx, rest, stdout, stderr)
+	case "boards":
+		for _, n := range boards.Names() {
+			b, berr := boards.Lookup(n)
+			if berr != nil {
+				err = berr
+				break
+			}
+			fmt.Fprintf(stdout, "%-8s %s\n", n, b.Description)
+		}
+	case "version", "--version":
+		fmt.Fprintf(stdout, "ramboot %s\n", version)
+	case "help", "-h", "--help":
+		if len(rest) > 0 && rest[0] == "build" {
+			fs, _ := buildFlags(stderr)
+			fmt.Fprint(stdout, buildUsage(fs))
+			return 0
+		}
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "ramboot: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "ramboot: %v\n", err)
+		if errors.Is(err, errUsage) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+type buildOpts struct {
+	builder.Options
+	quiet bool
+}
+
+func buildFlags(stderr io.Writer) (*pflag.FlagSet, *buildOpts) {
+	o := &buildOpts{}
+	fs := pflag.NewFlagSet("build", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVarP(&o.Board, "board", "b", "", "board name ("+strings.Join(boards.Names(), ", ")+") or a profile file")
+	fs.StringVarP(&o.Out, "out", "o", "", "output directory (default out/BOARD)")
+	fs.StringSliceVar(&o.Overlays, "overlay", nil, "directory laid into the initramfs root; repeat or comma-separate, later wins")
+	fs.StringVar(&o.SrcDir, "src", "", "ramboot source tree (default: found from the current directory)")
+	fs.StringVar(&o.CacheDir, "cache-dir", "", "download and build cache (default $XDG_CACHE_HOME/ramboot)")
+	fs.StringVar(&o.AptMirror, "apt-mirror", "", "Debian mirror URL (default: from /etc/apt/sources.list*)")
+	fs.StringVar(&o.Keyring, "keyring", "", "OpenPGP keyring for the archive (default: Debian's archive keyring)")
+	fs.BoolVar(&o.Offline, "offline", false, "never use the network; rebuild from the cache")
+	fs.StringVar(&o.KernelDeb, "kernel-deb", "", "use this linux-image .deb instead of fetching one")
+	fs.StringVar(&o.KernelDir, "kernel-dir", "", "use a self-built kernel: a directory with Image and lib/modules/RELEASE")
+	fs.StringVar(&o.KernelVersion, "kernel-version", "", "override the board's pinned kernel package version (\"latest\" for the newest)")
+	fs.StringArrayVar(&o.FirmwareDebs, "firmware-deb", nil, "use this firmware .deb (matched by package name); repeatable")
+	fs.Int64Var(&o.SourceDateEpoch, "source-date-epoch", envEpoch(), "timestamp of every initramfs entry (default $SOURCE_DATE_EPOCH or 0)")
+	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print only errors")
+	return fs, o
+}
+
+func buildUsage(fs *pflag.FlagSet) string {
+	return `Usage: ramboot build --board BOARD [flags]
+
+Builds a TFTP-ready boot tree: kernel Image, device tree, firmware,
+config.txt, cmdline.txt, rootfs.cpio.gz and manifest.json.
+
+Examples:
+  ramboot build --board rpi4
+  ramboot build --board rpi4 --out /srv/tftp --overlay site
+  ramboot build --board rpi4 --kernel-deb linux-image-6.12.117+deb13-arm64_6.12.117-1_arm64.deb \
+      --firmware-deb raspi-firmware_1.20240424+ds-6_all.deb --firmware-deb arm-trusted-firmware_2.12.1+dfsg-1_arm64.deb
+  ramboot build --board virt --offline
+
+Flags:
+` + fs.FlagUsages()
+}
+
+func envEpoch() int64 {
+	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return n
+		}
+	}
+	return 0
+}
+
+func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, o := buildFlags(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, buildUsage(fs)) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: build: %v (see 'ramboot help build')", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: build: unexpected argument %q (flags only; see 'ramboot help build')", errUsage, fs.Arg(0))
+	}
+	if o.Board == "" {
+		return fmt.Errorf("%w: build: no board: pass --board, one of %s", errUsage, strings.Join(boards.Names(), ", "))
+	}
+	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" && !fs.Changed("source-date-epoch") {
+		if _, err := strconv.ParseInt(s, 10, 64); err != nil {
+			return fmt.Errorf("%w: SOURCE_DATE_EPOCH=%q is not a number of seconds", errUsage, s)
+		}
+	}
+	if o.Out == "" {
+		o.Out = filepath.Join("out", strings.TrimSuffix(filepath.Base(o.Board), ".yaml"))
+	}
+	if o.SrcDir == "" {
+		src, err := findSrc()
+		if err != nil {
+			return err
+		}
+		o.SrcDir = src
+	}
+	o.Version = version
+	if !o.quiet {
+		o.Log = stdout
+		o.Progress = stderr
+		if f, ok := stderr.(*os.File); !ok || !term.IsTerminal(int(f.Fd())) {
+			o.Progress = nil
+		}
+	}
+	b := &builder.Build{Options: o.Options}
+	return b.Run(ctx)
+}
+
+// findSrc walks up from the working directory to the ramboot module root.
+func findSrc() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		data, err := os.ReadFile(filepath.Join(d, "go.mod"))
+		if err == nil && strings.Contains(string(data), "module github.com/ramboot/ramboot\n") {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("%w: not inside the ramboot source tree (the initramfs commands are built from it): cd into it or pass --src DIR", errUsage)
+		}
+	}
+}

@@ -1,0 +1,69 @@
+#!/bin/bash
+# Installs what `make test` needs on a Debian 12 machine: QEMU >= 9 (from
+# bookworm-backports, for -M raspi4b), device-tree-compiler (fdtput) and the
+# real peers the tests talk to. Idempotent; the mirror is taken from this
+# machine's own apt sources, never written here.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+
+qemu_ok() {
+	have qemu-system-aarch64 || return 1
+	local v
+	v=$(qemu-system-aarch64 --version | sed -n 's/.*version \([0-9]*\)\..*/\1/p')
+	[ "${v:-0}" -ge 9 ]
+}
+
+have fdtput || need+=(device-tree-compiler)
+for p in dnsmasq:dnsmasq tftp:tftp-hpa atftp:atftp curl:curl ip:iproute2 ssh:openssh-client; do
+	have "${p%%:*}" || need+=("${p#*:}")
+done
+
+if [ "$(id -u)" != 0 ]; then
+	if ! qemu_ok || [ ${#need[@]} -gt 0 ]; then
+		echo "deps.sh: missing ${need[*]} $(qemu_ok || echo qemu-system-arm>=9); run as root to install" >&2
+		exit 1
+	fi
+	exit 0
+fi
+
+if ! qemu_ok; then
+	codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+	if [ "$codename" = bookworm ] && ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+		# Reuse the URIs of the machine's own Debian entry.
+		uri=$(sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources 2>/dev/null |
+			tr ' ' '\n' | grep -v -- '-security' | grep -m1 . || true)
+		if [ -z "$uri" ]; then
+			uri=$(awk '$1=="deb" && $3 ~ /^bookworm$/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+		fi
+		if [ -z "$uri" ]; then
+			echo "deps.sh: no Debian mirror in /etc/apt/sources.list*; add bookworm-backports by hand" >&2
+			exit 1
+		fi
+		keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+		cat >/etc/apt/sources.list.d/ramboot-backports.sources <<SRC
+Types: deb
+URIs: $uri
+Suites: bookworm-backports
+Components: main
+Signed-By: $keyring
+SRC
+	fi
+	apt-get update -qq
+	if [ "$codename" = bookworm ]; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports qemu-system-arm >/dev/null
+	else
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-arm >/dev/null
+	fi
+	updated=1
+fi
+if [ ${#need[@]} -gt 0 ]; then
+	[ -n "${updated:-}" ] || apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# dnsmasq's package starts a system service on install; the tests run their
+# own instances in network namespaces only.
+if systemctl is-active --quiet dnsmasq 2>/dev/null; then systemctl disable --now dnsmasq >/dev/null 2>&1 || true; fi
+qemu_ok
+echo "deps: $(qemu-system-aarch64 --version | head -1); fdtput ok"

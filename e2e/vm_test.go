@@ -1,0 +1,126 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// VM is a QEMU guest whose serial console is the process's stdio.
+type VM struct {
+	t     *testing.T
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+
+	mu   sync.Mutex
+	out  bytes.Buffer
+	mark int // Expect searches from here
+	done chan struct{}
+	log  *os.File
+}
+
+// StartVM starts QEMU with args; it is killed (by its pid) when the test ends.
+func StartVM(t *testing.T, bin string, args ...string) *VM {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := &VM{t: t, cmd: cmd, stdin: stdin, done: make(chan struct{})}
+	if d := os.Getenv("RAMBOOT_E2E_LOGDIR"); d != "" {
+		vm.log, _ = os.Create(fmt.Sprintf("%s/%s.log", d, strings.ReplaceAll(t.Name(), "/", "_")))
+	}
+	pr, pw := io.Pipe()
+	cmd.Stdout = pw
+	cmd.Stderr = pw
+	t.Logf("qemu: %s %s", bin, strings.Join(args, " "))
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", bin, err)
+	}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := pr.Read(buf)
+			if n > 0 {
+				vm.mu.Lock()
+				vm.out.Write(buf[:n])
+				if vm.log != nil {
+					vm.log.Write(buf[:n])
+				}
+				vm.mu.Unlock()
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		cmd.Wait()
+		pw.Close()
+		close(vm.done)
+	}()
+	t.Cleanup(func() {
+		if cmd.Process != nil {
+			cmd.Process.Kill()
+		}
+		<-vm.done
+		if vm.log != nil {
+			vm.log.Close()
+		}
+		if t.Failed() {
+			t.Logf("console:\n%s", vm.Output())
+		}
+	})
+	return vm
+}
+
+// Output is everything the console printed so far.
+func (vm *VM) Output() string {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return vm.out.String()
+}
+
+// Expect waits until re matches console output printed after the last
+// match, and returns the submatches.
+func (vm *VM) Expect(re string, timeout time.Duration) []string {
+	vm.t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(timeout)
+	for {
+		vm.mu.Lock()
+		s := vm.out.String()[vm.mark:]
+		if loc := rx.FindStringSubmatchIndex(s); loc != nil {
+			m := rx.FindStringSubmatch(s)
+			vm.mark += loc[1]
+			vm.mu.Unlock()
+			return m
+		}
+		vm.mu.Unlock()
+		select {
+		case <-vm.done:
+			vm.t.Fatalf("QEMU exited before the console printed %q", re)
+		default:
+		}
+		if time.Now().After(deadline) {
+			vm.t.Fatalf("no %q on the console within %v", re, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Send types s on the console.
+func (vm *VM) Send(s string) {
+	vm.t.Helper()
+	if _, err := io.WriteString(vm.stdin, s); err != nil {
+		vm.t.Fatalf("console write: %v", err)
+	}
+}

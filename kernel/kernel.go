@@ -1,0 +1,285 @@
+// Package kernel acquires what a board boots: the kernel Image, its device
+// trees and modules, and firmware files, from Debian packages (fetched and
+// verified by kernel/apt, read by kernel/deb) or from a directory holding a
+// self-built kernel.
+//
+//	k, err := kernel.ExtractDeb("linux-image-6.12.117+deb13-arm64_6.12.117-1_arm64.deb", cacheDir)
+//	if err != nil { ... }
+//	if err := kernel.CheckMagic(k.Image, "arm64"); err != nil { ... }
+//	tree, err := modules.Open(k.ModulesDir)
+package kernel
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/ramboot/ramboot/kernel/deb"
+)
+
+// Kernel is an unpacked kernel.
+type Kernel struct {
+	// Release is the kernel's uname -r, e.g. 6.12.117+deb13-arm64.
+	Release string
+	// Root is a directory holding the package's files; DTB paths in board
+	// profiles are relative to it.
+	Root string
+	// ImagePath is the uncompressed kernel image.
+	ImagePath string
+	// ModulesDir is lib/modules/<Release> (may not exist for a kernel
+	// without modules).
+	ModulesDir string
+}
+
+// ErrBadKernel is returned when a kernel image does not fit the board.
+var ErrBadKernel = errors.New("bad kernel image")
+
+// CheckMagic checks a kernel image against the board's Debian
+// architecture before it is used: an arm64 Image has "ARM\x64" at offset
+// 56; an x86 bzImage has "HdrS" at offset 0x202.
+func CheckMagic(img []byte, arch string) error {
+	switch arch {
+	case "arm64":
+		if len(img) >= 64 && binary.LittleEndian.Uint32(img[56:60]) == 0x644d5241 {
+			return nil
+		}
+		if len(img) > 2 && img[0] == 0x1f && img[1] == 0x8b {
+			return fmt.Errorf("%w: this is a gzip file, not an uncompressed arm64 Image (gunzip it first)", ErrBadKernel)
+		}
+		if len(img) >= 0x206 && string(img[0x202:0x206]) == "HdrS" {
+			return fmt.Errorf("%w: this is an x86 bzImage, but the board is arm64 (use an arm64 kernel package)", ErrBadKernel)
+		}
+		return fmt.Errorf("%w: no arm64 Image magic (\"ARM\\x64\" at offset 56): not an arm64 kernel", ErrBadKernel)
+	case "amd64":
+		if len(img) >= 0x206 && string(img[0x202:0x206]) == "HdrS" {
+			return nil
+		}
+		if len(img) >= 64 && binary.LittleEndian.Uint32(img[56:60]) == 0x644d5241 {
+			return fmt.Errorf("%w: this is an arm64 Image, but the board is amd64 (use an amd64 kernel package)", ErrBadKernel)
+		}
+		return fmt.Errorf("%w: no x86 boot header (\"HdrS\" at 0x202): not an amd64 kernel", ErrBadKernel)
+	}
+	return fmt.Errorf("%w: no magic check for architecture %q", ErrBadKernel, arch)
+}
+
+// wanted reports whether a data.tar path is part of the kernel we keep.
+func wanted(name string) bool {
+	return strings.HasPrefix(name, "boot/vmlinuz-") ||
+		strings.HasPrefix(name, "boot/vmlinux-") ||
+		strings.HasPrefix(name, "usr/lib/linux-image-") ||
+		strings.HasPrefix(name, "lib/modules/") ||
+		strings.HasPrefix(name, "usr/lib/modules/")
+}
+
+// ExtractDeb unpacks a linux-image .deb into cacheDir (once per .deb
+// content) and returns the kernel in it.
+func ExtractDeb(debPath, cacheDir string) (*Kernel, error) {
+	sum, err := fileSHA256(debPath)
+	if err != nil {
+		return nil, fmt.Errorf("kernel package: %w", err)
+	}
+	root := filepath.Join(cacheDir, "extract", sum[:32])
+	if _, err := os.Stat(filepath.Join(root, ".complete")); err != nil {
+		if err := extract(debPath, root, wanted); err != nil {
+			return nil, fmt.Errorf("kernel package %s: %w", debPath, err)
+		}
+	}
+	return FromTree(root)
+}
+
+// ExtractFiles unpacks the named files of a .deb (paths without a leading
+// "./") into a cache directory and returns that directory.
+func ExtractFiles(debPath, cacheDir string, files []string) (string, error) {
+	sum, err := fileSHA256(debPath)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	sorted := append([]string(nil), files...)
+	sort.Strings(sorted)
+	fmt.Fprintf(h, "%s\n%s", sum, strings.Join(sorted, "\n"))
+	root := filepath.Join(cacheDir, "extract", hex.EncodeToString(h.Sum(nil))[:32])
+	if _, err := os.Stat(filepath.Join(root, ".complete")); err == nil {
+		return root, nil
+	}
+	want := map[string]bool{}
+	for _, f := range files {
+		want[f] = true
+	}
+	if err := extract(debPath, root, func(n string) bool { return want[n] }); err != nil {
+		return "", fmt.Errorf("%s: %w", debPath, err)
+	}
+	var missing []string
+	for _, f := range files {
+		if _, err := os.Lstat(filepath.Join(root, f)); err != nil {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		os.RemoveAll(root)
+		return "", fmt.Errorf("%s does not contain %s: check the board profile's file list against the package (dpkg-deb -c)", debPath, strings.Join(missing, ", "))
+	}
+	return root, nil
+}
+
+func extract(debPath, root string, keep func(string) bool) error {
+	tmp := root + ".tmp"
+	os.RemoveAll(tmp)
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return err
+	}
+	err := deb.Walk(debPath, func(hdr *tar.Header, r io.Reader) error {
+		name := strings.TrimPrefix(path.Clean("/"+hdr.Name), "/")
+		if name == "" || !keep(name) {
+			return nil
+		}
+		dst := filepath.Join(tmp, filepath.FromSlash(name))
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			return os.MkdirAll(dst, 0o755)
+		case tar.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(f, r); err != nil {
+				f.Close()
+				return err
+			}
+			return f.Close()
+		case tar.TypeSymlink:
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			return os.Symlink(hdr.Linkname, dst)
+		}
+		return nil
+	})
+	if err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, ".complete"), nil, 0o644); err != nil {
+		return err
+	}
+	os.RemoveAll(root)
+	return os.Rename(tmp, root)
+}
+
+// FromTree finds the kernel in a directory laid out like a package or an
+// install: boot/vmlinuz-<release> and (usr/)lib/modules/<release>.
+func FromTree(root string) (*Kernel, error) {
+	imgs, _ := filepath.Glob(filepath.Join(root, "boot", "vmlinuz-*"))
+	if len(imgs) == 0 {
+		imgs, _ = filepath.Glob(filepath.Join(root, "boot", "vmlinux-*"))
+	}
+	if len(imgs) != 1 {
+		return nil, fmt.Errorf("%s: want exactly one boot/vmlinuz-<release>, found %d", root, len(imgs))
+	}
+	base := filepath.Base(imgs[0])
+	rel := base[strings.IndexByte(base, '-')+1:]
+	k := &Kernel{Release: rel, Root: root, ImagePath: imgs[0]}
+	for _, d := range []string{"lib/modules", "usr/lib/modules"} {
+		p := filepath.Join(root, d, rel)
+		if _, err := os.Stat(p); err == nil {
+			k.ModulesDir = p
+			break
+		}
+	}
+	return k, nil
+}
+
+// FromDir takes a self-built kernel: a directory with an Image (or
+// arch/arm64/boot/Image, as a kernel build tree has it), a
+// lib/modules/<release> tree as `make modules_install INSTALL_MOD_PATH=DIR`
+// writes it, and device trees anywhere under DIR (found by file name).
+func FromDir(dir string) (*Kernel, error) {
+	var img string
+	for _, c := range []string{"Image", "arch/arm64/boot/Image", "bzImage", "arch/x86/boot/bzImage"} {
+		if _, err := os.Stat(filepath.Join(dir, c)); err == nil {
+			img = filepath.Join(dir, c)
+			break
+		}
+	}
+	if img == "" {
+		if k, err := FromTree(dir); err == nil {
+			return k, nil
+		}
+		return nil, fmt.Errorf("--kernel-dir %s: no Image, arch/arm64/boot/Image or boot/vmlinuz-<release> in it", dir)
+	}
+	mods, _ := filepath.Glob(filepath.Join(dir, "lib", "modules", "*"))
+	k := &Kernel{Root: dir, ImagePath: img}
+	if len(mods) == 1 {
+		k.ModulesDir = mods[0]
+		k.Release = filepath.Base(mods[0])
+	} else if len(mods) > 1 {
+		return nil, fmt.Errorf("--kernel-dir %s: several lib/modules/<release> directories; keep only the one for this Image", dir)
+	} else {
+		k.Release = releaseFromImage(img)
+	}
+	return k, nil
+}
+
+// releaseFromImage finds "Linux version X " in an uncompressed image.
+func releaseFromImage(p string) string {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return "unknown"
+	}
+	i := bytes.Index(data, []byte("Linux version "))
+	if i < 0 {
+		return "unknown"
+	}
+	rest := data[i+len("Linux version "):]
+	if j := bytes.IndexByte(rest, ' '); j > 0 && j < 128 {
+		return string(rest[:j])
+	}
+	return "unknown"
+}
+
+// FindFile locates a file under root by path (with {kver} expanded) or,
+// for a self-built tree, by base name anywhere below root.
+func (k *Kernel) FindFile(p string) (string, error) {
+	full := filepath.Join(k.Root, filepath.FromSlash(strings.ReplaceAll(p, "{kver}", k.Release)))
+	if _, err := os.Stat(full); err == nil {
+		return full, nil
+	}
+	want := path.Base(p)
+	var found string
+	filepath.WalkDir(k.Root, func(q string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && d.Name() == want && found == "" {
+			found = q
+		}
+		return nil
+	})
+	if found == "" {
+		return "", fmt.Errorf("kernel %s has no %s (looked for %s)", k.Release, want, full)
+	}
+	return found, nil
+}
+
+func fileSHA256(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
