@@ -264,7 +264,7 @@ func (b *Build) aptClient() (*apt.Client, error) {
 	b.apt = &apt.Client{
 		Mirror:   strings.TrimRight(mirror, "/"),
 		Keyring:  keys,
-		CacheDir: filepath.Join(b.CacheDir, "apt"),
+		CacheDir: b.CacheDir,
 		Offline:  b.Offline,
 		Progress: b.Progress,
 	}

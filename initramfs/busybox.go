@@ -131,6 +131,14 @@ func (b *Busybox) Build(ctx context.Context) (path string, hit bool, err error) 
 	}
 	env := golang.Default(golang.DisableCGO(), golang.WithGOARCH(b.GOARCH), golang.WithWorkingDir(b.SrcDir), golang.WithBuildTag(b.Tags...))
 	env.GOOS = "linux"
+	if env.GOROOT == "" {
+		// A ramboot built with -trimpath does not know its GOROOT; ask go.
+		out, err := exec.Command("go", "env", "GOROOT").Output()
+		if err != nil {
+			return "", false, fmt.Errorf("busybox: go env GOROOT: %w", err)
+		}
+		env.GOROOT = strings.TrimSpace(string(out))
+	}
 	l := logf{b.Log}
 	if err := bb.BuildBusybox(l, &bb.Opts{
 		Env:          env,
