@@ -121,6 +121,10 @@ func raspi4bDTB(t *testing.T, src string) string {
 		"/soc/interrupt-controller@7ef00100", "/soc/hdmi@7ef00700", "/soc/i2c@7ef04500",
 		"/soc/hdmi@7ef05700", "/soc/i2c@7ef09500", "/soc/clock@7ef00000",
 		"/soc/pixelvalve@7ec12000", "/soc/vec@7ec13000", "/scb/gpu@7ec00000",
+		// QEMU's serial0 is the PL011 that a real Pi 4 wires to Bluetooth;
+		// with the Bluetooth child enabled the kernel makes the port a
+		// serdev, and the console gets no tty to type into.
+		"/soc/serial@7e201000/bluetooth",
 	} {
 		if out, err := exec.Command(fdtput, "-t", "s", dst, n, "status", "disabled").CombinedOutput(); err != nil {
 			t.Fatalf("fdtput %s: %v\n%s", n, err, out)
