@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -123,4 +125,9 @@ func (vm *VM) Send(s string) {
 	if _, err := io.WriteString(vm.stdin, s); err != nil {
 		vm.t.Fatalf("console write: %v", err)
 	}
+}
+
+func sha256hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }

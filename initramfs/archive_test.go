@@ -46,12 +46,8 @@ func readAll(t *testing.T, data []byte) []rec {
 			body, _ := io.ReadAll(r)
 			out = append(out, rec{Name: h.Name, Mode: uint32(h.Mode), Size: h.Size, Link: h.Linkname, Data: string(body), Time: h.ModTime.Unix(), UID: h.Uid})
 		}
-		// Advance past this segment's trailer.
-		i := bytes.Index(data, []byte("TRAILER!!!"))
-		if i < 0 {
-			t.Fatal("segment without trailer")
-		}
-		data = data[i+len("TRAILER!!!"):]
+		// The reader stops right after the trailer; the next segment follows.
+		data = data[len(data)-br.Len():]
 	}
 	return out
 }
