@@ -345,6 +345,13 @@ func (b *Build) fetchKernel(ctx context.Context) error {
 	}
 	switch bk.Compress {
 	case "gzip":
+		// Compressing 40 MB at the best level takes seconds: keep the
+		// result by the Image's hash.
+		cached := filepath.Join(b.CacheDir, "images", b.Manifest.Kernel.Image+".gz")
+		if data, err := os.ReadFile(cached); err == nil {
+			b.outFiles["Image"] = data
+			break
+		}
 		var buf bytes.Buffer
 		if err := initramfs.Gzip(&buf, initramfs.Options{}, func(w io.Writer) error {
 			_, err := w.Write(img)
@@ -353,6 +360,9 @@ func (b *Build) fetchKernel(ctx context.Context) error {
 			return fmt.Errorf("compressing kernel: %w", err)
 		}
 		b.outFiles["Image"] = buf.Bytes()
+		if err := os.MkdirAll(filepath.Dir(cached), 0o755); err == nil {
+			_ = writeAtomic(cached, buf.Bytes())
+		}
 	default:
 		b.bigFiles["Image"] = k.ImagePath
 	}

@@ -122,7 +122,7 @@ func TestRpi4Tree(t *testing.T) {
 	t.Logf("rootfs.cpio.gz %d bytes, TFTP payload %d bytes", fileSize(t, filepath.Join(dir, "rootfs.cpio.gz")), disk.TFTPPayload)
 }
 
-func fileSize(t *testing.T, p string) int64 {
+func fileSize(t testing.TB, p string) int64 {
 	st, err := os.Stat(p)
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,8 +50,8 @@ func (l logf) Print(v ...any) {
 }
 
 // Key is the hash of everything that changes the binary: the Go version,
-// GOARCH, the command list, go.mod, go.sum and every non-test Go file of the
-// ramboot module (an over-approximation of the commands' local sources).
+// GOARCH, build tags, the command list, go.mod, go.sum and the non-test Go
+// files of every ramboot package the commands import.
 func (b *Busybox) Key() (string, error) {
 	h := sha256.New()
 	gover, err := exec.Command("go", "env", "GOVERSION").Output()
@@ -65,25 +64,45 @@ func (b *Busybox) Key() (string, error) {
 	for _, c := range cmds {
 		fmt.Fprintf(h, "cmd=%s\n", c)
 	}
-	var files []string
-	err = filepath.WalkDir(b.SrcDir, func(p string, d fs.DirEntry, err error) error {
+	// The local packages the commands import, as go list sees them for
+	// the target; their non-test Go files are inputs.
+	var local []string
+	for _, c := range b.Commands {
+		if strings.HasPrefix(c, "./") {
+			local = append(local, c)
+		}
+	}
+	files := []string{filepath.Join(b.SrcDir, "go.mod"), filepath.Join(b.SrcDir, "go.sum")}
+	if len(local) > 0 {
+		args := []string{"list", "-deps", "-f", "{{if not .Standard}}{{.Dir}}{{end}}"}
+		if len(b.Tags) > 0 {
+			args = append(args, "-tags", strings.Join(b.Tags, ","))
+		}
+		cmd := exec.Command("go", append(args, local...)...)
+		cmd.Dir = b.SrcDir
+		cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+b.GOARCH, "CGO_ENABLED=0")
+		out, err := cmd.Output()
 		if err != nil {
-			return err
-		}
-		name := d.Name()
-		if d.IsDir() {
-			if p != b.SrcDir && (strings.HasPrefix(name, ".") || name == "testdata" || name == "out" || name == "e2e") {
-				return filepath.SkipDir
+			msg := ""
+			if ee, ok := err.(*exec.ExitError); ok {
+				msg = string(ee.Stderr)
 			}
-			return nil
+			return "", fmt.Errorf("busybox: go list %s: %w\n%s", strings.Join(local, " "), err, msg)
 		}
-		if name == "go.mod" || name == "go.sum" || (strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go")) {
-			files = append(files, p)
+		for _, dir := range strings.Fields(string(out)) {
+			if rel, err := filepath.Rel(b.SrcDir, dir); err != nil || strings.HasPrefix(rel, "..") {
+				continue // a module from the cache: pinned by go.sum
+			}
+			ents, err := os.ReadDir(dir)
+			if err != nil {
+				return "", err
+			}
+			for _, e := range ents {
+				if n := e.Name(); strings.HasSuffix(n, ".go") && !strings.HasSuffix(n, "_test.go") {
+					files = append(files, filepath.Join(dir, n))
+				}
+			}
 		}
-		return nil
-	})
-	if err != nil {
-		return "", fmt.Errorf("busybox: hashing sources: %w", err)
 	}
 	sort.Strings(files)
 	for _, f := range files {

@@ -6,6 +6,11 @@
 package initramfs
 
 import (
+	// u-root's own image tool, measured against ramboot by `make bench`.
+	_ "github.com/u-root/mkuimage/cmd/mkuimage"
+	// u-root's own init, for the same comparison.
+	_ "github.com/u-root/u-root/cmds/core/init"
+
 	_ "github.com/u-root/u-root/cmds/core/blkid"
 	_ "github.com/u-root/u-root/cmds/core/cat"
 	_ "github.com/u-root/u-root/cmds/core/chmod"
