@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ramboot/ramboot/cmd/init/internal/bootspec"
 )
 
 // BuildInfo is what the builder writes to /etc/ramboot/build.json.
@@ -66,8 +69,38 @@ func (in *Init) Run() {
 	} else {
 		in.stage("modules: %d loaded", loaded)
 	}
-	in.banner(kver)
+	outcome := in.boot(kver)
+	in.banner(kver, outcome)
 	in.superviseShells()
+}
+
+// boot finds option 224 (kernel command line first, then DHCP) and acts on
+// it. It returns what happened, in words, when the shell is next.
+func (in *Init) boot(kver string) string {
+	ctx := context.Background()
+	cmdline, _ := os.ReadFile("/proc/cmdline")
+	value, fromCmdline := bootspec.CmdlineValue(string(cmdline))
+	source := "kernel command line (ramboot.224)"
+	env := map[string]string{"kernel": kver, "board": in.Info.Board}
+	needNet := true
+	if fromCmdline {
+		if spec, err := bootspec.Parse(value); err == nil && spec.Kind == bootspec.Shell {
+			needNet = false
+		}
+	}
+	if needNet {
+		res, err := in.network(ctx, env)
+		if err != nil {
+			in.stage("network: %v", err)
+			if !fromCmdline {
+				return "no network: " + err.Error()
+			}
+		} else if !fromCmdline {
+			value = res
+			source = "DHCP option 224"
+		}
+	}
+	return in.act(ctx, value, source, env)
 }
 
 func readBuildInfo(p string) BuildInfo {
@@ -90,12 +123,16 @@ func uname() (string, error) {
 	return unix.ByteSliceToString(u.Release[:]), nil
 }
 
-func (in *Init) banner(kver string) {
+func (in *Init) banner(kver, outcome string) {
 	model := "unknown"
 	if m, err := os.ReadFile("/proc/device-tree/model"); err == nil {
 		model = strings.TrimRight(string(m), "\x00\n")
 	}
 	in.stage("ramboot %s on board %s (%s), kernel %s", in.Info.Version, in.Info.Board, model, kver)
+	if c, err := os.ReadFile("/proc/cmdline"); err == nil {
+		in.stage("cmdline: %s", strings.TrimSpace(string(c)))
+	}
+	in.stage("224: %s", outcome)
 }
 
 // mountBasics mounts what every later stage needs. A mount that is already

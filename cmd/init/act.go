@@ -1,0 +1,238 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/u-root/u-root/pkg/boot"
+	"github.com/u-root/u-root/pkg/boot/kexec"
+	"github.com/u-root/u-root/pkg/mount"
+	"golang.org/x/sys/unix"
+
+	"github.com/ramboot/ramboot/cmd/init/internal/bootspec"
+	"github.com/ramboot/ramboot/cmd/init/internal/ipxe"
+)
+
+// act does what option 224 says. It returns only on failure (or for the
+// shell), with the reason; the caller then starts the provisioning shell.
+func (in *Init) act(ctx context.Context, value, source string, env map[string]string) (outcome string) {
+	spec, err := bootspec.Parse(value)
+	if err != nil {
+		return fmt.Sprintf("option 224 from %s: %v", source, err)
+	}
+	switch spec.Kind {
+	case bootspec.Shell:
+		if strings.TrimSpace(value) == "" {
+			return "no option 224: provisioning shell"
+		}
+		return "option 224 says shell: provisioning shell"
+	case bootspec.Chain:
+		in.stage("224: chain %s (from %s)", spec.URL, source)
+		if err := in.chain(ctx, spec.URL, env); err != nil {
+			return fmt.Sprintf("chain %s failed: %v", spec.URL, err)
+		}
+		return "chain returned without booting"
+	case bootspec.NFS:
+		in.stage("224: NFS root %s (from %s)", spec, source)
+		if err := in.nfsRoot(spec.NFS); err != nil {
+			return fmt.Sprintf("NFS root %s failed: %v", spec.NFS.Source(), err)
+		}
+		return "switch_root returned"
+	}
+	return fmt.Sprintf("option 224 %q: nothing to do", value)
+}
+
+// fetcher fetches http(s) URLs with a size limit and truncation check.
+type fetcher struct{ http ipxe.HTTPFetcher }
+
+func (f fetcher) Fetch(ctx context.Context, u string) ([]byte, error) {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return nil, err
+	}
+	if pu.Scheme == "tftp" {
+		return nil, fmt.Errorf("%s: tftp:// is not supported by this init yet; serve it over http://", u)
+	}
+	return f.http.Fetch(ctx, u)
+}
+
+func newFetcher() fetcher {
+	return fetcher{http: ipxe.HTTPFetcher{Client: &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		ResponseHeaderTimeout: 20 * time.Second,
+	}}}}
+}
+
+func (in *Init) chain(ctx context.Context, u *url.URL, env map[string]string) error {
+	f := newFetcher()
+	body, err := f.Fetch(ctx, u.String())
+	if err != nil {
+		return err
+	}
+	var plan *ipxe.BootPlan
+	if ipxe.IsScript(body) {
+		in.stage("224: running iPXE script %s (%d bytes)", u, len(body))
+		plan, err = ipxe.Run(ctx, body, u, env, f, in.Out)
+		if err != nil {
+			return err
+		}
+	} else {
+		plan = &ipxe.BootPlan{Kernel: body, KernelURL: u.String()}
+	}
+	return in.kexec(plan)
+}
+
+// kernelImage gunzips a compressed kernel and checks that it is an arm64
+// Image (or an x86 bzImage on amd64) before kexec sees it.
+func kernelImage(k []byte) ([]byte, error) {
+	if len(k) > 2 && k[0] == 0x1f && k[1] == 0x8b {
+		zr, err := gzip.NewReader(bytes.NewReader(k))
+		if err != nil {
+			return nil, fmt.Errorf("kernel: gzip: %w", err)
+		}
+		if k, err = io.ReadAll(io.LimitReader(zr, 512<<20)); err != nil {
+			return nil, fmt.Errorf("kernel: gunzip: %w (truncated download?)", err)
+		}
+	}
+	arm64 := len(k) >= 64 && binary.LittleEndian.Uint32(k[56:60]) == 0x644d5241
+	x86 := len(k) >= 0x206 && string(k[0x202:0x206]) == "HdrS"
+	switch archName() {
+	case "arm64":
+		if !arm64 {
+			if x86 {
+				return nil, errors.New("kernel: this is an x86 bzImage; this machine is arm64: point option 224 at an arm64 kernel")
+			}
+			return nil, errors.New("kernel: not an arm64 Image (no \"ARM\\x64\" magic): wrong file or wrong architecture")
+		}
+	case "amd64":
+		if !x86 {
+			return nil, errors.New("kernel: not an x86 bzImage: wrong file or wrong architecture")
+		}
+	}
+	return k, nil
+}
+
+func (in *Init) kexec(plan *ipxe.BootPlan) error {
+	k, err := kernelImage(plan.Kernel)
+	if err != nil {
+		return err
+	}
+	kf := "/tmp/ramboot-kernel"
+	if err := os.WriteFile(kf, k, 0o600); err != nil {
+		return err
+	}
+	li := &boot.LinuxImage{Name: plan.KernelURL, Kernel: mustOpen(kf), Cmdline: plan.Cmdline}
+	if rd := plan.Initrd(); len(rd) > 0 {
+		rf := "/tmp/ramboot-initrd"
+		if err := os.WriteFile(rf, rd, 0o600); err != nil {
+			return err
+		}
+		li.Initrd = mustOpen(rf)
+	}
+	in.stage("kexec: kernel %d bytes, initrd %d bytes, cmdline %q", len(k), len(plan.Initrd()), plan.Cmdline)
+	err = li.Load()
+	if err != nil {
+		// kexec_file_load is missing from Debian's arm64 kernel: fall back
+		// to kexec_load.
+		in.stage("kexec: kexec_file_load: %v; trying kexec_load", err)
+		li.LoadSyscall = true
+		err = li.Load()
+	}
+	if err != nil {
+		return explainKexec(err)
+	}
+	in.stage("kexec: loaded; booting %s", plan.KernelURL)
+	unix.Sync()
+	if err := kexec.Reboot(); err != nil {
+		return explainKexec(err)
+	}
+	return errors.New("kexec reboot returned")
+}
+
+func explainKexec(err error) error {
+	if errors.Is(err, unix.EBUSY) {
+		return fmt.Errorf("%w: the kernel cannot take the other CPUs offline (\"CPUs are stuck in the kernel\"): "+
+			"this machine booted without PSCI. On a Pi 4 use the tree's config.txt (armstub=bl31.bin, enable_gic=1) "+
+			"or add maxcpus=1 to cmdline.txt", err)
+	}
+	return err
+}
+
+func mustOpen(p string) *os.File {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil
+	}
+	return f
+}
+
+func (in *Init) nfsRoot(n bootspec.NFSSpec) error {
+	host := n.Server
+	ips, err := net.LookupIP(strings.Trim(host, "[]"))
+	if err != nil || len(ips) == 0 {
+		return fmt.Errorf("cannot resolve NFS server %q: %v", host, err)
+	}
+	data := n.MountData() + ",addr=" + ips[0].String()
+	if n.Version == "3" && !strings.Contains(data, "lock") {
+		data += ",nolock" // no rpc.statd in RAM
+	}
+	newRoot := "/newroot"
+	os.MkdirAll(newRoot, 0o755)
+	target := newRoot
+	flags := uintptr(0)
+	if n.Overlay {
+		target = "/run/ramboot/lower"
+		flags = unix.MS_RDONLY
+		os.MkdirAll(target, 0o755)
+	}
+	in.stage("nfs: mount %s on %s (%s)", n.Source(), target, data)
+	if err := unix.Mount(n.Source(), target, "nfs", flags, data); err != nil {
+		hint := ""
+		switch {
+		case errors.Is(err, unix.ENOENT), errors.Is(err, unix.EACCES):
+			hint = ": is the export path right and exported to this node?"
+		case errors.Is(err, unix.ENODEV):
+			hint = ": the nfs modules are not loaded"
+		case errors.Is(err, unix.ETIMEDOUT), errors.Is(err, unix.ECONNREFUSED), errors.Is(err, unix.EHOSTUNREACH):
+			hint = ": is the NFS server up and reachable?"
+		}
+		return fmt.Errorf("mount %s: %w%s", n.Source(), err, hint)
+	}
+	if n.Overlay {
+		rw := "/run/ramboot/rw"
+		os.MkdirAll(rw, 0o755)
+		if err := unix.Mount("tmpfs", rw, "tmpfs", 0, "mode=0755"); err != nil {
+			return fmt.Errorf("overlay tmpfs: %w", err)
+		}
+		os.MkdirAll(rw+"/upper", 0o755)
+		os.MkdirAll(rw+"/work", 0o755)
+		opts := "lowerdir=/run/ramboot/lower,upperdir=" + rw + "/upper,workdir=" + rw + "/work"
+		if err := unix.Mount("overlay", newRoot, "overlay", 0, opts); err != nil {
+			return fmt.Errorf("overlay mount: %w (is the overlay module loaded?)", err)
+		}
+		in.stage("nfs: read-only export under a RAM overlay on %s", newRoot)
+	}
+	initPath := n.Init
+	if _, err := os.Stat(filepath.Join(newRoot, initPath)); err != nil {
+		if _, lerr := os.Lstat(filepath.Join(newRoot, initPath)); lerr != nil {
+			unix.Unmount(newRoot, unix.MNT_DETACH)
+			return fmt.Errorf("the NFS root has no %s (pass init=PATH in option 224)", initPath)
+		}
+	}
+	in.stage("switch_root: %s, exec %s", newRoot, initPath)
+	return mount.SwitchRoot(newRoot, initPath)
+}
