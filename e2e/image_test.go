@@ -183,3 +183,20 @@ func fileSHA(fs []builder.FileInfo, name string) string {
 	}
 	return ""
 }
+
+// TestOfflineRebuild rebuilds from the cache alone, with no mirror
+// configured and no network: the same bytes come out.
+func TestOfflineRebuild(t *testing.T) {
+	_, m := image(t, "virt")
+	out := t.TempDir()
+	b := &builder.Build{Options: builder.Options{Board: "virt", Out: out, SrcDir: srcDir(t), Version: "e2e",
+		Offline: true}}
+	if err := b.Run(context.Background()); err != nil {
+		t.Fatalf("offline rebuild: %v", err)
+	}
+	for i, f := range b.Manifest.Files {
+		if f != m.Files[i] {
+			t.Errorf("offline rebuild: %s differs", f.Name)
+		}
+	}
+}
