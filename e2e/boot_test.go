@@ -77,7 +77,7 @@ func qemu(t *testing.T) string {
 
 // shellRoundTrip types a command whose answer the guest must compute.
 func shellRoundTrip(t *testing.T, vm *VM) {
-	vm.Expect(`shell: started on /dev/console`, 30*time.Second)
+	vm.Expect(`shell: started on ttyAMA0`, 30*time.Second)
 	time.Sleep(500 * time.Millisecond)
 	vm.Send("echo answer-$((6*7)); cat /proc/sys/kernel/osrelease\n")
 	vm.Expect(`answer-42`, 20*time.Second)

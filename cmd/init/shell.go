@@ -5,6 +5,7 @@ package main
 import (
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -65,18 +66,68 @@ func spawn(tty string, argv []string) (<-chan struct{}, error) {
 	return ch, nil
 }
 
-// superviseShells keeps a shell on the console forever.
+// consoles lists the terminals to keep a shell on: every console= of
+// the kernel command line and tty1 (the screen), or /dev/console.
+func consoles() []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(dev string) {
+		if seen[dev] {
+			return
+		}
+		if _, err := os.Stat("/dev/" + dev); err != nil {
+			return
+		}
+		seen[dev] = true
+		out = append(out, dev)
+	}
+	if c, err := os.ReadFile("/proc/cmdline"); err == nil {
+		for _, f := range strings.Fields(string(c)) {
+			if v, ok := strings.CutPrefix(f, "console="); ok {
+				dev, _, _ := strings.Cut(v, ",")
+				if dev == "tty0" {
+					dev = "tty1"
+				}
+				add(dev)
+			}
+		}
+	}
+	add("tty1")
+	if len(out) == 0 {
+		out = []string{"console"}
+	}
+	return out
+}
+
+// superviseShells keeps a shell on every console forever.
 func (in *Init) superviseShells() {
+	ttys := consoles()
+	for _, tty := range ttys[1:] {
+		go in.superviseShell(tty)
+	}
+	in.superviseShell(ttys[0])
+}
+
+func (in *Init) superviseShell(tty string) {
+	defer func() {
+		if r := recover(); r != nil {
+			in.stage("shell on %s: BUG: %v", tty, r)
+		}
+	}()
+	failures := 0
 	for {
-		done, err := spawn("/dev/console", []string{"/bin/sh"})
+		done, err := spawn("/dev/"+tty, []string{"/bin/sh"})
 		if err != nil {
-			in.stage("shell: %v; retrying", err)
+			failures++
+			if failures == 1 || failures%30 == 0 {
+				in.stage("shell on %s: %v; retrying", tty, err)
+			}
 			time.Sleep(2 * time.Second)
 			continue
 		}
-		in.stage("shell: started on /dev/console (type commands; exit restarts it)")
+		in.stage("shell: started on %s (type commands; exit restarts it)", tty)
 		<-done
-		in.stage("shell: exited; restarting")
+		in.stage("shell on %s: exited; restarting", tty)
 		time.Sleep(500 * time.Millisecond)
 	}
 }
