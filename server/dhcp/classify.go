@@ -1,0 +1,134 @@
+// Package dhcp holds the DHCP side of `ramboot serve`: it tells boot
+// clients apart (a Pi's bootloader, ramboot's init, iPXE, PC firmware) and
+// builds the replies each one needs. Protocol only: what a node gets is
+// decided by the caller's inventory.
+package dhcp
+
+import (
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+)
+
+// Kind is the kind of boot client.
+type Kind int
+
+const (
+	Other       Kind = iota
+	PiBootROM        // a Raspberry Pi's EEPROM or ROM bootloader
+	RambootInit      // ramboot's init asking for option 224
+	IPXE             // iPXE, by its user class
+	PCFirmware       // an x86 BIOS/UEFI PXE ROM
+)
+
+func (k Kind) String() string {
+	return [...]string{"other", "pi-bootloader", "ramboot-init", "ipxe", "pc-firmware"}[k]
+}
+
+// RambootVendorClass is option 60 as ramboot's init sends it.
+const RambootVendorClass = "ramboot"
+
+// PiOUIs are the MAC prefixes of Raspberry Pi boards seen in the field.
+var PiOUIs = []string{"b8:27:eb", "dc:a6:32", "e4:5f:01", "28:cd:c1", "d8:3a:dd", "2c:cf:67"}
+
+// Client is what a request says about its sender.
+type Client struct {
+	Kind   Kind
+	MAC    net.HardwareAddr
+	Model  string // "RPi4", "RPi5" from option 97, or ""
+	Serial string // the Pi's serial in lower-case hex, from option 97
+	Arch   uint16 // option 93, if present
+	Vendor string // option 60
+	User   string // option 77 (first class)
+}
+
+// IsPiMAC reports whether mac has a Raspberry Pi OUI.
+func IsPiMAC(mac net.HardwareAddr) bool {
+	if len(mac) < 3 {
+		return false
+	}
+	p := strings.ToLower(mac[:3].String())
+	for _, o := range PiOUIs {
+		if p == o {
+			return true
+		}
+	}
+	return false
+}
+
+// Classify tells what kind of client sent req. A Pi 4 reports option 93 =
+// 0 like an x86 BIOS, so option 97, the vendor class and the MAC decide.
+func Classify(req *dhcpv4.DHCPv4) Client {
+	c := Client{MAC: req.ClientHWAddr, Vendor: req.ClassIdentifier()}
+	if uc := req.UserClass(); len(uc) > 0 {
+		c.User = uc[0]
+	} else if raw := req.Options.Get(dhcpv4.OptionUserClassInformation); len(raw) > 0 {
+		c.User = string(raw)
+	}
+	if a := req.Options.Get(dhcpv4.OptionClientSystemArchitectureType); len(a) >= 2 {
+		c.Arch = uint16(a[0])<<8 | uint16(a[1])
+	}
+	if g := req.Options.Get(dhcpv4.OptionClientMachineIdentifier); len(g) == 17 && g[0] == 0 {
+		if m := string(g[1:5]); m == "RPi4" || m == "RPi5" {
+			c.Model = m
+			c.Serial = hex.EncodeToString(g[13:17])
+		}
+	}
+	switch {
+	case c.Vendor == RambootVendorClass || strings.HasPrefix(c.Vendor, RambootVendorClass+":"):
+		c.Kind = RambootInit
+	case c.User == "iPXE":
+		c.Kind = IPXE
+	case c.Model != "":
+		c.Kind = PiBootROM
+	case strings.HasPrefix(c.Vendor, "PXEClient") && IsPiMAC(c.MAC):
+		c.Kind = PiBootROM
+	case strings.HasPrefix(c.Vendor, "PXEClient") || strings.HasPrefix(c.Vendor, "HTTPClient"):
+		c.Kind = PCFirmware
+	}
+	return c
+}
+
+// PiMenu is option 43 as the Pi bootloader wants it: PXE discovery control
+// 3, a menu prompt, and a boot menu item whose text is match (the EEPROM's
+// PXE_OPTION43, "Raspberry Pi Boot" by default) — the same bytes dnsmasq
+// sends for pxe-service=0,"Raspberry Pi Boot".
+func PiMenu(match string) []byte {
+	var b bytes.Buffer
+	b.Write([]byte{6, 1, 3})                  // discovery control
+	b.Write([]byte{10, 4, 0, 'P', 'X', 'E'}) // menu prompt: timeout 0, "PXE"
+	b.Write([]byte{9, byte(len(match) + 3), 0, 0, byte(len(match))})
+	b.WriteString(match)
+	b.WriteByte(255)
+	return b.Bytes()
+}
+
+// PiProxyOffer builds the proxyDHCP answer to a Pi's DISCOVER or REQUEST:
+// no address, option 60 "PXEClient", option 43 with the menu, option 97
+// echoed, and the server's own address as server identifier (the Pi then
+// uses it as its TFTP server).
+func PiProxyOffer(req *dhcpv4.DHCPv4, serverIP net.IP, menu string) (*dhcpv4.DHCPv4, error) {
+	mt := dhcpv4.MessageTypeOffer
+	if req.MessageType() == dhcpv4.MessageTypeRequest {
+		mt = dhcpv4.MessageTypeAck
+	}
+	resp, err := dhcpv4.NewReplyFromRequest(req,
+		dhcpv4.WithMessageType(mt),
+		dhcpv4.WithServerIP(net.IPv4zero),
+		dhcpv4.WithYourIP(net.IPv4zero),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(serverIP)),
+		dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient")),
+		dhcpv4.WithGeneric(dhcpv4.OptionVendorSpecificInformation, PiMenu(menu)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("pi proxy reply: %w", err)
+	}
+	if g := req.Options.Get(dhcpv4.OptionClientMachineIdentifier); g != nil {
+		resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, g))
+	}
+	return resp, nil
+}
