@@ -1,0 +1,276 @@
+// Package inventory reads nodes.yaml: which node gets which hostname,
+// address and option 224. A node is matched by MAC, then by Pi serial,
+// then the default entry.
+//
+//	defaults:
+//	  option224: "nfs://{{.Server}}/srv/nfs/rack?vers=3&overlay"
+//	nodes:
+//	  - mac: dc:a6:32:01:36:c2
+//	    hostname: pi-r1-01
+//	    address: 192.0.2.101        # full DHCP mode only
+//	  - serial: 9ffefdef
+//	    hostname: pi-r1-02
+//	    option224: shell
+//
+// Option 224 is a Go template with .MAC, .MACHyphen, .Serial, .Hostname and
+// .Server (the server's address on the node's network).
+package inventory
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"text/template"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Node is one inventory entry.
+type Node struct {
+	MAC        string `yaml:"mac"`
+	Serial     string `yaml:"serial"`
+	Hostname   string `yaml:"hostname"`
+	Address    string `yaml:"address"`
+	Option224  string `yaml:"option224"`
+	TFTPPrefix string `yaml:"tftp_prefix"` // serial (default), mac, none
+
+	line int
+	mac  net.HardwareAddr
+	ip   net.IP
+	tmpl *template.Template
+}
+
+// Inventory is a parsed nodes.yaml.
+type Inventory struct {
+	Defaults Node   `yaml:"defaults"`
+	Nodes    []Node `yaml:"nodes"`
+
+	byMAC    map[string]*Node
+	bySerial map[string]*Node
+}
+
+// Vars are what an option 224 template may use.
+type Vars struct {
+	MAC       string // dc:a6:32:01:36:c2
+	MACHyphen string // dc-a6-32-01-36-c2
+	Serial    string // 9ffefdef
+	Hostname  string
+	Server    string // the server's IPv4 address
+}
+
+// Match is a node's resolved settings.
+type Match struct {
+	Hostname   string
+	Address    net.IP
+	Option224  string
+	TFTPPrefix string
+	Line       int // 0 for defaults
+}
+
+// Load reads and checks a file. On error the caller keeps its old
+// inventory.
+func Load(path string) (*Inventory, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: %w", err)
+	}
+	inv, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return inv, nil
+}
+
+// Parse decodes and validates nodes.yaml. Errors name the line.
+func Parse(data []byte) (*Inventory, error) {
+	inv := &Inventory{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true) // a typo is an error, not a silently dropped setting
+	if err := dec.Decode(inv); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	// Decode again as nodes, only to know each entry's line.
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err == nil && len(root.Content) > 0 {
+		m := root.Content[0]
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if m.Content[i].Value == "nodes" {
+				for j, n := range m.Content[i+1].Content {
+					if j < len(inv.Nodes) {
+						inv.Nodes[j].line = n.Line
+					}
+				}
+			}
+		}
+	}
+	inv.byMAC = map[string]*Node{}
+	inv.bySerial = map[string]*Node{}
+	var errs []error
+	if err := inv.Defaults.check(); err != nil {
+		errs = append(errs, fmt.Errorf("defaults: %w", err))
+	}
+	if inv.Defaults.MAC != "" || inv.Defaults.Serial != "" || inv.Defaults.Address != "" {
+		errs = append(errs, errors.New("defaults: mac, serial and address belong to a node, not to defaults"))
+	}
+	hosts := map[string]int{}
+	addrs := map[string]int{}
+	for i := range inv.Nodes {
+		n := &inv.Nodes[i]
+		where := fmt.Sprintf("line %d", n.line)
+		if err := n.check(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", where, err))
+			continue
+		}
+		if n.mac == nil && n.Serial == "" {
+			errs = append(errs, fmt.Errorf("%s: a node needs a mac or a serial to be matched by", where))
+		}
+		if n.mac != nil {
+			k := n.mac.String()
+			if o, ok := inv.byMAC[k]; ok {
+				errs = append(errs, fmt.Errorf("%s: mac %s is already on line %d", where, k, o.line))
+			}
+			inv.byMAC[k] = n
+		}
+		if n.Serial != "" {
+			if o, ok := inv.bySerial[n.Serial]; ok {
+				errs = append(errs, fmt.Errorf("%s: serial %s is already on line %d", where, n.Serial, o.line))
+			}
+			inv.bySerial[n.Serial] = n
+		}
+		if n.Hostname != "" {
+			if l, ok := hosts[n.Hostname]; ok {
+				errs = append(errs, fmt.Errorf("%s: hostname %s is already on line %d", where, n.Hostname, l))
+			}
+			hosts[n.Hostname] = n.line
+		}
+		if n.ip != nil {
+			if l, ok := addrs[n.ip.String()]; ok {
+				errs = append(errs, fmt.Errorf("%s: address %s is already on line %d", where, n.ip, l))
+			}
+			addrs[n.ip.String()] = n.line
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return inv, nil
+}
+
+func (n *Node) check() error {
+	if n.MAC != "" {
+		mac, err := net.ParseMAC(strings.ReplaceAll(n.MAC, "-", ":"))
+		if err != nil || len(mac) != 6 {
+			return fmt.Errorf("mac %q: want six hex bytes like dc:a6:32:01:36:c2", n.MAC)
+		}
+		n.mac = mac
+	}
+	if n.Serial != "" {
+		s := strings.ToLower(strings.TrimPrefix(n.Serial, "0x"))
+		if len(s) != 8 || strings.Trim(s, "0123456789abcdef") != "" {
+			return fmt.Errorf("serial %q: want the Pi's 8 hex digits like 9ffefdef (cat /proc/device-tree/serial-number, last 8)", n.Serial)
+		}
+		n.Serial = s
+	}
+	if n.Address != "" {
+		ip := net.ParseIP(n.Address).To4()
+		if ip == nil {
+			return fmt.Errorf("address %q: want an IPv4 address", n.Address)
+		}
+		n.ip = ip
+	}
+	if n.Hostname != "" && !validHostname(n.Hostname) {
+		return fmt.Errorf("hostname %q: use letters, digits and dashes (RFC 1123)", n.Hostname)
+	}
+	switch n.TFTPPrefix {
+	case "", "serial", "mac", "none":
+	default:
+		return fmt.Errorf("tftp_prefix %q: use serial, mac or none", n.TFTPPrefix)
+	}
+	if n.Option224 != "" {
+		t, err := template.New("option224").Option("missingkey=error").Parse(n.Option224)
+		if err != nil {
+			return fmt.Errorf("option224: %v", err)
+		}
+		if err := t.Execute(&bytes.Buffer{}, Vars{}); err != nil {
+			return fmt.Errorf("option224: %v (fields: .MAC .MACHyphen .Serial .Hostname .Server)", err)
+		}
+		n.tmpl = t
+	}
+	return nil
+}
+
+func validHostname(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(h, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Lookup resolves a node by MAC, then serial, then the defaults. ok is
+// false when no entry and no defaults apply.
+func (inv *Inventory) Lookup(mac net.HardwareAddr, serial string, server net.IP) (Match, bool, error) {
+	var n *Node
+	if inv != nil {
+		if mac != nil {
+			n = inv.byMAC[mac.String()]
+		}
+		if n == nil && serial != "" {
+			n = inv.bySerial[strings.ToLower(serial)]
+		}
+	}
+	d := Node{}
+	if inv != nil {
+		d = inv.Defaults
+	}
+	if n == nil && d.Option224 == "" && d.Hostname == "" && d.TFTPPrefix == "" {
+		return Match{}, false, nil
+	}
+	m := Match{TFTPPrefix: d.TFTPPrefix, Hostname: d.Hostname}
+	tmpl := d.tmpl
+	if n != nil {
+		m.Line = n.line
+		if n.Hostname != "" {
+			m.Hostname = n.Hostname
+		}
+		m.Address = n.ip
+		if n.TFTPPrefix != "" {
+			m.TFTPPrefix = n.TFTPPrefix
+		}
+		if n.tmpl != nil {
+			tmpl = n.tmpl
+		}
+	}
+	if m.TFTPPrefix == "" {
+		m.TFTPPrefix = "serial"
+	}
+	if tmpl != nil {
+		v := Vars{Serial: serial, Hostname: m.Hostname}
+		if mac != nil {
+			v.MAC = mac.String()
+			v.MACHyphen = strings.ReplaceAll(v.MAC, ":", "-")
+		}
+		if server != nil {
+			v.Server = server.String()
+		}
+		var b bytes.Buffer
+		if err := tmpl.Execute(&b, v); err != nil {
+			return m, true, fmt.Errorf("option224 for %s: %w", v.MAC, err)
+		}
+		m.Option224 = b.String()
+	}
+	return m, true, nil
+}
