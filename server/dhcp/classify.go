@@ -99,7 +99,7 @@ func Classify(req *dhcpv4.DHCPv4) Client {
 // sends for pxe-service=0,"Raspberry Pi Boot".
 func PiMenu(match string) []byte {
 	var b bytes.Buffer
-	b.Write([]byte{6, 1, 3})                  // discovery control
+	b.Write([]byte{6, 1, 3})                 // discovery control
 	b.Write([]byte{10, 4, 0, 'P', 'X', 'E'}) // menu prompt: timeout 0, "PXE"
 	b.Write([]byte{9, byte(len(match) + 3), 0, 0, byte(len(match))})
 	b.WriteString(match)

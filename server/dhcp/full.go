@@ -1,0 +1,139 @@
+package dhcp
+
+import (
+	"net"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+)
+
+// full answers as the network's own DHCP server.
+func (s *Server) full(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhcpv4.DHCPv4, Event) {
+	if s.Pool == nil {
+		ev.Type, ev.Detail = "ignored", "full mode without a pool"
+		return nil, ev
+	}
+	mac := req.ClientHWAddr
+	switch req.MessageType() {
+	case dhcpv4.MessageTypeDiscover:
+		ip, err := s.Pool.Offer(mac, req.RequestedIPAddress(), d.Address)
+		if err != nil {
+			ev.Type, ev.Err = "no-address", err
+			return nil, ev
+		}
+		resp, err := s.reply(req, c, d, dhcpv4.MessageTypeOffer, ip)
+		if err != nil {
+			ev.Type, ev.Err = "error", err
+			return nil, ev
+		}
+		ev.Type, ev.Address = "offer", ip
+		return resp, ev
+	case dhcpv4.MessageTypeRequest:
+		if sid := req.ServerIdentifier(); sid != nil && !sid.Equal(s.ServerIP) {
+			ev.Type, ev.Detail = "ignored", "client chose server "+sid.String()
+			return nil, ev
+		}
+		want := req.RequestedIPAddress()
+		if want == nil || want.IsUnspecified() {
+			want = req.ClientIPAddr
+		}
+		if want == nil || want.IsUnspecified() {
+			return s.nak(req, ev, "no address requested")
+		}
+		if d.Address != nil && !d.Address.Equal(want) {
+			return s.nak(req, ev, "this node's address is "+d.Address.String())
+		}
+		l, err := s.Pool.Ack(mac, want, d.Hostname, d.Address != nil)
+		if err != nil {
+			return s.nak(req, ev, err.Error())
+		}
+		resp, err := s.reply(req, c, d, dhcpv4.MessageTypeAck, net.ParseIP(l.IP).To4())
+		if err != nil {
+			ev.Type, ev.Err = "error", err
+			return nil, ev
+		}
+		ev.Type, ev.Address = "ack", want
+		return resp, ev
+	case dhcpv4.MessageTypeInform:
+		resp, err := s.reply(req, c, d, dhcpv4.MessageTypeAck, nil)
+		if err != nil {
+			ev.Type, ev.Err = "error", err
+			return nil, ev
+		}
+		ev.Type = "ack"
+		return resp, ev
+	}
+	ev.Type = "ignored"
+	return nil, ev
+}
+
+func (s *Server) nak(req *dhcpv4.DHCPv4, ev Event, why string) (*dhcpv4.DHCPv4, Event) {
+	resp, err := dhcpv4.NewReplyFromRequest(req,
+		dhcpv4.WithMessageType(dhcpv4.MessageTypeNak),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(s.ServerIP)),
+		dhcpv4.WithOption(dhcpv4.OptMessage(why)))
+	if err != nil {
+		ev.Type, ev.Err = "error", err
+		return nil, ev
+	}
+	ev.Type, ev.Detail = "nak", why
+	return resp, ev
+}
+
+// reply builds an OFFER or ACK. Options the client did not ask for in its
+// parameter request list are left out, except those every client needs
+// (message type, server id, lease time, subnet mask).
+func (s *Server) reply(req *dhcpv4.DHCPv4, c Client, d Decision, mt dhcpv4.MessageType, ip net.IP) (*dhcpv4.DHCPv4, error) {
+	mods := []dhcpv4.Modifier{
+		dhcpv4.WithMessageType(mt),
+		dhcpv4.WithServerIP(s.ServerIP),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(s.ServerIP)),
+	}
+	if ip != nil {
+		lt := s.Pool.LeaseTime
+		if lt == 0 {
+			lt = 12 * time.Hour
+		}
+		mods = append(mods, dhcpv4.WithYourIP(ip), dhcpv4.WithLeaseTime(uint32(lt/time.Second)))
+	}
+	mask := s.Subnet
+	if mask == nil {
+		mask = net.CIDRMask(24, 32)
+	}
+	mods = append(mods, dhcpv4.WithNetmask(mask))
+	resp, err := dhcpv4.NewReplyFromRequest(req, mods...)
+	if err != nil {
+		return nil, err
+	}
+	asked := map[uint8]bool{}
+	for _, o := range req.ParameterRequestList() {
+		asked[o.Code()] = true
+	}
+	set := func(code uint8, val []byte) {
+		if asked[code] && len(val) > 0 {
+			resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(code), val))
+		}
+	}
+	if s.Router != nil {
+		set(3, s.Router.To4())
+	}
+	var dns []byte
+	for _, n := range s.DNS {
+		dns = append(dns, n.To4()...)
+	}
+	set(6, dns)
+	set(12, []byte(d.Hostname))
+	set(224, []byte(d.Option224))
+	if c.Kind == PiBootROM {
+		set(60, []byte("PXEClient"))
+		set(43, PiMenu(s.Menu))
+		set(66, []byte(s.ServerIP.String()))
+		if g := req.Options.Get(dhcpv4.OptionClientMachineIdentifier); g != nil {
+			resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, g))
+		}
+	}
+	if gi := req.GatewayIPAddr; gi != nil && !gi.IsUnspecified() {
+		resp.GatewayIPAddr = gi
+	}
+	return resp, nil
+}

@@ -1,0 +1,246 @@
+package dhcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"syscall"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"golang.org/x/sys/unix"
+)
+
+// Mode is how the server takes part in DHCP.
+type Mode string
+
+const (
+	// Proxy answers only boot clients, never offers an address: for
+	// networks whose router already runs DHCP.
+	Proxy Mode = "proxy"
+	// Full hands out addresses from a pool: for an isolated provisioning
+	// network.
+	Full Mode = "full"
+	// Off runs no DHCP at all.
+	Off Mode = "off"
+)
+
+// Decision is what a node gets, decided by the caller (the inventory).
+type Decision struct {
+	Hostname  string
+	Address   net.IP // full mode: a static address
+	Option224 string
+	Ignore    bool // do not answer this client
+}
+
+// Decider decides per client; the server keeps to protocol.
+type Decider func(c Client, serverIP net.IP) Decision
+
+// Event is one meaningful thing the server did or saw.
+type Event struct {
+	Client  Client
+	Type    string // "offer", "ack", "nak", "ignored", "bad-packet", "release"
+	Address net.IP
+	Detail  string
+	Err     error
+}
+
+// Server answers DHCP on one interface.
+type Server struct {
+	Mode     Mode
+	ServerIP net.IP // this server's address on the interface
+	Menu     string // Pi option 43 menu text; default "Raspberry Pi Boot"
+	Decide   Decider
+	Pool     *Pool // full mode
+	Subnet   net.IPMask
+	Router   net.IP
+	DNS      []net.IP
+	Log      func(Event) // nil: silent
+
+	mu sync.Mutex
+}
+
+func (s *Server) log(e Event) {
+	if s.Log != nil {
+		s.Log(e)
+	}
+}
+
+// ListenInterface opens UDP port 67 bound to ifname only (SO_BINDTODEVICE):
+// the server never answers on another interface.
+func ListenInterface(ifname string, port int) (net.PacketConn, error) {
+	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			if ifname != "" {
+				if serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifname); serr != nil {
+					return
+				}
+			}
+			if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_BROADCAST, 1); serr != nil {
+				return
+			}
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	pc, err := lc.ListenPacket(context.Background(), "udp4", fmt.Sprintf(":%d", port))
+	if err != nil {
+		return nil, fmt.Errorf("dhcp: listen on %s port %d: %w", ifname, port, err)
+	}
+	return pc, nil
+}
+
+// Serve reads requests until ctx ends or the socket fails. A bad packet is
+// logged and skipped.
+func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
+	go func() {
+		<-ctx.Done()
+		pc.Close()
+	}()
+	if s.Menu == "" {
+		s.Menu = "Raspberry Pi Boot"
+	}
+	buf := make([]byte, 4096)
+	for {
+		n, peer, err := pc.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("dhcp: %w", err)
+		}
+		req, err := dhcpv4.FromBytes(buf[:n])
+		if err != nil {
+			s.log(Event{Type: "bad-packet", Detail: peer.String(), Err: err})
+			continue
+		}
+		if req.OpCode != dhcpv4.OpcodeBootRequest {
+			continue
+		}
+		resp, ev := s.Handle(req)
+		s.log(ev)
+		if resp == nil {
+			continue
+		}
+		dst := replyAddr(req, resp, peer)
+		if _, err := pc.WriteTo(resp.ToBytes(), dst); err != nil {
+			s.log(Event{Client: ev.Client, Type: "send-error", Err: err})
+		}
+	}
+}
+
+// replyAddr follows RFC 2131 4.1: to a relay at giaddr:67; to the
+// client's ciaddr if it has one; else broadcast.
+func replyAddr(req, resp *dhcpv4.DHCPv4, peer net.Addr) net.Addr {
+	if gi := req.GatewayIPAddr; gi != nil && !gi.IsUnspecified() {
+		return &net.UDPAddr{IP: gi, Port: 67}
+	}
+	if ci := req.ClientIPAddr; ci != nil && !ci.IsUnspecified() {
+		return &net.UDPAddr{IP: ci, Port: 68}
+	}
+	return &net.UDPAddr{IP: net.IPv4bcast, Port: 68}
+}
+
+// Handle builds the reply to one request (nil: stay silent) and the event
+// to log. It is the whole protocol decision, testable without sockets.
+func (s *Server) Handle(req *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, Event) {
+	c := Classify(req)
+	ev := Event{Client: c}
+	mt := req.MessageType()
+	switch mt {
+	case dhcpv4.MessageTypeDiscover, dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeInform:
+	case dhcpv4.MessageTypeRelease:
+		if s.Mode == Full && s.Pool != nil {
+			s.Pool.Release(req.ClientHWAddr, req.ClientIPAddr)
+		}
+		ev.Type = "release"
+		return nil, ev
+	default:
+		ev.Type, ev.Detail = "ignored", mt.String()
+		return nil, ev
+	}
+	var d Decision
+	if s.Decide != nil {
+		d = s.Decide(c, s.ServerIP)
+	}
+	if d.Ignore {
+		ev.Type, ev.Detail = "ignored", "decider"
+		return nil, ev
+	}
+	switch s.Mode {
+	case Proxy:
+		return s.proxy(req, c, d, ev)
+	case Full:
+		return s.full(req, c, d, ev)
+	}
+	ev.Type, ev.Detail = "ignored", "dhcp off"
+	return nil, ev
+}
+
+func (s *Server) proxy(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhcpv4.DHCPv4, Event) {
+	switch c.Kind {
+	case PiBootROM:
+		resp, err := PiProxyOffer(req, s.ServerIP, s.Menu)
+		if err != nil {
+			ev.Type, ev.Err = "error", err
+			return nil, ev
+		}
+		ev.Type, ev.Detail = typeOf(resp), "pi boot menu"
+		return resp, ev
+	case RambootInit:
+		// No address, only what to do: option 224.
+		mt := dhcpv4.MessageTypeOffer
+		if req.MessageType() != dhcpv4.MessageTypeDiscover {
+			mt = dhcpv4.MessageTypeAck
+		}
+		resp, err := dhcpv4.NewReplyFromRequest(req,
+			dhcpv4.WithMessageType(mt),
+			dhcpv4.WithYourIP(net.IPv4zero),
+			dhcpv4.WithServerIP(s.ServerIP),
+			dhcpv4.WithOption(dhcpv4.OptServerIdentifier(s.ServerIP)),
+			dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient")),
+		)
+		if err != nil {
+			ev.Type, ev.Err = "error", err
+			return nil, ev
+		}
+		if d.Option224 != "" {
+			resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(224), []byte(d.Option224)))
+		}
+		if d.Hostname != "" {
+			resp.UpdateOption(dhcpv4.OptHostName(d.Hostname))
+		}
+		ev.Type, ev.Detail = typeOf(resp), "option 224 "+quote(d.Option224)
+		return resp, ev
+	}
+	ev.Type, ev.Detail = "ignored", "not a boot client (proxy mode answers only boot clients)"
+	return nil, ev
+}
+
+func typeOf(m *dhcpv4.DHCPv4) string {
+	switch m.MessageType() {
+	case dhcpv4.MessageTypeOffer:
+		return "offer"
+	case dhcpv4.MessageTypeAck:
+		return "ack"
+	case dhcpv4.MessageTypeNak:
+		return "nak"
+	}
+	return m.MessageType().String()
+}
+
+func quote(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return fmt.Sprintf("%q", s)
+}
