@@ -136,3 +136,24 @@ func TestFullModeHonoursPRLAndNaks(t *testing.T) {
 	}
 	_ = time.Second
 }
+
+// FuzzHandle feeds arbitrary packets to both modes: never a panic, and
+// proxy mode never offers an address.
+func FuzzHandle(f *testing.F) {
+	t := &testing.T{}
+	f.Add(piDiscover(t).ToBytes())
+	f.Add(initDiscover(t, "dc:a6:32:01:02:03", 1, 3, 224).ToBytes())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		req, err := dhcpv4.FromBytes(data)
+		if err != nil {
+			return
+		}
+		proxy := &Server{Mode: Proxy, ServerIP: net.IPv4(192, 0, 2, 1), Decide: func(Client, net.IP) Decision { return Decision{Option224: "shell"} }}
+		if resp, _ := proxy.Handle(req); resp != nil && !resp.YourIPAddr.IsUnspecified() {
+			t.Fatalf("proxy mode offered %v", resp.YourIPAddr)
+		}
+		p, _ := OpenPool(net.IPv4(192, 0, 2, 100), net.IPv4(192, 0, 2, 110), "")
+		full := &Server{Mode: Full, ServerIP: net.IPv4(192, 0, 2, 1), Pool: p}
+		full.Handle(req)
+	})
+}
