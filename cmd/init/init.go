@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ramboot/ramboot/cmd/init/internal/bootspec"
+	"github.com/ramboot/ramboot/cmd/init/internal/netup"
 )
 
 // BuildInfo is what the builder writes to /etc/ramboot/build.json.
@@ -29,6 +30,8 @@ type BuildInfo struct {
 type Init struct {
 	Out  io.Writer
 	Info BuildInfo
+
+	lease *netup.Result
 
 	mu sync.Mutex
 }
@@ -88,16 +91,18 @@ func (in *Init) boot(kver string) string {
 			needNet = false
 		}
 	}
+	if s := serial(); s != "" {
+		env["serial"] = s
+	}
 	if needNet {
-		res, err := in.network(ctx, env)
+		v, src, err := in.network(ctx, env)
 		if err != nil {
 			in.stage("network: %v", err)
 			if !fromCmdline {
-				return "no network: " + err.Error()
+				return "no network (" + err.Error() + "): provisioning shell"
 			}
 		} else if !fromCmdline {
-			value = res
-			source = "DHCP option 224"
+			value, source = v, src
 		}
 	}
 	return in.act(ctx, value, source, env)
@@ -128,11 +133,29 @@ func (in *Init) banner(kver, outcome string) {
 	if m, err := os.ReadFile("/proc/device-tree/model"); err == nil {
 		model = strings.TrimRight(string(m), "\x00\n")
 	}
-	in.stage("ramboot %s on board %s (%s), kernel %s", in.Info.Version, in.Info.Board, model, kver)
+	var lines []string
+	lines = append(lines, fmt.Sprintf("ramboot %s on board %s (%s), kernel %s", in.Info.Version, in.Info.Board, model, kver))
 	if c, err := os.ReadFile("/proc/cmdline"); err == nil {
-		in.stage("cmdline: %s", strings.TrimSpace(string(c)))
+		lines = append(lines, "cmdline: "+strings.TrimSpace(string(c)))
 	}
-	in.stage("224: %s", outcome)
+	host, _ := os.Hostname()
+	id := "host: " + host
+	if s := serial(); s != "" {
+		id += ", serial " + s
+	}
+	lines = append(lines, id)
+	if l := in.lease; l != nil {
+		ones, _ := l.IP.Mask.Size()
+		lines = append(lines, fmt.Sprintf("net: %s %s %s/%d via %v", l.Interface, l.MAC, l.IP.IP, ones, l.Router))
+	} else {
+		lines = append(lines, "net: down")
+	}
+	lines = append(lines, "224: "+outcome)
+	for _, l := range lines {
+		in.stage("%s", l)
+	}
+	// The same for SSH logins.
+	_ = os.WriteFile("/etc/motd", []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 }
 
 // mountBasics mounts what every later stage needs. A mount that is already

@@ -4,12 +4,77 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/ramboot/ramboot/cmd/init/internal/bootspec"
+	"github.com/ramboot/ramboot/cmd/init/internal/netup"
 )
 
-// network brings up the wired interfaces and runs DHCP; it returns the
-// value of option 224 (empty if none) and fills env with the lease's facts
-// for iPXE scripts.
-func (in *Init) network(ctx context.Context, env map[string]string) (string, error) {
-	return "", errors.New("network bring-up is not built in yet")
+// vendorClass is what the init sends as option 60. It starts with
+// "PXEClient" because a dnsmasq in proxy mode answers nothing else (and
+// then only sends a boot file name, not option 224); ramboot serve knows
+// the ":ramboot" suffix and sends option 224.
+const vendorClass = "PXEClient:ramboot"
+
+// network brings up the wired interfaces and runs DHCP. It returns the
+// value to act on (option 224, or a proxy's boot-file URL when no 224
+// came), where it came from, and fills env with the lease's facts for
+// iPXE scripts.
+func (in *Init) network(ctx context.Context, env map[string]string) (value, source string, err error) {
+	cfg := netup.Config{
+		VendorClass: vendorClass,
+		Log:         func(f string, a ...any) { in.stage("network: "+f, a...) },
+	}
+	res, err := netup.Up(ctx, cfg)
+	if err != nil {
+		return "", "", err
+	}
+	in.lease = res
+	ones, _ := res.IP.Mask.Size()
+	in.stage("network: %s %s %s/%d via %v (server %v)", res.Interface, res.MAC, res.IP.IP, ones, res.Router, res.ServerID)
+	go netup.KeepRenewed(context.Background(), cfg, res)
+
+	env["mac"] = res.MAC.String()
+	env["ip"] = res.IP.IP.String()
+	env["netmask"] = net.IP(res.IP.Mask).String()
+	if res.Router != nil {
+		env["gateway"] = res.Router.String()
+	}
+	if len(res.DNS) > 0 {
+		env["dns"] = res.DNS[0].String()
+	}
+	if res.Hostname != "" {
+		env["hostname"] = res.Hostname
+	}
+	if res.NextServer != nil {
+		env["next-server"] = res.NextServer.String()
+	}
+	env["filename"] = res.BootFile
+	env["224"] = res.Option224
+	env["ramboot-224"] = res.Option224
+
+	if res.Option224 != "" {
+		return res.Option224, fmt.Sprintf("DHCP option 224 from %v", res.Option224From), nil
+	}
+	// A proxyDHCP server that cannot send option 224 (dnsmasq before
+	// 2.91) can still send a URL as the boot file name.
+	if bf := strings.TrimRight(res.BootFile, "\x00"); bf != "" {
+		if spec, err := bootspec.Parse(bf); err == nil && spec.Kind != bootspec.Shell {
+			return bf, fmt.Sprintf("DHCP boot file from %v (no option 224)", res.NextServer), nil
+		}
+	}
+	return "", "DHCP (no option 224)", nil
+}
+
+// serial is the Pi's serial number from the device tree, if any.
+func serial() string {
+	for _, p := range []string{"/proc/device-tree/serial-number", "/sys/firmware/devicetree/base/serial-number"} {
+		if b, err := os.ReadFile(p); err == nil {
+			return strings.TrimLeft(strings.TrimRight(string(b), "\x00\n"), "0")
+		}
+	}
+	return ""
 }

@@ -29,7 +29,9 @@ func (k Kind) String() string {
 	return [...]string{"other", "pi-bootloader", "ramboot-init", "ipxe", "pc-firmware"}[k]
 }
 
-// RambootVendorClass is option 60 as ramboot's init sends it.
+// RambootVendorClass marks ramboot's init in option 60: the init sends
+// "PXEClient:ramboot" (a dnsmasq proxy answers only "PXEClient..."), older
+// or custom inits may send "ramboot".
 const RambootVendorClass = "ramboot"
 
 // PiOUIs are the MAC prefixes of Raspberry Pi boards seen in the field.
@@ -79,7 +81,7 @@ func Classify(req *dhcpv4.DHCPv4) Client {
 		}
 	}
 	switch {
-	case c.Vendor == RambootVendorClass || strings.HasPrefix(c.Vendor, RambootVendorClass+":"):
+	case c.Vendor == RambootVendorClass || strings.HasPrefix(c.Vendor, RambootVendorClass+":") || strings.HasSuffix(c.Vendor, ":"+RambootVendorClass):
 		c.Kind = RambootInit
 	case c.User == "iPXE":
 		c.Kind = IPXE

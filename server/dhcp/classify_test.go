@@ -81,6 +81,9 @@ func TestClassify(t *testing.T) {
 		dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00007:UNDI:003016")),
 		dhcpv4.WithUserClass("iPXE", false))
 	laptop, _ := dhcpv4.NewDiscovery(net.HardwareAddr{0x52, 0x54, 0, 9, 9, 9})
+	init2, _ := dhcpv4.NewDiscovery(net.HardwareAddr{0x52, 0x54, 0, 1, 2, 5},
+		dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:ramboot")),
+		dhcpv4.WithGeneric(dhcpv4.OptionClientSystemArchitectureType, []byte{0, 11}))
 	for _, tc := range []struct {
 		name string
 		req  *dhcpv4.DHCPv4
@@ -92,6 +95,7 @@ func TestClassify(t *testing.T) {
 		{"ramboot init on a pi", init, RambootInit},
 		{"ipxe", ipxe, IPXE},
 		{"a laptop", laptop, Other},
+		{"ramboot init as PXEClient:ramboot", init2, RambootInit},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := Classify(tc.req); got.Kind != tc.kind {
