@@ -135,22 +135,28 @@ func (in *Init) kexec(plan *ipxe.BootPlan) error {
 	if err := os.WriteFile(kf, k, 0o600); err != nil {
 		return err
 	}
-	li := &boot.LinuxImage{Name: plan.KernelURL, Kernel: mustOpen(kf), Cmdline: plan.Cmdline}
+	rf := ""
 	if rd := plan.Initrd(); len(rd) > 0 {
-		rf := "/tmp/ramboot-initrd"
+		rf = "/tmp/ramboot-initrd"
 		if err := os.WriteFile(rf, rd, 0o600); err != nil {
 			return err
 		}
-		li.Initrd = mustOpen(rf)
+	}
+	// Load closes the files it is given, so each attempt opens them anew.
+	image := func(syscallLoad bool) *boot.LinuxImage {
+		li := &boot.LinuxImage{Name: plan.KernelURL, Kernel: mustOpen(kf), Cmdline: plan.Cmdline, LoadSyscall: syscallLoad}
+		if rf != "" {
+			li.Initrd = mustOpen(rf)
+		}
+		return li
 	}
 	in.stage("kexec: kernel %d bytes, initrd %d bytes, cmdline %q", len(k), len(plan.Initrd()), plan.Cmdline)
-	err = li.Load()
+	err = image(false).Load()
 	if err != nil {
 		// kexec_file_load is missing from Debian's arm64 kernel: fall back
 		// to kexec_load.
 		in.stage("kexec: kexec_file_load: %v; trying kexec_load", err)
-		li.LoadSyscall = true
-		err = li.Load()
+		err = image(true).Load()
 	}
 	if err != nil {
 		return explainKexec(err)
