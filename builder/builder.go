@@ -459,7 +459,7 @@ func (b *Build) assemble(ctx context.Context) error {
 	}
 
 	// The busybox: u-root's commands plus our init.
-	cmds := append([]string{"./cmd/init"}, initramfs.Commands...)
+	cmds := append([]string{"./cmd/init", "./cmd/flash"}, initramfs.Commands...)
 	bb := &initramfs.Busybox{
 		GOARCH:   b.Board.GOARCH(),
 		Commands: cmds,

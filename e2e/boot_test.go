@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -145,4 +148,52 @@ func TestBootRaspi4b(t *testing.T) {
 	vm.Expect(`ramboot \[\s*[0-9.]+\] mounts: /proc /sys /dev /run /tmp`, 120*time.Second)
 	vm.Expect(`ramboot e2e on board rpi4 \(Raspberry Pi 4 Model B[^)]*\), kernel `+regexp.QuoteMeta(m.Kernel.Release), 60*time.Second)
 	shellRoundTrip(t, vm)
+}
+
+// TestRaspi4bNoNetworkAndKexecEBUSY: QEMU's raspi4b has no GENET, so the
+// init reports no network and gives the shell; and a kexec there fails the
+// way it does on a stock Pi 4 (a spin-table boot, no PSCI), with the
+// explanation in words. The kernel to kexec is laid into the initramfs by
+// an overlay, and option 224 points at a script in it.
+func TestRaspi4bNoNetworkAndKexecEBUSY(t *testing.T) {
+	dir, m := image(t, "rpi4")
+	overlay := t.TempDir()
+	os.MkdirAll(filepath.Join(overlay, "boot"), 0o755)
+	img, err := os.ReadFile(filepath.Join(dir, "Image"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(overlay, "boot", "Image"), plain, 0o644)
+	os.WriteFile(filepath.Join(overlay, "boot", "kexec.ipxe"), []byte("#!ipxe\nkernel Image console=ttyAMA0\nboot\n"), 0o644)
+	out := t.TempDir()
+	b := &builder.Build{Options: builder.Options{Board: "rpi4", Out: out, SrcDir: srcDir(t), Version: "e2e", Overlays: []string{overlay}}}
+	if err := b.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	dtb := raspi4bDTB(t, filepath.Join(dir, "bcm2711-rpi-4-b.dtb"))
+	run := func(extra string) *VM {
+		return StartVM(t, qemu(t),
+			"-M", "raspi4b", "-nographic", "-no-reboot",
+			"-kernel", filepath.Join(out, "Image"), "-dtb", dtb,
+			"-initrd", filepath.Join(out, "rootfs.cpio.gz"),
+			"-append", "console=ttyAMA0,115200 panic=1 "+extra)
+	}
+	vm := run("")
+	vm.Expect(`network: no wired network interface found`, 120*time.Second)
+	vm.Expect(`224: no network \(.*\): provisioning shell`, 60*time.Second)
+	shellRoundTrip(t, vm)
+
+	vm = run("ramboot.224=file:///boot/kexec.ipxe")
+	vm.Expect(`ramboot e2e on board rpi4|kexec: `, 120*time.Second)
+	vm.Expect(`224: chain file:///boot/kexec.ipxe failed: .*CPUs offline.*PSCI.*armstub=bl31.bin`, 120*time.Second)
+	shellRoundTrip(t, vm)
+	_ = m
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/u-root/u-root/pkg/boot"
 	"github.com/u-root/u-root/pkg/boot/kexec"
+	"github.com/u-root/u-root/pkg/curl"
 	"github.com/u-root/u-root/pkg/mount"
 	"golang.org/x/sys/unix"
 
@@ -64,8 +65,20 @@ func (f fetcher) Fetch(ctx context.Context, u string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if pu.Scheme == "tftp" {
-		return nil, fmt.Errorf("%s: tftp:// is not supported by this init yet; serve it over http://", u)
+	switch pu.Scheme {
+	case "file":
+		return os.ReadFile(pu.Path)
+	case "tftp":
+		// u-root's TFTP client: blksize 1450, windowsize 64.
+		r, err := curl.DefaultTFTPClient.FetchWithoutCache(ctx, pu)
+		if err != nil {
+			return nil, fmt.Errorf("tftp %s: %w", u, err)
+		}
+		data, err := io.ReadAll(io.LimitReader(r, 1<<30))
+		if err != nil {
+			return nil, fmt.Errorf("tftp %s: %w", u, err)
+		}
+		return data, nil
 	}
 	return f.http.Fetch(ctx, u)
 }

@@ -140,6 +140,13 @@ func Parse(s string) (Spec, error) {
 		switch strings.ToLower(v[:i]) {
 		case "http", "https", "tftp":
 			return parseChain(s, v)
+		case "file":
+			// A file in the initramfs: for static setups and tests.
+			u, err := url.Parse(v)
+			if err != nil || u.Host != "" || u.Path == "" || u.Path == "/" {
+				return Spec{}, parseErr(s, "file URL needs an absolute path and no host, like file:///boot/boot.ipxe")
+			}
+			return Spec{Kind: Chain, URL: u}, nil
 		case "nfs":
 			return parseNFSURL(s, v)
 		default:
