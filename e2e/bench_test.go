@@ -90,7 +90,6 @@ func BenchmarkBuild(b *testing.B) {
 		urootD := time.Since(t0)
 		urootSize := fileSize(b, cpioOut+".gz")
 
-
 		b.ReportMetric(coldD.Seconds(), "cold-s")
 		b.ReportMetric(warmD.Seconds(), "warm-s")
 		b.ReportMetric(float64(rootfs)/1e6, "rootfs-MB")

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Installs what `make test` needs on a Debian 12 machine: QEMU >= 9 (from
 # bookworm-backports, for -M raspi4b), device-tree-compiler (fdtput) and the
-# real peers the tests talk to. Idempotent; the mirror is taken from this
+# real peers the tests talk to (dnsmasq, TFTP clients, nfs-ganesha with
+# rpcbind for the e2e lab's NFS roots). Idempotent; the mirror is taken from this
 # machine's own apt sources, never written here.
 set -euo pipefail
 
@@ -19,6 +20,16 @@ have fdtput || need+=(device-tree-compiler)
 for p in dnsmasq:dnsmasq tftp:tftp-hpa atftp:atftp curl:curl ip:iproute2 ssh:openssh-client; do
 	have "${p%%:*}" || need+=("${p#*:}")
 done
+# The e2e lab's NFS server (user space: the kernel may have no nfsd), its
+# portmapper for NFSv3 and showmount/rpcinfo. Daemons in sbin are looked
+# for there too: a user's PATH may not have it.
+have_sbin() { have "$1" || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+for p in ganesha.nfsd:nfs-ganesha rpcbind:rpcbind showmount:nfs-common unshare:util-linux; do
+	have_sbin "${p%%:*}" || need+=("${p#*:}")
+done
+vfs=no
+for f in /usr/lib/*/ganesha/libfsalvfs.so /usr/lib*/ganesha/libfsalvfs.so; do [ -e "$f" ] && vfs=yes; done
+[ $vfs = yes ] || need+=(nfs-ganesha-vfs)
 
 if [ "$(id -u)" != 0 ]; then
 	if ! qemu_ok || [ ${#need[@]} -gt 0 ]; then
@@ -65,5 +76,18 @@ fi
 # dnsmasq's package starts a system service on install; the tests run their
 # own instances in network namespaces only.
 if systemctl is-active --quiet dnsmasq 2>/dev/null; then systemctl disable --now dnsmasq >/dev/null 2>&1 || true; fi
+# So do rpcbind's and nfs-ganesha's: stop them when this run installed them.
+for p in "${need[@]}"; do
+	case $p in
+	rpcbind) units="rpcbind.socket rpcbind.service" ;;
+	nfs-ganesha) units="nfs-ganesha.service nfs-ganesha-lock.service" ;;
+	*) continue ;;
+	esac
+	for u in $units; do
+		if systemctl is-active --quiet "$u" 2>/dev/null || systemctl is-enabled --quiet "$u" 2>/dev/null; then
+			systemctl disable --now "$u" >/dev/null 2>&1 || true
+		fi
+	done
+done
 qemu_ok
 echo "deps: $(qemu-system-aarch64 --version | head -1); fdtput ok"

@@ -4,9 +4,11 @@ package sshd
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -193,7 +195,7 @@ func (ss *session) start(command string, isExec bool) bool {
 	// env requests override the PTY's terminal type and the base.
 	cmd.Env = append(env, ss.env...)
 	cmd.Dir = "/"
-	for _, kv := range slicesReverse(cmd.Env) {
+	for _, kv := range slices.Backward(cmd.Env) {
 		if home, ok := strings.CutPrefix(kv, "HOME="); ok {
 			if fi, err := os.Stat(home); err == nil && fi.IsDir() {
 				cmd.Dir = home
@@ -276,7 +278,10 @@ func (ss *session) start(command string, isExec bool) bool {
 
 	what := "shell"
 	if isExec {
-		what = "exec " + quote(command)
+		if len(command) > 200 {
+			command = command[:200] + "..."
+		}
+		what = fmt.Sprintf("exec %q", command)
 	}
 	ss.srv.logf("ssh: %s: session start: %s as root (user %q), pty %v, pid %d", ss.remote, what, ss.user, ss.pty != nil, cmd.Process.Pid)
 
@@ -383,20 +388,4 @@ func (d drainTarget) drain(exited <-chan struct{}) {
 			return
 		}
 	}
-}
-
-func quote(s string) string {
-	const max = 200
-	if len(s) > max {
-		s = s[:max] + "..."
-	}
-	return "\"" + strings.ReplaceAll(strings.ReplaceAll(s, "\\", "\\\\"), "\"", "\\\"") + "\""
-}
-
-func slicesReverse(s []string) []string {
-	out := make([]string, len(s))
-	for i, v := range s {
-		out[len(s)-1-i] = v
-	}
-	return out
 }

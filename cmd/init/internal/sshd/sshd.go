@@ -329,7 +329,11 @@ func (s *Server) handleConn(nc net.Conn, cfg *ssh.ServerConfig) {
 	nc.SetDeadline(time.Now().Add(handshakeTimeout))
 	conn, chans, reqs, err := ssh.NewServerConn(nc, cfg)
 	if err != nil {
-		s.logf("ssh: %s: handshake failed: %v", remote, err)
+		if _, ok := errors.AsType[*ssh.ServerAuthError](err); ok {
+			s.logf("ssh: %s: auth fail: no authorized key (%v)", remote, err)
+		} else {
+			s.logf("ssh: %s: handshake failed: %v", remote, err)
+		}
 		return
 	}
 	nc.SetDeadline(time.Time{})

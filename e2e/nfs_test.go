@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// NFS root scenarios: dnsmasq sends option 224 naming an export that
+// nfs-ganesha serves inside the lab; ramboot's init mounts it (optionally
+// under a RAM overlay) and switch_roots into its /sbin/init, testdata/
+// nfsinit, which reports on the console.
+
+// nfsLab is a lab with Ganesha serving root read-write at /export and
+// read-only at /ro, and dnsmasq sending option 224 value.
+func nfsLab(t *testing.T, root, value string) *Lab {
+	t.Helper()
+	l := NewLab(t)
+	l.Ganesha(t, Export{Path: root, Pseudo: "/export"}, Export{Path: root, Pseudo: "/ro", RO: true})
+	l.Dnsmasq(t, "--dhcp-range=192.0.2.100,192.0.2.150,12h", `--dhcp-option=224,"`+value+`"`)
+	return l
+}
+
+// TestLabNFSRoot: a plain NFSv3 root, read-write; the probe file the
+// guest writes lands in the export.
+func TestLabNFSRoot(t *testing.T) {
+	for _, tc := range []struct{ name, value, root string }{
+		{"url v3", "nfs://192.0.2.1/export?vers=3", `ROOT nfs \S*vers=3,.*nolock`},
+		{"host:path v4", "192.0.2.1:/export,vers=4", `ROOT nfs4 \S*vers=4`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, _ := image(t, "virt")
+			root := nfsRootDir(t)
+			l := nfsLab(t, root, tc.value)
+			vm := l.Boot(t, dir, "")
+			vm.Expect(`224: NFS root`, 120*time.Second)
+			vm.Expect(`switch_root: /newroot, exec /sbin/init`, 60*time.Second)
+			vm.Expect(`NFSROOT-OK`, 60*time.Second)
+			vm.Expect(tc.root, 10*time.Second)
+			vm.Expect(`RW-OK /ramboot-probe`, 30*time.Second)
+			b, err := os.ReadFile(filepath.Join(root, "ramboot-probe"))
+			if err != nil || !strings.HasPrefix(string(b), "written by nfsinit") {
+				t.Errorf("the guest's probe file is not in the export: %q, %v", b, err)
+			}
+			noPanic(t, vm)
+		})
+	}
+}
+
+// TestLabNFSRootOverlay: a read-only export under a RAM overlay: / is
+// writable, and the export on this machine is left as it was.
+func TestLabNFSRootOverlay(t *testing.T) {
+	dir, _ := image(t, "virt")
+	root := nfsRootDir(t)
+	before := treeDigest(t, root)
+	l := nfsLab(t, root, "nfs://192.0.2.1/ro?vers=3&overlay")
+	vm := l.Boot(t, dir, "")
+	vm.Expect(`224: NFS root`, 120*time.Second)
+	vm.Expect(`nfs: read-only export under a RAM overlay`, 60*time.Second)
+	vm.Expect(`NFSROOT-OK`, 60*time.Second)
+	vm.Expect(`ROOT overlay \S*lowerdir=/run/ramboot/lower,upperdir=/run/ramboot/rw/upper`, 10*time.Second)
+	vm.Expect(`RW-OK /ramboot-probe`, 30*time.Second)
+	if after := treeDigest(t, root); after != before {
+		t.Errorf("the read-only export changed on the server:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	noPanic(t, vm)
+}
+
+// TestLabNFSRootMissing: option 224 names an export that does not exist:
+// the console says why and the provisioning shell answers.
+func TestLabNFSRootMissing(t *testing.T) {
+	dir, _ := image(t, "virt")
+	root := nfsRootDir(t)
+	l := nfsLab(t, root, "nfs://192.0.2.1/nonexistent?vers=3")
+	vm := l.Boot(t, dir, "")
+	vm.Expect(`224: NFS root`, 120*time.Second)
+	vm.Expect(`NFS root 192\.0\.2\.1:/nonexistent failed: .*`, 90*time.Second)
+	shellRoundTrip(t, vm)
+	if strings.Contains(vm.Output(), "NFSROOT-OK") {
+		t.Errorf("a missing export booted an NFS root")
+	}
+	noPanic(t, vm)
+}
+
+// treeDigest lists every path under root with its mode, size and content
+// hash.
+func treeDigest(t *testing.T, root string) string {
+	t.Helper()
+	var lines []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		line := rel + " " + info.Mode().String()
+		if info.Mode().IsRegular() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			s := sha256.Sum256(b)
+			line += " " + hex.EncodeToString(s[:8])
+		}
+		lines = append(lines, line)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
