@@ -13,17 +13,58 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var (
-	exitMu  sync.Mutex
-	exitChs = map[int]chan struct{}{}
-)
+// procs is PID 1's table of children: the reaper collects every exit,
+// orphans included, and hands the status to whoever waits for that pid.
+var procs = &procTable{waiters: map[int]chan int{}, done: map[int]int{}}
 
-// reap collects every child that exits, orphans included, and wakes
-// whoever waits for a tracked pid.
+type procTable struct {
+	mu      sync.Mutex
+	waiters map[int]chan int
+	done    map[int]int // exits nobody waited for yet (bounded)
+}
+
+func (pt *procTable) exited(pid, status int) {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	if ch, ok := pt.waiters[pid]; ok {
+		ch <- status
+		delete(pt.waiters, pid)
+		return
+	}
+	if len(pt.done) > 4096 {
+		for k := range pt.done {
+			delete(pt.done, k)
+			break
+		}
+	}
+	pt.done[pid] = status
+}
+
+// wait returns a channel that gets pid's exit status.
+func (pt *procTable) wait(pid int) <-chan int {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	ch := make(chan int, 1)
+	if st, ok := pt.done[pid]; ok {
+		delete(pt.done, pid)
+		ch <- st
+		return ch
+	}
+	pt.waiters[pid] = ch
+	return ch
+}
+
+// Wait implements sshd.Waiter for processes started by the SSH server.
+func (pt *procTable) Wait(p *os.Process) (int, error) {
+	return <-pt.wait(p.Pid), nil
+}
+
+// reap collects every child that exits.
 func (in *Init) reap() {
 	defer func() {
 		if r := recover(); r != nil {
 			in.stage("reaper: %v", r)
+			go in.reap()
 		}
 	}()
 	for {
@@ -33,25 +74,22 @@ func (in *Init) reap() {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		exitMu.Lock()
-		if ch, ok := exitChs[pid]; ok {
-			close(ch)
-			delete(exitChs, pid)
+		status := ws.ExitStatus()
+		if ws.Signaled() {
+			status = 128 + int(ws.Signal())
 		}
-		exitMu.Unlock()
+		procs.exited(pid, status)
 	}
 }
 
 // spawn starts argv on tty as a session leader with tty as its
 // controlling terminal, and returns a channel closed when it exits.
-func spawn(tty string, argv []string) (<-chan struct{}, error) {
+func spawn(tty string, argv []string) (<-chan int, error) {
 	f, err := os.OpenFile(tty, os.O_RDWR, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	exitMu.Lock()
-	defer exitMu.Unlock()
 	pid, err := syscall.ForkExec(argv[0], argv, &syscall.ProcAttr{
 		Dir:   "/",
 		Env:   os.Environ(),
@@ -61,9 +99,7 @@ func spawn(tty string, argv []string) (<-chan struct{}, error) {
 	if err != nil {
 		return nil, err
 	}
-	ch := make(chan struct{})
-	exitChs[pid] = ch
-	return ch, nil
+	return procs.wait(pid), nil
 }
 
 // consoles lists the terminals to keep a shell on: every console= of

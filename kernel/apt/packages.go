@@ -1,8 +1,8 @@
 package apt
 
 import (
-	"bytes"
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
