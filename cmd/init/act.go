@@ -144,6 +144,9 @@ func (in *Init) kexec(plan *ipxe.BootPlan) error {
 	if err != nil {
 		return err
 	}
+	if err := kexecBlocked(); err != nil {
+		return err
+	}
 	kf := "/tmp/ramboot-kernel"
 	if err := os.WriteFile(kf, k, 0o600); err != nil {
 		return err
@@ -182,11 +185,36 @@ func (in *Init) kexec(plan *ipxe.BootPlan) error {
 	return errors.New("kexec reboot returned")
 }
 
+// kexecBlocked says in advance what arm64 Linux will answer: it refuses
+// kexec (EBUSY, "CPUs are stuck in the kernel") when more than one CPU is
+// possible and the CPUs were started from a spin table, without PSCI to
+// take them offline.
+func kexecBlocked() error {
+	if archName() != "arm64" {
+		return nil
+	}
+	possible, err := os.ReadFile("/sys/devices/system/cpu/possible")
+	if err != nil || strings.TrimSpace(string(possible)) == "0" {
+		return nil
+	}
+	methods, _ := filepath.Glob("/proc/device-tree/cpus/cpu@*/enable-method")
+	for _, m := range methods {
+		if b, err := os.ReadFile(m); err == nil && strings.HasPrefix(string(b), "spin-table") {
+			return explainKexec(fmt.Errorf("kexec: CPUs %s were started from a spin table: %w", strings.TrimSpace(string(possible)), unix.EBUSY))
+		}
+	}
+	return nil
+}
+
 func explainKexec(err error) error {
 	if errors.Is(err, unix.EBUSY) {
 		return fmt.Errorf("%w: the kernel cannot take the other CPUs offline (\"CPUs are stuck in the kernel\"): "+
 			"this machine booted without PSCI. On a Pi 4 use the tree's config.txt (armstub=bl31.bin, enable_gic=1) "+
-			"or add maxcpus=1 to cmdline.txt", err)
+			"or add nr_cpus=1 to cmdline.txt", err)
+	}
+	// Some loaders put whole device trees into their errors: keep it readable.
+	if msg := err.Error(); len(msg) > 400 {
+		return fmt.Errorf("%s ... (%d more bytes)", msg[:400], len(msg)-400)
 	}
 	return err
 }
