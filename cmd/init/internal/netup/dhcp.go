@@ -119,8 +119,9 @@ func sendRetrying(ctx context.Context, c *nclient4.Client, p *dhcpv4.DHCPv4, mat
 	return nil, nclient4.ErrNoResponse
 }
 
-// collectOffers broadcasts discover and collects OFFERs: after the first
-// one it waits window longer; if by then no offer has an address it stops
+// collectOffers broadcasts discover and collects OFFERs: an offer with
+// both an address and option 224 ends it at once; otherwise after the
+// first one it waits window longer; if by then no offer has an address it stops
 // at the first one that has. It returns what it got when ctx ends.
 func collectOffers(ctx context.Context, c *nclient4.Client, discover *dhcpv4.DHCPv4, window time.Duration, log func(string, ...any), iface string) ([]*dhcpv4.DHCPv4, error) {
 	wctx, stop := context.WithCancel(ctx)
@@ -139,6 +140,11 @@ func collectOffers(ctx context.Context, c *nclient4.Client, discover *dhcpv4.DHC
 		defer mu.Unlock()
 		offers = append(offers, p)
 		log("%s: %s", iface, describeOffer(p))
+		if isAddressOffer(p) && len(p.Options.Get(Option224)) > 0 {
+			// An address and option 224 from one server: nothing a
+			// proxy could add, so no need to wait for one.
+			return true
+		}
 		if timer == nil {
 			timer = time.AfterFunc(window, func() {
 				mu.Lock()

@@ -450,10 +450,8 @@ func TestUpDnsmasq(t *testing.T) {
 		if want := "search example.test\nnameserver 192.0.2.53\n"; !strings.HasSuffix(rep.ResolvConfFile, want) {
 			t.Errorf("resolv.conf:\n%s\nwant it to end in\n%s", rep.ResolvConfFile, want)
 		}
-		logs := strings.Join(rep.Log, "\n")
-		if !strings.Contains(logs, "vx: no carrier after 500ms (is the cable in?)") {
-			t.Errorf("no carrier message for vx in the log")
-		}
+		// (vx's no-carrier message is checked in "no carrier": here the
+		// lease may well come before vx's carrier timeout.)
 	})
 
 	t.Run("no answer", func(t *testing.T) {
