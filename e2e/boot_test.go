@@ -95,7 +95,7 @@ func TestBootVirt(t *testing.T) {
 		"-initrd", filepath.Join(dir, "rootfs.cpio.gz"),
 		"-append", "console=ttyAMA0 panic=-1")
 	vm.Expect(`ramboot \[\s*[0-9.]+\] mounts: /proc /sys /dev /run /tmp`, 90*time.Second)
-	vm.Expect(`modules: [1-9][0-9]* loaded`, 30*time.Second)
+	vm.Expect(`modules: [1-9][0-9]* more loaded \(1[0-9] in all\)`, 60*time.Second)
 	vm.Expect(`ramboot e2e on board virt .*kernel `+regexp.QuoteMeta(m.Kernel.Release), 30*time.Second)
 	shellRoundTrip(t, vm)
 	vm.Expect(regexp.QuoteMeta(m.Kernel.Release), 10*time.Second)

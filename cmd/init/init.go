@@ -33,7 +33,8 @@ type Init struct {
 	Out  io.Writer
 	Info BuildInfo
 
-	lease *netup.Result
+	lease       *netup.Result
+	modulesDone chan struct{} // closed when every module is loaded
 
 	mu sync.Mutex
 }
@@ -68,12 +69,32 @@ func (in *Init) Run() {
 	if u, err := uname(); err == nil {
 		kver = u
 	}
-	loaded, err := loadModules(filepath.Join("/lib/modules", kver, "modules.load"), in.stage)
+	// The network drivers first; NFS and the rest load while DHCP runs.
+	modDir := filepath.Join("/lib/modules", kver)
+	order, deps, err := readModuleLists(filepath.Join(modDir, "modules.load"))
 	if err != nil {
 		in.stage("modules: %v", err)
-	} else {
-		in.stage("modules: %d loaded", loaded)
 	}
+	first, rest := splitNetwork(order, deps)
+	if n, err := loadSet(modDir, first, deps, in.stage); err != nil {
+		in.stage("modules: network drivers: %v", err)
+	} else {
+		in.stage("modules: %d network driver modules loaded", n)
+	}
+	in.modulesDone = make(chan struct{})
+	go func() {
+		defer close(in.modulesDone)
+		defer func() {
+			if r := recover(); r != nil {
+				in.stage("modules: BUG: %v", r)
+			}
+		}()
+		if n, err := loadSet(modDir, rest, deps, in.stage); err != nil {
+			in.stage("modules: %v", err)
+		} else {
+			in.stage("modules: %d more loaded (%d in all)", n, len(order))
+		}
+	}()
 	outcome := in.boot(kver)
 	in.startSSH()
 	in.banner(kver, outcome)
@@ -137,6 +158,7 @@ func (in *Init) boot(kver string) string {
 			value, source = v, src
 		}
 	}
+	<-in.modulesDone // NFS and overlay must be in before act mounts them
 	return in.act(ctx, value, source, env)
 }
 
