@@ -21,6 +21,7 @@ const usage = `ramboot: run diskless machines from RAM.
 
 Usage:
   ramboot build --board BOARD [--out DIR] [flags]   build a TFTP-ready boot tree
+  ramboot serve --root DIR --interface IF [flags]   serve a tree: proxyDHCP/DHCP, TFTP, HTTP
   ramboot boards                                    list the built-in boards
   ramboot version                                   print the version
   ramboot help [COMMAND]                            show help
@@ -29,6 +30,7 @@ Examples:
   ramboot build --board rpi4                        # writes out/rpi4/
   ramboot build --board rpi4 --overlay site,keys    # add your files to the initramfs
   ramboot build --board virt --offline              # rebuild from the download cache
+  ramboot serve --root out/rpi4 --interface eth1    # boot the Pis on eth1 (proxyDHCP next to your router)
 
 Run 'ramboot help build' for every build flag.
 `
@@ -46,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "build":
 		err = runBuild(ctx, rest, stdout, stderr)
+	case "serve":
+		err = runServe(ctx, rest, stdout, stderr)
 	case "boards":
 		for _, n := range boards.Names() {
 			b, berr := boards.Lookup(n)
@@ -61,6 +65,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if len(rest) > 0 && rest[0] == "build" {
 			fs, _ := buildFlags(stderr)
 			fmt.Fprint(stdout, buildUsage(fs))
+			return 0
+		}
+		if len(rest) > 0 && rest[0] == "serve" {
+			fs, _ := serveFlags(stderr)
+			fmt.Fprint(stdout, serveUsage(fs))
 			return 0
 		}
 		fmt.Fprint(stdout, usage)

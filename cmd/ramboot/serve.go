@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/ramboot/ramboot/server"
+	"github.com/ramboot/ramboot/server/dhcp"
+)
+
+type serveOpts struct {
+	server.Server
+	dhcpMode  string
+	logFormat string
+	verbose   bool
+}
+
+func serveFlags(stderr io.Writer) (*pflag.FlagSet, *serveOpts) {
+	o := &serveOpts{}
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVarP(&o.Root, "root", "r", "", "the built tree to serve (make image BOARD=rpi4 writes out/rpi4)")
+	fs.StringVarP(&o.Interface, "interface", "i", "", "the one interface to serve; nothing listens elsewhere")
+	fs.StringVar(&o.dhcpMode, "dhcp", "proxy", "proxy (next to a router's DHCP), full (isolated network, needs --range) or off")
+	fs.StringVar(&o.Range, "range", "", "full DHCP: the address pool, FROM-TO")
+	fs.StringVar(&o.LeaseFile, "lease-file", "", "full DHCP: where leases are kept (default next to --root)")
+	fs.StringVarP(&o.Nodes, "nodes", "n", "", "inventory file (nodes.yaml): hostname, address and option 224 per node")
+	fs.StringVar(&o.HTTPAddr, "http", "", "HTTP listen address (default the interface's address, port 8080)")
+	fs.StringVar(&o.TFTPAddr, "tftp", "", "TFTP listen address (default the interface's address, port 69)")
+	fs.StringVar(&o.logFormat, "log-format", "text", "text or json: one line per boot step per node")
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "also log clients that are ignored")
+	return fs, o
+}
+
+func serveUsage(fs *pflag.FlagSet) string {
+	return `Usage: ramboot serve --root DIR --interface IF [flags]
+
+Serves a built tree to every node on one interface: the Pi bootloader's
+proxyDHCP dialect (or a full DHCP server), TFTP, HTTP with per-node iPXE
+scripts, and option 224 for ramboot's init from the inventory. Reload the
+inventory with SIGHUP (it is also reloaded when the file changes).
+
+Examples:
+  ramboot serve --root out/rpi4 --interface eth1
+  ramboot serve --root out/rpi4 --interface eth1 --nodes nodes.yaml --log-format json
+  ramboot serve --root out/rpi4 --interface eth1 --dhcp full --range 192.0.2.100-192.0.2.199
+
+Status page: http://ADDRESS:8080/status (JSON: /status.json)
+
+Flags:
+` + fs.FlagUsages()
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, o := serveFlags(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, serveUsage(fs)) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: serve: %v (see 'ramboot help serve')", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: serve: unexpected argument %q (flags only; see 'ramboot help serve')", errUsage, fs.Arg(0))
+	}
+	o.DHCP = dhcp.Mode(o.dhcpMode)
+	level := slog.LevelInfo
+	if o.verbose {
+		level = slog.LevelDebug
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	switch o.logFormat {
+	case "text":
+		o.Log = slog.New(slog.NewTextHandler(stderr, hopts))
+	case "json":
+		o.Log = slog.New(slog.NewJSONHandler(stderr, hopts))
+	default:
+		return fmt.Errorf("%w: --log-format %q: use text or json", errUsage, o.logFormat)
+	}
+	if err := o.Check(); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				o.Reload()
+			}
+		}
+	}()
+	return o.Run(ctx)
+}

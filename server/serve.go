@@ -1,0 +1,299 @@
+// Package server is `ramboot serve`: proxyDHCP or full DHCP, TFTP and HTTP
+// on one interface, serving one built tree to a whole rack. The listeners
+// (server/dhcp, server/tftp, HTTP) keep to protocol; what a node gets comes
+// from the inventory (server/inventory), and what each node did is kept on
+// a status board (server/status).
+//
+//	s := &server.Server{Root: "out/rpi4", Interface: "eth1", DHCP: dhcp.Proxy}
+//	err := s.Run(ctx)
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/ramboot/ramboot/server/dhcp"
+	"github.com/ramboot/ramboot/server/inventory"
+	"github.com/ramboot/ramboot/server/status"
+)
+
+// Server is one `ramboot serve`.
+type Server struct {
+	Root      string    // the built tree
+	Interface string    // the only interface served
+	DHCP      dhcp.Mode // proxy (default), full, off
+	Range     string    // full mode: FROM-TO
+	LeaseFile string    // full mode: default <Root>/../leases.json
+	Nodes     string    // nodes.yaml; "" = defaults only
+	HTTPAddr  string    // default <interface address>:8080
+	TFTPAddr  string    // default <interface address>:69
+	DHCPPort  int       // default 67 (tests use others)
+	Log       *slog.Logger
+
+	// ServerIP is the interface's IPv4 address, found at start.
+	ServerIP net.IP
+	Board    status.Board
+
+	mu  sync.RWMutex
+	inv *inventory.Inventory
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Log == nil {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return s.Log
+}
+
+// inventory returns the inventory in force.
+func (s *Server) inventory() *inventory.Inventory {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.inv
+}
+
+// Reload reads the inventory again; a bad file is reported and the old
+// inventory stays in force.
+func (s *Server) Reload() error {
+	if s.Nodes == "" {
+		return nil
+	}
+	inv, err := inventory.Load(s.Nodes)
+	if err != nil {
+		s.log().Error("inventory rejected; the previous one stays in force", "file", s.Nodes, "err", err)
+		return err
+	}
+	s.mu.Lock()
+	s.inv = inv
+	s.mu.Unlock()
+	s.log().Info("inventory loaded", "file", s.Nodes, "nodes", len(inv.Nodes))
+	return nil
+}
+
+// InterfaceIPv4 returns the first IPv4 address of ifname.
+func InterfaceIPv4(ifname string) (net.IP, *net.IPNet, error) {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--interface %s: %w (see `ip link` for the names)", ifname, err)
+	}
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return nil, nil, fmt.Errorf("--interface %s: %w", ifname, err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+			return n.IP.To4(), n, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("--interface %s has no IPv4 address: give it one (ip addr add ... dev %s)", ifname, ifname)
+}
+
+// Check validates the configuration before anything listens.
+func (s *Server) Check() error {
+	if s.Root == "" {
+		return errors.New("--root: name the built tree to serve (for example out/rpi4)")
+	}
+	if st, err := os.Stat(s.Root); err != nil || !st.IsDir() {
+		return fmt.Errorf("--root %s: not a directory: build it first with `make image BOARD=rpi4`", s.Root)
+	}
+	if s.Interface == "" {
+		return errors.New("--interface: name the one interface to serve (ramboot serve never answers on all interfaces)")
+	}
+	switch s.DHCP {
+	case "":
+		s.DHCP = dhcp.Proxy
+	case dhcp.Proxy, dhcp.Off:
+		if s.Range != "" {
+			return fmt.Errorf("--range is for --dhcp full; proxy mode never hands out addresses")
+		}
+	case dhcp.Full:
+		if s.Range == "" {
+			return errors.New("--dhcp full needs an explicit --range FROM-TO: a full DHCP server on the wrong network takes it over")
+		}
+	default:
+		return fmt.Errorf("--dhcp %q: use proxy, full or off", s.DHCP)
+	}
+	return nil
+}
+
+// Run serves until ctx ends or a listener fails.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Check(); err != nil {
+		return err
+	}
+	ip, ipnet, err := InterfaceIPv4(s.Interface)
+	if err != nil {
+		return err
+	}
+	s.ServerIP = ip
+	if s.Nodes != "" {
+		if err := s.Reload(); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 4)
+	var wg sync.WaitGroup
+	start := func(name string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(ctx); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+
+	if s.DHCP != dhcp.Off {
+		ds := &dhcp.Server{Mode: s.DHCP, ServerIP: ip, Subnet: ipnet.Mask, Decide: s.decide, Log: s.dhcpLog}
+		if s.DHCP == dhcp.Full {
+			from, to, ok := strings.Cut(s.Range, "-")
+			lf := s.LeaseFile
+			if lf == "" {
+				lf = path.Join(path.Dir(strings.TrimRight(s.Root, "/")), "leases.json")
+			}
+			pool, err := dhcp.OpenPool(net.ParseIP(strings.TrimSpace(from)), net.ParseIP(strings.TrimSpace(to)), lf)
+			if !ok || err != nil {
+				return fmt.Errorf("--range %q: want FROM-TO, like 192.0.2.100-192.0.2.200 (%v)", s.Range, err)
+			}
+			if !ipnet.Contains(pool.Start) || !ipnet.Contains(pool.End) {
+				return fmt.Errorf("--range %s is not inside %s's network %s", s.Range, s.Interface, ipnet)
+			}
+			ds.Pool = pool
+		}
+		port := s.DHCPPort
+		if port == 0 {
+			port = 67
+		}
+		pc, err := dhcp.ListenInterface(s.Interface, port)
+		if err != nil {
+			return err
+		}
+		s.log().Info("dhcp listening", "mode", string(s.DHCP), "interface", s.Interface, "port", port, "server", ip.String())
+		start("dhcp", func(ctx context.Context) error { return ds.Serve(ctx, pc) })
+	}
+
+	if err := s.startTFTP(ctx, start); err != nil {
+		return err
+	}
+
+	haddr := s.HTTPAddr
+	if haddr == "" {
+		haddr = net.JoinHostPort(ip.String(), "8080")
+	}
+	hl, err := net.Listen("tcp", haddr)
+	if err != nil {
+		return fmt.Errorf("http: %w (pass --http ADDR)", err)
+	}
+	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.log().Info("http listening", "addr", hl.Addr().String(), "status", "http://"+hl.Addr().String()+"/status")
+	start("http", func(ctx context.Context) error {
+		go func() { <-ctx.Done(); hs.Close() }()
+		if err := hs.Serve(hl); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+
+	if s.Nodes != "" {
+		start("inventory", s.watchInventory)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	cancel()
+	wg.Wait()
+	return runErr
+}
+
+// decide maps a DHCP client to its inventory entry.
+func (s *Server) decide(c dhcp.Client, server net.IP) dhcp.Decision {
+	m, ok, err := s.inventory().Lookup(c.MAC, c.Serial, server)
+	if err != nil {
+		s.log().Error("inventory", "mac", c.MAC.String(), "err", err)
+	}
+	if !ok {
+		return dhcp.Decision{}
+	}
+	return dhcp.Decision{Hostname: m.Hostname, Address: m.Address, Option224: m.Option224}
+}
+
+func (s *Server) dhcpLog(e dhcp.Event) {
+	mac := e.Client.MAC.String()
+	attrs := []any{"mac", mac, "kind", e.Client.Kind.String(), "event", e.Type}
+	if e.Client.Serial != "" {
+		attrs = append(attrs, "serial", e.Client.Serial)
+	}
+	if e.Address != nil {
+		attrs = append(attrs, "ip", e.Address.String())
+	}
+	if e.Detail != "" {
+		attrs = append(attrs, "detail", e.Detail)
+	}
+	if e.Err != nil {
+		attrs = append(attrs, "err", e.Err.Error())
+	}
+	if e.Type == "ignored" && e.Client.Kind == dhcp.Other {
+		s.log().Debug("dhcp", attrs...)
+		return
+	}
+	s.log().Info("dhcp", attrs...)
+	if e.Client.Kind != dhcp.Other && e.Type != "ignored" {
+		n := status.Node{MAC: mac, Serial: e.Client.Serial, Kind: e.Client.Kind.String()}
+		if e.Address != nil {
+			n.IP = e.Address.String()
+		}
+		s.Board.Record(mac, n, "dhcp "+e.Type, e.Detail)
+	}
+}
+
+func (s *Server) watchInventory(ctx context.Context) error {
+	var last time.Time
+	if st, err := os.Stat(s.Nodes); err == nil {
+		last = st.ModTime()
+	}
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			st, err := os.Stat(s.Nodes)
+			if err == nil && !st.ModTime().Equal(last) {
+				last = st.ModTime()
+				s.Reload()
+			}
+		}
+	}
+}
+
+var macPathRE = regexp.MustCompile(`^/boot/([0-9a-fA-F]{2}(?:[:-][0-9a-fA-F]{2}){5})\.ipxe$`)
+
+// macFromPath parses /boot/<mac>.ipxe.
+func macFromPath(p string) (net.HardwareAddr, bool) {
+	m := macPathRE.FindStringSubmatch(p)
+	if m == nil {
+		return nil, false
+	}
+	mac, err := net.ParseMAC(strings.ReplaceAll(m[1], "-", ":"))
+	return mac, err == nil
+}
+
+var _ = dhcpv4.MessageTypeAck

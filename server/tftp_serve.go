@@ -1,0 +1,106 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/ramboot/ramboot/server/status"
+	"github.com/ramboot/ramboot/server/tftp"
+)
+
+var (
+	serialDirRE = regexp.MustCompile(`^[0-9a-f]{8}$`)
+	macDirRE    = regexp.MustCompile(`^[0-9a-f]{2}(-[0-9a-f]{2}){5}$`)
+)
+
+// resolveTFTP maps a request to a file of the tree. The Pi asks for
+// "<serial>/start4.elf" (or "<mac>/..." with TFTP_PREFIX=2, as dnsmasq's
+// tftp-unique-root=mac lays it out): a file in that per-node directory
+// wins; otherwise the shared tree answers, so one built tree boots every
+// Pi without copies, and a per-node directory can override single files.
+func (s *Server) resolveTFTP(remote net.Addr, rel string) (string, error) {
+	first, rest, ok := strings.Cut(rel, "/")
+	if !ok || rest == "" {
+		return rel, nil
+	}
+	lower := strings.ToLower(first)
+	if !serialDirRE.MatchString(lower) && !macDirRE.MatchString(lower) {
+		return rel, nil
+	}
+	if st, err := os.Stat(filepath.Join(s.Root, first, rest)); err == nil && st.Mode().IsRegular() {
+		return rel, nil
+	}
+	return rest, nil
+}
+
+func (s *Server) tftpLog(e tftp.Event) {
+	attrs := []any{"remote", addrHost(e.Remote), "path", e.Path, "kind", e.Kind, "bytes", e.Bytes,
+		"duration", e.Duration.Round(time.Millisecond).String(), "blksize", e.BlockSize}
+	if e.WindowSize > 1 {
+		attrs = append(attrs, "windowsize", e.WindowSize)
+	}
+	if e.Resolved != "" && e.Resolved != e.Path {
+		attrs = append(attrs, "served", e.Resolved)
+	}
+	if e.Err != nil {
+		attrs = append(attrs, "err", e.Err.Error())
+	}
+	node := status.Node{IP: addrHost(e.Remote)}
+	if first, _, ok := strings.Cut(e.Path, "/"); ok && serialDirRE.MatchString(strings.ToLower(first)) {
+		node.Serial = strings.ToLower(first)
+		attrs = append(attrs, "serial", node.Serial)
+	}
+	s.log().Info("tftp", attrs...)
+	key := node.Serial
+	if key == "" {
+		key = "ip " + node.IP
+	}
+	detail := e.Path
+	if e.Kind == tftp.KindEarlyTerminate {
+		detail += " (size probe)"
+	}
+	s.Board.Record(key, node, "tftp "+e.Kind, detail)
+}
+
+func addrHost(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	if h, _, err := net.SplitHostPort(a.String()); err == nil {
+		return h
+	}
+	return a.String()
+}
+
+func (s *Server) serveTFTP(ctx context.Context, start func(string, func(context.Context) error)) error {
+	addr := s.TFTPAddr
+	if addr == "" {
+		addr = net.JoinHostPort(s.ServerIP.String(), "69")
+	}
+	pc, err := net.ListenPacket("udp4", addr)
+	if err != nil {
+		return errors.New("tftp: " + err.Error() + " (port 69 needs root or CAP_NET_BIND_SERVICE; or pass --tftp ADDR)")
+	}
+	ts := &tftp.Server{Root: s.Root, Resolve: s.resolveTFTP, Log: s.tftpLog}
+	s.log().Info("tftp listening", "addr", pc.LocalAddr().String(), "root", s.Root)
+	start("tftp", func(ctx context.Context) error {
+		go func() {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			ts.Shutdown(sctx)
+		}()
+		err := ts.Serve(pc)
+		if errors.Is(err, tftp.ErrServerClosed) {
+			return nil
+		}
+		return err
+	})
+	return nil
+}
