@@ -9,7 +9,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/ramboot
 
-.PHONY: all image test unit e2e bench deps fuzz clean $(BIN)
+.PHONY: all image serve demo test unit e2e bench deps fuzz clean $(BIN)
 
 all: $(BIN)
 
@@ -19,6 +19,17 @@ $(BIN):
 ## image: build the boot tree for BOARD (rpi4, virt) into OUT; OVERLAYS=dir1,dir2 adds files
 image: $(BIN)
 	./$(BIN) build --board $(BOARD) --out $(OUT) $(if $(OVERLAYS),--overlay $(OVERLAYS))
+
+## serve: serve out/BOARD on IFACE (proxyDHCP next to your router); NODES=nodes.yaml optional
+IFACE ?=
+NODES ?=
+serve: $(BIN)
+	@test -n "$(IFACE)" || { echo "make serve needs IFACE=<the interface the Pis are on>"; exit 2; }
+	./$(BIN) serve --root $(OUT) --interface $(IFACE) $(if $(NODES),--nodes $(NODES))
+
+## demo: build the virt image and netboot a QEMU guest from ramboot serve in a network namespace
+demo: $(BIN) deps
+	bash e2e/demo.sh
 
 ## deps: install QEMU (bookworm-backports), fdtput and the real peers the tests use
 deps:

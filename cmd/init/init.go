@@ -199,8 +199,7 @@ func (in *Init) banner(kver, outcome string) {
 	}
 	lines = append(lines, id)
 	if l := in.lease; l != nil {
-		ones, _ := l.IP.Mask.Size()
-		lines = append(lines, fmt.Sprintf("net: %s %s %s/%d via %v", l.Interface, l.MAC, l.IP.IP, ones, l.Router))
+		lines = append(lines, "net: "+describeLease(l))
 	} else {
 		lines = append(lines, "net: down")
 	}

@@ -33,8 +33,7 @@ func (in *Init) network(ctx context.Context, env map[string]string) (value, sour
 		return "", "", err
 	}
 	in.lease = res
-	ones, _ := res.IP.Mask.Size()
-	in.stage("network: %s %s %s/%d via %v (server %v)", res.Interface, res.MAC, res.IP.IP, ones, res.Router, res.ServerID)
+	in.stage("network: %s (server %v)", describeLease(res), res.ServerID)
 	go netup.KeepRenewed(context.Background(), cfg, res)
 
 	env["mac"] = res.MAC.String()
@@ -77,4 +76,14 @@ func serial() string {
 		}
 	}
 	return ""
+}
+
+// describeLease is "eth0 52:54:00:12:34:56 192.0.2.101/24 via 192.0.2.1".
+func describeLease(l *netup.Result) string {
+	ones, _ := l.IP.Mask.Size()
+	s := fmt.Sprintf("%s %s %s/%d", l.Interface, l.MAC, l.IP.IP, ones)
+	if l.Router != nil {
+		s += " via " + l.Router.String()
+	}
+	return s
 }
