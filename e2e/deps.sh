@@ -39,6 +39,15 @@ if [ "$(id -u)" != 0 ]; then
 	exit 0
 fi
 
+# No package installed here may start a service: dnsmasq, tftpd-hpa,
+# rpcbind and nfs-ganesha would otherwise listen on this machine's real
+# interfaces. The tests start their own instances inside network namespaces.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\n# ramboot e2e/deps.sh: no service starts during this install\nexit 101\n' >/usr/sbin/policy-rc.d
+	chmod +x /usr/sbin/policy-rc.d
+	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+
 if ! qemu_ok; then
 	codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 	if [ "$codename" = bookworm ] && ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
