@@ -158,7 +158,9 @@ func (in *Init) boot(kver string) string {
 			value, source = v, src
 		}
 	}
-	<-in.modulesDone // NFS and overlay must be in before act mounts them
+	if spec, err := bootspec.Parse(value); err == nil && spec.Kind == bootspec.NFS {
+		<-in.modulesDone // NFS and overlay must be in before act mounts them
+	}
 	return in.act(ctx, value, source, env)
 }
 

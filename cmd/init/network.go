@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/ramboot/ramboot/cmd/init/internal/bootspec"
 	"github.com/ramboot/ramboot/cmd/init/internal/netup"
@@ -26,6 +27,10 @@ const vendorClass = "PXEClient:ramboot"
 func (in *Init) network(ctx context.Context, env map[string]string) (value, source string, err error) {
 	cfg := netup.Config{
 		VendorClass: vendorClass,
+		// A proxyDHCP server answers as fast as the DHCP server does (it
+		// checks nothing); 750 ms after the first offer is plenty for it
+		// and halves the default wait when there is no proxy.
+		OfferWindow: 750 * time.Millisecond,
 		Log:         func(f string, a ...any) { in.stage("network: "+f, a...) },
 	}
 	res, err := netup.Up(ctx, cfg)

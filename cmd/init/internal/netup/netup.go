@@ -231,7 +231,7 @@ func upLink(ctx context.Context, cfg Config, name string) (*Result, error) {
 }
 
 // carrierPoll is how often waitCarrier looks at the link.
-const carrierPoll = 100 * time.Millisecond
+const carrierPoll = 25 * time.Millisecond
 
 func waitCarrier(ctx context.Context, index int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
