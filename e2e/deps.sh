@@ -1,9 +1,10 @@
 #!/bin/bash
 # Installs what `make test` needs on a Debian 12 machine: QEMU >= 9 (from
 # bookworm-backports, for -M raspi4b), device-tree-compiler (fdtput) and the
-# real peers the tests talk to (dnsmasq, TFTP clients, nfs-ganesha with
-# rpcbind for the e2e lab's NFS roots). Idempotent; the mirror is taken from this
-# machine's own apt sources, never written here.
+# real peers the tests talk to (dnsmasq, TFTP clients, tftpd-hpa for the
+# TFTP benchmarks, nfs-ganesha with rpcbind for the e2e lab's NFS roots).
+# Idempotent; the mirror is taken from this machine's own apt sources, never
+# written here.
 set -euo pipefail
 
 need=()
@@ -24,7 +25,7 @@ done
 # portmapper for NFSv3 and showmount/rpcinfo. Daemons in sbin are looked
 # for there too: a user's PATH may not have it.
 have_sbin() { have "$1" || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
-for p in ganesha.nfsd:nfs-ganesha rpcbind:rpcbind showmount:nfs-common unshare:util-linux; do
+for p in ganesha.nfsd:nfs-ganesha rpcbind:rpcbind showmount:nfs-common unshare:util-linux in.tftpd:tftpd-hpa dhclient:isc-dhcp-client udhcpc:udhcpc iptables-legacy:iptables; do
 	have_sbin "${p%%:*}" || need+=("${p#*:}")
 done
 vfs=no
@@ -90,6 +91,7 @@ for p in "${need[@]}"; do
 	case $p in
 	rpcbind) units="rpcbind.socket rpcbind.service" ;;
 	nfs-ganesha) units="nfs-ganesha.service nfs-ganesha-lock.service" ;;
+	tftpd-hpa) units="tftpd-hpa.service" ;;
 	*) continue ;;
 	esac
 	for u in $units; do

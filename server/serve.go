@@ -170,7 +170,8 @@ func (s *Server) Run(ctx context.Context) error {
 				return fmt.Errorf("--range %q: want FROM-TO, like 192.0.2.100-192.0.2.200 (%v)", s.Range, err)
 			}
 			if !ipnet.Contains(pool.Start) || !ipnet.Contains(pool.End) {
-				return fmt.Errorf("--range %s is not inside %s's network %s", s.Range, s.Interface, ipnet)
+				network := &net.IPNet{IP: ipnet.IP.Mask(ipnet.Mask), Mask: ipnet.Mask}
+				return fmt.Errorf("--range %s is not inside %s's network %s", s.Range, s.Interface, network)
 			}
 			ds.Pool = pool
 		}

@@ -52,12 +52,25 @@ func (s *Server) tftpLog(e tftp.Event) {
 		attrs = append(attrs, "err", e.Err.Error())
 	}
 	node := status.Node{IP: addrHost(e.Remote)}
-	if first, _, ok := strings.Cut(e.Path, "/"); ok && serialDirRE.MatchString(strings.ToLower(first)) {
-		node.Serial = strings.ToLower(first)
-		attrs = append(attrs, "serial", node.Serial)
+	key := ""
+	if first, _, ok := strings.Cut(e.Path, "/"); ok {
+		switch lower := strings.ToLower(first); {
+		case serialDirRE.MatchString(lower):
+			node.Serial = lower
+			attrs = append(attrs, "serial", node.Serial)
+			// The node's record is under its MAC once DHCP saw the serial
+			// (option 97): one entry per Pi, not one per protocol.
+			key = s.Board.MACOfSerial(node.Serial)
+			node.MAC = key
+		case macDirRE.MatchString(lower):
+			node.MAC = strings.ReplaceAll(lower, "-", ":")
+			key = node.MAC
+		}
 	}
 	s.log().Info("tftp", attrs...)
-	key := node.Serial
+	if key == "" {
+		key = node.Serial
+	}
 	if key == "" {
 		key = "ip " + node.IP
 	}

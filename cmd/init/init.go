@@ -147,6 +147,11 @@ func (in *Init) boot(kver string) string {
 	if s := serial(); s != "" {
 		env["serial"] = s
 	}
+	if h := cmdlineHostname(); h != "" {
+		if err := unix.Sethostname([]byte(h)); err != nil {
+			in.stage("hostname %s: %v", h, err)
+		}
+	}
 	if needNet {
 		v, src, err := in.network(ctx, env)
 		if err != nil {

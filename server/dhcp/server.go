@@ -187,6 +187,16 @@ func (s *Server) Handle(req *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, Event) {
 }
 
 func (s *Server) proxy(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhcpv4.DHCPv4, Event) {
+	// A REQUEST that names another server (the router's DHCP, whose
+	// address the client took) is not ours to answer (RFC 2131 4.3.2);
+	// dnsmasq's proxy stays silent too. An ACK from here, with no
+	// address, could be taken by the client in place of the router's.
+	if req.MessageType() == dhcpv4.MessageTypeRequest {
+		if sid := req.ServerIdentifier(); sid != nil && !sid.IsUnspecified() && !sid.Equal(s.ServerIP) {
+			ev.Type, ev.Detail = "ignored", "client chose server "+sid.String()
+			return nil, ev
+		}
+	}
 	switch c.Kind {
 	case PiBootROM:
 		resp, err := PiProxyOffer(req, s.ServerIP, s.Menu)

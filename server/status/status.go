@@ -76,6 +76,18 @@ func (b *Board) Record(key string, n Node, stage, detail string) {
 	}
 }
 
+// MACOfSerial returns the MAC of the node recorded with serial, or "".
+func (b *Board) MACOfSerial(serial string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, n := range b.nodes {
+		if n.Serial == serial && n.MAC != "" {
+			return n.MAC
+		}
+	}
+	return ""
+}
+
 // Nodes returns a copy of every node, most recently seen first.
 func (b *Board) Nodes() []Node {
 	b.mu.Lock()

@@ -353,6 +353,16 @@ func resultFrom(iface string, mac net.HardwareAddr, ack *dhcpv4.DHCPv4, opt224 s
 	if v := decodeOption224(ack.Options.Get(Option224)); v != "" {
 		r.Option224, r.Option224From = v, serverID(ack)
 	}
+	// No host name from the address server: take the one a proxy sent
+	// (ramboot serve names nodes from its inventory in proxy mode).
+	for _, p := range offers {
+		if r.Hostname != "" {
+			break
+		}
+		if p != nil && !isAddressOffer(p) {
+			r.Hostname = strings.TrimRight(p.HostName(), "\x00")
+		}
+	}
 	if l := ack.DomainSearch(); l != nil && len(l.Labels) > 0 {
 		r.Search = l.Labels
 	} else if r.Domain != "" {

@@ -1,0 +1,298 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+)
+
+// The Raspberry Pi 4 EEPROM bootloader, as notes/rpi-netboot.md
+// documents it, and dnsmasq 2.90's proxy reply to it, captured there.
+const (
+	piMAC    = "dc:a6:32:01:36:c2"
+	piSerial = "9ffefdef"
+	piVendor = "PXEClient:Arch:00000:UNDI:002001"
+	piOpt97  = "0052506934003111c0320136c29ffefdef"
+	// dnsmasq --dhcp-range=<net>,proxy --pxe-service=0,"Raspberry Pi Boot"
+	dnsmasqPiOpt43 = "0601030a0400505845091400001152617370626572727920506920426f6f74ff"
+	dnsmasqPiOpt60 = "505845436c69656e74"
+)
+
+func mustHex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// piDHCPMods are the options of the Pi 4's DISCOVER (and REQUEST): vendor
+// class, client arch 0 (like an x86 BIOS), UNDI 2.1 (option 94), the
+// machine id with "RPi4" and the serial (97), and its parameter request
+// list: 1, 3, 43, 60, 66, 67, 128-135.
+func piDHCPMods(t *testing.T) []dhcpv4.Modifier {
+	prl := []dhcpv4.OptionCode{dhcpv4.OptionSubnetMask, dhcpv4.OptionRouter, dhcpv4.OptionVendorSpecificInformation,
+		dhcpv4.OptionClassIdentifier, dhcpv4.OptionTFTPServerName, dhcpv4.OptionBootfileName}
+	for c := 128; c <= 135; c++ {
+		prl = append(prl, dhcpv4.GenericOptionCode(c))
+	}
+	return []dhcpv4.Modifier{
+		dhcpv4.WithOption(dhcpv4.OptClassIdentifier(piVendor)),
+		dhcpv4.WithGeneric(dhcpv4.OptionClientSystemArchitectureType, []byte{0, 0}),
+		dhcpv4.WithGeneric(dhcpv4.OptionClientNetworkInterfaceIdentifier, []byte{1, 2, 1}),
+		dhcpv4.WithGeneric(dhcpv4.OptionClientMachineIdentifier, mustHex(t, piOpt97)),
+		// Replace, not add to, the default list NewDiscovery puts in.
+		func(d *dhcpv4.DHCPv4) { d.UpdateOption(dhcpv4.OptParameterRequestList(prl...)) },
+	}
+}
+
+// piExchange sends m from the Pi's namespace and collects every answer
+// with its transaction id for the whole window.
+func piExchange(t *testing.T, c *nclient4.Client, m *dhcpv4.DHCPv4, window time.Duration) []*dhcpv4.DHCPv4 {
+	t.Helper()
+	var got []*dhcpv4.DHCPv4
+	ctx, cancel := context.WithTimeout(context.Background(), window)
+	defer cancel()
+	_, err := c.SendAndRead(ctx, nclient4.DefaultServers, m, func(p *dhcpv4.DHCPv4) bool {
+		got = append(got, p)
+		return false
+	})
+	if err == nil {
+		t.Fatalf("piExchange: a matcher that never matches matched")
+	}
+	return got
+}
+
+func optCodes(p *dhcpv4.DHCPv4) []int {
+	var cs []int
+	for c := range p.Options {
+		cs = append(cs, int(c))
+	}
+	sort.Ints(cs)
+	return cs
+}
+
+// TestServePiReplay replays a Raspberry Pi 4's network boot against
+// `ramboot serve` in proxy mode next to a DHCP server (dnsmasq) that hands
+// out the addresses: the proxy offer must be byte-equal where it counts
+// to dnsmasq's proxy reply (the known-good path), a REQUEST for the
+// router's address must get no answer from the proxy, and the TFTP
+// sequence the EEPROM runs (size probe with early terminate, files under
+// the serial prefix, a missing signature file) must work, with per-serial
+// and per-MAC overrides over the one shared tree.
+func TestServePiReplay(t *testing.T) {
+	l := NewLab(t)
+	src, _ := image(t, "rpi4")
+	tree := svCopyTree(t, src)
+	router := l.Peer(t, "192.0.2.2")
+	dns := l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--no-ping")
+	srv := svStart(t, l, tree) // proxy is the default
+	pi := l.Peer(t, "192.0.2.50")
+	svSetMAC(t, pi, piMAC)
+	run(t, "ip", "-n", pi.NS, "addr", "flush", "dev", pi.Iface) // no address yet, as a Pi at power-on
+
+	var c *nclient4.Client
+	if err := inNetns(pi.NS, func() (err error) {
+		c, err = nclient4.New(pi.Iface, nclient4.WithTimeout(3*time.Second), nclient4.WithRetry(1))
+		return err
+	}); err != nil {
+		t.Fatalf("DHCP client in %s: %v", pi.NS, err)
+	}
+	defer c.Close()
+	mac, _ := net.ParseMAC(piMAC)
+
+	// DISCOVER.
+	disc, err := dhcpv4.NewDiscovery(mac, piDHCPMods(t)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var proxy, addr *dhcpv4.DHCPv4
+	for _, p := range piExchange(t, c, disc, 3*time.Second) {
+		t.Logf("answer to DISCOVER: %s", p.Summary())
+		if p.MessageType() != dhcpv4.MessageTypeOffer {
+			t.Errorf("answer to DISCOVER is a %s", p.MessageType())
+			continue
+		}
+		switch sid := p.ServerIdentifier(); {
+		case sid.Equal(net.ParseIP(LabAddr)):
+			if proxy != nil {
+				t.Errorf("two offers from ramboot serve")
+			}
+			proxy = p
+		case sid.Equal(net.ParseIP(router.Addr)):
+			addr = p
+		default:
+			t.Errorf("offer from unknown server %v", sid)
+		}
+	}
+	if proxy == nil || addr == nil {
+		t.Fatalf("DISCOVER: proxy offer %v, address offer %v; want both", proxy != nil, addr != nil)
+	}
+	if !proxy.YourIPAddr.Equal(net.IPv4zero) || !proxy.ServerIPAddr.Equal(net.IPv4zero) {
+		t.Errorf("proxy offer: yiaddr %v siaddr %v, want 0.0.0.0 and 0.0.0.0 as dnsmasq", proxy.YourIPAddr, proxy.ServerIPAddr)
+	}
+	for _, o := range []struct {
+		code dhcpv4.OptionCode
+		want []byte
+	}{
+		{dhcpv4.OptionVendorSpecificInformation, mustHex(t, dnsmasqPiOpt43)},
+		{dhcpv4.OptionClassIdentifier, mustHex(t, dnsmasqPiOpt60)},
+		{dhcpv4.OptionClientMachineIdentifier, mustHex(t, piOpt97)},
+		{dhcpv4.OptionServerIdentifier, net.ParseIP(LabAddr).To4()},
+		{dhcpv4.OptionDHCPMessageType, []byte{2}},
+	} {
+		if got := proxy.Options.Get(o.code); !bytes.Equal(got, o.want) {
+			t.Errorf("proxy offer option %d = %x, want %x (dnsmasq's)", o.code.Code(), got, o.want)
+		}
+	}
+	if got := optCodes(proxy); !equalInts(got, []int{43, 53, 54, 60, 97}) {
+		t.Errorf("proxy offer options %v, dnsmasq's proxy reply has [43 53 54 60 97]", got)
+	}
+	if a := addr.YourIPAddr.To4(); a == nil || a[3] < 100 || a[3] > 150 {
+		t.Fatalf("dnsmasq's offer has address %v", addr.YourIPAddr)
+	}
+	e, _ := svWaitLog(t, srv, 0, 5*time.Second, "dhcp offer", func(e svLogLine) bool { return e.msg() == "dhcp" && e.str("event") == "offer" })
+	if e.str("kind") != "pi-bootloader" || e.str("serial") != piSerial || e.str("mac") != piMAC {
+		t.Errorf("serve's log for the DISCOVER: %v", e)
+	}
+
+	// REQUEST the router's address: dnsmasq ACKs, the proxy stays silent
+	// (the client chose another server; dnsmasq's proxy answers no REQUEST
+	// on port 67 either).
+	req, err := dhcpv4.NewRequestFromOffer(addr, piDHCPMods(t)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ack *dhcpv4.DHCPv4
+	for _, p := range piExchange(t, c, req, 2*time.Second) {
+		t.Logf("answer to REQUEST: %s", p.Summary())
+		if !p.ServerIdentifier().Equal(net.ParseIP(router.Addr)) {
+			t.Errorf("a REQUEST for %v from %v got an answer from %v (%s, yiaddr %v)", addr.YourIPAddr, router.Addr, p.ServerIdentifier(), p.MessageType(), p.YourIPAddr)
+			continue
+		}
+		if p.MessageType() == dhcpv4.MessageTypeAck {
+			ack = p
+		}
+	}
+	if ack == nil || !ack.YourIPAddr.Equal(addr.YourIPAddr) {
+		t.Fatalf("no ACK for %v from dnsmasq", addr.YourIPAddr)
+	}
+	dns.Expect(`DHCPACK\(eth0\) `+strings.ReplaceAll(ack.YourIPAddr.String(), ".", `\.`)+` `+piMAC, 5*time.Second)
+	piIP := ack.YourIPAddr.String()
+	run(t, "ip", "-n", pi.NS, "addr", "add", piIP+"/24", "dev", pi.Iface)
+
+	// TFTP, to the proxy's server identifier (no siaddr, no option 66).
+	tftpServer := proxy.ServerIdentifier().String() + ":69"
+	pc := piTFTP{NS: pi.NS, Server: tftpServer, Blksize: 1024, Tsize: true}
+	probe := pc
+	probe.EarlyTerminate = true
+	r, err := probe.Get(piSerial + "/start4.elf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(filepath.Join(tree, "start4.elf")); r.tsize() != st.Size() || r.OACK["blksize"] != "1024" || r.ErrCode != -1 {
+		t.Errorf("size probe of %s/start4.elf: OACK %v, ERROR %d; want tsize %d, blksize 1024", piSerial, r.OACK, r.ErrCode, st.Size())
+	}
+	e, _ = svTFTPLog(t, srv, 0, piSerial+"/start4.elf")
+	if e.str("kind") != "early-terminate" || e.str("level") != "INFO" || e["err"] != nil {
+		t.Errorf("serve logged the Pi's size probe as %v, want kind early-terminate at INFO, no err", e)
+	}
+
+	fetch := func(name string, want []byte) {
+		t.Helper()
+		r, err := pc.Get(name)
+		if err != nil {
+			t.Errorf("tftp %s: %v", name, err)
+			return
+		}
+		if r.ErrCode != -1 {
+			t.Errorf("tftp %s: ERROR %d %q", name, r.ErrCode, r.ErrMsg)
+			return
+		}
+		svSameBytes(t, "tftp "+name, r.Data, want)
+		if r.tsize() != int64(len(want)) {
+			t.Errorf("tftp %s: OACK tsize %q, want %d", name, r.OACK["tsize"], len(want))
+		}
+		e, _ := svTFTPLog(t, srv, 0, name)
+		if e.str("kind") != "served" || e.str("blksize") != "1024" || e.str("remote") != piIP {
+			t.Errorf("serve's log for %s: %v", name, e)
+		}
+	}
+	t0 := time.Now()
+	for _, f := range []string{"config.txt", "start4cd.elf", "fixup4cd.dat", "bcm2711-rpi-4-b.dtb", "cmdline.txt", "rootfs.cpio.gz", "Image"} {
+		fetch(piSerial+"/"+f, svRead(t, filepath.Join(src, f)))
+	}
+	t.Logf("Pi TFTP sequence (lock-step, blksize 1024): %v", time.Since(t0).Round(time.Millisecond))
+
+	r, err = pc.Get(piSerial + "/pieeprom.sig")
+	if err != nil || r.ErrCode != 1 {
+		t.Errorf("tftp %s/pieeprom.sig: %v, ERROR %d %q; want ERROR 1 (not found)", piSerial, err, r.ErrCode, r.ErrMsg)
+	}
+	if e, _ := svTFTPLog(t, srv, 0, piSerial+"/pieeprom.sig"); e.str("kind") != "not-found" {
+		t.Errorf("serve's log for pieeprom.sig: %v, want kind not-found", e)
+	}
+
+	// Per-node overrides over the shared tree: a file in <serial>/ or in
+	// <mac with dashes>/ wins for that node only.
+	shared := svRead(t, filepath.Join(src, "cmdline.txt"))
+	svWrite(t, filepath.Join(tree, piSerial, "cmdline.txt"), "console=ttyS1,115200 per-serial\n")
+	svWrite(t, filepath.Join(tree, "dc-a6-32-01-36-c2", "cmdline.txt"), "console=ttyS1,115200 per-mac\n")
+	fetch("dc-a6-32-01-36-c2/cmdline.txt", []byte("console=ttyS1,115200 per-mac\n"))
+	fetch("dc-a6-32-01-36-c2/start4cd.elf", svRead(t, filepath.Join(src, "start4cd.elf")))
+	fetch("0123abcd/cmdline.txt", shared) // another Pi
+	fetch(piSerial+"/config.txt", svRead(t, filepath.Join(src, "config.txt")))
+	fetch(piSerial+"/cmdline.txt", []byte("console=ttyS1,115200 per-serial\n"))
+
+	// The status board: one entry for this Pi, from DHCP to its last
+	// TFTP request, known by MAC and serial.
+	var mine []svNode
+	for _, n := range svStatus(t, pi) {
+		if n.MAC == piMAC || n.Serial == piSerial || (n.IP == piIP && n.Serial == "") {
+			mine = append(mine, n)
+		}
+	}
+	if len(mine) != 1 {
+		t.Fatalf("/status.json has %d entries for the Pi, want 1: %+v", len(mine), mine)
+	}
+	n := mine[0]
+	if n.MAC != piMAC || n.Serial != piSerial || n.Kind != "pi-bootloader" || n.IP != piIP {
+		t.Errorf("/status.json: %+v; want mac %s, serial %s, kind pi-bootloader, ip %s", n, piMAC, piSerial, piIP)
+	}
+	if n.Stage != "tftp served" || n.Detail != piSerial+"/cmdline.txt" {
+		t.Errorf("/status.json: last stage %q %q, want \"tftp served\" %q", n.Stage, n.Detail, piSerial+"/cmdline.txt")
+	}
+	var stages []string
+	for _, s := range n.Steps {
+		stages = append(stages, s.Stage+" "+s.Detail)
+	}
+	all := strings.Join(stages, "\n")
+	for _, want := range []string{"dhcp offer pi boot menu", "tftp early-terminate " + piSerial + "/start4.elf (size probe)",
+		"tftp not-found " + piSerial + "/pieeprom.sig", "tftp served dc-a6-32-01-36-c2/cmdline.txt"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("/status.json steps lack %q:\n%s", want, all)
+		}
+	}
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
