@@ -69,7 +69,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func qemu(t *testing.T) string {
+func qemu(t testing.TB) string {
 	t.Helper()
 	p, err := exec.LookPath("qemu-system-aarch64")
 	if err != nil {
@@ -79,7 +79,7 @@ func qemu(t *testing.T) string {
 }
 
 // shellRoundTrip types a command whose answer the guest must compute.
-func shellRoundTrip(t *testing.T, vm *VM) {
+func shellRoundTrip(t testing.TB, vm *VM) {
 	vm.Expect(`shell: started on ttyAMA0`, 30*time.Second)
 	time.Sleep(500 * time.Millisecond)
 	vm.Send("echo answer-$((6*7)); cat /proc/sys/kernel/osrelease\n")
@@ -106,7 +106,7 @@ func TestBootVirt(t *testing.T) {
 
 // raspi4bDTB disables the DTB nodes QEMU's raspi4b lacks, which crash
 // Debian's kernel while probing (see notes on the test lab).
-func raspi4bDTB(t *testing.T, src string) string {
+func raspi4bDTB(t testing.TB, src string) string {
 	t.Helper()
 	fdtput, err := exec.LookPath("fdtput")
 	if err != nil {

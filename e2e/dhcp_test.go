@@ -25,7 +25,7 @@ import (
 // talks to real dnsmasq instances on a bridge inside a network namespace.
 
 // noPanic fails the test if the console shows a kernel or Go panic.
-func noPanic(t *testing.T, vm *VM) {
+func noPanic(t testing.TB, vm *VM) {
 	t.Helper()
 	if out := vm.Output(); strings.Contains(out, "Kernel panic") || strings.Contains(out, "\npanic: ") || strings.Contains(out, "BUG: ") {
 		t.Errorf("the console shows a panic")
@@ -79,7 +79,7 @@ func TestLabDHCPChain(t *testing.T) {
 	noPanic(t, vm)
 }
 
-func gunzipFile(t *testing.T, p string) []byte {
+func gunzipFile(t testing.TB, p string) []byte {
 	t.Helper()
 	f, err := os.Open(p)
 	if err != nil {
@@ -100,7 +100,7 @@ func gunzipFile(t *testing.T, p string) []byte {
 // dhcpProbe sends one DHCPDISCOVER from peer p's interface (vendor class
 // vendor, and option 93 when it starts with "PXEClient", as a PXE client
 // and ramboot's netup do) and returns the first OFFER, within 10s.
-func dhcpProbe(t *testing.T, p *Peer, vendor string) *dhcpv4.DHCPv4 {
+func dhcpProbe(t testing.TB, p *Peer, vendor string) *dhcpv4.DHCPv4 {
 	t.Helper()
 	offer, err := dhcpProbeErr(p, vendor, 10*time.Second)
 	if err != nil {
@@ -136,7 +136,7 @@ func opt224(p *dhcpv4.DHCPv4) string {
 }
 
 // dnsmasqVersion is dnsmasq's (major, minor) version.
-func dnsmasqVersion(t *testing.T) (int, int) {
+func dnsmasqVersion(t testing.TB) (int, int) {
 	t.Helper()
 	need(t, "dnsmasq", "dnsmasq")
 	out, err := exec.Command("dnsmasq", "--version").Output()
@@ -171,7 +171,7 @@ func dnsmasqVersion(t *testing.T) (int, int) {
 // single --pxe-service for the client's (EFI) architecture, dnsmasq's
 // UEFI workaround leaves the boot file out of the DISCOVER answer and
 // gives it only to a REQUEST on port 4011.
-func proxyArgs(t *testing.T, value string) (args []string, sends224 bool) {
+func proxyArgs(t testing.TB, value string) (args []string, sends224 bool) {
 	major, minor := dnsmasqVersion(t)
 	args = []string{"--dhcp-range=192.0.2.0,proxy,255.255.255.0",
 		`--pxe-prompt="ramboot",0`,

@@ -19,7 +19,7 @@ import (
 )
 
 // archiveNames lists every entry of a gzip'd, possibly concatenated, newc archive.
-func archiveNames(t *testing.T, p string) map[string]cpio.FileMode {
+func archiveNames(t testing.TB, p string) map[string]cpio.FileMode {
 	t.Helper()
 	f, err := os.Open(p)
 	if err != nil {

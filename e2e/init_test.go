@@ -20,7 +20,7 @@ import (
 // 127.0.0.1 as 10.0.2.2.
 
 // bootServer serves the virt tree and a few test files on 127.0.0.1.
-func bootServer(t *testing.T, dir string) (port int) {
+func bootServer(t testing.TB, dir string) (port int) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -70,7 +70,7 @@ func bootServer(t *testing.T, dir string) (port int) {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func bootVirt(t *testing.T, dir, extra string) *VM {
+func bootVirt(t testing.TB, dir, extra string) *VM {
 	t.Helper()
 	return StartVM(t, qemu(t),
 		"-M", "virt", "-cpu", "cortex-a72", "-m", "1024", "-smp", "2",

@@ -36,7 +36,7 @@ type Lab struct {
 	NS  string // the namespace with br0 and tap0
 	Dir string // scratch space for configs, leases, logs
 
-	t     *testing.T
+	t     testing.TB
 	peers int
 }
 
@@ -46,14 +46,9 @@ const LabAddr = "192.0.2.1"
 var labSeq atomic.Int32
 
 // NewLab creates the namespace, br0 and tap0. It needs root and iproute2.
-func NewLab(t *testing.T) *Lab {
+func NewLab(t testing.TB) *Lab {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("lab scenarios are end-to-end tests: not in -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the lab needs root (network namespaces, tap devices): run `make test` as root")
-	}
+	labSkip(t)
 	need(t, "ip", "iproute2")
 	l := &Lab{NS: labName(), Dir: t.TempDir(), t: t}
 	run(t, "ip", "netns", "add", l.NS)
@@ -72,11 +67,23 @@ func NewLab(t *testing.T) *Lab {
 	return l
 }
 
+// labSkip skips where the lab cannot run: in -short runs, and without
+// root. Tests call it before they build anything.
+func labSkip(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("lab scenarios are end-to-end tests: not in -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the lab needs root (network namespaces, tap devices): run `make test` as root")
+	}
+}
+
 func labName() string {
 	return fmt.Sprintf("rbt-%d-%d", os.Getpid(), labSeq.Add(1))
 }
 
-func deleteNetns(t *testing.T, ns string) {
+func deleteNetns(t testing.TB, ns string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, "ip", "netns", "del", ns).CombinedOutput(); err != nil {
@@ -91,7 +98,7 @@ type Peer struct {
 
 // Peer creates a namespace joined to br0 by a veth pair whose inner end,
 // eth0, has addr/24.
-func (l *Lab) Peer(t *testing.T, addr string) *Peer {
+func (l *Lab) Peer(t testing.TB, addr string) *Peer {
 	t.Helper()
 	l.peers++
 	p := &Peer{NS: labName(), Iface: "eth0", Addr: addr}
@@ -104,6 +111,19 @@ func (l *Lab) Peer(t *testing.T, addr string) *Peer {
 	run(t, "ip", "-n", p.NS, "link", "set", "lo", "up")
 	run(t, "ip", "-n", p.NS, "addr", "add", addr+"/24", "dev", p.Iface)
 	run(t, "ip", "-n", p.NS, "link", "set", p.Iface, "up")
+	// Wait until both ends are up and the bridge port forwards.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		in, _ := execIn(p.NS, 5*time.Second, "ip", "-o", "link", "show", p.Iface)
+		br, _ := execIn(l.NS, 5*time.Second, "bridge", "link", "show", "dev", outer)
+		if strings.Contains(in, "state UP") && strings.Contains(br, "state forwarding") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("peer %s: link not up after 10s:\n%s\n%s", p.NS, in, br)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	return p
 }
 
@@ -112,7 +132,7 @@ func (l *Lab) Main() *Peer { return &Peer{NS: l.NS, Iface: "br0", Addr: LabAddr}
 
 // Boot starts the virt image in QEMU inside the lab, on tap0, with the MAC
 // 52:54:00:12:34:56.
-func (l *Lab) Boot(t *testing.T, dir, extra string) *VM {
+func (l *Lab) Boot(t testing.TB, dir, extra string) *VM {
 	t.Helper()
 	return StartVM(t, "ip", "netns", "exec", l.NS, qemu(t),
 		"-M", "virt", "-cpu", "cortex-a72", "-m", "1024", "-smp", "2",
@@ -126,7 +146,7 @@ func (l *Lab) Boot(t *testing.T, dir, extra string) *VM {
 
 // Dnsmasq runs dnsmasq on the lab's br0 with args added to a DNS-less,
 // config-less base; see DnsmasqOn.
-func (l *Lab) Dnsmasq(t *testing.T, args ...string) *Proc {
+func (l *Lab) Dnsmasq(t testing.TB, args ...string) *Proc {
 	t.Helper()
 	return l.DnsmasqOn(t, l.Main(), args...)
 }
@@ -135,7 +155,7 @@ func (l *Lab) Dnsmasq(t *testing.T, args ...string) *Proc {
 // logging DHCP to its output. args are long options as on the command
 // line ("--dhcp-option=224,\"shell\""). It returns once dnsmasq says its DHCP is
 // up.
-func (l *Lab) DnsmasqOn(t *testing.T, p *Peer, args ...string) *Proc {
+func (l *Lab) DnsmasqOn(t testing.TB, p *Peer, args ...string) *Proc {
 	t.Helper()
 	need(t, "dnsmasq", "dnsmasq")
 	leases := filepath.Join(l.Dir, fmt.Sprintf("dnsmasq-%s.leases", p.NS))
@@ -164,7 +184,7 @@ func (l *Lab) DnsmasqOn(t *testing.T, p *Peer, args ...string) *Proc {
 }
 
 // HTTP serves h on 192.0.2.1:8080 inside the lab and returns the base URL.
-func (l *Lab) HTTP(t *testing.T, h http.Handler) string {
+func (l *Lab) HTTP(t testing.TB, h http.Handler) string {
 	t.Helper()
 	ln, err := listenIn(l.NS, "tcp", LabAddr+":8080")
 	if err != nil {
@@ -241,7 +261,7 @@ type Export struct {
 // warm-start files and Ganesha's registrations are this lab's alone.
 // Ganesha has no NLM (clients mount with nolock, as ramboot's init does
 // for v3), no grace period and no root squash.
-func (l *Lab) Ganesha(t *testing.T, exports ...Export) *Proc {
+func (l *Lab) Ganesha(t testing.TB, exports ...Export) *Proc {
 	t.Helper()
 	need(t, "ganesha.nfsd", "nfs-ganesha and nfs-ganesha-vfs")
 	need(t, "rpcbind", "rpcbind")
@@ -322,7 +342,7 @@ kill $r 2>/dev/null; wait`
 }
 
 // ganeshaPlugins finds the directory of the FSAL plugins (libfsalvfs.so).
-func ganeshaPlugins(t *testing.T) string {
+func ganeshaPlugins(t testing.TB) string {
 	t.Helper()
 	m, _ := filepath.Glob("/usr/lib/*/ganesha/libfsalvfs.so")
 	m2, _ := filepath.Glob("/usr/lib*/ganesha/libfsalvfs.so")
@@ -335,7 +355,7 @@ func ganeshaPlugins(t *testing.T) string {
 
 // Exec runs a command inside the lab namespace, bounded by timeout, and
 // returns its combined output.
-func (l *Lab) Exec(t *testing.T, timeout time.Duration, name string, args ...string) (string, error) {
+func (l *Lab) Exec(t testing.TB, timeout time.Duration, name string, args ...string) (string, error) {
 	t.Helper()
 	return execIn(l.NS, timeout, name, args...)
 }
@@ -353,7 +373,7 @@ func execIn(ns string, timeout time.Duration, name string, args ...string) (stri
 // kept, and it is stopped (by pid) when the test ends.
 type Proc struct {
 	Name string
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 
 	mu   sync.Mutex
@@ -374,7 +394,7 @@ func (w procWriter) Write(b []byte) (int, error) {
 // Start starts bin with args. At cleanup it gets SIGTERM, then its
 // process group gets SIGKILL after 15s; its output is logged if the test
 // failed.
-func Start(t *testing.T, name, bin string, args ...string) *Proc {
+func Start(t testing.TB, name, bin string, args ...string) *Proc {
 	t.Helper()
 	p := &Proc{Name: name, t: t, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
@@ -448,7 +468,7 @@ func (p *Proc) Expect(re string, timeout time.Duration) []string {
 	}
 }
 
-func run(t *testing.T, name string, args ...string) string {
+func run(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -461,7 +481,7 @@ func run(t *testing.T, name string, args ...string) string {
 
 // need skips the test when a tool is missing; `make test` runs
 // e2e/deps.sh, which installs pkg.
-func need(t *testing.T, tool, pkg string) {
+func need(t testing.TB, tool, pkg string) {
 	t.Helper()
 	if _, err := exec.LookPath(tool); err != nil {
 		t.Skipf("%s not found: `make test` installs it (e2e/deps.sh: %s)", tool, pkg)
@@ -471,7 +491,7 @@ func need(t *testing.T, tool, pkg string) {
 // nfsRootDir makes a root file system for the guest: /sbin/init is
 // testdata/nfsinit built for arm64, plus the mount points switch_root
 // moves /dev, /proc, /sys and /run to.
-func nfsRootDir(t *testing.T) string {
+func nfsRootDir(t testing.TB) string {
 	t.Helper()
 	root := filepath.Join(t.TempDir(), "root")
 	for _, d := range []string{"sbin", "dev", "proc", "sys", "run", "tmp", "etc"} {
@@ -500,7 +520,7 @@ var nfsInit struct {
 }
 
 // nfsInitBinary builds testdata/nfsinit for linux/arm64, once per run.
-func nfsInitBinary(t *testing.T) string {
+func nfsInitBinary(t testing.TB) string {
 	t.Helper()
 	nfsInit.once.Do(func() {
 		dir, err := os.MkdirTemp("", "ramboot-nfsinit-")

@@ -19,7 +19,7 @@ import (
 
 // nfsLab is a lab with Ganesha serving root read-write at /export and
 // read-only at /ro, and dnsmasq sending option 224 value.
-func nfsLab(t *testing.T, root, value string) *Lab {
+func nfsLab(t testing.TB, root, value string) *Lab {
 	t.Helper()
 	l := NewLab(t)
 	l.Ganesha(t, Export{Path: root, Pseudo: "/export"}, Export{Path: root, Pseudo: "/ro", RO: true})
@@ -90,7 +90,7 @@ func TestLabNFSRootMissing(t *testing.T) {
 
 // treeDigest lists every path under root with its mode, size and content
 // hash.
-func treeDigest(t *testing.T, root string) string {
+func treeDigest(t testing.TB, root string) string {
 	t.Helper()
 	var lines []string
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {

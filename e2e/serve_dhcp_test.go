@@ -17,7 +17,7 @@ import (
 // dhclientLease runs isc-dhcp-client's dhclient once on peer p (no
 // reconfiguration: -sf /bin/true) and returns the address it was bound to.
 // dhclient stays in the foreground (-d) and is stopped once bound.
-func dhclientLease(t *testing.T, p *Peer, leaseFile string) string {
+func dhclientLease(t testing.TB, p *Peer, leaseFile string) string {
 	t.Helper()
 	pr := Start(t, "dhclient@"+p.NS, "ip", "netns", "exec", p.NS, "dhclient", "-4", "-v", "-1", "-d",
 		"-sf", "/bin/true", "-lf", leaseFile, "-pf", leaseFile+".pid", p.Iface)
@@ -28,7 +28,7 @@ func dhclientLease(t *testing.T, p *Peer, leaseFile string) string {
 
 // udhcpcLease runs busybox's udhcpc once on peer p (-q: quit once bound,
 // -s /bin/true: configure nothing) and returns the address it got.
-func udhcpcLease(t *testing.T, p *Peer) string {
+func udhcpcLease(t testing.TB, p *Peer) string {
 	t.Helper()
 	out, err := svPeerExec(t, p, 40*time.Second, "udhcpc", "-i", p.Iface, "-n", "-q", "-f", "-s", "/bin/true", "-t", "5", "-T", "2")
 	m := regexp.MustCompile(`lease of (\d+\.\d+\.\d+\.\d+) obtained from 192\.0\.2\.1\b`).FindStringSubmatch(out)
@@ -40,7 +40,7 @@ func udhcpcLease(t *testing.T, p *Peer) string {
 
 // dhcpClientPeer is a peer with a fixed MAC and no address, as a host
 // before DHCP.
-func dhcpClientPeer(t *testing.T, l *Lab, addr, mac string) *Peer {
+func dhcpClientPeer(t testing.TB, l *Lab, addr, mac string) *Peer {
 	p := l.Peer(t, addr)
 	svSetMAC(t, p, mac)
 	run(t, "ip", "-n", p.NS, "addr", "flush", "dev", p.Iface)

@@ -28,7 +28,7 @@ const (
 	dnsmasqPiOpt60 = "505845436c69656e74"
 )
 
-func mustHex(t *testing.T, s string) []byte {
+func mustHex(t testing.TB, s string) []byte {
 	t.Helper()
 	b, err := hex.DecodeString(s)
 	if err != nil {
@@ -41,7 +41,7 @@ func mustHex(t *testing.T, s string) []byte {
 // class, client arch 0 (like an x86 BIOS), UNDI 2.1 (option 94), the
 // machine id with "RPi4" and the serial (97), and its parameter request
 // list: 1, 3, 43, 60, 66, 67, 128-135.
-func piDHCPMods(t *testing.T) []dhcpv4.Modifier {
+func piDHCPMods(t testing.TB) []dhcpv4.Modifier {
 	prl := []dhcpv4.OptionCode{dhcpv4.OptionSubnetMask, dhcpv4.OptionRouter, dhcpv4.OptionVendorSpecificInformation,
 		dhcpv4.OptionClassIdentifier, dhcpv4.OptionTFTPServerName, dhcpv4.OptionBootfileName}
 	for c := 128; c <= 135; c++ {
@@ -59,7 +59,7 @@ func piDHCPMods(t *testing.T) []dhcpv4.Modifier {
 
 // piExchange sends m from the Pi's namespace and collects every answer
 // with its transaction id for the whole window.
-func piExchange(t *testing.T, c *nclient4.Client, m *dhcpv4.DHCPv4, window time.Duration) []*dhcpv4.DHCPv4 {
+func piExchange(t testing.TB, c *nclient4.Client, m *dhcpv4.DHCPv4, window time.Duration) []*dhcpv4.DHCPv4 {
 	t.Helper()
 	var got []*dhcpv4.DHCPv4
 	ctx, cancel := context.WithTimeout(context.Background(), window)

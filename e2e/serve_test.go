@@ -30,7 +30,7 @@ var svBin struct {
 
 // rambootBinary builds ./cmd/ramboot once per test binary, into the
 // run's scratch directory (TestMain removes it).
-func svBinary(t *testing.T) string {
+func svBinary(t testing.TB) string {
 	t.Helper()
 	svBin.once.Do(func() {
 		dir := filepath.Join(os.TempDir(), "ramboot-e2e-"+strconv.Itoa(os.Getpid()))
@@ -54,14 +54,14 @@ func svBinary(t *testing.T) string {
 }
 
 // serveArgs is the command line of `ramboot serve` on the lab's br0.
-func svArgs(t *testing.T, l *Lab, root string, args ...string) []string {
+func svArgs(t testing.TB, l *Lab, root string, args ...string) []string {
 	return append([]string{"netns", "exec", l.NS, svBinary(t), "serve",
 		"--root", root, "--interface", "br0", "--log-format", "json"}, args...)
 }
 
 // startServe runs `ramboot serve` in the lab and returns once its HTTP
 // listener is up (the last one it starts).
-func svStart(t *testing.T, l *Lab, root string, args ...string) *Proc {
+func svStart(t testing.TB, l *Lab, root string, args ...string) *Proc {
 	t.Helper()
 	p := Start(t, "ramboot-serve", "ip", svArgs(t, l, root, args...)...)
 	svWaitLog(t, p, 0, 15*time.Second, "http listening", func(e svLogLine) bool { return e.msg() == "http listening" })
@@ -69,7 +69,7 @@ func svStart(t *testing.T, l *Lab, root string, args ...string) *Proc {
 }
 
 // stopProc ends p now (SIGTERM, then SIGKILL to its group), bounded.
-func svStop(t *testing.T, p *Proc, sig syscall.Signal) {
+func svStop(t testing.TB, p *Proc, sig syscall.Signal) {
 	t.Helper()
 	syscall.Kill(-p.cmd.Process.Pid, sig)
 	select {
@@ -123,7 +123,7 @@ func svLog(p *Proc) []svLogLine {
 
 // waitLog waits for a log line at index >= from matching pred and
 // returns it and its index.
-func svWaitLog(t *testing.T, p *Proc, from int, timeout time.Duration, what string, pred func(svLogLine) bool) (svLogLine, int) {
+func svWaitLog(t testing.TB, p *Proc, from int, timeout time.Duration, what string, pred func(svLogLine) bool) (svLogLine, int) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -146,7 +146,7 @@ func svWaitLog(t *testing.T, p *Proc, from int, timeout time.Duration, what stri
 }
 
 // tftpLogFor waits for serve's tftp line for path (requested name).
-func svTFTPLog(t *testing.T, p *Proc, from int, path string) (svLogLine, int) {
+func svTFTPLog(t testing.TB, p *Proc, from int, path string) (svLogLine, int) {
 	t.Helper()
 	return svWaitLog(t, p, from, 10*time.Second, "tftp "+path, func(e svLogLine) bool {
 		return e.msg() == "tftp" && e.str("path") == path
@@ -156,7 +156,7 @@ func svTFTPLog(t *testing.T, p *Proc, from int, path string) (svLogLine, int) {
 // copyTree copies the regular files of src (one level, as the built trees
 // are) into a new directory: the server confines symlinks, so a test
 // that changes its tree gets real copies.
-func svCopyTree(t *testing.T, src string) string {
+func svCopyTree(t testing.TB, src string) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), "tree")
 	if err := os.MkdirAll(dst, 0o755); err != nil {
@@ -189,7 +189,7 @@ func svCopyTree(t *testing.T, src string) string {
 	return dst
 }
 
-func svRead(t *testing.T, p string) []byte {
+func svRead(t testing.TB, p string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(p)
 	if err != nil {
@@ -198,7 +198,7 @@ func svRead(t *testing.T, p string) []byte {
 	return b
 }
 
-func svWrite(t *testing.T, p, s string) {
+func svWrite(t testing.TB, p, s string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
@@ -209,7 +209,7 @@ func svWrite(t *testing.T, p, s string) {
 }
 
 // sameBytes fails the test unless got is want, saying where they differ.
-func svSameBytes(t *testing.T, what string, got, want []byte) {
+func svSameBytes(t testing.TB, what string, got, want []byte) {
 	t.Helper()
 	if bytes.Equal(got, want) {
 		return
@@ -223,20 +223,20 @@ func svSameBytes(t *testing.T, what string, got, want []byte) {
 }
 
 // peerExec runs a command inside a peer's namespace, bounded.
-func svPeerExec(t *testing.T, p *Peer, timeout time.Duration, name string, args ...string) (string, error) {
+func svPeerExec(t testing.TB, p *Peer, timeout time.Duration, name string, args ...string) (string, error) {
 	t.Helper()
 	t.Logf("%s$ %s %s", p.NS, name, strings.Join(args, " "))
 	return execIn(p.NS, timeout, name, args...)
 }
 
 // setMAC gives a peer's interface a fixed MAC.
-func svSetMAC(t *testing.T, p *Peer, mac string) {
+func svSetMAC(t testing.TB, p *Peer, mac string) {
 	t.Helper()
 	run(t, "ip", "-n", p.NS, "link", "set", p.Iface, "address", mac)
 }
 
 // statusNodes fetches /status.json from inside a peer.
-func svStatus(t *testing.T, p *Peer) []svNode {
+func svStatus(t testing.TB, p *Peer) []svNode {
 	t.Helper()
 	body, err := inNetnsGet(p.NS, "http://"+LabAddr+":8080/status.json")
 	if err != nil {

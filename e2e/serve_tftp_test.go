@@ -319,7 +319,7 @@ func TestServeRealTFTPClients(t *testing.T) {
 // else (kernels without it) iptables statistic rules on the receiving
 // side, in each namespace's INPUT chain: a DROP in OUTPUT would not be a
 // lost packet but a send error (EPERM) for the sender.
-func svLossyLink(t *testing.T, l *Lab, c *Peer, outer string) {
+func svLossyLink(t testing.TB, l *Lab, c *Peer, outer string) {
 	t.Helper()
 	out, err := execIn(c.NS, 10*time.Second, "tc", "qdisc", "add", "dev", c.Iface, "root", "netem", "loss", "5%")
 	if err == nil {

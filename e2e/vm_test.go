@@ -17,7 +17,7 @@ import (
 
 // VM is a QEMU guest whose serial console is the process's stdio.
 type VM struct {
-	t     *testing.T
+	t     testing.TB
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 
@@ -29,7 +29,7 @@ type VM struct {
 }
 
 // StartVM starts QEMU with args; it is killed (by its pid) when the test ends.
-func StartVM(t *testing.T, bin string, args ...string) *VM {
+func StartVM(t testing.TB, bin string, args ...string) *VM {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	stdin, err := cmd.StdinPipe()
