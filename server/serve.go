@@ -46,6 +46,8 @@ type Server struct {
 	ServerIP net.IP
 	Board    status.Board
 
+	httpURL string // http://addr:port, once HTTP listens
+
 	mu  sync.RWMutex
 	inv *inventory.Inventory
 }
@@ -157,6 +159,22 @@ func (s *Server) Run(ctx context.Context) error {
 		}()
 	}
 
+	haddr := s.HTTPAddr
+	if haddr == "" {
+		haddr = net.JoinHostPort(ip.String(), "8080")
+	}
+	hl, err := net.Listen("tcp", haddr)
+	if err != nil {
+		return fmt.Errorf("http: %w (pass --http ADDR)", err)
+	}
+	if a, ok := hl.Addr().(*net.TCPAddr); ok {
+		host := a.IP.String()
+		if a.IP.IsUnspecified() {
+			host = ip.String()
+		}
+		s.httpURL = "http://" + net.JoinHostPort(host, fmt.Sprint(a.Port))
+	}
+
 	if s.DHCP != dhcp.Off {
 		ds := &dhcp.Server{Mode: s.DHCP, ServerIP: ip, Subnet: ipnet.Mask, Decide: s.decide, Log: s.dhcpLog}
 		if s.DHCP == dhcp.Full {
@@ -191,14 +209,6 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 
-	haddr := s.HTTPAddr
-	if haddr == "" {
-		haddr = net.JoinHostPort(ip.String(), "8080")
-	}
-	hl, err := net.Listen("tcp", haddr)
-	if err != nil {
-		return fmt.Errorf("http: %w (pass --http ADDR)", err)
-	}
 	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	s.log().Info("http listening", "addr", hl.Addr().String(), "status", "http://"+hl.Addr().String()+"/status")
 	start("http", func(ctx context.Context) error {
@@ -229,10 +239,14 @@ func (s *Server) decide(c dhcp.Client, server net.IP) dhcp.Decision {
 	if err != nil {
 		s.log().Error("inventory", "mac", c.MAC.String(), "err", err)
 	}
-	if !ok {
-		return dhcp.Decision{}
+	var d dhcp.Decision
+	if ok {
+		d = dhcp.Decision{Hostname: m.Hostname, Address: m.Address, Option224: m.Option224}
 	}
-	return dhcp.Decision{Hostname: m.Hostname, Address: m.Address, Option224: m.Option224}
+	if c.Kind == dhcp.IPXE && s.httpURL != "" {
+		d.BootFile = s.httpURL + "/boot/" + strings.ReplaceAll(c.MAC.String(), ":", "-") + ".ipxe"
+	}
+	return d
 }
 
 func (s *Server) dhcpLog(e dhcp.Event) {

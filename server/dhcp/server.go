@@ -31,7 +31,8 @@ type Decision struct {
 	Hostname  string
 	Address   net.IP // full mode: a static address
 	Option224 string
-	Ignore    bool // do not answer this client
+	BootFile  string // for iPXE: the URL of its script
+	Ignore    bool   // do not answer this client
 }
 
 // Decider decides per client; the server keeps to protocol.
@@ -230,6 +231,28 @@ func (s *Server) proxy(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhc
 			resp.UpdateOption(dhcpv4.OptHostName(d.Hostname))
 		}
 		ev.Type, ev.Detail = typeOf(resp), "option 224 "+quote(d.Option224)
+		return resp, ev
+	}
+	if c.Kind == IPXE && d.BootFile != "" {
+		// iPXE: no address, its script's URL as the boot file.
+		mt := dhcpv4.MessageTypeOffer
+		if req.MessageType() != dhcpv4.MessageTypeDiscover {
+			mt = dhcpv4.MessageTypeAck
+		}
+		resp, err := dhcpv4.NewReplyFromRequest(req,
+			dhcpv4.WithMessageType(mt),
+			dhcpv4.WithYourIP(net.IPv4zero),
+			dhcpv4.WithServerIP(s.ServerIP),
+			dhcpv4.WithOption(dhcpv4.OptServerIdentifier(s.ServerIP)),
+			dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient")),
+			dhcpv4.WithOption(dhcpv4.OptBootFileName(d.BootFile)),
+		)
+		if err != nil {
+			ev.Type, ev.Err = "error", err
+			return nil, ev
+		}
+		resp.BootFileName = d.BootFile
+		ev.Type, ev.Detail = typeOf(resp), "ipxe script "+d.BootFile
 		return resp, ev
 	}
 	ev.Type, ev.Detail = "ignored", "not a boot client (proxy mode answers only boot clients)"

@@ -38,6 +38,20 @@ func TestProxyAnswersOnlyBootClients(t *testing.T) {
 	if resp == nil || resp.Options.Get(dhcpv4.OptionVendorSpecificInformation) == nil {
 		t.Fatalf("pi discover: %+v", ev)
 	}
+	// iPXE gets its script's URL as the boot file, and no address.
+	ipxeReq, _ := dhcpv4.NewDiscovery(net.HardwareAddr{0x52, 0x54, 0, 1, 2, 4},
+		dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00007:UNDI:003016")),
+		dhcpv4.WithUserClass("iPXE", false))
+	s.Decide = func(c Client, ip net.IP) Decision {
+		if c.Kind == IPXE {
+			return Decision{BootFile: "http://192.0.2.1:8080/boot/52-54-00-01-02-04.ipxe"}
+		}
+		return Decision{Option224: "shell"}
+	}
+	resp, ev = s.Handle(ipxeReq)
+	if resp == nil || resp.BootFileName != "http://192.0.2.1:8080/boot/52-54-00-01-02-04.ipxe" || !resp.YourIPAddr.IsUnspecified() {
+		t.Fatalf("ipxe: %+v %v", ev, resp)
+	}
 	// A laptop gets nothing.
 	laptop, _ := dhcpv4.NewDiscovery(net.HardwareAddr{0x52, 0x54, 0, 9, 9, 9})
 	if resp, ev := s.Handle(laptop); resp != nil || ev.Type != "ignored" {
