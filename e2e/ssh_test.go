@@ -41,11 +41,12 @@ func TestLabSSH(t *testing.T) {
 	}
 
 	l := NewLab(t)
-	l.Dnsmasq(t, "--dhcp-range=192.0.2.100,192.0.2.150,12h", `--dhcp-option=224,"shell"`,
-		"--dhcp-host=52:54:00:12:34:56,192.0.2.120")
+	// No option 224 at all: the provisioning shell, on the console and
+	// over SSH.
+	l.Dnsmasq(t, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--dhcp-host=52:54:00:12:34:56,192.0.2.120")
 	vm := l.Boot(t, dir, "")
 	vm.Expect(`ssh: listening on port 22`, 120*time.Second)
-	vm.Expect(`224: option 224 says shell`, 30*time.Second)
+	vm.Expect(`224: no option 224: provisioning shell`, 30*time.Second)
 	ssh := func(key string, cmd string) (string, error) {
 		return l.Exec(t, 60*time.Second, "ssh", "-i", filepath.Join(keys, key),
 			"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
