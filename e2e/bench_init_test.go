@@ -198,6 +198,8 @@ func BenchmarkInit(b *testing.B) {
 		total := guestTime(acted) - guestTime(runInit)
 		own := total - cw - dhcpWait
 		oursHost := acted.at.Sub(runInit.at)
+		started, _, _ := find(ours, `ramboot \[.*\] init: started`)
+		goStart := guestTime(started) - guestTime(runInit)
 		for _, l := range ours {
 			if strings.HasPrefix(l.line, "ramboot [") {
 				b.Log(l.line)
@@ -223,9 +225,10 @@ init in QEMU virt (TCG), user-mode network
   ramboot init: Run /init -> 224 acted on   %6.0f ms (guest clock)   %6d ms (host clock)
     of which waiting: carrier %.0f ms, DHCP answers %.0f ms
     the init's own work                      %6.0f ms   (goal < 300 ms)
+      of which Go runtime and package init (Run /init -> first line) %.0f ms
   u-root init + dhclient: Run /init -> eth0 configured          %6d ms (host clock)
   ratio ramboot/u-root (host clock)          %.2f
-`, total*1000, oursHost.Milliseconds(), cw*1000, dhcpWait*1000, own*1000, urootHost.Milliseconds(), float64(oursHost)/float64(urootHost))
+`, total*1000, oursHost.Milliseconds(), cw*1000, dhcpWait*1000, own*1000, goStart*1000, urootHost.Milliseconds(), float64(oursHost)/float64(urootHost))
 	}
 }
 

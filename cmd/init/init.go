@@ -51,6 +51,7 @@ func (in *Init) stage(format string, args ...any) {
 // Run is the boot sequence. It returns only if the shell supervisor does,
 // which it does not.
 func (in *Init) Run() {
+	in.stage("init: started (pid 1)")
 	if err := mountBasics(); err != nil {
 		in.stage("mounts: %v", err)
 	} else {
