@@ -316,6 +316,11 @@ func (b *Build) fetchKernel(ctx context.Context) error {
 		}
 		b.logf("kernel: %s %s from %s", bk.Package, version, bk.Suite)
 		p, debPath, err := c.FetchPackage(ctx, bk.Suite, []string{comp}, b.Board.Arch, bk.Package, version)
+		if errors.Is(err, apt.ErrNotFound) {
+			return fmt.Errorf("kernel for board %s: %w\n(Debian replaces kernel packages, names included, with each point release: "+
+				"move kernel.package and kernel.version in %s to the suite's current linux-image-*-%s, "+
+				"or pass --kernel-version latest, --kernel-deb FILE or --kernel-dir DIR)", b.Board.Name, err, b.Board.Source, b.Board.Arch)
+		}
 		if err != nil {
 			return fmt.Errorf("kernel for board %s: %w\n(to build without the archive, pass --kernel-deb FILE or --kernel-dir DIR)", b.Board.Name, err)
 		}
