@@ -1,13 +1,9 @@
 package e2e
 
 import (
-	"bytes"
-	"compress/gzip"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,18 +22,7 @@ func bootServer(t testing.TB, dir string) (port int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := os.ReadFile(filepath.Join(dir, "Image"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(img))
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plain := gunzipFile(t, filepath.Join(dir, "Image"))
 	x86 := make([]byte, 4096)
 	copy(x86[0x202:], "HdrS")
 	mux := http.NewServeMux()

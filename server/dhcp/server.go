@@ -209,17 +209,7 @@ func (s *Server) proxy(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhc
 		return resp, ev
 	case RambootInit:
 		// No address, only what to do: option 224.
-		mt := dhcpv4.MessageTypeOffer
-		if req.MessageType() != dhcpv4.MessageTypeDiscover {
-			mt = dhcpv4.MessageTypeAck
-		}
-		resp, err := dhcpv4.NewReplyFromRequest(req,
-			dhcpv4.WithMessageType(mt),
-			dhcpv4.WithYourIP(net.IPv4zero),
-			dhcpv4.WithServerIP(s.ServerIP),
-			dhcpv4.WithOption(dhcpv4.OptServerIdentifier(s.ServerIP)),
-			dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient")),
-		)
+		resp, err := s.proxyReply(req)
 		if err != nil {
 			ev.Type, ev.Err = "error", err
 			return nil, ev
@@ -235,18 +225,7 @@ func (s *Server) proxy(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhc
 	}
 	if c.Kind == IPXE && d.BootFile != "" {
 		// iPXE: no address, its script's URL as the boot file.
-		mt := dhcpv4.MessageTypeOffer
-		if req.MessageType() != dhcpv4.MessageTypeDiscover {
-			mt = dhcpv4.MessageTypeAck
-		}
-		resp, err := dhcpv4.NewReplyFromRequest(req,
-			dhcpv4.WithMessageType(mt),
-			dhcpv4.WithYourIP(net.IPv4zero),
-			dhcpv4.WithServerIP(s.ServerIP),
-			dhcpv4.WithOption(dhcpv4.OptServerIdentifier(s.ServerIP)),
-			dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient")),
-			dhcpv4.WithOption(dhcpv4.OptBootFileName(d.BootFile)),
-		)
+		resp, err := s.proxyReply(req, dhcpv4.WithOption(dhcpv4.OptBootFileName(d.BootFile)))
 		if err != nil {
 			ev.Type, ev.Err = "error", err
 			return nil, ev
@@ -257,6 +236,22 @@ func (s *Server) proxy(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhc
 	}
 	ev.Type, ev.Detail = "ignored", "not a boot client (proxy mode answers only boot clients)"
 	return nil, ev
+}
+
+// proxyReply is a proxyDHCP answer without an address: an OFFER to a
+// DISCOVER, else an ACK, from this server, class "PXEClient".
+func (s *Server) proxyReply(req *dhcpv4.DHCPv4, more ...dhcpv4.Modifier) (*dhcpv4.DHCPv4, error) {
+	mt := dhcpv4.MessageTypeOffer
+	if req.MessageType() != dhcpv4.MessageTypeDiscover {
+		mt = dhcpv4.MessageTypeAck
+	}
+	return dhcpv4.NewReplyFromRequest(req, append([]dhcpv4.Modifier{
+		dhcpv4.WithMessageType(mt),
+		dhcpv4.WithYourIP(net.IPv4zero),
+		dhcpv4.WithServerIP(s.ServerIP),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(s.ServerIP)),
+		dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient")),
+	}, more...)...)
 }
 
 func typeOf(m *dhcpv4.DHCPv4) string {
