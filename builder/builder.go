@@ -291,11 +291,14 @@ func (b *Build) fetchKernel(ctx context.Context) error {
 			return fmt.Errorf("--kernel-deb %s is for %s, but board %s is %s: use a linux-image-*-%s package",
 				b.KernelDeb, a, b.Board.Name, b.Board.Arch, b.Board.Arch)
 		}
-		k, err = kernel.ExtractDeb(b.KernelDeb, b.CacheDir)
+		sum, err := kernel.FileSHA256(b.KernelDeb)
+		if err != nil {
+			return fmt.Errorf("--kernel-deb: %w", err)
+		}
+		k, err = kernel.ExtractDeb(b.KernelDeb, sum, b.CacheDir)
 		if err != nil {
 			return err
 		}
-		sum, _ := fileSum(b.KernelDeb)
 		b.Manifest.Kernel = KernelInfo{Release: k.Release, Package: ctl["Package"], Version: ctl["Version"], Source: "deb " + filepath.Base(b.KernelDeb)}
 		b.Manifest.Packages = append(b.Manifest.Packages, PackageInfo{Name: ctl["Package"], Version: ctl["Version"], SHA256: sum, Source: filepath.Base(b.KernelDeb)})
 	default:
@@ -324,7 +327,7 @@ func (b *Build) fetchKernel(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("kernel for board %s: %w\n(to build without the archive, pass --kernel-deb FILE or --kernel-dir DIR)", b.Board.Name, err)
 		}
-		k, err = kernel.ExtractDeb(debPath, b.CacheDir)
+		k, err = kernel.ExtractDeb(debPath, p.SHA256, b.CacheDir)
 		if err != nil {
 			return err
 		}
@@ -375,22 +378,28 @@ func (b *Build) fetchKernel(ctx context.Context) error {
 }
 
 func (b *Build) fetchFirmware(ctx context.Context) error {
-	local := map[string]string{} // package name -> deb path
+	type localDeb struct {
+		path string
+		ctl  map[string]string
+	}
+	local := map[string]localDeb{} // by package name
 	for _, p := range b.FirmwareDebs {
 		ctl, err := deb.Control(p)
 		if err != nil {
 			return fmt.Errorf("--firmware-deb: %w", err)
 		}
-		local[ctl["Package"]] = p
+		local[ctl["Package"]] = localDeb{p, ctl}
 	}
 	for _, fw := range b.Board.Firmware {
 		var debPath string
 		var info PackageInfo
-		if p, ok := local[fw.Package]; ok {
-			ctl, _ := deb.Control(p)
-			sum, _ := fileSum(p)
-			debPath = p
-			info = PackageInfo{Name: fw.Package, Version: ctl["Version"], SHA256: sum, Source: filepath.Base(p)}
+		if l, ok := local[fw.Package]; ok {
+			sum, err := kernel.FileSHA256(l.path)
+			if err != nil {
+				return fmt.Errorf("--firmware-deb: %w", err)
+			}
+			debPath = l.path
+			info = PackageInfo{Name: fw.Package, Version: l.ctl["Version"], SHA256: sum, Source: filepath.Base(l.path)}
 			delete(local, fw.Package)
 		} else {
 			c, err := b.aptClient()
@@ -416,7 +425,7 @@ func (b *Build) fetchFirmware(ctx context.Context) error {
 		for _, f := range fw.Files {
 			from = append(from, f.From)
 		}
-		root, err := kernel.ExtractFiles(debPath, b.CacheDir, from)
+		root, err := kernel.ExtractFiles(debPath, info.SHA256, b.CacheDir, from)
 		if err != nil {
 			return fmt.Errorf("firmware %s: %w", fw.Package, err)
 		}
@@ -472,12 +481,8 @@ func (b *Build) assemble(ctx context.Context) error {
 		CacheDir: b.CacheDir,
 		Tags:     []string{"goshsmall"},
 	}
-	key, err := bb.Key()
-	if err != nil {
-		return err
-	}
 	t := time.Now()
-	bin, hit, err := bb.Build(ctx)
+	bin, key, hit, err := bb.Build(ctx)
 	if err != nil {
 		return err
 	}
@@ -651,14 +656,6 @@ func writeAtomic(p string, data []byte) error {
 		return fmt.Errorf("writing %s: %w", p, err)
 	}
 	return nil
-}
-
-func fileSum(p string) (string, error) {
-	data, err := os.ReadFile(p)
-	if err != nil {
-		return "", err
-	}
-	return sha(data), nil
 }
 
 // treeHash is a digest of a directory's paths, modes, link targets and

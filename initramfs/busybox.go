@@ -117,27 +117,28 @@ func (b *Busybox) Key() (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// Build returns the path of the busybox binary, building it if the cache
-// has none for these inputs. hit reports a cache hit.
-func (b *Busybox) Build(ctx context.Context) (path string, hit bool, err error) {
+// Build returns the path of the busybox binary and its input hash (Key),
+// building it if the cache has none for these inputs. hit reports a cache
+// hit.
+func (b *Busybox) Build(ctx context.Context) (path, key string, hit bool, err error) {
 	if _, err := os.Stat(filepath.Join(b.SrcDir, "go.mod")); err != nil {
-		return "", false, fmt.Errorf("busybox: %s is not the ramboot source tree (no go.mod): run from the source tree or pass --src DIR", b.SrcDir)
+		return "", "", false, fmt.Errorf("busybox: %s is not the ramboot source tree (no go.mod): run from the source tree or pass --src DIR", b.SrcDir)
 	}
-	key, err := b.Key()
+	key, err = b.Key()
 	if err != nil {
-		return "", false, err
+		return "", "", false, err
 	}
 	dir := filepath.Join(b.CacheDir, "busybox")
 	out := filepath.Join(dir, b.GOARCH+"-"+key[:32])
 	if _, err := os.Stat(out); err == nil {
-		return out, true, nil
+		return out, key, true, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", false, fmt.Errorf("busybox cache: %w", err)
+		return "", "", false, fmt.Errorf("busybox cache: %w", err)
 	}
 	gen, err := os.MkdirTemp(dir, "gen-")
 	if err != nil {
-		return "", false, err
+		return "", "", false, err
 	}
 	defer os.RemoveAll(gen)
 	tmp := out + ".tmp"
@@ -154,7 +155,7 @@ func (b *Busybox) Build(ctx context.Context) (path string, hit bool, err error) 
 		// A ramboot built with -trimpath does not know its GOROOT; ask go.
 		out, err := exec.Command("go", "env", "GOROOT").Output()
 		if err != nil {
-			return "", false, fmt.Errorf("busybox: go env GOROOT: %w", err)
+			return "", "", false, fmt.Errorf("busybox: go env GOROOT: %w", err)
 		}
 		env.GOROOT = strings.TrimSpace(string(out))
 	}
@@ -168,10 +169,10 @@ func (b *Busybox) Build(ctx context.Context) (path string, hit bool, err error) 
 		GoBuildOpts:  &golang.BuildOpts{ExtraArgs: []string{"-buildvcs=false"}},
 	}); err != nil {
 		os.Remove(tmp)
-		return "", false, fmt.Errorf("busybox: building %d commands for %s: %w", len(paths), b.GOARCH, err)
+		return "", "", false, fmt.Errorf("busybox: building %d commands for %s: %w", len(paths), b.GOARCH, err)
 	}
 	if err := os.Rename(tmp, out); err != nil {
-		return "", false, err
+		return "", "", false, err
 	}
-	return out, false, nil
+	return out, key, false, nil
 }

@@ -3,7 +3,7 @@
 // verified by kernel/apt, read by kernel/deb) or from a directory holding a
 // self-built kernel.
 //
-//	k, err := kernel.ExtractDeb("linux-image-6.12.117+deb13-arm64_6.12.117-1_arm64.deb", cacheDir)
+//	k, err := kernel.ExtractDeb("linux-image-6.12.117+deb13-arm64_6.12.117-1_arm64.deb", "", cacheDir)
 //	if err != nil { ... }
 //	if err := kernel.CheckMagic(k.Image, "arm64"); err != nil { ... }
 //	tree, err := modules.Open(k.ModulesDir)
@@ -13,7 +13,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 	"strings"
 
 	"github.com/ramboot/ramboot/kernel/deb"
+	"github.com/ramboot/ramboot/kernel/kimage"
 )
 
 // Kernel is an unpacked kernel.
@@ -48,23 +48,23 @@ var ErrBadKernel = errors.New("bad kernel image")
 // architecture before it is used: an arm64 Image has "ARM\x64" at offset
 // 56; an x86 bzImage has "HdrS" at offset 0x202.
 func CheckMagic(img []byte, arch string) error {
+	kind := kimage.Kind(img)
 	switch arch {
 	case "arm64":
-		if len(img) >= 64 && binary.LittleEndian.Uint32(img[56:60]) == 0x644d5241 {
+		switch kind {
+		case kimage.ARM64:
 			return nil
-		}
-		if len(img) > 2 && img[0] == 0x1f && img[1] == 0x8b {
+		case kimage.Gzip:
 			return fmt.Errorf("%w: this is a gzip file, not an uncompressed arm64 Image (gunzip it first)", ErrBadKernel)
-		}
-		if len(img) >= 0x206 && string(img[0x202:0x206]) == "HdrS" {
+		case kimage.AMD64:
 			return fmt.Errorf("%w: this is an x86 bzImage, but the board is arm64 (use an arm64 kernel package)", ErrBadKernel)
 		}
 		return fmt.Errorf("%w: no arm64 Image magic (\"ARM\\x64\" at offset 56): not an arm64 kernel", ErrBadKernel)
 	case "amd64":
-		if len(img) >= 0x206 && string(img[0x202:0x206]) == "HdrS" {
+		switch kind {
+		case kimage.AMD64:
 			return nil
-		}
-		if len(img) >= 64 && binary.LittleEndian.Uint32(img[56:60]) == 0x644d5241 {
+		case kimage.ARM64:
 			return fmt.Errorf("%w: this is an arm64 Image, but the board is amd64 (use an amd64 kernel package)", ErrBadKernel)
 		}
 		return fmt.Errorf("%w: no x86 boot header (\"HdrS\" at 0x202): not an amd64 kernel", ErrBadKernel)
@@ -82,9 +82,11 @@ func wanted(name string) bool {
 }
 
 // ExtractDeb unpacks a linux-image .deb into cacheDir (once per .deb
-// content) and returns the kernel in it.
-func ExtractDeb(debPath, cacheDir string) (*Kernel, error) {
-	sum, err := fileSHA256(debPath)
+// content) and returns the kernel in it. sum is the .deb's SHA-256 when
+// the caller knows it (the archive client has just verified it); "" has it
+// computed.
+func ExtractDeb(debPath, sum, cacheDir string) (*Kernel, error) {
+	sum, err := knownSum(debPath, sum)
 	if err != nil {
 		return nil, fmt.Errorf("kernel package: %w", err)
 	}
@@ -98,9 +100,10 @@ func ExtractDeb(debPath, cacheDir string) (*Kernel, error) {
 }
 
 // ExtractFiles unpacks the named files of a .deb (paths without a leading
-// "./") into a cache directory and returns that directory.
-func ExtractFiles(debPath, cacheDir string, files []string) (string, error) {
-	sum, err := fileSHA256(debPath)
+// "./") into a cache directory and returns that directory. sum is as for
+// ExtractDeb.
+func ExtractFiles(debPath, sum, cacheDir string, files []string) (string, error) {
+	sum, err := knownSum(debPath, sum)
 	if err != nil {
 		return "", err
 	}
@@ -271,7 +274,15 @@ func (k *Kernel) FindFile(p string) (string, error) {
 	return found, nil
 }
 
-func fileSHA256(p string) (string, error) {
+func knownSum(p, sum string) (string, error) {
+	if sum != "" {
+		return sum, nil
+	}
+	return FileSHA256(p)
+}
+
+// FileSHA256 is the hex SHA-256 of a file, read as a stream.
+func FileSHA256(p string) (string, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return "", err

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/ramboot/ramboot/cmd/init/internal/bootspec"
 	"github.com/ramboot/ramboot/cmd/init/internal/ipxe"
+	"github.com/ramboot/ramboot/kernel/kimage"
 )
 
 // act does what option 224 says. It returns only on failure (or for the
@@ -112,7 +112,7 @@ func (in *Init) chain(ctx context.Context, u *url.URL, env map[string]string) er
 // kernelImage gunzips a compressed kernel and checks that it is an arm64
 // Image (or an x86 bzImage on amd64) before kexec sees it.
 func kernelImage(k []byte) ([]byte, error) {
-	if len(k) > 2 && k[0] == 0x1f && k[1] == 0x8b {
+	if kimage.Kind(k) == kimage.Gzip {
 		zr, err := gzip.NewReader(bytes.NewReader(k))
 		if err != nil {
 			return nil, fmt.Errorf("kernel: gzip: %w", err)
@@ -121,18 +121,17 @@ func kernelImage(k []byte) ([]byte, error) {
 			return nil, fmt.Errorf("kernel: gunzip: %w (truncated download?)", err)
 		}
 	}
-	arm64 := len(k) >= 64 && binary.LittleEndian.Uint32(k[56:60]) == 0x644d5241
-	x86 := len(k) >= 0x206 && string(k[0x202:0x206]) == "HdrS"
+	kind := kimage.Kind(k)
 	switch archName() {
 	case "arm64":
-		if !arm64 {
-			if x86 {
+		if kind != kimage.ARM64 {
+			if kind == kimage.AMD64 {
 				return nil, errors.New("kernel: this is an x86 bzImage; this machine is arm64: point option 224 at an arm64 kernel")
 			}
 			return nil, errors.New("kernel: not an arm64 Image (no \"ARM\\x64\" magic): wrong file or wrong architecture")
 		}
 	case "amd64":
-		if !x86 {
+		if kind != kimage.AMD64 {
 			return nil, errors.New("kernel: not an x86 bzImage: wrong file or wrong architecture")
 		}
 	}

@@ -33,6 +33,7 @@ type Init struct {
 	Out  io.Writer
 	Info BuildInfo
 
+	cmdline     string // /proc/cmdline, read once after the mounts
 	lease       *netup.Result
 	modulesDone chan struct{} // closed when every module is loaded
 
@@ -61,6 +62,9 @@ func (in *Init) Run() {
 	in.setupSignals()
 	go in.reap()
 
+	if c, err := os.ReadFile("/proc/cmdline"); err == nil {
+		in.cmdline = strings.TrimSpace(string(c))
+	}
 	in.Info = readBuildInfo("/etc/ramboot/build.json")
 	os.Setenv("PATH", "/bbin:/bin:/sbin:/usr/bin:/usr/sbin")
 	os.Setenv("HOME", "/root")
@@ -135,8 +139,7 @@ func (in *Init) startSSH() {
 // it. It returns what happened, in words, when the shell is next.
 func (in *Init) boot(kver string) string {
 	ctx := context.Background()
-	cmdline, _ := os.ReadFile("/proc/cmdline")
-	value, fromCmdline := bootspec.CmdlineValue(string(cmdline))
+	value, fromCmdline := bootspec.CmdlineValue(in.cmdline)
 	source := "kernel command line (ramboot.224)"
 	env := map[string]string{"kernel": kver, "board": in.Info.Board}
 	needNet := true
@@ -148,7 +151,7 @@ func (in *Init) boot(kver string) string {
 	if s := serial(); s != "" {
 		env["serial"] = s
 	}
-	if h := cmdlineHostname(); h != "" {
+	if h, _ := bootspec.CmdlineParam(in.cmdline, "ramboot.hostname"); h != "" {
 		if err := unix.Sethostname([]byte(h)); err != nil {
 			in.stage("hostname %s: %v", h, err)
 		}
@@ -197,9 +200,7 @@ func (in *Init) banner(kver, outcome string) {
 	}
 	var lines []string
 	lines = append(lines, fmt.Sprintf("ramboot %s on board %s (%s), kernel %s", in.Info.Version, in.Info.Board, model, kver))
-	if c, err := os.ReadFile("/proc/cmdline"); err == nil {
-		lines = append(lines, "cmdline: "+strings.TrimSpace(string(c)))
-	}
+	lines = append(lines, "cmdline: "+in.cmdline)
 	host, _ := os.Hostname()
 	id := "host: " + host
 	if s := serial(); s != "" {

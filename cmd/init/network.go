@@ -33,7 +33,7 @@ func (in *Init) network(ctx context.Context, env map[string]string) (value, sour
 		OfferWindow: 750 * time.Millisecond,
 		Log:         func(f string, a ...any) { in.stage("network: "+f, a...) },
 	}
-	if h := cmdlineHostname(); h != "" {
+	if h, _ := bootspec.CmdlineParam(in.cmdline, "ramboot.hostname"); h != "" {
 		// The command line's name wins over DHCP's.
 		cfg.SetHostname = func(string) error { return nil }
 	}
@@ -95,19 +95,4 @@ func describeLease(l *netup.Result) string {
 		s += " via " + l.Router.String()
 	}
 	return s
-}
-
-// cmdlineHostname is ramboot.hostname= from the kernel command line
-// (ramboot serve's per-node iPXE scripts set it), or "".
-func cmdlineHostname() string {
-	c, err := os.ReadFile("/proc/cmdline")
-	if err != nil {
-		return ""
-	}
-	for _, f := range strings.Fields(string(c)) {
-		if h, ok := strings.CutPrefix(f, "ramboot.hostname="); ok {
-			return h
-		}
-	}
-	return ""
 }

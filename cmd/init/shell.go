@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ramboot/ramboot/cmd/init/internal/bootspec"
 )
 
 // procs is PID 1's table of children: the reaper collects every exit,
@@ -104,7 +106,7 @@ func spawn(tty string, argv []string) (<-chan int, error) {
 
 // consoles lists the terminals to keep a shell on: every console= of
 // the kernel command line and tty1 (the screen), or /dev/console.
-func consoles() []string {
+func consoles(cmdline string) []string {
 	var out []string
 	seen := map[string]bool{}
 	add := func(dev string) {
@@ -117,16 +119,12 @@ func consoles() []string {
 		seen[dev] = true
 		out = append(out, dev)
 	}
-	if c, err := os.ReadFile("/proc/cmdline"); err == nil {
-		for _, f := range strings.Fields(string(c)) {
-			if v, ok := strings.CutPrefix(f, "console="); ok {
-				dev, _, _ := strings.Cut(v, ",")
-				if dev == "tty0" {
-					dev = "tty1"
-				}
-				add(dev)
-			}
+	for _, v := range bootspec.CmdlineParams(cmdline, "console") {
+		dev, _, _ := strings.Cut(v, ",")
+		if dev == "tty0" {
+			dev = "tty1"
 		}
+		add(dev)
 	}
 	add("tty1")
 	if len(out) == 0 {
@@ -137,7 +135,7 @@ func consoles() []string {
 
 // superviseShells keeps a shell on every console forever.
 func (in *Init) superviseShells() {
-	ttys := consoles()
+	ttys := consoles(in.cmdline)
 	for _, tty := range ttys[1:] {
 		go in.superviseShell(tty)
 	}

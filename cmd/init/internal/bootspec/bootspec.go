@@ -390,8 +390,23 @@ func checkServer(h string, bracket bool) error {
 // parameter appears more than once the last one wins; parameters after
 // "--" belong to init and are ignored. A bare "ramboot.224" yields ("", true).
 func CmdlineValue(cmdline string) (string, bool) {
-	const name = "ramboot.224"
-	val, found := "", false
+	return CmdlineParam(cmdline, "ramboot.224")
+}
+
+// CmdlineParam is the value of parameter name on a kernel command line,
+// parsed as the kernel does (see CmdlineValue); the last one wins.
+func CmdlineParam(cmdline, name string) (string, bool) {
+	vals := CmdlineParams(cmdline, name)
+	if len(vals) == 0 {
+		return "", false
+	}
+	return vals[len(vals)-1], true
+}
+
+// CmdlineParams lists every value of parameter name, in order (console=
+// may be given several times).
+func CmdlineParams(cmdline, name string) []string {
+	var vals []string
 	args := cmdline
 	for {
 		args = strings.TrimLeft(args, " \t\n\r\v\f")
@@ -404,10 +419,10 @@ func CmdlineValue(cmdline string) (string, bool) {
 			break
 		}
 		if param == name {
-			val, found = v, true
+			vals = append(vals, v)
 		}
 	}
-	return val, found
+	return vals
 }
 
 // nextArg mirrors lib/cmdline.c:next_arg in the kernel.
