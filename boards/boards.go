@@ -54,7 +54,18 @@ type Kernel struct {
 	Version   string `yaml:"version"`
 	// Compress is "gzip" or "" (none) for the Image written to the tree.
 	Compress string `yaml:"compress"`
-	DTBs     []File `yaml:"dtbs"`
+	// Image is the kernel's name in the tree: "Image" (the default, what
+	// config.txt names) or "vmlinuz" for a PC.
+	Image string `yaml:"image"`
+	DTBs  []File `yaml:"dtbs"`
+}
+
+// ImageName is the kernel's file name in the tree.
+func (k Kernel) ImageName() string {
+	if k.Image == "" {
+		return "Image"
+	}
+	return k.Image
 }
 
 // Firmware is a Debian package and the files taken from it.
@@ -168,6 +179,9 @@ func (b *Board) validate() error {
 	case "", "none", "gzip":
 	default:
 		bad("kernel.compress %q: use gzip or none", b.Kernel.Compress)
+	}
+	if n := b.Kernel.Image; n != "" && (strings.ContainsAny(n, "/ ") || n == "." || n == "..") {
+		bad("kernel.image %q: use a plain file name such as Image or vmlinuz", n)
 	}
 	outs := map[string]bool{}
 	checkFile := func(where string, f File) {

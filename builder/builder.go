@@ -79,6 +79,8 @@ type Build struct {
 // every input that went into it.
 type Manifest struct {
 	Board        string         `json:"board"`
+	Arch         string         `json:"arch"`
+	KernelFile   string         `json:"kernel_file"`
 	Ramboot      string         `json:"ramboot_version"`
 	Go           string         `json:"go_version"`
 	Kernel       KernelInfo     `json:"kernel"`
@@ -207,6 +209,8 @@ func (b *Build) prepare(ctx context.Context) error {
 	b.bigFiles = map[string]string{}
 	b.Manifest = Manifest{
 		Board:      b.Board.Name,
+		Arch:       b.Board.Arch,
+		KernelFile: b.Board.Kernel.ImageName(),
 		Ramboot:    b.Version,
 		Go:         runtime.Version(),
 		SourceDate: b.SourceDateEpoch,
@@ -343,7 +347,7 @@ func (b *Build) fetchKernel(ctx context.Context) error {
 	}
 	b.Kernel = k
 	b.Manifest.Kernel.Image = sha(img)
-	b.logf("kernel: %s (%.1f MB Image)", k.Release, float64(len(img))/1e6)
+	b.logf("kernel: %s (%.1f MB %s)", k.Release, float64(len(img))/1e6, bk.ImageName())
 	for _, d := range bk.DTBs {
 		p, err := k.FindFile(d.From)
 		if err != nil {
@@ -357,7 +361,7 @@ func (b *Build) fetchKernel(ctx context.Context) error {
 		// result by the Image's hash.
 		cached := filepath.Join(b.CacheDir, "images", b.Manifest.Kernel.Image+".gz")
 		if data, err := os.ReadFile(cached); err == nil {
-			b.outFiles["Image"] = data
+			b.outFiles[bk.ImageName()] = data
 			break
 		}
 		var buf bytes.Buffer
@@ -367,12 +371,12 @@ func (b *Build) fetchKernel(ctx context.Context) error {
 		}); err != nil {
 			return fmt.Errorf("compressing kernel: %w", err)
 		}
-		b.outFiles["Image"] = buf.Bytes()
+		b.outFiles[bk.ImageName()] = buf.Bytes()
 		if err := os.MkdirAll(filepath.Dir(cached), 0o755); err == nil {
 			_ = writeAtomic(cached, buf.Bytes())
 		}
 	default:
-		b.bigFiles["Image"] = k.ImagePath
+		b.bigFiles[bk.ImageName()] = k.ImagePath
 	}
 	return nil
 }

@@ -77,14 +77,17 @@ func qemu(t testing.TB) string {
 }
 
 // shellRoundTrip types a command whose answer the guest must compute.
-func shellRoundTrip(t testing.TB, vm *VM) {
+func shellRoundTrip(t testing.TB, vm *VM) { shellRoundTripOn(t, vm, "ttyAMA0") }
+
+// shellRoundTripOn is shellRoundTrip for a shell on console tty.
+func shellRoundTripOn(t testing.TB, vm *VM, tty string) {
 	t.Helper()
 	// The shell may have started before the last line the test waited
 	// for: look for it anywhere in the console output.
 	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(vm.Output(), "shell: started on ttyAMA0") {
+	for !strings.Contains(vm.Output(), "shell: started on "+tty) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no shell on ttyAMA0 within 60s")
+			t.Fatalf("no shell on %s within 60s", tty)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -491,7 +491,10 @@ func need(t testing.TB, tool, pkg string) {
 // nfsRootDir makes a root file system for the guest: /sbin/init is
 // testdata/nfsinit built for arm64, plus the mount points switch_root
 // moves /dev, /proc, /sys and /run to.
-func nfsRootDir(t testing.TB) string {
+func nfsRootDir(t testing.TB) string { return nfsRootDirFor(t, "arm64") }
+
+// nfsRootDirFor is nfsRootDir for a guest of architecture goarch.
+func nfsRootDirFor(t testing.TB, goarch string) string {
 	t.Helper()
 	root := filepath.Join(t.TempDir(), "root")
 	for _, d := range []string{"sbin", "dev", "proc", "sys", "run", "tmp", "etc"} {
@@ -502,7 +505,7 @@ func nfsRootDir(t testing.TB) string {
 	if err := os.WriteFile(filepath.Join(root, "etc", "motd"), []byte("an NFS root served by the ramboot e2e lab\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	bin := nfsInitBinary(t)
+	bin := nfsInitFor(t, goarch)
 	data, err := os.ReadFile(bin)
 	if err != nil {
 		t.Fatal(err)
@@ -513,15 +516,22 @@ func nfsRootDir(t testing.TB) string {
 	return root
 }
 
-var nfsInit struct {
+// nfsInitBinary builds testdata/nfsinit for linux/arm64, once per run.
+func nfsInitBinary(t testing.TB) string { return nfsInitFor(t, "arm64") }
+
+var nfsInits sync.Map // GOARCH -> *nfsInitBuild
+
+type nfsInitBuild struct {
 	once sync.Once
 	path string
 	err  error
 }
 
-// nfsInitBinary builds testdata/nfsinit for linux/arm64, once per run.
-func nfsInitBinary(t testing.TB) string {
+// nfsInitFor builds testdata/nfsinit for linux/goarch, once per run.
+func nfsInitFor(t testing.TB, goarch string) string {
 	t.Helper()
+	v, _ := nfsInits.LoadOrStore(goarch, &nfsInitBuild{})
+	nfsInit := v.(*nfsInitBuild)
 	nfsInit.once.Do(func() {
 		dir, err := os.MkdirTemp("", "ramboot-nfsinit-")
 		if err != nil {
@@ -532,7 +542,7 @@ func nfsInitBinary(t testing.TB) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", nfsInit.path, "./testdata/nfsinit")
-		cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0")
+		cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+goarch, "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			nfsInit.err = fmt.Errorf("go build ./testdata/nfsinit: %v\n%s", err, out)
 		}

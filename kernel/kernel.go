@@ -124,8 +124,15 @@ func ExtractFiles(debPath, sum, cacheDir string, files []string) (string, error)
 	}
 	var missing []string
 	for _, f := range files {
-		if _, err := os.Lstat(filepath.Join(root, f)); err != nil {
+		p := filepath.Join(root, f)
+		if _, err := os.Lstat(p); err != nil {
 			missing = append(missing, f)
+			continue
+		}
+		if _, err := os.Stat(p); err != nil {
+			target, _ := os.Readlink(p)
+			os.RemoveAll(root)
+			return "", fmt.Errorf("%s: %s is a symlink to %s inside the package: name the link's target in the board profile", debPath, f, target)
 		}
 	}
 	if len(missing) > 0 {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -52,6 +53,14 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 	s.log().Info("http", "remote", r.RemoteAddr, "path", r.URL.Path, "bytes", st.Size(), "range", r.Header.Get("Range"), "duration", time.Since(t0).Round(time.Millisecond).String())
 }
 
+// cmdlineQuote quotes a kernel command-line value that has spaces.
+func cmdlineQuote(v string) string {
+	if strings.ContainsAny(v, " \t") {
+		return `"` + strings.ReplaceAll(v, `"`, "") + `"`
+	}
+	return v
+}
+
 // serveScript renders /boot/<mac>.ipxe: the tree's kernel and initramfs
 // with the node's option 224 on the kernel command line.
 func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {
@@ -69,26 +78,39 @@ func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	arch := r.URL.Query().Get("arch")
+	b, ok := s.boardFor(arch)
+	if !ok {
+		msg := "this tree has no board to boot: build one with `make image BOARD=pc` (x86) or BOARD=rpi4"
+		if arch != "" {
+			msg = fmt.Sprintf("this tree has no %s board: add one to the build (BOARD=pc for x86 PCs)", arch)
+		}
+		http.Error(w, msg, http.StatusNotFound)
+		s.log().Error("http", "remote", r.RemoteAddr, "path", r.URL.Path, "err", msg)
+		return
+	}
 	cmdline := ""
-	if data, err := os.ReadFile(s.Root + "/cmdline.txt"); err == nil {
+	if data, err := os.ReadFile(filepath.Join(s.Root, b.path("cmdline.txt"))); err == nil {
 		cmdline = strings.TrimSpace(string(data))
 	}
 	next := m.Option224
-	if strings.Contains(next, "/boot/") && strings.HasSuffix(next, ".ipxe") {
+	if strings.Contains(next, "/boot/") && strings.Contains(next, ".ipxe") {
 		next = "shell" // the script must not point the next kernel back at itself
 	}
 	if next != "" {
-		cmdline += " ramboot.224=" + next
+		cmdline += " ramboot.224=" + cmdlineQuote(next)
 	}
 	if m.Hostname != "" {
 		cmdline += " ramboot.hostname=" + m.Hostname
 	}
 	base := "http://" + r.Host
-	fmt.Fprintf(w, "#!ipxe\n# ramboot: node %s", mac)
+	fmt.Fprintf(w, "#!ipxe\n# ramboot: node %s, board %s", mac, b.Name)
 	if found && m.Line > 0 {
 		fmt.Fprintf(w, " (nodes.yaml line %d)", m.Line)
 	}
-	fmt.Fprintf(w, "\nkernel %s/Image %s\ninitrd %s/rootfs.cpio.gz\nboot\n", base, cmdline, base)
+	// initrd= names the initramfs for the kernel's EFI stub under UEFI.
+	fmt.Fprintf(w, "\nkernel %s/%s initrd=rootfs.cpio.gz %s\ninitrd %s/%s\nboot\n",
+		base, b.path(b.Kernel), cmdline, base, b.path("rootfs.cpio.gz"))
 	s.log().Info("http", "remote", r.RemoteAddr, "path", r.URL.Path, "mac", mac.String(), "event", "ipxe-script")
 	s.Board.Record(mac.String(), status.Node{MAC: mac.String(), Hostname: m.Hostname}, "ipxe script", r.URL.Path)
 }

@@ -40,7 +40,9 @@ type Server struct {
 	HTTPAddr  string    // default <interface address>:8080
 	TFTPAddr  string    // default <interface address>:69
 	DHCPPort  int       // default 67 (tests use others)
-	Log       *slog.Logger
+	// BootServerPort is the PXE boot server's port, default 4011.
+	BootServerPort int
+	Log            *slog.Logger
 
 	// ServerIP is the interface's IPv4 address, found at start.
 	ServerIP net.IP
@@ -203,6 +205,17 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		s.log().Info("dhcp listening", "mode", string(s.DHCP), "interface", s.Interface, "port", port, "server", ip.String())
 		start("dhcp", func(ctx context.Context) error { return ds.Serve(ctx, pc) })
+		// UEFI PXE firmware asks a proxy's boot server on port 4011 for
+		// its boot file.
+		bsPort := s.BootServerPort
+		if bsPort == 0 {
+			bsPort = 4011
+		}
+		bs, err := dhcp.ListenInterface(s.Interface, bsPort)
+		if err != nil {
+			return err
+		}
+		start("pxe boot server", func(ctx context.Context) error { return ds.ServeBootServer(ctx, bs) })
 	}
 
 	if err := s.startTFTP(ctx, start); err != nil {
@@ -243,8 +256,23 @@ func (s *Server) decide(c dhcp.Client, server net.IP) dhcp.Decision {
 	if ok {
 		d = dhcp.Decision{Hostname: m.Hostname, Address: m.Address, Option224: m.Option224}
 	}
-	if c.Kind == dhcp.IPXE && s.httpURL != "" {
-		d.BootFile = s.httpURL + "/boot/" + strings.ReplaceAll(c.MAC.String(), ":", "-") + ".ipxe"
+	switch c.Kind {
+	case dhcp.IPXE:
+		if s.httpURL != "" {
+			arch := "arm64"
+			if dhcp.IsX86(c.Arch) {
+				arch = "amd64"
+			}
+			d.BootFile = s.httpURL + "/boot/" + strings.ReplaceAll(c.MAC.String(), ":", "-") + ".ipxe?arch=" + arch
+		}
+	case dhcp.PCFirmware:
+		if f := dhcp.PXEBootFile(c.Arch); f != "" && s.hasFile(f) {
+			d.BootFile = f
+		}
+	case dhcp.HTTPBoot:
+		if c.Arch == dhcp.ArchHTTPx64 && s.httpURL != "" && s.hasFile("ipxe.efi") {
+			d.BootFile = s.httpURL + "/ipxe.efi"
+		}
 	}
 	return d
 }

@@ -23,10 +23,11 @@ const (
 	RambootInit      // ramboot's init asking for option 224
 	IPXE             // iPXE, by its user class
 	PCFirmware       // an x86 BIOS/UEFI PXE ROM
+	HTTPBoot         // a UEFI HTTP boot client (vendor class HTTPClient)
 )
 
 func (k Kind) String() string {
-	return [...]string{"other", "pi-bootloader", "ramboot-init", "ipxe", "pc-firmware"}[k]
+	return [...]string{"other", "pi-bootloader", "ramboot-init", "ipxe", "pc-firmware", "uefi-http"}[k]
 }
 
 // RambootVendorClass marks ramboot's init in option 60: the init sends
@@ -89,7 +90,9 @@ func Classify(req *dhcpv4.DHCPv4) Client {
 		c.Kind = PiBootROM
 	case strings.HasPrefix(c.Vendor, "PXEClient") && IsPiMAC(c.MAC):
 		c.Kind = PiBootROM
-	case strings.HasPrefix(c.Vendor, "PXEClient") || strings.HasPrefix(c.Vendor, "HTTPClient"):
+	case strings.HasPrefix(c.Vendor, "HTTPClient"):
+		c.Kind = HTTPBoot
+	case strings.HasPrefix(c.Vendor, "PXEClient"):
 		c.Kind = PCFirmware
 	}
 	return c

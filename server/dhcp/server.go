@@ -99,6 +99,16 @@ func ListenInterface(ifname string, port int) (net.PacketConn, error) {
 // Serve reads requests until ctx ends or the socket fails. A bad packet is
 // logged and skipped.
 func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
+	return s.serve(ctx, pc, false)
+}
+
+// ServeBootServer answers PXE boot server requests on port 4011: UEFI
+// firmware sent there by a proxy offer asks for its boot file.
+func (s *Server) ServeBootServer(ctx context.Context, pc net.PacketConn) error {
+	return s.serve(ctx, pc, true)
+}
+
+func (s *Server) serve(ctx context.Context, pc net.PacketConn, bootServer bool) error {
 	go func() {
 		<-ctx.Done()
 		pc.Close()
@@ -127,12 +137,19 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		if req.OpCode != dhcpv4.OpcodeBootRequest {
 			continue
 		}
-		resp, ev := s.Handle(req)
+		handle := s.Handle
+		if bootServer {
+			handle = s.HandleBootServer
+		}
+		resp, ev := handle(req)
 		s.log(ev)
 		if resp == nil {
 			continue
 		}
 		dst := replyAddr(req, resp, peer)
+		if bootServer {
+			dst = peer // the client has its address and listens where it sent from
+		}
 		if _, err := pc.WriteTo(resp.ToBytes(), dst); err != nil {
 			s.log(Event{Client: ev.Client, Type: "send-error", Err: err})
 		}
@@ -149,6 +166,25 @@ func replyAddr(req, resp *dhcpv4.DHCPv4, peer net.Addr) net.Addr {
 		return &net.UDPAddr{IP: ci, Port: 68}
 	}
 	return &net.UDPAddr{IP: net.IPv4bcast, Port: 68}
+}
+
+// HandleBootServer builds the reply to a request sent to port 4011.
+func (s *Server) HandleBootServer(req *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, Event) {
+	c := Classify(req)
+	ev := Event{Client: c}
+	if mt := req.MessageType(); mt != dhcpv4.MessageTypeRequest && mt != dhcpv4.MessageTypeInform {
+		ev.Type, ev.Detail = "ignored", "boot server: "+mt.String()
+		return nil, ev
+	}
+	var d Decision
+	if s.Decide != nil {
+		d = s.Decide(c, s.ServerIP)
+	}
+	if d.Ignore {
+		ev.Type, ev.Detail = "ignored", "decider"
+		return nil, ev
+	}
+	return s.bootServer(req, c, d, ev)
 }
 
 // Handle builds the reply to one request (nil: stay silent) and the event
@@ -222,6 +258,9 @@ func (s *Server) proxy(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhc
 		}
 		ev.Type, ev.Detail = typeOf(resp), "option 224 "+quote(d.Option224)
 		return resp, ev
+	}
+	if c.Kind == PCFirmware || c.Kind == HTTPBoot {
+		return s.pcProxy(req, c, d, ev)
 	}
 	if c.Kind == IPXE && d.BootFile != "" {
 		// iPXE: no address, its script's URL as the boot file.

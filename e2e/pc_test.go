@@ -1,0 +1,207 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// PC scenarios (BOARD=pc): QEMU x86-64 guests network-boot from
+// `ramboot serve` in the lab, through a real PXE client each time:
+//
+//   - BIOS: SeaBIOS runs the NIC's option ROM, which is iPXE (QEMU ships
+//     it); iPXE says so in its user class and gets its script by HTTP.
+//   - UEFI: OVMF with the NIC's option ROM switched off (romfile=), so the
+//     PXE client is EDK2's own: it gets snponly.efi by TFTP (through the
+//     port-4011 boot server in proxy mode), which is Debian's iPXE, which
+//     then gets its script.
+//
+// Either way the script boots the tree's vmlinuz and rootfs.cpio.gz with
+// the node's option 224 on the kernel command line.
+
+const (
+	ovmfCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+	ovmfVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+)
+
+func qemuX86(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		t.Fatalf("qemu-system-x86_64 not found: run `make test` (it installs it) or bash e2e/deps.sh")
+	}
+	return p
+}
+
+// BootPC starts an x86-64 PC on tap0 that boots from the network only.
+func (l *Lab) BootPC(t testing.TB, mac string, uefi bool) *VM {
+	t.Helper()
+	args := []string{"netns", "exec", l.NS, qemuX86(t),
+		"-M", "q35", "-m", "1024", "-smp", "2", "-nographic", "-no-reboot",
+		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"}
+	if uefi {
+		for _, f := range []string{ovmfCode, ovmfVars} {
+			if _, err := os.Stat(f); err != nil {
+				t.Fatalf("%s: %v: install ovmf (`make test` does)", f, err)
+			}
+		}
+		vars := filepath.Join(t.TempDir(), "OVMF_VARS.fd")
+		data, err := os.ReadFile(ovmfVars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(vars, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args,
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+ovmfCode,
+			"-drive", "if=pflash,format=raw,unit=1,file="+vars,
+			// No option ROM: the PXE client is the firmware's own.
+			"-device", "virtio-net-pci,netdev=n0,mac="+mac+",romfile=,bootindex=1")
+	} else {
+		args = append(args, "-boot", "n", "-device", "virtio-net-pci,netdev=n0,mac="+mac)
+	}
+	return StartVM(t, "ip", args...)
+}
+
+// pcServe starts `ramboot serve` on the pc tree with one node.
+func pcServe(t testing.TB, l *Lab, root, mac, hostname, option224 string, args ...string) *Proc {
+	t.Helper()
+	nodes := filepath.Join(l.Dir, "nodes.yaml")
+	svWrite(t, nodes, "nodes:\n  - mac: "+mac+"\n    hostname: "+hostname+"\n    option224: \""+option224+"\"\n")
+	return svStart(t, l, root, append([]string{"--nodes", nodes}, args...)...)
+}
+
+// pcScriptServed waits for serve's log of the node's iPXE script and the
+// kernel and initramfs downloads.
+func pcScriptServed(t testing.TB, srv *Proc, mac string) {
+	t.Helper()
+	svWaitLog(t, srv, 0, 5*time.Second, "ipxe-script for "+mac, func(e svLogLine) bool {
+		return e.msg() == "http" && e.str("event") == "ipxe-script" && e.str("mac") == mac
+	})
+	for _, p := range []string{"/vmlinuz", "/rootfs.cpio.gz"} {
+		svWaitLog(t, srv, 0, 5*time.Second, "GET "+p, func(e svLogLine) bool {
+			return e.msg() == "http" && e.str("path") == p
+		})
+	}
+}
+
+// TestPCBIOSProxyShell: a BIOS PC next to a router's DHCP (dnsmasq on
+// another host): serve's proxy offer points its iPXE ROM at the script;
+// the init gets option 224 "shell" from the command line.
+func TestPCBIOSProxyShell(t *testing.T) {
+	labSkip(t)
+	dir, m := image(t, "pc")
+	l := NewLab(t)
+	router := l.Peer(t, "192.0.2.2")
+	l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--no-ping")
+	const mac = "52:54:00:12:34:60"
+	srv := pcServe(t, l, dir, mac, "pc-1", "shell", "--dhcp", "proxy")
+	t0 := time.Now()
+	vm := l.BootPC(t, mac, false)
+	e, _ := svWaitLog(t, srv, 0, 120*time.Second, "proxy offer to iPXE", func(e svLogLine) bool {
+		return e.msg() == "dhcp" && e.str("mac") == mac && e.str("event") == "offer"
+	})
+	if e.str("kind") != "ipxe" || !strings.Contains(e.str("detail"), "/boot/52-54-00-12-34-60.ipxe?arch=amd64") {
+		t.Errorf("serve's offer to the BIOS iPXE ROM: %v; want kind ipxe and the script URL with arch=amd64", e)
+	}
+	vm.Expect(`cmdline: .*console=ttyS0,115200 ramboot\.board=pc ramboot\.224=shell ramboot\.hostname=pc-1`, 180*time.Second)
+	vm.Expect(`ramboot e2e on board pc .*kernel `+regexp.QuoteMeta(m.Kernel.Release), 60*time.Second)
+	vm.Expect(`224: option 224 says shell`, 60*time.Second)
+	shellRoundTripOn(t, vm, "ttyS0")
+	t.Logf("BIOS PC: power-on to shell in %v", time.Since(t0).Round(time.Millisecond))
+	pcScriptServed(t, srv, mac)
+	noPanic(t, vm)
+}
+
+// TestPCUEFIProxyShell: OVMF's own PXE client, proxy mode: the proxy
+// offer names snponly.efi, the firmware asks the boot server on port
+// 4011, fetches snponly.efi by TFTP, and Debian's iPXE boots the script.
+func TestPCUEFIProxyShell(t *testing.T) {
+	labSkip(t)
+	dir, _ := image(t, "pc")
+	l := NewLab(t)
+	router := l.Peer(t, "192.0.2.2")
+	l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--no-ping")
+	const mac = "52:54:00:12:34:61"
+	srv := pcServe(t, l, dir, mac, "pc-2", "shell", "--dhcp", "proxy")
+	t0 := time.Now()
+	vm := l.BootPC(t, mac, true)
+	e, _ := svWaitLog(t, srv, 0, 180*time.Second, "proxy offer to UEFI firmware", func(e svLogLine) bool {
+		return e.msg() == "dhcp" && e.str("mac") == mac && e.str("kind") == "pc-firmware" && e.str("event") == "offer"
+	})
+	if e.str("detail") != "boot file snponly.efi" {
+		t.Errorf("proxy offer to OVMF: %v; want boot file snponly.efi", e)
+	}
+	svWaitLog(t, srv, 0, 60*time.Second, "boot server ack", func(e svLogLine) bool {
+		return e.msg() == "dhcp" && e.str("mac") == mac && e.str("event") == "ack" && strings.HasPrefix(e.str("detail"), "boot server:")
+	})
+	svTFTPLog(t, srv, 0, "snponly.efi")
+	svWaitLog(t, srv, 0, 120*time.Second, "iPXE's proxy offer", func(e svLogLine) bool {
+		return e.msg() == "dhcp" && e.str("mac") == mac && e.str("kind") == "ipxe"
+	})
+	vm.Expect(`cmdline: .*ramboot\.board=pc ramboot\.224=shell ramboot\.hostname=pc-2`, 180*time.Second)
+	vm.Expect(`224: option 224 says shell`, 60*time.Second)
+	shellRoundTripOn(t, vm, "ttyS0")
+	t.Logf("UEFI PC: power-on to shell in %v", time.Since(t0).Round(time.Millisecond))
+	pcScriptServed(t, srv, mac)
+	noPanic(t, vm)
+}
+
+// TestPCNFSRoots: the classic diskless cluster, with serve as the only
+// DHCP server (full mode): one node boots its own export, as the Gentoo
+// diskless recipe lays them out (/nodes/<hostname>), read-write; another
+// boots a shared read-only export under a RAM overlay, and the export is
+// left as it was.
+func TestPCNFSRoots(t *testing.T) {
+	labSkip(t)
+	dir, _ := image(t, "pc")
+	t.Run("per-node export", func(t *testing.T) {
+		l := NewLab(t)
+		root := nfsRootDirFor(t, "amd64")
+		l.Ganesha(t, Export{Path: root, Pseudo: "/nodes/pc-3"})
+		const mac = "52:54:00:12:34:62"
+		srv := pcServe(t, l, dir, mac, "pc-3", "nfs://{{.Server}}/nodes/{{.Hostname}}?vers=3",
+			"--dhcp", "full", "--range", "192.0.2.100-192.0.2.150")
+		vm := l.BootPC(t, mac, false)
+		e, _ := svWaitLog(t, srv, 0, 120*time.Second, "full-mode offer to iPXE", func(e svLogLine) bool {
+			return e.msg() == "dhcp" && e.str("mac") == mac && e.str("kind") == "ipxe" && e.str("event") == "offer"
+		})
+		if !strings.HasPrefix(e.str("ip"), "192.0.2.1") {
+			t.Errorf("full mode offer without an address from the range: %v", e)
+		}
+		vm.Expect(`ramboot\.224=nfs://192\.0\.2\.1/nodes/pc-3\?vers=3`, 180*time.Second)
+		vm.Expect(`224: NFS root`, 60*time.Second)
+		vm.Expect(`NFSROOT-OK`, 90*time.Second)
+		vm.Expect(`ROOT nfs \S*vers=3,.*nolock`, 10*time.Second)
+		vm.Expect(`RW-OK /ramboot-probe`, 30*time.Second)
+		if b, err := os.ReadFile(filepath.Join(root, "ramboot-probe")); err != nil || !strings.HasPrefix(string(b), "written by nfsinit") {
+			t.Errorf("the node's probe file is not in its export: %q, %v", b, err)
+		}
+		noPanic(t, vm)
+	})
+	t.Run("shared read-only export with overlay", func(t *testing.T) {
+		l := NewLab(t)
+		root := nfsRootDirFor(t, "amd64")
+		before := treeDigest(t, root)
+		l.Ganesha(t, Export{Path: root, Pseudo: "/shared", RO: true})
+		const mac = "52:54:00:12:34:63"
+		srv := pcServe(t, l, dir, mac, "pc-4", "nfs://{{.Server}}/shared?vers=3&overlay",
+			"--dhcp", "full", "--range", "192.0.2.100-192.0.2.150")
+		vm := l.BootPC(t, mac, false)
+		vm.Expect(`224: NFS root`, 180*time.Second)
+		vm.Expect(`nfs: read-only export under a RAM overlay`, 60*time.Second)
+		vm.Expect(`NFSROOT-OK`, 90*time.Second)
+		vm.Expect(`ROOT overlay \S*lowerdir=/run/ramboot/lower,upperdir=/run/ramboot/rw/upper`, 10*time.Second)
+		vm.Expect(`RW-OK /ramboot-probe`, 30*time.Second)
+		if after := treeDigest(t, root); after != before {
+			t.Errorf("the shared read-only export changed on the server:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+		pcScriptServed(t, srv, mac)
+		noPanic(t, vm)
+	})
+}

@@ -1,0 +1,138 @@
+package dhcp
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+)
+
+// Client architectures from option 93 (RFC 4578, IANA "Processor
+// Architecture Types").
+const (
+	ArchBIOS      = 0  // x86 BIOS; also what a Pi 4/5 bootloader reports
+	ArchEFIIA32   = 6  // x86 UEFI, 32-bit
+	ArchEFIBC     = 7  // x86-64 UEFI (EFI BC)
+	ArchEFIx64    = 9  // x86-64 UEFI, as some firmware reports it
+	ArchEFIARM64  = 11 // arm64 UEFI
+	ArchHTTPx64   = 16 // x86-64 UEFI HTTP boot
+	ArchHTTPARM64 = 19 // arm64 UEFI HTTP boot
+)
+
+// PXEBootFile is the first program a PC's firmware loads: iPXE, built for
+// the firmware (Debian's ipxe package, laid in the tree by BOARD=pc). ""
+// means this tree has nothing for that architecture.
+func PXEBootFile(arch uint16) string {
+	switch arch {
+	case ArchBIOS:
+		return "undionly.kpxe" // runs on the card's own PXE stack (UNDI)
+	case ArchEFIBC, ArchEFIx64:
+		return "snponly.efi" // uses the firmware's network driver (SNP)
+	}
+	return ""
+}
+
+// IsX86 reports whether arch names an x86 PC (as opposed to arm64 UEFI).
+// iPXE reports its own build's architecture in option 93 too.
+func IsX86(arch uint16) bool {
+	switch arch {
+	case ArchBIOS, ArchEFIIA32, ArchEFIBC, ArchEFIx64, ArchHTTPx64:
+		return true
+	}
+	return false
+}
+
+// pxeDiscoveryBypass is option 43 with PXE discovery control 8: "boot the
+// file named in this packet, skip boot server discovery". BIOS PXE ROMs
+// honour it; some UEFI firmware does not, so UEFI clients are sent to the
+// boot server on port 4011 instead (see pcProxy).
+var pxeDiscoveryBypass = []byte{6, 1, 8, 255}
+
+// pcProxy is the proxyDHCP answer to a PC's PXE firmware or a UEFI HTTP
+// boot client: no address, the boot file and where to fetch it.
+//
+// BIOS clients get the file with discovery control 8. UEFI clients get the
+// file without option 43: EDK2-based firmware then asks this server again
+// on port 4011 (BootServer answers), the way Windows Deployment Services
+// and pixiecore are answered by every UEFI firmware seen in the field.
+func (s *Server) pcProxy(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhcpv4.DHCPv4, Event) {
+	if d.BootFile == "" {
+		ev.Type, ev.Detail = "ignored", fmt.Sprintf("no boot program for %s (option 93 = %d): %s", c.Kind, c.Arch, archHint(c.Arch))
+		return nil, ev
+	}
+	resp, err := s.pcReply(req, c, d, s.proxyMessageType(req), net.IPv4zero)
+	if err != nil {
+		ev.Type, ev.Err = "error", err
+		return nil, ev
+	}
+	if c.Kind == PCFirmware && c.Arch == ArchBIOS {
+		resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, pxeDiscoveryBypass))
+	}
+	ev.Type, ev.Detail = typeOf(resp), "boot file "+d.BootFile
+	return resp, ev
+}
+
+func (s *Server) proxyMessageType(req *dhcpv4.DHCPv4) dhcpv4.MessageType {
+	if req.MessageType() == dhcpv4.MessageTypeDiscover {
+		return dhcpv4.MessageTypeOffer
+	}
+	return dhcpv4.MessageTypeAck
+}
+
+// pcReply is a reply naming a boot file for a PC: siaddr and sname are this
+// server, option 60 says PXEClient (or HTTPClient for HTTP boot, which
+// UEFI requires), option 97 is echoed (PXE spec 2.1: a client may drop a
+// reply without its GUID).
+func (s *Server) pcReply(req *dhcpv4.DHCPv4, c Client, d Decision, mt dhcpv4.MessageType, yiaddr net.IP) (*dhcpv4.DHCPv4, error) {
+	class := "PXEClient"
+	if c.Kind == HTTPBoot {
+		class = "HTTPClient"
+	}
+	resp, err := dhcpv4.NewReplyFromRequest(req,
+		dhcpv4.WithMessageType(mt),
+		dhcpv4.WithYourIP(yiaddr),
+		dhcpv4.WithServerIP(s.ServerIP),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(s.ServerIP)),
+		dhcpv4.WithOption(dhcpv4.OptClassIdentifier(class)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("pc reply: %w", err)
+	}
+	resp.BootFileName = d.BootFile
+	resp.ServerHostName = s.ServerIP.String()
+	if g := req.Options.Get(dhcpv4.OptionClientMachineIdentifier); g != nil {
+		resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, g))
+	}
+	return resp, nil
+}
+
+// bootServer answers a PXE client's request on port 4011 (PXE spec 2.1,
+// "boot server discovery"): an ACK with the boot file, sent back to the
+// client's own address.
+func (s *Server) bootServer(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhcpv4.DHCPv4, Event) {
+	if c.Kind != PCFirmware && c.Kind != HTTPBoot {
+		ev.Type, ev.Detail = "ignored", "port 4011 serves PC firmware only"
+		return nil, ev
+	}
+	if d.BootFile == "" {
+		ev.Type, ev.Detail = "ignored", fmt.Sprintf("no boot program for option 93 = %d: %s", c.Arch, archHint(c.Arch))
+		return nil, ev
+	}
+	resp, err := s.pcReply(req, c, d, dhcpv4.MessageTypeAck, net.IPv4zero)
+	if err != nil {
+		ev.Type, ev.Err = "error", err
+		return nil, ev
+	}
+	ev.Type, ev.Detail = "ack", "boot server: boot file "+d.BootFile
+	return resp, ev
+}
+
+func archHint(arch uint16) string {
+	switch arch {
+	case ArchEFIIA32:
+		return "32-bit UEFI is not served (Debian ships no 32-bit iPXE EFI); switch the firmware to legacy BIOS or 64-bit UEFI"
+	case ArchEFIARM64, ArchHTTPARM64:
+		return "arm64 UEFI clients are served through iPXE only; boot them with iPXE or use a Pi board"
+	}
+	return "build the tree with BOARD=pc (or add pc to BOARD) so it holds undionly.kpxe, snponly.efi and ipxe.efi"
+}
