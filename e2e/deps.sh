@@ -1,6 +1,7 @@
 #!/bin/bash
 # Installs what `make test` needs on a Debian 12 machine: QEMU >= 9 (from
-# bookworm-backports, for -M raspi4b), device-tree-compiler (fdtput) and the
+# bookworm-backports, for -M raspi4b and raspi3b; x86-64 with its iPXE
+# option ROMs and OVMF for the PC boots), device-tree-compiler (fdtput) and the
 # real peers the tests talk to (dnsmasq, TFTP clients, tftpd-hpa for the
 # TFTP benchmarks, nfs-ganesha with rpcbind for the e2e lab's NFS roots).
 # Idempotent; the mirror is taken from this machine's own apt sources, never
@@ -11,13 +12,17 @@ need=()
 have() { command -v "$1" >/dev/null 2>&1; }
 
 qemu_ok() {
-	have qemu-system-aarch64 || return 1
-	local v
-	v=$(qemu-system-aarch64 --version | sed -n 's/.*version \([0-9]*\)\..*/\1/p')
-	[ "${v:-0}" -ge 9 ]
+	local q v
+	for q in qemu-system-aarch64 qemu-system-x86_64; do
+		have $q || return 1
+		v=$($q --version | sed -n 's/.*version \([0-9]*\)\..*/\1/p')
+		[ "${v:-0}" -ge 9 ] || return 1
+	done
 }
 
 have fdtput || need+=(device-tree-compiler)
+# UEFI firmware for the x86-64 PC boots (BOARD=pc).
+[ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] || need+=(ovmf)
 for p in dnsmasq:dnsmasq tftp:tftp-hpa atftp:atftp curl:curl ip:iproute2 ssh:openssh-client; do
 	have "${p%%:*}" || need+=("${p#*:}")
 done
@@ -34,7 +39,7 @@ for f in /usr/lib/*/ganesha/libfsalvfs.so /usr/lib*/ganesha/libfsalvfs.so; do [ 
 
 if [ "$(id -u)" != 0 ]; then
 	if ! qemu_ok || [ ${#need[@]} -gt 0 ]; then
-		echo "deps.sh: missing ${need[*]} $(qemu_ok || echo qemu-system-arm>=9); run as root to install" >&2
+		echo "deps.sh: missing ${need[*]} $(qemu_ok || echo qemu-system-arm,qemu-system-x86>=9); run as root to install" >&2
 		exit 1
 	fi
 	exit 0
@@ -73,9 +78,9 @@ SRC
 	fi
 	apt-get update -qq
 	if [ "$codename" = bookworm ]; then
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports qemu-system-arm >/dev/null
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports qemu-system-arm qemu-system-x86 >/dev/null
 	else
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-arm >/dev/null
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-arm qemu-system-x86 >/dev/null
 	fi
 	updated=1
 fi
@@ -101,4 +106,4 @@ for p in "${need[@]}"; do
 	done
 done
 qemu_ok
-echo "deps: $(qemu-system-aarch64 --version | head -1); fdtput ok"
+echo "deps: $(qemu-system-aarch64 --version | head -1); x86-64 too; fdtput, ovmf ok"

@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"bytes"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 )
 
 // PC scenarios (BOARD=pc): QEMU x86-64 guests network-boot from
@@ -109,11 +115,14 @@ func TestPCBIOSProxyShell(t *testing.T) {
 	if e.str("kind") != "ipxe" || !strings.Contains(e.str("detail"), "/boot/52-54-00-12-34-60.ipxe?arch=amd64") {
 		t.Errorf("serve's offer to the BIOS iPXE ROM: %v; want kind ipxe and the script URL with arch=amd64", e)
 	}
-	vm.Expect(`cmdline: .*console=ttyS0,115200 ramboot\.board=pc ramboot\.224=shell ramboot\.hostname=pc-1`, 180*time.Second)
-	vm.Expect(`ramboot e2e on board pc .*kernel `+regexp.QuoteMeta(m.Kernel.Release), 60*time.Second)
+	vm.Expect(`ramboot e2e on board pc \(QEMU .*\), kernel `+regexp.QuoteMeta(m.Kernel.Release), 180*time.Second)
+	vm.Expect(`cmdline: .*console=ttyS0,115200 ramboot\.board=pc ramboot\.224=shell ramboot\.hostname=pc-1`, 10*time.Second)
 	vm.Expect(`224: option 224 says shell`, 60*time.Second)
 	shellRoundTripOn(t, vm, "ttyS0")
 	t.Logf("BIOS PC: power-on to shell in %v", time.Since(t0).Round(time.Millisecond))
+	// The network comes up behind the shell (for SSH): an address from
+	// the router's dnsmasq, serve's proxy answering the init.
+	vm.Expect(`network: \S+ `+mac+` 192\.0\.2\.1[0-5]\d/24 via 192\.0\.2\.2`, 60*time.Second)
 	pcScriptServed(t, srv, mac)
 	noPanic(t, vm)
 }
@@ -204,4 +213,141 @@ func TestPCNFSRoots(t *testing.T) {
 		pcScriptServed(t, srv, mac)
 		noPanic(t, vm)
 	})
+}
+
+// TestServePCReplay replays what a PC's PXE firmware does, against `ramboot
+// serve` in proxy mode next to a router's DHCP (dnsmasq): a BIOS ROM
+// (option 93 = 0, like a Pi, but no Pi signs) gets undionly.kpxe with PXE
+// discovery bypassed; UEFI firmware (93 = 7) gets snponly.efi named, asks
+// the boot server on port 4011 and gets its ACK; each program then comes
+// by TFTP to a real client (tftp-hpa, curl) byte for byte. The QEMU boots
+// above run through iPXE ROMs and OVMF; this is the path a BIOS machine's
+// own (non-iPXE) PXE ROM takes.
+func TestServePCReplay(t *testing.T) {
+	need(t, "tftp", "tftp-hpa")
+	need(t, "curl", "curl")
+	l := NewLab(t)
+	dir, _ := image(t, "pc")
+	router := l.Peer(t, "192.0.2.2")
+	l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--no-ping")
+	srv := svStart(t, l, dir)
+	pc := l.Peer(t, "192.0.2.60")
+	const mac = "52:54:00:ab:cd:01"
+	svSetMAC(t, pc, mac)
+	run(t, "ip", "-n", pc.NS, "addr", "flush", "dev", pc.Iface)
+	var c *nclient4.Client
+	if err := inNetns(pc.NS, func() (err error) {
+		c, err = nclient4.New(pc.Iface, nclient4.WithTimeout(3*time.Second), nclient4.WithRetry(1))
+		return err
+	}); err != nil {
+		t.Fatalf("DHCP client in %s: %v", pc.NS, err)
+	}
+	defer c.Close()
+	hw, _ := net.ParseMAC(mac)
+	guid := append([]byte{0}, bytes.Repeat([]byte{0x5a}, 16)...)
+	firmware := func(arch uint16, vendor string, more ...dhcpv4.Modifier) []dhcpv4.Modifier {
+		return append([]dhcpv4.Modifier{
+			dhcpv4.WithOption(dhcpv4.OptClassIdentifier(vendor)),
+			dhcpv4.WithGeneric(dhcpv4.OptionClientSystemArchitectureType, []byte{byte(arch >> 8), byte(arch)}),
+			dhcpv4.WithGeneric(dhcpv4.OptionClientNetworkInterfaceIdentifier, []byte{1, 3, 16}),
+			dhcpv4.WithGeneric(dhcpv4.OptionClientMachineIdentifier, guid),
+			func(d *dhcpv4.DHCPv4) {
+				d.UpdateOption(dhcpv4.OptParameterRequestList(dhcpv4.OptionSubnetMask, dhcpv4.OptionRouter,
+					dhcpv4.OptionVendorSpecificInformation, dhcpv4.OptionClassIdentifier,
+					dhcpv4.OptionTFTPServerName, dhcpv4.OptionBootfileName))
+			},
+		}, more...)
+	}
+	discover := func(arch uint16, vendor string) (proxy, addr *dhcpv4.DHCPv4) {
+		t.Helper()
+		d, err := dhcpv4.NewDiscovery(hw, firmware(arch, vendor)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range piExchange(t, c, d, 3*time.Second) {
+			t.Logf("arch %d: answer to DISCOVER: %s", arch, p.Summary())
+			switch sid := p.ServerIdentifier(); {
+			case sid.Equal(net.ParseIP(LabAddr)):
+				proxy = p
+			case sid.Equal(net.ParseIP(router.Addr)):
+				addr = p
+			}
+		}
+		if proxy == nil || addr == nil {
+			t.Fatalf("arch %d DISCOVER: proxy offer %v, address offer %v; want both", arch, proxy != nil, addr != nil)
+		}
+		if !proxy.YourIPAddr.IsUnspecified() {
+			t.Errorf("arch %d: the proxy offered an address, %v", arch, proxy.YourIPAddr)
+		}
+		if !proxy.ServerIPAddr.Equal(net.ParseIP(LabAddr)) || proxy.ClassIdentifier() != "PXEClient" ||
+			!bytes.Equal(proxy.Options.Get(dhcpv4.OptionClientMachineIdentifier), guid) {
+			t.Errorf("arch %d proxy offer: siaddr %v, option 60 %q, 97 %x; want %s, PXEClient and the GUID echoed",
+				arch, proxy.ServerIPAddr, proxy.ClassIdentifier(), proxy.Options.Get(dhcpv4.OptionClientMachineIdentifier), LabAddr)
+		}
+		return proxy, addr
+	}
+	tftpGet := func(file string, args ...string) {
+		t.Helper()
+		dest := filepath.Join(t.TempDir(), file)
+		args = append(args, dest)
+		if out, err := svPeerExec(t, pc, 60*time.Second, args[0], args[1:]...); err != nil {
+			t.Fatalf("%s: %v\n%s", args[0], err, out)
+		}
+		svSameBytes(t, args[0]+" "+file, svRead(t, dest), svRead(t, filepath.Join(dir, file)))
+	}
+
+	// BIOS.
+	proxy, addr := discover(0, "PXEClient:Arch:00000:UNDI:002001")
+	if proxy.BootFileName != "undionly.kpxe" || !bytes.Equal(proxy.Options.Get(dhcpv4.OptionVendorSpecificInformation), []byte{6, 1, 8, 255}) {
+		t.Errorf("BIOS proxy offer: file %q, option 43 %x; want undionly.kpxe and discovery control 8 (boot the named file)",
+			proxy.BootFileName, proxy.Options.Get(dhcpv4.OptionVendorSpecificInformation))
+	}
+	e, _ := svWaitLog(t, srv, 0, 5*time.Second, "BIOS offer", func(e svLogLine) bool {
+		return e.msg() == "dhcp" && e.str("event") == "offer" && e.str("mac") == mac
+	})
+	if e.str("kind") != "pc-firmware" {
+		t.Errorf("serve's log for the BIOS DISCOVER: %v, want kind pc-firmware", e)
+	}
+	run(t, "ip", "-n", pc.NS, "addr", "add", addr.YourIPAddr.String()+"/24", "dev", pc.Iface)
+	tftpGet("undionly.kpxe", "tftp", "-m", "binary", proxy.ServerIPAddr.String(), "-c", "get", proxy.BootFileName)
+
+	// UEFI x86-64: DISCOVER, then the boot server on port 4011.
+	proxy, addr = discover(7, "PXEClient:Arch:00007:UNDI:003016")
+	if proxy.BootFileName != "snponly.efi" || proxy.Options.Get(dhcpv4.OptionVendorSpecificInformation) != nil {
+		t.Errorf("UEFI proxy offer: file %q, option 43 %x; want snponly.efi and no 43 (the firmware asks port 4011)",
+			proxy.BootFileName, proxy.Options.Get(dhcpv4.OptionVendorSpecificInformation))
+	}
+	req, err := dhcpv4.New(firmware(7, "PXEClient:Arch:00007:UNDI:003016",
+		dhcpv4.WithHwAddr(hw), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+		dhcpv4.WithClientIP(addr.YourIPAddr))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ack *dhcpv4.DHCPv4
+	if err := inNetns(pc.NS, func() error {
+		conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: addr.YourIPAddr, Port: 68})
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		if _, err := conn.WriteTo(req.ToBytes(), &net.UDPAddr{IP: net.ParseIP(LabAddr), Port: 4011}); err != nil {
+			return err
+		}
+		conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+		buf := make([]byte, 1500)
+		n, _, err := conn.ReadFrom(buf)
+		if err != nil {
+			return fmt.Errorf("no answer from port 4011: %w", err)
+		}
+		ack, err = dhcpv4.FromBytes(buf[:n])
+		return err
+	}); err != nil {
+		t.Fatalf("boot server request: %v", err)
+	}
+	if ack.MessageType() != dhcpv4.MessageTypeAck || ack.TransactionID != req.TransactionID || ack.BootFileName != "snponly.efi" ||
+		!ack.ServerIPAddr.Equal(net.ParseIP(LabAddr)) {
+		t.Errorf("boot server answer: %s; want an ACK for xid %s naming snponly.efi on %s", ack.Summary(), req.TransactionID, LabAddr)
+	}
+	tftpGet("snponly.efi", "curl", "-sS", "--max-time", "50", "tftp://"+ack.ServerIPAddr.String()+"/"+ack.BootFileName, "-o")
+	svTFTPLog(t, srv, 0, "snponly.efi")
 }

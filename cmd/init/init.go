@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -34,7 +36,8 @@ type Init struct {
 	Info BuildInfo
 
 	cmdline     string // /proc/cmdline, read once after the mounts
-	lease       *netup.Result
+	lease       atomic.Pointer[netup.Result]
+	netPending  bool          // the network comes up behind a command-line shell
 	modulesDone chan struct{} // closed when every module is loaded
 
 	mu sync.Mutex
@@ -156,6 +159,24 @@ func (in *Init) boot(kver string) string {
 			in.stage("hostname %s: %v", h, err)
 		}
 	}
+	if !needNet {
+		// The shell, by command line (as serve's iPXE script says for a
+		// node whose option 224 is "shell"): the shell comes first, the
+		// network right behind it, so SSH and the node's tools can reach
+		// the provisioning network.
+		in.netPending = true
+		own := maps.Clone(env)
+		go func() {
+			defer func() {
+				if r := recover(); r != nil {
+					in.stage("network: BUG: %v", r)
+				}
+			}()
+			if _, _, err := in.network(ctx, own); err != nil {
+				in.stage("network: %v (the shell stays, without network)", err)
+			}
+		}()
+	}
 	if needNet {
 		v, src, err := in.network(ctx, env)
 		if err != nil {
@@ -193,11 +214,28 @@ func uname() (string, error) {
 	return unix.ByteSliceToString(u.Release[:]), nil
 }
 
-func (in *Init) banner(kver, outcome string) {
-	model := "unknown"
+// machineModel names the hardware: the device tree's model on a Pi, the
+// firmware's DMI vendor and product on a PC.
+func machineModel() string {
 	if m, err := os.ReadFile("/proc/device-tree/model"); err == nil {
-		model = strings.TrimRight(string(m), "\x00\n")
+		return strings.TrimRight(string(m), "\x00\n")
 	}
+	var parts []string
+	for _, f := range []string{"sys_vendor", "product_name"} {
+		if b, err := os.ReadFile("/sys/class/dmi/id/" + f); err == nil {
+			if v := strings.TrimSpace(string(b)); v != "" {
+				parts = append(parts, v)
+			}
+		}
+	}
+	if len(parts) == 0 {
+		return "unknown"
+	}
+	return strings.Join(parts, " ")
+}
+
+func (in *Init) banner(kver, outcome string) {
+	model := machineModel()
 	var lines []string
 	lines = append(lines, fmt.Sprintf("ramboot %s on board %s (%s), kernel %s", in.Info.Version, in.Info.Board, model, kver))
 	lines = append(lines, "cmdline: "+in.cmdline)
@@ -207,10 +245,12 @@ func (in *Init) banner(kver, outcome string) {
 		id += ", serial " + s
 	}
 	lines = append(lines, id)
-	if l := in.lease; l != nil {
+	if l := in.lease.Load(); l != nil {
 		lines = append(lines, "net: "+describeLease(l))
-	} else {
+	} else if !in.netPending {
 		lines = append(lines, "net: down")
+	} else {
+		lines = append(lines, "net: coming up behind the shell")
 	}
 	lines = append(lines, "224: "+outcome)
 	for _, l := range lines {

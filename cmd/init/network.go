@@ -41,7 +41,7 @@ func (in *Init) network(ctx context.Context, env map[string]string) (value, sour
 	if err != nil {
 		return "", "", err
 	}
-	in.lease = res
+	in.lease.Store(res)
 	in.stage("network: %s (server %v)", describeLease(res), res.ServerID)
 	go netup.KeepRenewed(context.Background(), cfg, res)
 
