@@ -110,8 +110,10 @@ func (s *Server) pcReply(req *dhcpv4.DHCPv4, c Client, d Decision, mt dhcpv4.Mes
 // "boot server discovery"): an ACK with the boot file, sent back to the
 // client's own address.
 func (s *Server) bootServer(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhcpv4.DHCPv4, Event) {
-	if c.Kind != PCFirmware && c.Kind != HTTPBoot {
-		ev.Type, ev.Detail = "ignored", "port 4011 serves PC firmware only"
+	// iPXE asks here too after a proxy offer (its "ProxyDHCP request"),
+	// and waits some 15 s for an answer before it goes on without one.
+	if c.Kind != PCFirmware && c.Kind != HTTPBoot && c.Kind != IPXE {
+		ev.Type, ev.Detail = "ignored", "port 4011 serves PC firmware and iPXE only"
 		return nil, ev
 	}
 	if d.BootFile == "" {

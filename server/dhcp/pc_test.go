@@ -111,8 +111,14 @@ func TestPCBootServer(t *testing.T) {
 	if !strings.HasPrefix(ev.Detail, "boot server:") {
 		t.Errorf("event detail %q", ev.Detail)
 	}
-	// Only PC firmware is answered on 4011; a DISCOVER there is not a
-	// boot server request.
+	// iPXE's ProxyDHCP request gets its script.
+	ipxe := pcDiscover(t, "52:54:00:00:00:02", ArchEFIBC, "PXEClient:Arch:00007:UNDI:003010",
+		dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest), dhcpv4.WithUserClass("iPXE", false))
+	if resp, ev := s.HandleBootServer(ipxe); resp == nil || resp.BootFileName != "http://192.0.2.1:8080/boot/x.ipxe" {
+		t.Fatalf("boot server answer to iPXE: %v %+v", resp, ev)
+	}
+	// Only PC firmware and iPXE are answered on 4011; a DISCOVER there is
+	// not a boot server request.
 	if resp, _ := s.HandleBootServer(initDiscover(t, "dc:a6:32:00:00:01")); resp != nil {
 		t.Error("boot server answered ramboot's init")
 	}

@@ -4,6 +4,7 @@ package netup
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	mrand "math/rand/v2"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
@@ -212,10 +215,7 @@ func dhcp(ctx context.Context, cfg Config, iface string) (*Result, error) {
 	var allOffers []*dhcpv4.DHCPv4
 	// A NAK sends us back to DISCOVER; a few rounds at most.
 	for round := 0; round < 3; round++ {
-		discover, err := dhcpv4.NewDiscovery(mac, mods...)
-		if err != nil {
-			return nil, fmt.Errorf("%s: cannot build a DHCP DISCOVER: %v", iface, err)
-		}
+		discover := newDiscovery(mac, mods...)
 		cfg.Log("%s: DHCP DISCOVER (vendor class %q)", iface, cfg.VendorClass)
 		offers, err := collectOffers(ctx, c, discover, cfg.OfferWindow, cfg.Log, iface)
 		allOffers = append(allOffers, offers...)
@@ -229,10 +229,7 @@ func dhcp(ctx context.Context, cfg Config, iface string) (*Result, error) {
 		if err != nil { // cannot happen: collectOffers ends early only with an address offer
 			return nil, fmt.Errorf("%s: %w", iface, err)
 		}
-		req, err := dhcpv4.NewRequestFromOffer(addr, mods...)
-		if err != nil {
-			return nil, fmt.Errorf("%s: cannot build a DHCP REQUEST: %v", iface, err)
-		}
+		req := newRequestFromOffer(addr, mods...)
 		sid := serverID(addr)
 		cfg.Log("%s: DHCP REQUEST %v from %v", iface, addr.YourIPAddr, sid)
 		ack, err := sendRetrying(ctx, c, req, nclient4.IsAll(
@@ -260,6 +257,68 @@ func dhcp(ctx context.Context, cfg Config, iface string) (*Result, error) {
 		return res, nil
 	}
 	return nil, lastErr
+}
+
+// packet builds a client message as dhcpv4.New does, but with a
+// transaction id that never waits for the kernel's entropy. dhcpv4.New
+// reads crypto/rand, which blocks until the kernel's random number
+// generator is seeded: on a PC with no hardware RNG and no firmware seed
+// (legacy BIOS under QEMU, some older boards) that takes minutes, and
+// DHCP would wait with it. The id only has to differ between clients and
+// boots; math/rand/v2 is seeded by the Go runtime from the kernel's
+// AT_RANDOM bytes, which never block.
+func packet(mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
+	var xid dhcpv4.TransactionID
+	binary.BigEndian.PutUint32(xid[:], mrand.Uint32())
+	d := &dhcpv4.DHCPv4{
+		OpCode:        dhcpv4.OpcodeBootRequest,
+		HWType:        iana.HWTypeEthernet,
+		ClientHWAddr:  make(net.HardwareAddr, 6),
+		TransactionID: xid,
+		ClientIPAddr:  net.IPv4zero,
+		YourIPAddr:    net.IPv4zero,
+		ServerIPAddr:  net.IPv4zero,
+		GatewayIPAddr: net.IPv4zero,
+		Options:       make(dhcpv4.Options),
+	}
+	for _, m := range mods {
+		m(d)
+	}
+	return d
+}
+
+// baseOptions are the options dhcpv4's constructors ask for.
+var baseOptions = dhcpv4.WithRequestedOptions(dhcpv4.OptionSubnetMask, dhcpv4.OptionRouter,
+	dhcpv4.OptionDomainName, dhcpv4.OptionDomainNameServer)
+
+// newDiscovery is dhcpv4.NewDiscovery without the entropy wait.
+func newDiscovery(mac net.HardwareAddr, mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
+	return packet(dhcpv4.PrependModifiers(mods,
+		dhcpv4.WithHwAddr(mac), baseOptions, dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover))...)
+}
+
+// newRequestFromOffer is dhcpv4.NewRequestFromOffer without the entropy
+// wait (the REQUEST keeps the offer's transaction id).
+func newRequestFromOffer(offer *dhcpv4.DHCPv4, mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
+	return packet(dhcpv4.PrependModifiers(mods,
+		dhcpv4.WithReply(offer),
+		dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+		dhcpv4.WithClientIP(offer.ClientIPAddr),
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(offer.YourIPAddr)),
+		dhcpv4.WithOptionCopied(offer, dhcpv4.OptionServerIdentifier),
+		baseOptions)...)
+}
+
+// newRenewFromAck is dhcpv4.NewRenewFromAck with a fresh transaction id
+// and without the entropy wait.
+func newRenewFromAck(ack *dhcpv4.DHCPv4, mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
+	xid := packet().TransactionID
+	return packet(append(dhcpv4.PrependModifiers(mods,
+		dhcpv4.WithReply(ack),
+		dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+		dhcpv4.WithClientIP(ack.YourIPAddr),
+		dhcpv4.WithBroadcast(false),
+		baseOptions), dhcpv4.WithTransactionID(xid))...)
 }
 
 // isAddressOffer tells an ordinary offer from a proxyDHCP one.

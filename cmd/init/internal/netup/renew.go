@@ -45,14 +45,7 @@ func (r *Result) Renew(ctx context.Context, cfg Config) (time.Duration, error) {
 		return 0, err
 	}
 	defer c.Close()
-	xid, err := dhcpv4.GenerateTransactionID()
-	if err != nil {
-		return 0, err
-	}
-	req, err := dhcpv4.NewRenewFromAck(old.ACK, append(modifiers(cfg), dhcpv4.WithTransactionID(xid))...)
-	if err != nil {
-		return 0, fmt.Errorf("%s: cannot build a DHCP REQUEST: %v", r.Interface, err)
-	}
+	req := newRenewFromAck(old.ACK, modifiers(cfg)...)
 	sid := serverID(old.ACK)
 	match := nclient4.IsMessageType(dhcpv4.MessageTypeAck, dhcpv4.MessageTypeNak)
 	if sid != nil {
