@@ -2,7 +2,8 @@
 # `make test` installs what the tests need and runs them all.
 
 BOARD    ?= rpi4
-OUT      ?= out/$(BOARD)
+comma    := ,
+OUT      ?= out/$(subst $(comma),-,$(BOARD))
 OVERLAYS ?=
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -16,7 +17,7 @@ all: $(BIN)
 $(BIN):
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ramboot
 
-## image: build the boot tree for BOARD (rpi4, virt) into OUT; OVERLAYS=dir1,dir2 adds files
+## image: build the boot tree for BOARD (rpi4, pc, virt; or several, BOARD=rpi4,pc, for a mixed rack) into OUT; OVERLAYS=dir1,dir2 adds files
 image: $(BIN)
 	./$(BIN) build --board $(BOARD) --out $(OUT) $(if $(OVERLAYS),--overlay $(OVERLAYS))
 

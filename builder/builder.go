@@ -57,6 +57,13 @@ type Options struct {
 
 	Log      io.Writer // progress lines; nil is silent
 	Progress io.Writer // download progress (a terminal gets a bar)
+
+	// Subdir, for a board in a mixed tree (see BuildTree): the board's
+	// own files (kernel, device trees, initramfs, cmdline.txt, manifest)
+	// go in Out/Subdir, its firmware at Out's root, and config.txt is
+	// not written but left in ConfigTxt, with os_prefix=Subdir/, for the
+	// tree's merged config.txt.
+	Subdir string
 }
 
 // Build is one build's state; its fields fill in stage by stage.
@@ -66,12 +73,15 @@ type Build struct {
 	Board    *boards.Board
 	Kernel   *kernel.Kernel
 	Manifest Manifest
+	// ConfigTxt is the board's config.txt when Subdir is set.
+	ConfigTxt string
 
 	apt      *apt.Client
 	archive  *initramfs.Archive
 	firmware map[string]string // output name -> extracted file
 	outFiles map[string][]byte // output name -> bytes (small files)
 	bigFiles map[string]string // output name -> path to copy
+	fwNames  map[string]bool   // output names that are firmware
 	start    time.Time
 }
 
@@ -207,6 +217,7 @@ func (b *Build) prepare(ctx context.Context) error {
 	b.firmware = map[string]string{}
 	b.outFiles = map[string][]byte{}
 	b.bigFiles = map[string]string{}
+	b.fwNames = map[string]bool{}
 	b.Manifest = Manifest{
 		Board:      b.Board.Name,
 		Arch:       b.Board.Arch,
@@ -435,6 +446,7 @@ func (b *Build) fetchFirmware(ctx context.Context) error {
 		}
 		for _, f := range fw.Files {
 			b.bigFiles[f.To] = filepath.Join(root, filepath.FromSlash(f.From))
+			b.fwNames[f.To] = true
 		}
 		b.Manifest.Packages = append(b.Manifest.Packages, info)
 		b.logf("firmware: %s %s (%d files)", info.Name, info.Version, len(fw.Files))
@@ -598,7 +610,11 @@ func (b *Build) write(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		b.outFiles["config.txt"] = []byte(s)
+		if b.Subdir != "" {
+			b.ConfigTxt = withOSPrefix(s, b.Subdir+"/")
+		} else {
+			b.outFiles["config.txt"] = []byte(s)
+		}
 	}
 	if b.Board.CmdlineTxt != "" {
 		s, err := b.Board.Render(b.Board.CmdlineTxt, vars)
@@ -607,8 +623,17 @@ func (b *Build) write(ctx context.Context) error {
 		}
 		b.outFiles["cmdline.txt"] = []byte(strings.TrimSpace(s) + "\n")
 	}
-	if err := os.MkdirAll(b.Out, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(b.Out, b.Subdir), 0o755); err != nil {
 		return fmt.Errorf("output directory: %w", err)
+	}
+	// dest is where a file goes in the tree: firmware at the root (the
+	// Pi's boot ROM and the PC's PXE firmware look there), the rest in
+	// the board's directory in a mixed tree.
+	dest := func(n string) string {
+		if b.Subdir == "" || b.fwNames[n] {
+			return n
+		}
+		return path.Join(b.Subdir, n)
 	}
 	var names []string
 	for n := range b.outFiles {
@@ -626,16 +651,20 @@ func (b *Build) write(ctx context.Context) error {
 				return err
 			}
 		}
-		if err := writeAtomic(filepath.Join(b.Out, n), data); err != nil {
+		if err := writeAtomic(filepath.Join(b.Out, filepath.FromSlash(dest(n))), data); err != nil {
 			return err
 		}
-		b.Manifest.Files = append(b.Manifest.Files, FileInfo{Name: n, Size: int64(len(data)), SHA256: sha(data)})
+		b.Manifest.Files = append(b.Manifest.Files, FileInfo{Name: dest(n), Size: int64(len(data)), SHA256: sha(data)})
 	}
 	sizes := map[string]int64{}
 	for _, f := range b.Manifest.Files {
 		sizes[f.Name] = f.Size
 	}
 	for _, f := range b.Board.Fetched {
+		if f == "config.txt" && b.Subdir != "" {
+			continue // the tree's merged config.txt, counted by BuildTree
+		}
+		f = dest(f)
 		s, ok := sizes[f]
 		if !ok {
 			return fmt.Errorf("board %s lists %s as fetched but the build did not make it: fix `fetched` in %s", b.Board.Name, f, b.Board.Source)
@@ -647,7 +676,23 @@ func (b *Build) write(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(b.Out, "manifest.json"), append(m, '\n'))
+	return writeAtomic(filepath.Join(b.Out, b.Subdir, "manifest.json"), append(m, '\n'))
+}
+
+// withOSPrefix adds os_prefix=prefix after every model section header of
+// a board's config.txt ([pi4], [cm4], ...; not [all]), so the firmware
+// loads that model's kernel, initramfs, cmdline.txt and device tree from
+// the board's directory.
+func withOSPrefix(cfg, prefix string) string {
+	var out []string
+	for _, line := range strings.Split(cfg, "\n") {
+		out = append(out, line)
+		t := strings.ToLower(strings.TrimSpace(line))
+		if strings.HasPrefix(t, "[") && strings.HasSuffix(t, "]") && t != "[all]" && t != "[none]" {
+			out = append(out, "os_prefix="+prefix)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func writeAtomic(p string, data []byte) error {

@@ -41,10 +41,15 @@ func image(t testing.TB, board string) (string, builder.Manifest) {
 	r := v.(*buildResult)
 	r.once.Do(func() {
 		r.dir = filepath.Join(os.TempDir(), "ramboot-e2e-"+strconv.Itoa(os.Getpid()), board)
-		b := &builder.Build{Options: builder.Options{
+		o := builder.Options{
 			Board: board, Out: r.dir, SrcDir: srcDir(t), Version: "e2e",
 			Log: testWriter{t},
-		}}
+		}
+		if names := strings.Split(board, ","); len(names) > 1 { // a mixed tree
+			r.err = builder.BuildTree(context.Background(), o, names)
+			return
+		}
+		b := &builder.Build{Options: o}
 		r.err = b.Run(context.Background())
 		r.m = b.Manifest
 	})

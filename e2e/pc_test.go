@@ -86,9 +86,19 @@ func pcServe(t testing.TB, l *Lab, root, mac, hostname, option224 string, args .
 // kernel and initramfs downloads.
 func pcScriptServed(t testing.TB, srv *Proc, mac string) {
 	t.Helper()
-	svWaitLog(t, srv, 0, 5*time.Second, "ipxe-script for "+mac, func(e svLogLine) bool {
+	script, _ := svWaitLog(t, srv, 0, 5*time.Second, "ipxe-script for "+mac, func(e svLogLine) bool {
 		return e.msg() == "http" && e.str("event") == "ipxe-script" && e.str("mac") == mac
 	})
+	// How long iPXE took from serve's answer to asking for the script
+	// (a missed ProxyDHCP exchange shows here as 10-20 s).
+	for _, e := range svLog(srv) {
+		if e.msg() == "dhcp" && e.str("mac") == mac && e.str("kind") == "ipxe" {
+			t0, _ := time.Parse(time.RFC3339Nano, e.str("time"))
+			t1, _ := time.Parse(time.RFC3339Nano, script.str("time"))
+			t.Logf("iPXE: first answer (%s %s) to script request: %v", e.str("event"), e.str("detail"), t1.Sub(t0).Round(time.Millisecond))
+			break
+		}
+	}
 	for _, p := range []string{"/vmlinuz", "/rootfs.cpio.gz"} {
 		svWaitLog(t, srv, 0, 5*time.Second, "GET "+p, func(e svLogLine) bool {
 			return e.msg() == "http" && e.str("path") == p

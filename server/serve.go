@@ -283,6 +283,9 @@ func (s *Server) dhcpLog(e dhcp.Event) {
 	if e.Client.Serial != "" {
 		attrs = append(attrs, "serial", e.Client.Serial)
 	}
+	if e.Client.Model != "" {
+		attrs = append(attrs, "model", e.Client.Model)
+	}
 	if e.Address != nil {
 		attrs = append(attrs, "ip", e.Address.String())
 	}

@@ -22,6 +22,7 @@ const usage = `ramboot: run diskless machines from RAM.
 Usage:
   ramboot build --board BOARD [--out DIR] [flags]   build a TFTP-ready boot tree
   ramboot serve --root DIR --interface IF [flags]   serve a tree: proxyDHCP/DHCP, TFTP, HTTP
+  ramboot eeprom --image pieeprom.bin --out DIR     SD card that sets Pi 4/5 bootloaders to netboot
   ramboot boards                                    list the built-in boards
   ramboot version                                   print the version
   ramboot help [COMMAND]                            show help
@@ -50,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runBuild(ctx, rest, stdout, stderr)
 	case "serve":
 		err = runServe(ctx, rest, stdout, stderr)
+	case "eeprom":
+		err = runEEPROM(ctx, rest, stdout, stderr)
 	case "boards":
 		for _, n := range boards.Names() {
 			b, berr := boards.Lookup(n)
@@ -65,6 +68,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if len(rest) > 0 && rest[0] == "build" {
 			fs, _ := buildFlags(stderr)
 			fmt.Fprint(stdout, buildUsage(fs))
+			return 0
+		}
+		if len(rest) > 0 && rest[0] == "eeprom" {
+			fs, _ := eepromFlags(stderr)
+			fmt.Fprint(stdout, eepromUsage(fs))
 			return 0
 		}
 		if len(rest) > 0 && rest[0] == "serve" {
@@ -99,7 +107,7 @@ func buildFlags(stderr io.Writer) (*pflag.FlagSet, *buildOpts) {
 	o := &buildOpts{}
 	fs := pflag.NewFlagSet("build", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVarP(&o.Board, "board", "b", "", "board name ("+strings.Join(boards.Names(), ", ")+") or a profile file")
+	fs.StringVarP(&o.Board, "board", "b", "", "board name ("+strings.Join(boards.Names(), ", ")+") or a profile file; several, comma-separated, build one tree for a mixed rack")
 	fs.StringVarP(&o.Out, "out", "o", "", "output directory (default out/BOARD)")
 	fs.StringSliceVar(&o.Overlays, "overlay", nil, "directory laid into the initramfs root; repeat or comma-separate, later wins")
 	fs.StringVar(&o.SrcDir, "src", "", "ramboot source tree (default: found from the current directory)")
@@ -162,8 +170,19 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("%w: SOURCE_DATE_EPOCH=%q is not a number of seconds", errUsage, s)
 		}
 	}
+	var many []string
+	if strings.Contains(o.Board, ",") {
+		for _, n := range strings.Split(o.Board, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				many = append(many, n)
+			}
+		}
+	}
 	if o.Out == "" {
 		o.Out = filepath.Join("out", strings.TrimSuffix(filepath.Base(o.Board), ".yaml"))
+		if len(many) > 0 {
+			o.Out = filepath.Join("out", strings.Join(many, "-"))
+		}
 	}
 	if o.SrcDir == "" {
 		src, err := findSrc()
@@ -179,6 +198,17 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if f, ok := stderr.(*os.File); !ok || !term.IsTerminal(int(f.Fd())) {
 			o.Progress = nil
 		}
+	}
+	if len(many) > 1 {
+		for _, n := range many {
+			if _, err := boards.Lookup(n); err != nil {
+				return fmt.Errorf("%w: build: --board %s: %v", errUsage, o.Board, err)
+			}
+		}
+		return builder.BuildTree(ctx, o.Options, many)
+	}
+	if len(many) == 1 {
+		o.Board = many[0]
 	}
 	b := &builder.Build{Options: o.Options}
 	return b.Run(ctx)

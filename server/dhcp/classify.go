@@ -35,6 +35,15 @@ func (k Kind) String() string {
 // or custom inits may send "ramboot".
 const RambootVendorClass = "ramboot"
 
+// Pi3OUI is the MAC prefix of the Pi 3 and earlier (the Pi 4 and 5 use
+// the others in PiOUIs).
+const Pi3OUI = "b8:27:eb"
+
+// Pi3Menu is the menu text the Pi 3B's boot ROM wants: "Raspberry Pi
+// Boot" with three trailing spaces, a ROM bug the 3B+ fixed. The 3B+
+// and the Pi 3B's bootcode.bin accept it too, so every Pi 3 gets it.
+const Pi3Menu = "Raspberry Pi Boot   "
+
 // PiOUIs are the MAC prefixes of Raspberry Pi boards seen in the field.
 var PiOUIs = []string{"b8:27:eb", "dc:a6:32", "e4:5f:01", "28:cd:c1", "d8:3a:dd", "2c:cf:67"}
 
@@ -42,7 +51,7 @@ var PiOUIs = []string{"b8:27:eb", "dc:a6:32", "e4:5f:01", "28:cd:c1", "d8:3a:dd"
 type Client struct {
 	Kind   Kind
 	MAC    net.HardwareAddr
-	Model  string // "RPi4", "RPi5" from option 97, or ""
+	Model  string // "RPi4", "RPi5" from option 97; "RPi3" for a Pi 3 boot ROM; or ""
 	Serial string // the Pi's serial in lower-case hex, from option 97
 	Arch   uint16 // option 93, if present
 	Vendor string // option 60
@@ -90,6 +99,11 @@ func Classify(req *dhcpv4.DHCPv4) Client {
 		c.Kind = PiBootROM
 	case strings.HasPrefix(c.Vendor, "PXEClient") && IsPiMAC(c.MAC):
 		c.Kind = PiBootROM
+		if strings.HasPrefix(strings.ToLower(c.MAC.String()), Pi3OUI) {
+			// The Pi 3's ROM sends no RPi4/RPi5 machine id; the Pi 4 and
+			// later never had this prefix.
+			c.Model = "RPi3"
+		}
 	case strings.HasPrefix(c.Vendor, "HTTPClient"):
 		c.Kind = HTTPBoot
 	case strings.HasPrefix(c.Vendor, "PXEClient"):

@@ -27,6 +27,16 @@ func (s *Server) full(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhcp
 			return nil, ev
 		}
 		ev.Type, ev.Address = "offer", ip
+		if c.Model == "RPi3" {
+			// The Pi 3B's ROM never sends a DHCPREQUEST: it takes the
+			// offered address and goes on to TFTP. Commit the lease now,
+			// or the address would be offered to the next client.
+			if _, err := s.Pool.Ack(mac, ip, d.Hostname, d.Address != nil); err != nil {
+				ev.Type, ev.Err = "no-address", err
+				return nil, ev
+			}
+			ev.Detail = "lease committed at offer (the Pi 3 ROM sends no REQUEST)"
+		}
 		return resp, ev
 	case dhcpv4.MessageTypeRequest:
 		if sid := req.ServerIdentifier(); sid != nil && !sid.Equal(s.ServerIP) {
@@ -126,7 +136,7 @@ func (s *Server) reply(req *dhcpv4.DHCPv4, c Client, d Decision, mt dhcpv4.Messa
 	set(224, []byte(d.Option224))
 	if c.Kind == PiBootROM {
 		set(60, []byte("PXEClient"))
-		set(43, PiMenu(s.Menu))
+		set(43, PiMenu(s.piMenu(c)))
 		set(66, []byte(s.ServerIP.String()))
 		if g := req.Options.Get(dhcpv4.OptionClientMachineIdentifier); g != nil {
 			resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, g))

@@ -236,7 +236,7 @@ func (s *Server) proxy(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhc
 	}
 	switch c.Kind {
 	case PiBootROM:
-		resp, err := PiProxyOffer(req, s.ServerIP, s.Menu)
+		resp, err := PiProxyOffer(req, s.ServerIP, s.piMenu(c))
 		if err != nil {
 			ev.Type, ev.Err = "error", err
 			return nil, ev
@@ -310,4 +310,14 @@ func quote(s string) string {
 		return "(none)"
 	}
 	return fmt.Sprintf("%q", s)
+}
+
+// piMenu is the option 43 menu text for a Pi's boot ROM: the configured
+// one, with the Pi 3B ROM's three trailing spaces for a Pi 3 when it is
+// the default.
+func (s *Server) piMenu(c Client) string {
+	if c.Model == "RPi3" && s.Menu == "Raspberry Pi Boot" {
+		return Pi3Menu
+	}
+	return s.Menu
 }
