@@ -2,7 +2,7 @@
 # Installs what `make test` needs on a Debian 12 machine: QEMU >= 9 (from
 # bookworm-backports, for -M raspi4b and raspi3b; x86-64 with its iPXE
 # option ROMs and OVMF for the PC boots), device-tree-compiler (fdtput) and the
-# real peers the tests talk to (dnsmasq, TFTP clients, tftpd-hpa for the
+# real peers the tests talk to (python3 for rpi-eeprom-config, dnsmasq, TFTP clients, tftpd-hpa for the
 # TFTP benchmarks, nfs-ganesha with rpcbind for the e2e lab's NFS roots).
 # Idempotent; the mirror is taken from this machine's own apt sources, never
 # written here.
@@ -23,7 +23,7 @@ qemu_ok() {
 have fdtput || need+=(device-tree-compiler)
 # UEFI firmware for the x86-64 PC boots (BOARD=pc).
 [ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] || need+=(ovmf)
-for p in dnsmasq:dnsmasq tftp:tftp-hpa atftp:atftp curl:curl ip:iproute2 ssh:openssh-client; do
+for p in python3:python3 dnsmasq:dnsmasq tftp:tftp-hpa atftp:atftp curl:curl ip:iproute2 ssh:openssh-client; do
 	have "${p%%:*}" || need+=("${p#*:}")
 done
 # The e2e lab's NFS server (user space: the kernel may have no nfsd), its

@@ -101,7 +101,7 @@ func MergeConfig(old string, set []Setting) string {
 		lines = append(lines[:at], append(add, lines[at:]...)...)
 	}
 	out := strings.Join(lines, "\n")
-	if trailing {
+	if trailing && len(lines) > 0 {
 		out += "\n"
 	}
 	return out

@@ -94,6 +94,14 @@ func TestMergeConfig(t *testing.T) {
 	}
 }
 
+func TestMergeConfigNothing(t *testing.T) {
+	for _, old := range []string{"", "[all]\nBOOT_UART=0\n", "A=1"} {
+		if got := MergeConfig(old, nil); got != old {
+			t.Errorf("MergeConfig(%q, nil) = %q", old, got)
+		}
+	}
+}
+
 func want(set []Setting, key string) string {
 	v := ""
 	for _, s := range set {

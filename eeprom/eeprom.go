@@ -82,6 +82,17 @@
 //     padding header, only 0xff, which a parser reads as the end of the
 //     chain: the sections after it (pubkey.bin, bootconf.sig) disappear, and
 //     the next edit erases them.
+//
+// # Update folder
+//
+// At power on the boot ROM runs recovery.bin from the SD card instead of the
+// EEPROM. recovery.bin flashes pieeprom.upd if there is one, else
+// pieeprom.bin, after checking it against pieeprom.sig (hex sha256, then
+// "ts: UNIXTIME"). After pieeprom.upd it renames itself to RECOVERY.000 and
+// reboots (that is what rpi-eeprom-update stages on a running Pi); after
+// pieeprom.bin it stops, HDMI green and the LED blinking rapidly (that is the
+// official recovery zip). WriteRecovery writes pieeprom.bin, so one card
+// updates any number of Pis; Recovery.Once writes pieeprom.upd instead.
 package eeprom
 
 import (

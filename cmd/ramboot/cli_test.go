@@ -27,7 +27,7 @@ func TestCLIErrors(t *testing.T) {
 		{"no args", nil, 2, []string{"Usage:"}},
 		{"unknown command", []string{"bild"}, 2, []string{`unknown command "bild"`, "ramboot build"}},
 		{"no board", []string{"build"}, 2, []string{"no board", "--board", "rpi4", "virt"}},
-		{"unknown board", []string{"build", "--board", "rpi9", "--src", "../.."}, 1, []string{`unknown board "rpi9"`, "rpi4, virt"}},
+		{"unknown board", []string{"build", "--board", "rpi9", "--src", "../.."}, 1, []string{`unknown board "rpi9"`, "cm4, pc, rpi3, rpi4, rpi5, virt"}},
 		{"bad flag", []string{"build", "--bord", "rpi4"}, 2, []string{"unknown flag: --bord", "ramboot help build"}},
 		{"stray arg", []string{"build", "--board", "rpi4", "extra"}, 2, []string{`unexpected argument "extra"`}},
 		{"missing overlay", []string{"build", "--board", "rpi4", "--src", "../..", "--overlay", filepath.Join(empty, "nope")}, 1, []string{"overlay", "nope", "no such file"}},
