@@ -41,6 +41,7 @@ import (
 
 // Defaults for the zero values of Config.
 const (
+	DefaultLinkTimeout    = 10 * time.Second
 	DefaultCarrierTimeout = 10 * time.Second
 	DefaultDHCPTimeout    = 15 * time.Second
 	DefaultOfferWindow    = 1500 * time.Millisecond
@@ -53,6 +54,11 @@ type Config struct {
 	// interface: physical NICs and veth (for tests); not lo, wireless,
 	// bridges, bonds, VLANs, tun/tap or other virtual links.
 	Interfaces []string
+	// LinkTimeout bounds the wait for a wired interface to appear when
+	// there is none yet: USB Ethernet (a Pi 3's, a USB adapter's)
+	// registers only after the USB bus has enumerated, a second or two
+	// after its driver loads (default 10s).
+	LinkTimeout time.Duration
 	// CarrierTimeout bounds the wait for a carrier after setting a link
 	// up (default 10s).
 	CarrierTimeout time.Duration
@@ -113,6 +119,9 @@ type Result struct {
 }
 
 func (c Config) withDefaults() Config {
+	if c.LinkTimeout <= 0 {
+		c.LinkTimeout = DefaultLinkTimeout
+	}
 	if c.CarrierTimeout <= 0 {
 		c.CarrierTimeout = DefaultCarrierTimeout
 	}
@@ -158,7 +167,7 @@ func Up(ctx context.Context, cfg Config) (*Result, error) {
 	ifaces := cfg.Interfaces
 	if len(ifaces) == 0 {
 		var err error
-		if ifaces, err = wiredInterfaces(); err != nil {
+		if ifaces, err = waitInterfaces(ctx, cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -306,6 +315,34 @@ func wiredInterfaces() ([]string, error) {
 		return nil, fmt.Errorf("no wired network interface found (have: %s); is the network driver loaded?", strings.Join(all, ", "))
 	}
 	return names, nil
+}
+
+// waitInterfaces is wiredInterfaces, waiting up to cfg.LinkTimeout for
+// the first one to appear.
+func waitInterfaces(ctx context.Context, cfg Config) ([]string, error) {
+	deadline := time.Now().Add(cfg.LinkTimeout)
+	start := time.Now()
+	for logged := false; ; {
+		names, err := wiredInterfaces()
+		if err == nil {
+			if logged {
+				cfg.Log("%s appeared after %v", strings.Join(names, ", "), time.Since(start).Round(time.Millisecond))
+			}
+			return names, nil
+		}
+		if !time.Now().Before(deadline) {
+			return nil, fmt.Errorf("%v (waited %v)", err, cfg.LinkTimeout)
+		}
+		if !logged {
+			cfg.Log("no wired interface yet; waiting up to %v (USB Ethernet appears after the USB bus enumerates)", cfg.LinkTimeout)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func exists(p string) bool {
