@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,8 +56,14 @@ func svBinary(t testing.TB) string {
 
 // serveArgs is the command line of `ramboot serve` on the lab's br0.
 func svArgs(t testing.TB, l *Lab, root string, args ...string) []string {
-	return append([]string{"netns", "exec", l.NS, svBinary(t), "serve",
-		"--root", root, "--interface", "br0", "--log-format", "json"}, args...)
+	base := []string{"netns", "exec", l.NS, svBinary(t), "serve",
+		"--root", root, "--interface", "br0", "--log-format", "json"}
+	if !slices.Contains(args, "--lease-file") {
+		// Each lab its own leases: the default, next to the tree, is
+		// shared by every test that serves that tree.
+		base = append(base, "--lease-file", filepath.Join(l.Dir, "leases.json"))
+	}
+	return append(base, args...)
 }
 
 // startServe runs `ramboot serve` in the lab and returns once its HTTP

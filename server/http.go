@@ -108,8 +108,9 @@ func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {
 	if found && m.Line > 0 {
 		fmt.Fprintf(w, " (nodes.yaml line %d)", m.Line)
 	}
-	// initrd= names the initramfs for the kernel's EFI stub under UEFI.
-	fmt.Fprintf(w, "\nkernel %s/%s initrd=rootfs.cpio.gz %s\ninitrd %s/%s\nboot\n",
+	// initrd= names the initramfs for the kernel's EFI stub under UEFI
+	// (iPXE on x86 or arm64 UEFI); elsewhere it is an unused parameter.
+	fmt.Fprintf(w, "\nkernel %s/%s %s initrd=rootfs.cpio.gz\ninitrd %s/%s\nboot\n",
 		base, b.path(b.Kernel), cmdline, base, b.path("rootfs.cpio.gz"))
 	s.log().Info("http", "remote", r.RemoteAddr, "path", r.URL.Path, "mac", mac.String(), "event", "ipxe-script")
 	s.Board.Record(mac.String(), status.Node{MAC: mac.String(), Hostname: m.Hostname}, "ipxe script", r.URL.Path)

@@ -101,7 +101,11 @@ func (s *Server) serveTFTP(ctx context.Context, start func(string, func(context.
 		return errors.New("tftp: " + err.Error() + " (port 69 needs root or CAP_NET_BIND_SERVICE; or pass --tftp ADDR)")
 	}
 	ts := &tftp.Server{Root: s.Root, Resolve: s.resolveTFTP, Log: s.tftpLog}
-	s.log().Info("tftp listening", "addr", pc.LocalAddr().String(), "root", s.Root)
+	var boards []string
+	for _, b := range s.treeBoards() {
+		boards = append(boards, b.Name+" ("+b.Arch+")")
+	}
+	s.log().Info("tftp listening", "addr", pc.LocalAddr().String(), "root", s.Root, "boards", strings.Join(boards, ", "))
 	start("tftp", func(ctx context.Context) error {
 		go func() {
 			<-ctx.Done()
