@@ -43,8 +43,9 @@ func qemuX86(t testing.TB) string {
 	return p
 }
 
-// BootPC starts an x86-64 PC on tap0 that boots from the network only.
-func (l *Lab) BootPC(t testing.TB, mac string, uefi bool) *VM {
+// BootPC starts an x86-64 PC on tap0 that boots from the network only;
+// extra is more QEMU arguments.
+func (l *Lab) BootPC(t testing.TB, mac string, uefi bool, extra ...string) *VM {
 	t.Helper()
 	args := []string{"netns", "exec", l.NS, qemuX86(t),
 		"-M", "q35", "-m", "1024", "-smp", "2", "-nographic", "-no-reboot",
@@ -71,7 +72,7 @@ func (l *Lab) BootPC(t testing.TB, mac string, uefi bool) *VM {
 	} else {
 		args = append(args, "-boot", "n", "-device", "virtio-net-pci,netdev=n0,mac="+mac)
 	}
-	return StartVM(t, "ip", args...)
+	return StartVM(t, "ip", append(args, extra...)...)
 }
 
 // pcServe starts `ramboot serve` on the pc tree with one node.
@@ -367,4 +368,41 @@ func TestServePCReplay(t *testing.T) {
 	}
 	tftpGet("snponly.efi", "curl", "-sS", "--max-time", "50", "tftp://"+ack.ServerIPAddr.String()+"/"+ack.BootFileName, "-o")
 	svTFTPLog(t, srv, 0, "snponly.efi")
+}
+
+// TestPCUEFIHTTPBoot: OVMF's UEFI HTTP boot client (PXE switched off in
+// the firmware), with serve as the only DHCP server and as a proxy next to
+// a router's: the firmware says HTTPClient, gets ipxe.efi's URL, loads it
+// over HTTP, and iPXE boots the script.
+func TestPCUEFIHTTPBoot(t *testing.T) {
+	labSkip(t)
+	dir, _ := image(t, "pc")
+	for _, mode := range []string{"full", "proxy"} {
+		t.Run(mode, func(t *testing.T) {
+			l := NewLab(t)
+			args := []string{"--dhcp", "full", "--range", "192.0.2.100-192.0.2.150"}
+			if mode == "proxy" {
+				router := l.Peer(t, "192.0.2.2")
+				l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--no-ping")
+				args = []string{"--dhcp", "proxy"}
+			}
+			const mac = "52:54:00:12:34:64"
+			srv := pcServe(t, l, dir, mac, "pc-5", "shell", args...)
+			vm := l.BootPC(t, mac, true, "-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n",
+				"-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n")
+			e, _ := svWaitLog(t, srv, 0, 180*time.Second, "offer to the HTTP boot client", func(e svLogLine) bool {
+				return e.msg() == "dhcp" && e.str("mac") == mac && e.str("kind") == "uefi-http" && e.str("event") == "offer"
+			})
+			if e.str("detail") != "boot file http://192.0.2.1:8080/ipxe.efi" {
+				t.Errorf("serve's offer to the HTTP boot client: %v; want the URL of ipxe.efi", e)
+			}
+			svWaitLog(t, srv, 0, 120*time.Second, "GET /ipxe.efi", func(e svLogLine) bool {
+				return e.msg() == "http" && e.str("path") == "/ipxe.efi"
+			})
+			vm.Expect(`cmdline: .*ramboot\.board=pc ramboot\.224=shell ramboot\.hostname=pc-5`, 180*time.Second)
+			shellRoundTripOn(t, vm, "ttyS0")
+			pcScriptServed(t, srv, mac, "")
+			noPanic(t, vm)
+		})
+	}
 }

@@ -27,6 +27,9 @@ func (s *Server) full(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhcp
 			return nil, ev
 		}
 		ev.Type, ev.Address = "offer", ip
+		if resp.BootFileName != "" {
+			ev.Detail = "boot file " + resp.BootFileName
+		}
 		if c.Model == "RPi3" {
 			// The Pi 3B's ROM never sends a DHCPREQUEST: it takes the
 			// offered address and goes on to TFTP. Commit the lease now,
@@ -63,6 +66,9 @@ func (s *Server) full(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhcp
 			return nil, ev
 		}
 		ev.Type, ev.Address = "ack", want
+		if resp.BootFileName != "" {
+			ev.Detail = "boot file " + resp.BootFileName
+		}
 		return resp, ev
 	case dhcpv4.MessageTypeInform:
 		resp, err := s.reply(req, c, d, dhcpv4.MessageTypeAck, nil)
