@@ -63,6 +63,7 @@ func BuildTree(ctx context.Context, o Options, names []string) error {
 	rootOwner := map[string]string{} // root file -> board that wrote it
 	rootSum := map[string]string{}
 	var configs []string
+	var readsConfig []string // boards whose firmware fetches the tree's config.txt
 	tm := TreeManifest{Boards: order, Ramboot: o.Version, Go: runtime.Version(), TFTPPayload: map[string]int64{}}
 	for _, n := range order {
 		bo := o
@@ -88,6 +89,9 @@ func BuildTree(ctx context.Context, o Options, names []string) error {
 			configs = append(configs, strings.TrimRight(b.ConfigTxt, "\n")+"\n")
 		}
 		tm.TFTPPayload[n] = b.Manifest.TFTPPayload
+		if slices.Contains(b.Board.Fetched, "config.txt") {
+			readsConfig = append(readsConfig, n)
+		}
 	}
 	if len(configs) > 0 {
 		cfg := fmt.Sprintf("# ramboot %s: a mixed tree for %s; each model's section loads its OS from its directory.\n",
@@ -96,10 +100,8 @@ func BuildTree(ctx context.Context, o Options, names []string) error {
 			return err
 		}
 		tm.Files = append(tm.Files, FileInfo{Name: "config.txt", Size: int64(len(cfg)), SHA256: sha([]byte(cfg))})
-		for n := range tm.TFTPPayload {
-			if b, err := boards.Lookup(n); err == nil && slices.Contains(b.Fetched, "config.txt") {
-				tm.TFTPPayload[n] += int64(len(cfg))
-			}
+		for _, n := range readsConfig {
+			tm.TFTPPayload[n] += int64(len(cfg))
 		}
 	}
 	slices.SortFunc(tm.Files, func(a, b FileInfo) int { return strings.Compare(a.Name, b.Name) })

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
-	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 )
 
 // PC scenarios (BOARD=pc): QEMU x86-64 guests network-boot from
@@ -249,18 +248,8 @@ func TestServePCReplay(t *testing.T) {
 	router := l.Peer(t, "192.0.2.2")
 	l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--no-ping")
 	srv := svStart(t, l, dir)
-	pc := l.Peer(t, "192.0.2.60")
 	const mac = "52:54:00:ab:cd:01"
-	svSetMAC(t, pc, mac)
-	run(t, "ip", "-n", pc.NS, "addr", "flush", "dev", pc.Iface)
-	var c *nclient4.Client
-	if err := inNetns(pc.NS, func() (err error) {
-		c, err = nclient4.New(pc.Iface, nclient4.WithTimeout(3*time.Second), nclient4.WithRetry(1))
-		return err
-	}); err != nil {
-		t.Fatalf("DHCP client in %s: %v", pc.NS, err)
-	}
-	defer c.Close()
+	pc, c := dhcpPeer(t, l, "192.0.2.60", mac)
 	hw, _ := net.ParseMAC(mac)
 	guid := append([]byte{0}, bytes.Repeat([]byte{0x5a}, 16)...)
 	firmware := func(arch uint16, vendor string, more ...dhcpv4.Modifier) []dhcpv4.Modifier {

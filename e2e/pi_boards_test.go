@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
-	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"github.com/ramboot/ramboot/server/dhcp"
 )
 
@@ -95,18 +94,8 @@ func TestServePi3Replay(t *testing.T) {
 	l := NewLab(t)
 	dir, _ := image(t, mixedPis)
 	srv := svStart(t, l, dir, "--dhcp", "full", "--range", "192.0.2.100-192.0.2.101")
-	pi := l.Peer(t, "192.0.2.51")
 	const mac3, serial3 = "b8:27:eb:12:34:56", "d2a3b4c5"
-	svSetMAC(t, pi, mac3)
-	run(t, "ip", "-n", pi.NS, "addr", "flush", "dev", pi.Iface)
-	var c *nclient4.Client
-	if err := inNetns(pi.NS, func() (err error) {
-		c, err = nclient4.New(pi.Iface, nclient4.WithTimeout(3*time.Second), nclient4.WithRetry(1))
-		return err
-	}); err != nil {
-		t.Fatalf("DHCP client in %s: %v", pi.NS, err)
-	}
-	defer c.Close()
+	pi, c := dhcpPeer(t, l, "192.0.2.51", mac3)
 	hw, _ := net.ParseMAC(mac3)
 	answers := piExchange(t, c, pi3Discover(t, hw), 2*time.Second)
 	if len(answers) != 1 || answers[0].MessageType() != dhcpv4.MessageTypeOffer {
@@ -171,17 +160,7 @@ func TestServePi3Replay(t *testing.T) {
 // initDiscover2 sends an ordinary client's DISCOVER from a new peer with
 // MAC mac and returns the first OFFER (nil: none).
 func initDiscover2(t testing.TB, l *Lab, mac string) *dhcpv4.DHCPv4 {
-	p := l.Peer(t, "192.0.2.53")
-	svSetMAC(t, p, mac)
-	run(t, "ip", "-n", p.NS, "addr", "flush", "dev", p.Iface)
-	var c *nclient4.Client
-	if err := inNetns(p.NS, func() (err error) {
-		c, err = nclient4.New(p.Iface, nclient4.WithTimeout(3*time.Second), nclient4.WithRetry(1))
-		return err
-	}); err != nil {
-		t.Fatalf("DHCP client in %s: %v", p.NS, err)
-	}
-	defer c.Close()
+	_, c := dhcpPeer(t, l, "192.0.2.53", mac)
 	hw, _ := net.ParseMAC(mac)
 	d, err := dhcpv4.NewDiscovery(hw, dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:ramboot")))
 	if err != nil {
@@ -206,18 +185,8 @@ func TestServePi5Replay(t *testing.T) {
 	router := l.Peer(t, "192.0.2.2")
 	l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--no-ping")
 	srv := svStart(t, l, dir)
-	pi := l.Peer(t, "192.0.2.52")
 	const mac5, serial5 = "2c:cf:67:10:20:30", "5a5b5c5d"
-	svSetMAC(t, pi, mac5)
-	run(t, "ip", "-n", pi.NS, "addr", "flush", "dev", pi.Iface)
-	var c *nclient4.Client
-	if err := inNetns(pi.NS, func() (err error) {
-		c, err = nclient4.New(pi.Iface, nclient4.WithTimeout(3*time.Second), nclient4.WithRetry(1))
-		return err
-	}); err != nil {
-		t.Fatalf("DHCP client in %s: %v", pi.NS, err)
-	}
-	defer c.Close()
+	pi, c := dhcpPeer(t, l, "192.0.2.52", mac5)
 	hw, _ := net.ParseMAC(mac5)
 	// Option 97: 0, "RPi5", board revision, the MAC's low 4 bytes, serial.
 	opt97 := mustHex(t, "00"+"52506935"+"00d04170"+"67102030"+serial5)

@@ -57,6 +57,25 @@ func piDHCPMods(t testing.TB) []dhcpv4.Modifier {
 	}
 }
 
+// dhcpPeer adds a lab peer with MAC mac and no address, as a machine at
+// power-on, and opens a DHCP client on its interface (closed with the
+// test).
+func dhcpPeer(t testing.TB, l *Lab, addr, mac string) (*Peer, *nclient4.Client) {
+	t.Helper()
+	p := l.Peer(t, addr)
+	svSetMAC(t, p, mac)
+	run(t, "ip", "-n", p.NS, "addr", "flush", "dev", p.Iface)
+	var c *nclient4.Client
+	if err := inNetns(p.NS, func() (err error) {
+		c, err = nclient4.New(p.Iface, nclient4.WithTimeout(3*time.Second), nclient4.WithRetry(1))
+		return err
+	}); err != nil {
+		t.Fatalf("DHCP client in %s: %v", p.NS, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return p, c
+}
+
 // piExchange sends m from the Pi's namespace and collects every answer
 // with its transaction id for the whole window.
 func piExchange(t testing.TB, c *nclient4.Client, m *dhcpv4.DHCPv4, window time.Duration) []*dhcpv4.DHCPv4 {
@@ -98,18 +117,7 @@ func TestServePiReplay(t *testing.T) {
 	router := l.Peer(t, "192.0.2.2")
 	dns := l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--no-ping")
 	srv := svStart(t, l, tree) // proxy is the default
-	pi := l.Peer(t, "192.0.2.50")
-	svSetMAC(t, pi, piMAC)
-	run(t, "ip", "-n", pi.NS, "addr", "flush", "dev", pi.Iface) // no address yet, as a Pi at power-on
-
-	var c *nclient4.Client
-	if err := inNetns(pi.NS, func() (err error) {
-		c, err = nclient4.New(pi.Iface, nclient4.WithTimeout(3*time.Second), nclient4.WithRetry(1))
-		return err
-	}); err != nil {
-		t.Fatalf("DHCP client in %s: %v", pi.NS, err)
-	}
-	defer c.Close()
+	pi, c := dhcpPeer(t, l, "192.0.2.50", piMAC)
 	mac, _ := net.ParseMAC(piMAC)
 
 	// DISCOVER.

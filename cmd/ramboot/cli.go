@@ -65,20 +65,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "version", "--version":
 		fmt.Fprintf(stdout, "ramboot %s\n", version)
 	case "help", "-h", "--help":
-		if len(rest) > 0 && rest[0] == "build" {
-			fs, _ := buildFlags(stderr)
-			fmt.Fprint(stdout, buildUsage(fs))
-			return 0
-		}
-		if len(rest) > 0 && rest[0] == "eeprom" {
-			fs, _ := eepromFlags(stderr)
-			fmt.Fprint(stdout, eepromUsage(fs))
-			return 0
-		}
-		if len(rest) > 0 && rest[0] == "serve" {
-			fs, _ := serveFlags(stderr)
-			fmt.Fprint(stdout, serveUsage(fs))
-			return 0
+		if len(rest) > 0 {
+			if h := commandHelp(rest[0], stderr); h != "" {
+				fmt.Fprint(stdout, h)
+				return 0
+			}
 		}
 		fmt.Fprint(stdout, usage)
 	default:
@@ -96,6 +87,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// commandHelp is the usage of a command with flags, "" for others.
+func commandHelp(cmd string, stderr io.Writer) string {
+	switch cmd {
+	case "build":
+		fs, _ := buildFlags(stderr)
+		return buildUsage(fs)
+	case "serve":
+		fs, _ := serveFlags(stderr)
+		return serveUsage(fs)
+	case "eeprom":
+		fs, _ := eepromFlags(stderr)
+		return eepromUsage(fs)
+	}
+	return ""
 }
 
 type buildOpts struct {

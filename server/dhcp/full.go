@@ -150,23 +150,18 @@ func (s *Server) reply(req *dhcpv4.DHCPv4, c Client, d Decision, mt dhcpv4.Messa
 	}
 	if d.BootFile != "" && (c.Kind == PCFirmware || c.Kind == HTTPBoot || c.Kind == IPXE) {
 		// The boot file goes in the header's file field, which every PXE
-		// client reads; 66 and 67 only when asked for.
-		resp.BootFileName = d.BootFile
-		resp.ServerHostName = s.ServerIP.String()
+		// client reads; 66 and 67 only when asked for. iPXE needs no more.
+		if c.Kind == IPXE {
+			resp.BootFileName = d.BootFile
+			resp.ServerHostName = s.ServerIP.String()
+		} else {
+			s.setBootFile(resp, req, c, d.BootFile)
+		}
+		if c.Kind == PCFirmware && c.Arch == ArchBIOS {
+			resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, pxeDiscoveryBypass))
+		}
 		set(66, []byte(s.ServerIP.String()))
 		set(67, []byte(d.BootFile))
-		switch c.Kind {
-		case PCFirmware:
-			resp.UpdateOption(dhcpv4.OptClassIdentifier("PXEClient"))
-			if c.Arch == ArchBIOS {
-				resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, pxeDiscoveryBypass))
-			}
-		case HTTPBoot:
-			resp.UpdateOption(dhcpv4.OptClassIdentifier("HTTPClient"))
-		}
-		if g := req.Options.Get(dhcpv4.OptionClientMachineIdentifier); g != nil && c.Kind != IPXE {
-			resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, g))
-		}
 	}
 	if gi := req.GatewayIPAddr; gi != nil && !gi.IsUnspecified() {
 		resp.GatewayIPAddr = gi

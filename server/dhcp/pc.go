@@ -2,7 +2,6 @@ package dhcp
 
 import (
 	"fmt"
-	"net"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 )
@@ -60,11 +59,12 @@ func (s *Server) pcProxy(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*d
 		ev.Type, ev.Detail = "ignored", fmt.Sprintf("no boot program for %s (option 93 = %d): %s", c.Kind, c.Arch, archHint(c.Arch))
 		return nil, ev
 	}
-	resp, err := s.pcReply(req, c, d, s.proxyMessageType(req), net.IPv4zero)
+	resp, err := s.proxyReply(req)
 	if err != nil {
 		ev.Type, ev.Err = "error", err
 		return nil, ev
 	}
+	s.setBootFile(resp, req, c, d.BootFile)
 	if c.Kind == PCFirmware && c.Arch == ArchBIOS {
 		resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, pxeDiscoveryBypass))
 	}
@@ -72,38 +72,22 @@ func (s *Server) pcProxy(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*d
 	return resp, ev
 }
 
-func (s *Server) proxyMessageType(req *dhcpv4.DHCPv4) dhcpv4.MessageType {
-	if req.MessageType() == dhcpv4.MessageTypeDiscover {
-		return dhcpv4.MessageTypeOffer
-	}
-	return dhcpv4.MessageTypeAck
-}
-
-// pcReply is a reply naming a boot file for a PC: siaddr and sname are this
-// server, option 60 says PXEClient (or HTTPClient for HTTP boot, which
-// UEFI requires), option 97 is echoed (PXE spec 2.1: a client may drop a
-// reply without its GUID).
-func (s *Server) pcReply(req *dhcpv4.DHCPv4, c Client, d Decision, mt dhcpv4.MessageType, yiaddr net.IP) (*dhcpv4.DHCPv4, error) {
+// setBootFile names a PC's boot file in resp: siaddr and sname are this
+// server, the file field the file; option 60 says PXEClient (HTTPClient
+// for HTTP boot, which UEFI requires), option 97 is echoed (PXE spec 2.1:
+// a client may drop a reply without its GUID).
+func (s *Server) setBootFile(resp, req *dhcpv4.DHCPv4, c Client, file string) {
 	class := "PXEClient"
 	if c.Kind == HTTPBoot {
 		class = "HTTPClient"
 	}
-	resp, err := dhcpv4.NewReplyFromRequest(req,
-		dhcpv4.WithMessageType(mt),
-		dhcpv4.WithYourIP(yiaddr),
-		dhcpv4.WithServerIP(s.ServerIP),
-		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(s.ServerIP)),
-		dhcpv4.WithOption(dhcpv4.OptClassIdentifier(class)),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("pc reply: %w", err)
-	}
-	resp.BootFileName = d.BootFile
+	resp.UpdateOption(dhcpv4.OptClassIdentifier(class))
+	resp.ServerIPAddr = s.ServerIP
 	resp.ServerHostName = s.ServerIP.String()
+	resp.BootFileName = file
 	if g := req.Options.Get(dhcpv4.OptionClientMachineIdentifier); g != nil {
 		resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, g))
 	}
-	return resp, nil
 }
 
 // bootServer answers a PXE client's request on port 4011 (PXE spec 2.1,
@@ -120,11 +104,12 @@ func (s *Server) bootServer(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) 
 		ev.Type, ev.Detail = "ignored", fmt.Sprintf("no boot program for option 93 = %d: %s", c.Arch, archHint(c.Arch))
 		return nil, ev
 	}
-	resp, err := s.pcReply(req, c, d, dhcpv4.MessageTypeAck, net.IPv4zero)
+	resp, err := s.proxyReply(req) // an ACK: only REQUEST and INFORM get here
 	if err != nil {
 		ev.Type, ev.Err = "error", err
 		return nil, ev
 	}
+	s.setBootFile(resp, req, c, d.BootFile)
 	ev.Type, ev.Detail = "ack", "boot server: boot file "+d.BootFile
 	return resp, ev
 }

@@ -268,13 +268,11 @@ func dhcp(ctx context.Context, cfg Config, iface string) (*Result, error) {
 // boots; math/rand/v2 is seeded by the Go runtime from the kernel's
 // AT_RANDOM bytes, which never block.
 func packet(mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
-	var xid dhcpv4.TransactionID
-	binary.BigEndian.PutUint32(xid[:], mrand.Uint32())
 	d := &dhcpv4.DHCPv4{
 		OpCode:        dhcpv4.OpcodeBootRequest,
 		HWType:        iana.HWTypeEthernet,
 		ClientHWAddr:  make(net.HardwareAddr, 6),
-		TransactionID: xid,
+		TransactionID: newXID(),
 		ClientIPAddr:  net.IPv4zero,
 		YourIPAddr:    net.IPv4zero,
 		ServerIPAddr:  net.IPv4zero,
@@ -285,6 +283,13 @@ func packet(mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
 		m(d)
 	}
 	return d
+}
+
+// newXID is a transaction id from math/rand/v2 (see packet).
+func newXID() dhcpv4.TransactionID {
+	var xid dhcpv4.TransactionID
+	binary.BigEndian.PutUint32(xid[:], mrand.Uint32())
+	return xid
 }
 
 // baseOptions are the options dhcpv4's constructors ask for.
@@ -312,13 +317,12 @@ func newRequestFromOffer(offer *dhcpv4.DHCPv4, mods ...dhcpv4.Modifier) *dhcpv4.
 // newRenewFromAck is dhcpv4.NewRenewFromAck with a fresh transaction id
 // and without the entropy wait.
 func newRenewFromAck(ack *dhcpv4.DHCPv4, mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
-	xid := packet().TransactionID
 	return packet(append(dhcpv4.PrependModifiers(mods,
 		dhcpv4.WithReply(ack),
 		dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
 		dhcpv4.WithClientIP(ack.YourIPAddr),
 		dhcpv4.WithBroadcast(false),
-		baseOptions), dhcpv4.WithTransactionID(xid))...)
+		baseOptions), dhcpv4.WithTransactionID(newXID()))...)
 }
 
 // isAddressOffer tells an ordinary offer from a proxyDHCP one.
