@@ -99,6 +99,7 @@ type progress struct {
 	lastPct int
 	width   int
 	written int64
+	printed int64 // written, as of the last line printed (not a terminal)
 }
 
 func newProgress(w io.Writer, tty bool, total int64, in *meter) *progress {
@@ -151,11 +152,18 @@ func (p *progress) update(written int64) {
 		return
 	}
 	p.last = now
+	p.printed = written
 	fmt.Fprintf(p.w, "flash: %s\n", p.line())
 }
 
 func (p *progress) done() {
 	if p.tty && p.width > 0 {
 		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.width))
+	}
+	// The percentage follows the download, which can run ahead of the
+	// writes: the last line says how much was written in the end.
+	if !p.tty && p.written != p.printed {
+		p.printed = p.written
+		fmt.Fprintf(p.w, "flash: %s\n", p.line())
 	}
 }
