@@ -10,7 +10,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/ramboot
 
-.PHONY: all image serve demo test unit e2e bench deps fuzz clean $(BIN)
+.PHONY: all image rootfs serve demo test unit e2e bench deps fuzz clean $(BIN)
 
 all: $(BIN)
 
@@ -20,6 +20,12 @@ $(BIN):
 ## image: build the boot tree for BOARD (rpi4, pc, virt; or several, BOARD=rpi4,pc, for a mixed rack) into OUT; OVERLAYS=dir1,dir2 adds files
 image: $(BIN)
 	./$(BIN) build --board $(BOARD) --out $(OUT) $(if $(OVERLAYS),--overlay $(OVERLAYS))
+
+## rootfs: build the root image nodes run from RAM (Debian, or FROM=dir|tarball) into OUT/images; INCLUDE=pkg,pkg adds packages
+FROM    ?=
+INCLUDE ?=
+rootfs: $(BIN)
+	./$(BIN) rootfs --board $(BOARD) --out $(OUT) $(if $(OVERLAYS),--overlay $(OVERLAYS)) $(if $(FROM),--from $(FROM)) $(if $(INCLUDE),--include $(INCLUDE))
 
 ## serve: serve out/BOARD on IFACE (proxyDHCP next to your router); NODES=nodes.yaml optional
 IFACE ?=

@@ -10,6 +10,7 @@ set -euo pipefail
 
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
+have_sbin() { have "$1" || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
 
 qemu_ok() {
 	local q v
@@ -23,13 +24,17 @@ qemu_ok() {
 have fdtput || need+=(device-tree-compiler)
 # UEFI firmware for the x86-64 PC boots (BOARD=pc).
 [ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] || need+=(ovmf)
+# Root images (make rootfs): Debian's mmdebstrap, squashfs-tools, and for
+# a foreign architecture (arm64 on amd64) qemu-user through binfmt_misc.
+for p in mmdebstrap:mmdebstrap mksquashfs:squashfs-tools unsquashfs:squashfs-tools qemu-aarch64-static:qemu-user-static update-binfmts:binfmt-support arch-test:arch-test zstd:zstd depmod:kmod; do
+	have_sbin "${p%%:*}" || need+=("${p#*:}")
+done
 for p in python3:python3 dnsmasq:dnsmasq tftp:tftp-hpa atftp:atftp curl:curl ip:iproute2 ssh:openssh-client; do
 	have "${p%%:*}" || need+=("${p#*:}")
 done
 # The e2e lab's NFS server (user space: the kernel may have no nfsd), its
 # portmapper for NFSv3 and showmount/rpcinfo. Daemons in sbin are looked
 # for there too: a user's PATH may not have it.
-have_sbin() { have "$1" || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
 for p in ganesha.nfsd:nfs-ganesha rpcbind:rpcbind showmount:nfs-common unshare:util-linux in.tftpd:tftpd-hpa dhclient:isc-dhcp-client udhcpc:udhcpc iptables-legacy:iptables; do
 	have_sbin "${p%%:*}" || need+=("${p#*:}")
 done
@@ -105,5 +110,15 @@ for p in "${need[@]}"; do
 		fi
 	done
 done
+# qemu-user runs arm64 maintainer scripts during mmdebstrap: binfmt_misc
+# must be mounted and the qemu-aarch64 handler enabled (a container may
+# start without either).
+if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+	mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+fi
+if [ "$(dpkg --print-architecture)" != arm64 ] && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+	update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || update-binfmts --import qemu-aarch64
+fi
+uname -m | grep -q aarch64 || arch-test arm64 >/dev/null || { echo "deps.sh: arm64 binaries do not run through qemu-user (arch-test arm64 fails)" >&2; exit 1; }
 qemu_ok
 echo "deps: $(qemu-system-aarch64 --version | head -1); x86-64 too; fdtput, ovmf ok"

@@ -20,7 +20,6 @@ import (
 	"github.com/u-root/u-root/pkg/boot"
 	"github.com/u-root/u-root/pkg/boot/kexec"
 	"github.com/u-root/u-root/pkg/curl"
-	"github.com/u-root/u-root/pkg/mount"
 	"golang.org/x/sys/unix"
 
 	"github.com/ramboot/ramboot/cmd/init/internal/bootspec"
@@ -43,8 +42,8 @@ func (in *Init) act(ctx context.Context, value, source string, env map[string]st
 		return "option 224 says shell: provisioning shell"
 	case bootspec.Chain:
 		in.stage("224: chain %s (from %s)", spec.URL, source)
-		if err := in.chain(ctx, spec.URL, env); err != nil {
-			return fmt.Sprintf("chain %s failed: %v", spec.URL, err)
+		if err := in.chain(ctx, spec, env); err != nil {
+			return fmt.Sprintf("chain %s failed: %v", redact(spec.URL), err)
 		}
 		return "chain returned without booting"
 	case bootspec.NFS:
@@ -90,12 +89,33 @@ func newFetcher() fetcher {
 	}}}}
 }
 
-func (in *Init) chain(ctx context.Context, u *url.URL, env map[string]string) error {
-	f := newFetcher()
-	body, err := f.Fetch(ctx, u.String())
+// chain fetches what option 224's URL names and tells it by its first
+// bytes: a root image (run from RAM), an iPXE script or a kernel (kexec).
+func (in *Init) chain(ctx context.Context, spec bootspec.Spec, env map[string]string) error {
+	u := spec.URL
+	s, err := openStream(ctx, u)
 	if err != nil {
 		return err
 	}
+	if kimage.Kind(s.head) == kimage.Squashfs {
+		return in.ramRoot(ctx, u, spec.Image, s)
+	}
+	if spec.Image.Set {
+		s.body.Close()
+		return fmt.Errorf("%s is not a root image (no squashfs magic in its first bytes, %q): point option 224 at a NAME.squashfs from ramboot rootfs, or drop the #%s", redact(u), printable(s.head, 16), u.Fragment)
+	}
+	body, err := io.ReadAll(io.LimitReader(s.rest(), ipxe.DefaultMaxBytes+1))
+	s.body.Close()
+	if err != nil {
+		return fmt.Errorf("%s: %w", u, s.explain(err))
+	}
+	if len(body) > ipxe.DefaultMaxBytes {
+		return fmt.Errorf("%s: more than %d MB: too big for a script or kernel", u, ipxe.DefaultMaxBytes>>20)
+	}
+	if s.size >= 0 && int64(len(body)) != s.size {
+		return fmt.Errorf("%s: %w: got %d of %d bytes", u, ipxe.ErrTruncated, len(body), s.size)
+	}
+	f := newFetcher()
 	var plan *ipxe.BootPlan
 	if ipxe.IsScript(body) {
 		in.stage("224: running iPXE script %s (%d bytes)", u, len(body))
@@ -107,6 +127,21 @@ func (in *Init) chain(ctx context.Context, u *url.URL, env map[string]string) er
 		plan = &ipxe.BootPlan{Kernel: body, KernelURL: u.String()}
 	}
 	return in.kexec(plan)
+}
+
+// redact is u without its fragment (the digest is long and said elsewhere).
+func redact(u *url.URL) string {
+	c := *u
+	c.Fragment = ""
+	return c.String()
+}
+
+// printable shows up to n bytes of b with non-printing bytes escaped.
+func printable(b []byte, n int) string {
+	if len(b) > n {
+		b = b[:n]
+	}
+	return string(b)
 }
 
 // kernelImage gunzips a compressed kernel and checks that it is an arm64
@@ -258,27 +293,20 @@ func (in *Init) nfsRoot(n bootspec.NFSSpec) error {
 		}
 		return fmt.Errorf("mount %s: %w%s", n.Source(), err, hint)
 	}
+	var steps undo
 	if n.Overlay {
-		rw := "/run/ramboot/rw"
-		os.MkdirAll(rw, 0o755)
-		if err := unix.Mount("tmpfs", rw, "tmpfs", 0, "mode=0755"); err != nil {
-			return fmt.Errorf("overlay tmpfs: %w", err)
-		}
-		os.MkdirAll(rw+"/upper", 0o755)
-		os.MkdirAll(rw+"/work", 0o755)
-		opts := "lowerdir=/run/ramboot/lower,upperdir=" + rw + "/upper,workdir=" + rw + "/work"
-		if err := unix.Mount("overlay", newRoot, "overlay", 0, opts); err != nil {
-			return fmt.Errorf("overlay mount: %w (is the overlay module loaded?)", err)
+		steps.unmount(target)
+		if err := overlayRoot(&steps, target, newRoot, ""); err != nil {
+			steps.run()
+			return err
 		}
 		in.stage("nfs: read-only export under a RAM overlay on %s", newRoot)
+	} else {
+		steps.unmount(newRoot)
 	}
-	initPath := n.Init
-	if _, err := os.Stat(filepath.Join(newRoot, initPath)); err != nil {
-		if _, lerr := os.Lstat(filepath.Join(newRoot, initPath)); lerr != nil {
-			unix.Unmount(newRoot, unix.MNT_DETACH)
-			return fmt.Errorf("the NFS root has no %s (pass init=PATH in option 224)", initPath)
-		}
+	if err := in.switchRoot(newRoot, n.Init); err != nil {
+		steps.run()
+		return fmt.Errorf("%w (pass init=PATH in option 224)", err)
 	}
-	in.stage("switch_root: %s, exec %s", newRoot, initPath)
-	return mount.SwitchRoot(newRoot, initPath)
+	return nil
 }

@@ -21,6 +21,7 @@ const usage = `ramboot: run diskless machines from RAM.
 
 Usage:
   ramboot build --board BOARD [--out DIR] [flags]   build a TFTP-ready boot tree
+  ramboot rootfs --board BOARD [flags]              build a root image the nodes run from RAM
   ramboot serve --root DIR --interface IF [flags]   serve a tree: proxyDHCP/DHCP, TFTP, HTTP
   ramboot eeprom --image pieeprom.bin --out DIR     SD card that sets Pi 4/5 bootloaders to netboot
   ramboot boards                                    list the built-in boards
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "build":
 		err = runBuild(ctx, rest, stdout, stderr)
+	case "rootfs":
+		err = runRootfs(ctx, rest, stdout, stderr)
 	case "serve":
 		err = runServe(ctx, rest, stdout, stderr)
 	case "eeprom":
@@ -95,6 +98,9 @@ func commandHelp(cmd string, stderr io.Writer) string {
 	case "build":
 		fs, _ := buildFlags(stderr)
 		return buildUsage(fs)
+	case "rootfs":
+		fs, _ := rootfsFlags(stderr)
+		return rootfsUsage(fs)
 	case "serve":
 		fs, _ := serveFlags(stderr)
 		return serveUsage(fs)

@@ -21,6 +21,8 @@ const (
 // Kind says what img is.
 func Kind(img []byte) string {
 	switch {
+	case len(img) >= 4 && binary.LittleEndian.Uint32(img[:4]) == SquashfsMagic:
+		return Squashfs
 	case len(img) >= 64 && binary.LittleEndian.Uint32(img[56:60]) == 0x644d5241:
 		return ARM64
 	case len(img) >= 0x206 && string(img[0x202:0x206]) == "HdrS":

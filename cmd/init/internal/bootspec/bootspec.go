@@ -47,6 +47,9 @@ type Spec struct {
 	Kind Kind
 	// URL is set for Kind == Chain; its scheme is http, https or tftp.
 	URL *url.URL
+	// Image is set for Kind == Chain from the URL's fragment: what a root
+	// image at URL is checked and run with.
+	Image ImageOpts
 	// NFS is set for Kind == NFS.
 	NFS NFSSpec
 }
@@ -66,6 +69,24 @@ type NFSSpec struct {
 	Init string
 	// Options are the remaining NFS mount options, in order.
 	Options []string
+}
+
+// ImageOpts are a root image's settings, from the fragment of its URL:
+// #sha256=HEX&overlay=SIZE&init=/PATH (keys separated by & or ,).
+type ImageOpts struct {
+	// Set says the fragment named the URL's content a root image: then it
+	// must be one.
+	Set bool
+	// SHA256 is the expected digest in lower-case hex; "" looks for
+	// URL.sha256 next to the image.
+	SHA256 string
+	// NoDigest (sha256=none) runs an image with no digest to check.
+	NoDigest bool
+	// Overlay is the size of the RAM layer that takes the node's writes,
+	// as tmpfs takes it: 512M, 2G, 50%. "" is tmpfs's default, half the RAM.
+	Overlay string
+	// Init is the program to run in the image (default /sbin/init).
+	Init string
 }
 
 // Source returns the mount(2) source, "server:/export", with an IPv6
@@ -114,7 +135,8 @@ func (s Spec) String() string {
 }
 
 // accepted is appended to every parse error.
-const accepted = `accepted forms: empty or "shell"; http://host/path, https://host/path, tftp://host/path; ` +
+const accepted = `accepted forms: empty or "shell"; http://host/path, https://host/path, tftp://host/path ` +
+	`(a root image: URL#sha256=HEX|none&overlay=SIZE&init=/path); ` +
 	`nfs://host/export[?vers=N&overlay&init=/path&opt...]; host:/export[,vers=N,overlay,init=/path,opt...]`
 
 // ErrInvalid is wrapped by every error Parse returns.
@@ -185,15 +207,88 @@ func parseChain(s, v string) (Spec, error) {
 	if p := u.Port(); p != "" && !validPort(p) {
 		return Spec{}, parseErr(s, "bad port %q", p)
 	}
+	if u.Fragment != "" || strings.HasSuffix(v, "#") {
+		img, err := parseImageOpts(u.Fragment)
+		if err != nil {
+			return Spec{}, parseErr(s, "%v", err)
+		}
+		return Spec{Kind: Chain, URL: u, Image: img}, chainPathCheck(s, u)
+	}
+	return Spec{Kind: Chain, URL: u}, chainPathCheck(s, u)
+}
+
+func chainPathCheck(s string, u *url.URL) error {
 	if u.Scheme == "tftp" {
 		if u.Path == "" || u.Path == "/" {
-			return Spec{}, parseErr(s, "tftp URL needs a file path")
+			return parseErr(s, "tftp URL needs a file path")
 		}
 		if u.User != nil {
-			return Spec{}, parseErr(s, "tftp URL cannot have user info")
+			return parseErr(s, "tftp URL cannot have user info")
 		}
 	}
-	return Spec{Kind: Chain, URL: u}, nil
+	return nil
+}
+
+// parseImageOpts reads a root image's fragment: sha256=HEX (or none),
+// overlay=SIZE, init=/PATH.
+func parseImageOpts(frag string) (ImageOpts, error) {
+	o := ImageOpts{Set: true}
+	seen := map[string]bool{}
+	for _, kv := range strings.FieldsFunc(frag, func(r rune) bool { return r == '&' || r == ',' }) {
+		k, v, _ := strings.Cut(kv, "=")
+		if seen[k] {
+			return o, fmt.Errorf("image setting %s given twice", k)
+		}
+		seen[k] = true
+		switch k {
+		case "sha256":
+			if strings.EqualFold(v, "none") {
+				o.NoDigest = true
+				continue
+			}
+			if len(v) != 64 || strings.Trim(strings.ToLower(v), "0123456789abcdef") != "" {
+				return o, fmt.Errorf("sha256=%q is not 64 hex digits (or none, to run the image unchecked)", v)
+			}
+			o.SHA256 = strings.ToLower(v)
+		case "overlay":
+			if !validSize(v) {
+				return o, fmt.Errorf("overlay=%q: want a size like 512M, 2G or 50%%", v)
+			}
+			o.Overlay = v
+		case "init":
+			if err := checkPath(v); err != nil {
+				return o, fmt.Errorf("bad init path: %v", err)
+			}
+			o.Init = v
+		default:
+			return o, fmt.Errorf("unknown image setting %q (the fragment takes sha256=HEX|none, overlay=SIZE, init=/path)", k)
+		}
+	}
+	if o.Init == "" {
+		o.Init = DefaultInit
+	}
+	return o, nil
+}
+
+// validSize accepts what tmpfs's size= takes: a number with an optional
+// k, m or g, or a percentage of RAM from 1% to 100%.
+func validSize(v string) bool {
+	if strings.HasSuffix(v, "%") {
+		n := strings.TrimSuffix(v, "%")
+		if n == "" || len(n) > 3 || strings.Trim(n, "0123456789") != "" {
+			return false
+		}
+		p := 0
+		for _, c := range n {
+			p = p*10 + int(c-'0')
+		}
+		return p >= 1 && p <= 100
+	}
+	n := strings.TrimRight(v, "kKmMgG")
+	if len(v)-len(n) > 1 || n == "" || len(n) > 15 {
+		return false
+	}
+	return strings.Trim(n, "0123456789") == "" && strings.Trim(n, "0") != ""
 }
 
 func validPort(p string) bool {

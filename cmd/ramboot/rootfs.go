@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/ramboot/ramboot/boards"
+	"github.com/ramboot/ramboot/builder"
+)
+
+type rootfsOpts struct {
+	builder.RootfsOptions
+	quiet bool
+}
+
+func rootfsFlags(stderr io.Writer) (*pflag.FlagSet, *rootfsOpts) {
+	o := &rootfsOpts{}
+	fs := pflag.NewFlagSet("rootfs", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVarP(&o.Board, "board", "b", "", "board name ("+strings.Join(boards.Names(), ", ")+") or a profile file: its kernel's modules go into the image")
+	fs.StringVarP(&o.Out, "out", "o", "", "the board's tree (default out/BOARD); the image goes in OUT/images/")
+	fs.StringVar(&o.From, "from", "", "your own root instead of Debian: a directory or a tarball (docker export, a Raspberry Pi OS root)")
+	fs.StringSliceVar(&o.Include, "include", nil, "Debian packages added to the default root; repeat or comma-separate")
+	fs.StringVar(&o.Name, "name", "", "image name (default debian, or the --from base name): OUT/images/NAME.squashfs")
+	fs.StringSliceVar(&o.Overlays, "overlay", nil, "overlay directories, as for build: their etc/ramboot/authorized_keys become root's SSH keys")
+	fs.StringVar(&o.SrcDir, "src", "", "ramboot source tree (default: found from the current directory)")
+	fs.StringVar(&o.CacheDir, "cache-dir", "", "download and build cache (default $XDG_CACHE_HOME/ramboot)")
+	fs.StringVar(&o.AptMirror, "apt-mirror", "", "Debian mirror URL (default: from /etc/apt/sources.list*)")
+	fs.StringVar(&o.Keyring, "keyring", "", "OpenPGP keyring for the archive (default: Debian's archive keyring)")
+	fs.BoolVar(&o.Offline, "offline", false, "never use the network; build from the cache")
+	fs.StringVar(&o.KernelDeb, "kernel-deb", "", "take the modules from this linux-image .deb")
+	fs.StringVar(&o.KernelVersion, "kernel-version", "", "override the board's pinned kernel package version")
+	fs.Int64Var(&o.SourceDateEpoch, "source-date-epoch", envEpoch(), "every file's time in the image (default $SOURCE_DATE_EPOCH or the archive's date)")
+	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print only errors")
+	return fs, o
+}
+
+func rootfsUsage(fs *pflag.FlagSet) string {
+	return `Usage: ramboot rootfs --board BOARD [flags]
+
+Builds a root image the init runs from RAM: OUT/images/NAME.squashfs (zstd)
+and NAME.squashfs.sha256. The default root is a small Debian with systemd,
+udev, iproute2, openssh-server and ca-certificates, from the suite and
+mirror of the board's kernel (mmdebstrap; another architecture through
+qemu-user). --from takes your own root instead. Either way the image gets
+the kernel's complete modules, DHCP on every wired interface with the host
+name from DHCP, and the overlays' etc/ramboot/authorized_keys for root.
+Needs root (file owners) and mmdebstrap, squashfs-tools, kmod.
+
+Point option 224 at it:  http://SERVER:8080/images/debian.squashfs
+
+Examples:
+  sudo ramboot rootfs --board rpi4 --overlay keys
+  sudo ramboot rootfs --board rpi4 --include htop,nfs-common --overlay keys
+  sudo ramboot rootfs --board rpi4 --from raspios-root.tar.xz --overlay keys
+  docker export $(docker create debian:trixie) > trixie.tar   # a user root has to have an init
+
+Flags:
+` + fs.FlagUsages()
+}
+
+func runRootfs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, o := rootfsFlags(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, rootfsUsage(fs)) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: rootfs: %v (see 'ramboot help rootfs')", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: rootfs: unexpected argument %q (flags only; see 'ramboot help rootfs')", errUsage, fs.Arg(0))
+	}
+	if o.Board == "" {
+		return fmt.Errorf("%w: rootfs: no board: pass --board, one of %s", errUsage, strings.Join(boards.Names(), ", "))
+	}
+	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" && !fs.Changed("source-date-epoch") {
+		if _, err := strconv.ParseInt(s, 10, 64); err != nil {
+			return fmt.Errorf("%w: SOURCE_DATE_EPOCH=%q is not a number of seconds", errUsage, s)
+		}
+	}
+	if o.Out == "" {
+		o.Out = filepath.Join("out", strings.TrimSuffix(filepath.Base(o.Board), ".yaml"))
+	}
+	if o.SrcDir == "" {
+		src, err := findSrc()
+		if err != nil {
+			return err
+		}
+		o.SrcDir = src
+	}
+	o.Version = version
+	if !o.quiet {
+		o.Log = stdout
+	}
+	r := &builder.Rootfs{RootfsOptions: o.RootfsOptions}
+	if err := r.Run(ctx); err != nil {
+		return err
+	}
+	if o.quiet {
+		fmt.Fprintln(stdout, r.Image)
+	}
+	return nil
+}
