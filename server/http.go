@@ -2,12 +2,16 @@ package server
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ramboot/ramboot/server/status"
 )
@@ -49,9 +53,169 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t0 := time.Now()
+	if isImage(name) && r.Method != http.MethodHead {
+		s.serveImage(w, r, name, st, f)
+		return
+	}
 	http.ServeContent(w, r, st.Name(), st.ModTime(), f)
 	s.log().Info("http", "remote", r.RemoteAddr, "path", r.URL.Path, "bytes", st.Size(), "range", r.Header.Get("Range"), "duration", time.Since(t0).Round(time.Millisecond).String())
 }
+
+// isImage tells a root image under images/ (hundreds of MB, worth a
+// line on the status board) from the small files beside it.
+func isImage(name string) bool {
+	return strings.HasPrefix(name, "images/") && !strings.HasSuffix(name, ".sha256")
+}
+
+// maxDetail bounds a status detail: the name and range come from the client.
+const maxDetail = 200
+
+// clip cuts s to at most max bytes, on a UTF-8 boundary, marking the cut.
+func clip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	const mark = "..."
+	if max <= len(mark) {
+		return mark[:max]
+	}
+	cut := max - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
+}
+
+// serveImage serves a root image with http.ServeContent (ranges keep
+// working) and records on the status board, under the node that has the
+// client's IP, when the download starts and how it ends.
+func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, name string, st os.FileInfo, f *os.File) {
+	ip := remoteIP(r.RemoteAddr)
+	key := s.Board.KeyOfIP(ip)
+	if key == "" {
+		key = "ip " + ip
+	}
+	node := status.Node{IP: ip}
+	shown := clip(name, 120)
+	started := fmt.Sprintf("%s: started (%d bytes", shown, st.Size())
+	rng := r.Header.Get("Range")
+	if rng != "" {
+		started += ", range " + clip(rng, 40)
+	}
+	s.Board.Record(key, node, "image download", clip(started+")", maxDetail))
+
+	t0 := time.Now()
+	cw := &countingWriter{ResponseWriter: w}
+	http.ServeContent(cw, r, st.Name(), st.ModTime(), f)
+	d := time.Since(t0)
+	code := cw.code
+	if code == 0 {
+		code = http.StatusOK
+	}
+	want, err := strconv.ParseInt(w.Header().Get("Content-Length"), 10, 64)
+	if err != nil {
+		want = -1
+	}
+	s.log().Info("http", "remote", r.RemoteAddr, "path", r.URL.Path, "status", code, "bytes", cw.n, "size", st.Size(),
+		"range", rng, "duration", d.Round(time.Millisecond).String(), "node", key)
+
+	var stage, detail string
+	switch {
+	case code != http.StatusOK && code != http.StatusPartialContent:
+		stage, detail = "image download failed", fmt.Sprintf("%s: HTTP %d %s", shown, code, http.StatusText(code))
+		if code < 400 { // 304: the client has it already
+			stage = "image download ended"
+		}
+	case (want >= 0 && cw.n < want) || (want < 0 && cw.err != nil):
+		why := cw.err
+		if why == nil {
+			why = r.Context().Err()
+		}
+		stage = "image download aborted"
+		if why != nil {
+			detail = fmt.Sprintf("%s: %d of %d bytes (client gone: %v)", shown, cw.n, want, why)
+		} else {
+			detail = fmt.Sprintf("%s: %d of %d bytes (stopped early)", shown, cw.n, want)
+		}
+	default:
+		secs := d.Seconds()
+		rate := "-"
+		if secs > 0 {
+			rate = fmt.Sprintf("%.1f", float64(cw.n)/1e6/secs)
+		}
+		stage = "image downloaded"
+		detail = fmt.Sprintf("%s: %d bytes in %s (%s MB/s)", shown, cw.n, d.Round(time.Millisecond), rate)
+	}
+	s.Board.Record(key, node, stage, clip(detail, maxDetail))
+}
+
+// remoteIP is the address of a request's client, without the port, an
+// IPv4 address in IPv6 clothing unwrapped.
+func remoteIP(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return a.Unmap().WithZone("").String()
+	}
+	return host
+}
+
+// countingWriter counts the body bytes written through it and keeps the
+// status and the first write error. ReadFrom keeps the server's
+// sendfile path for files.
+type countingWriter struct {
+	http.ResponseWriter
+	n    int64
+	code int
+	err  error
+}
+
+func (c *countingWriter) WriteHeader(code int) {
+	if c.code == 0 {
+		c.code = code
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.code == 0 {
+		c.code = http.StatusOK
+	}
+	n, err := c.ResponseWriter.Write(p)
+	c.n += int64(n)
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+	return n, err
+}
+
+func (c *countingWriter) ReadFrom(src io.Reader) (int64, error) {
+	rf, ok := c.ResponseWriter.(io.ReaderFrom)
+	if !ok {
+		return io.Copy(struct{ io.Writer }{c}, src)
+	}
+	if c.code == 0 {
+		c.code = http.StatusOK
+	}
+	n, err := rf.ReadFrom(src)
+	c.n += n
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// Flush forwards to the underlying writer when it can flush.
+func (c *countingWriter) Flush() {
+	if fl, ok := c.ResponseWriter.(http.Flusher); ok {
+		fl.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 // cmdlineQuote quotes a kernel command-line value that has spaces.
 func cmdlineQuote(v string) string {

@@ -88,6 +88,26 @@ func (b *Board) MACOfSerial(serial string) string {
 	return ""
 }
 
+// KeyOfIP returns the key of the node most recently recorded with IP ip
+// (Node.IP), or "" if none is.
+func (b *Board) KeyOfIP(ip string) string {
+	if ip == "" {
+		return ""
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	key, last := "", time.Time{}
+	for k, n := range b.nodes {
+		if n.IP != ip {
+			continue
+		}
+		if key == "" || n.Last.After(last) || (n.Last.Equal(last) && k < key) {
+			key, last = k, n.Last
+		}
+	}
+	return key
+}
+
 // Nodes returns a copy of every node, most recently seen first.
 func (b *Board) Nodes() []Node {
 	b.mu.Lock()
