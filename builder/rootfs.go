@@ -36,6 +36,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ramboot/ramboot/kernel/apt"
 	"github.com/ramboot/ramboot/kernel/kimage"
 )
 
@@ -71,8 +72,10 @@ type Rootfs struct {
 	SHA256 string
 	Size   int64
 
+	// Tarball is the root as a tarball: Debian's, in the cache, or From.
+	Tarball string
+
 	b       *Build
-	tarball string // the root as a tarball (Debian's from the cache, or From)
 	staging string
 	release string
 }
@@ -146,7 +149,7 @@ func (r *Rootfs) prepare(ctx context.Context) error {
 			return fmt.Errorf("--include adds Debian packages to the default root; with --from %s, install them into your root first", r.From)
 		}
 		if !st.IsDir() {
-			r.tarball = r.From
+			r.Tarball = r.From
 		}
 	}
 	return nil
@@ -170,7 +173,7 @@ func lookTool(name string) (string, error) {
 // by the suite's package index, the architecture and the package list).
 func (r *Rootfs) root(ctx context.Context) error {
 	if r.From != "" {
-		if r.tarball != "" {
+		if r.Tarball != "" {
 			r.b.logf("root: tarball %s", r.From)
 		} else {
 			r.b.logf("root: directory %s", r.From)
@@ -195,6 +198,16 @@ func (r *Rootfs) root(ctx context.Context) error {
 	if index == "" {
 		return fmt.Errorf("root: Debian %s has no main/binary-%s package index on %s", suite, arch, c.Mirror)
 	}
+	// Every package named must exist before mmdebstrap spends minutes on
+	// the essential set.
+	for _, p := range r.Include {
+		if _, err := c.Lookup(ctx, suite, "main", arch, p, ""); err != nil {
+			if errors.Is(err, apt.ErrNotFound) {
+				return fmt.Errorf("root: --include %s: no such package in Debian %s main for %s: check the name (apt-cache show %s) and fix --include", p, suite, arch, p)
+			}
+			return fmt.Errorf("root: --include %s: %w", p, err)
+		}
+	}
 	epoch := r.SourceDateEpoch
 	if epoch == 0 {
 		// The archive's own date: an epoch of 0 would date root's
@@ -204,8 +217,8 @@ func (r *Rootfs) root(ctx context.Context) error {
 	h := sha256.New()
 	fmt.Fprintf(h, "mmdebstrap minbase\n%s\n%s\n%s\n%s\n%d\n", suite, arch, index, strings.Join(pkgs, ","), epoch)
 	key := hex.EncodeToString(h.Sum(nil))[:32]
-	r.tarball = filepath.Join(r.CacheDir, "roots", key+".tar")
-	if _, err := os.Stat(r.tarball); err == nil {
+	r.Tarball = filepath.Join(r.CacheDir, "roots", key+".tar")
+	if _, err := os.Stat(r.Tarball); err == nil {
 		r.b.logf("root: Debian %s %s with %s (cached %s)", suite, arch, strings.Join(pkgs, " "), key[:12])
 		return nil
 	}
@@ -215,10 +228,10 @@ func (r *Rootfs) root(ctx context.Context) error {
 	if err := foreignArchOK(arch); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(r.tarball), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(r.Tarball), 0o755); err != nil {
 		return err
 	}
-	tmp := r.tarball + ".tmp.tar"
+	tmp := r.Tarball + ".tmp.tar"
 	args := []string{"--variant=minbase", "--mode=root", "--format=tar", "--architectures=" + arch,
 		"--components=main", "--include=" + strings.Join(pkgs, ",")}
 	if r.Keyring != "" {
@@ -236,7 +249,7 @@ func (r *Rootfs) root(ctx context.Context) error {
 		os.Remove(tmp)
 		return explainMmdebstrap(err, out.String(), suite, arch)
 	}
-	if err := os.Rename(tmp, r.tarball); err != nil {
+	if err := os.Rename(tmp, r.Tarball); err != nil {
 		return err
 	}
 	r.b.logf("root: mmdebstrap done in %.0fs", time.Since(t0).Seconds())
@@ -325,10 +338,10 @@ func (r *Rootfs) unpack(ctx context.Context) error {
 		return err
 	}
 	var cmd *exec.Cmd
-	if r.tarball != "" {
+	if r.Tarball != "" {
 		// GNU tar picks the decompressor by content; --numeric-owner keeps
 		// the root's own ids whatever this machine's passwd says.
-		cmd = exec.CommandContext(ctx, "tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", r.tarball, "-C", dir)
+		cmd = exec.CommandContext(ctx, "tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", r.Tarball, "-C", dir)
 	} else {
 		cmd = exec.CommandContext(ctx, "cp", "-a", filepath.Join(r.From, "."), dir)
 	}
@@ -342,7 +355,7 @@ func (r *Rootfs) tarballOrFrom() string {
 	if r.From != "" {
 		return r.From
 	}
-	return r.tarball
+	return r.Tarball
 }
 
 // modulesDir is where the root keeps lib/modules, "usr/lib/modules" on a
@@ -469,6 +482,9 @@ LinkLocalAddressing=no
 KeepConfiguration=dhcp-on-stop
 
 [DHCPv4]
+# The MAC as client id, as the init and the Pi firmware send it: the same
+# lease, the same address, across the switch from the init to this OS.
+ClientIdentifier=mac
 UseHostname=yes
 UseDomains=yes
 `

@@ -102,7 +102,7 @@ func (in *Init) chain(ctx context.Context, spec bootspec.Spec, env map[string]st
 	}
 	if spec.Image.Set {
 		s.body.Close()
-		return fmt.Errorf("%s is not a root image (no squashfs magic in its first bytes, %q): point option 224 at a NAME.squashfs from ramboot rootfs, or drop the #%s", redact(u), printable(s.head, 16), u.Fragment)
+		return fmt.Errorf("%s is not a root image (no squashfs magic in its first bytes, %q): point option 224 at a NAME.squashfs from ramboot rootfs, or drop the #%s", redact(u), printable(s.head, 16), spec.Image)
 	}
 	body, err := io.ReadAll(io.LimitReader(s.rest(), ipxe.DefaultMaxBytes+1))
 	s.body.Close()

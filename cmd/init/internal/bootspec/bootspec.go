@@ -89,6 +89,24 @@ type ImageOpts struct {
 	Init string
 }
 
+// String renders o as the fragment Parse reads, without the "#".
+func (o ImageOpts) String() string {
+	var kv []string
+	switch {
+	case o.NoDigest:
+		kv = append(kv, "sha256=none")
+	case o.SHA256 != "":
+		kv = append(kv, "sha256="+o.SHA256)
+	}
+	if o.Overlay != "" {
+		kv = append(kv, "overlay="+o.Overlay)
+	}
+	if o.Init != "" && o.Init != DefaultInit {
+		kv = append(kv, "init="+o.Init)
+	}
+	return strings.Join(kv, "&")
+}
+
 // Source returns the mount(2) source, "server:/export", with an IPv6
 // server in brackets.
 func (n NFSSpec) Source() string {
@@ -118,6 +136,9 @@ func (s Spec) String() string {
 	case Chain:
 		if s.URL == nil {
 			return "chain <nil>"
+		}
+		if s.Image.Set {
+			return s.URL.String() + "#" + s.Image.String()
 		}
 		return s.URL.String()
 	case NFS:
@@ -194,6 +215,8 @@ func isScheme(s string) bool {
 }
 
 func parseChain(s, v string) (Spec, error) {
+	// The fragment is ramboot's, not a URL's: 50% is a size, not an escape.
+	v, frag, hasFrag := strings.Cut(v, "#")
 	u, err := url.Parse(v)
 	if err != nil {
 		return Spec{}, parseErr(s, "bad URL: %v", err)
@@ -207,8 +230,8 @@ func parseChain(s, v string) (Spec, error) {
 	if p := u.Port(); p != "" && !validPort(p) {
 		return Spec{}, parseErr(s, "bad port %q", p)
 	}
-	if u.Fragment != "" || strings.HasSuffix(v, "#") {
-		img, err := parseImageOpts(u.Fragment)
+	if hasFrag {
+		img, err := parseImageOpts(frag)
 		if err != nil {
 			return Spec{}, parseErr(s, "%v", err)
 		}

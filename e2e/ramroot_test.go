@@ -1,0 +1,364 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ramboot/ramboot/builder"
+)
+
+// The whole OS in RAM: `ramboot rootfs` builds a Debian root image (and
+// one from a user's tarball), `ramboot serve` serves it, option 224 names
+// it, the init downloads it into RAM, checks it and switch_roots into its
+// systemd; SSH logs in to the real OS, which keeps running once the
+// server is gone. And every way a root image can be wrong ends in the
+// provisioning shell with its reason, nothing left mounted.
+
+// e2eKeys is an SSH key pair made once per run: the overlay gives its
+// public half to the root images.
+var e2eKeys struct {
+	once    sync.Once
+	dir     string
+	overlay string
+	err     error
+}
+
+// sshKeys returns the private key's path and an overlay directory holding
+// etc/ramboot/authorized_keys.
+func sshKeys(t testing.TB) (key, overlay string) {
+	t.Helper()
+	need(t, "ssh-keygen", "openssh-client")
+	e2eKeys.once.Do(func() {
+		dir := filepath.Join(os.TempDir(), "ramboot-e2e-"+strconv.Itoa(os.Getpid()), "keys")
+		ov := filepath.Join(dir, "overlay")
+		if e2eKeys.err = os.MkdirAll(filepath.Join(ov, "etc", "ramboot"), 0o755); e2eKeys.err != nil {
+			return
+		}
+		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "id")).CombinedOutput(); err != nil {
+			e2eKeys.err = fmt.Errorf("ssh-keygen: %v: %s", err, out)
+			return
+		}
+		pub, err := os.ReadFile(filepath.Join(dir, "id.pub"))
+		if err != nil {
+			e2eKeys.err = err
+			return
+		}
+		e2eKeys.err = os.WriteFile(filepath.Join(ov, "etc", "ramboot", "authorized_keys"), pub, 0o644)
+		e2eKeys.dir, e2eKeys.overlay = dir, ov
+	})
+	if e2eKeys.err != nil {
+		t.Fatal(e2eKeys.err)
+	}
+	return filepath.Join(e2eKeys.dir, "id"), e2eKeys.overlay
+}
+
+type rootResult struct {
+	once sync.Once
+	r    *builder.Rootfs
+	err  error
+}
+
+var rootBuilds sync.Map // "board from" -> *rootResult
+
+// rootImage builds a root image for board into its tree (from "" is the
+// default Debian root; else a directory or tarball), once per run.
+func rootImage(t testing.TB, board, from, name string) *builder.Rootfs {
+	t.Helper()
+	dir, _ := image(t, board)
+	_, overlay := sshKeys(t)
+	v, _ := rootBuilds.LoadOrStore(board+" "+from+" "+name, &rootResult{})
+	res := v.(*rootResult)
+	res.once.Do(func() {
+		res.r = &builder.Rootfs{RootfsOptions: builder.RootfsOptions{
+			Options: builder.Options{Board: board, Out: dir, SrcDir: srcDir(t), Version: "e2e",
+				Overlays: []string{overlay}, Log: testWriter{t}},
+			From: from, Name: name,
+		}}
+		t0 := time.Now()
+		res.err = res.r.Run(context.Background())
+		t.Logf("root image %s for %s: %v", name, board, time.Since(t0).Round(time.Second))
+	})
+	if res.err != nil {
+		t.Fatalf("root image for %s: %v", board, res.err)
+	}
+	return res.r
+}
+
+// sshRun runs cmd on the node at addr as root with the run's key.
+func sshRun(t testing.TB, l *Lab, addr, cmd string) (string, error) {
+	t.Helper()
+	key, _ := sshKeys(t)
+	return l.Exec(t, 240*time.Second, "ssh", "-i", key,
+		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+		"-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "PasswordAuthentication=no",
+		"root@"+addr, cmd)
+}
+
+// sshUntil retries sshRun until it succeeds (sshd is one of the last
+// units up), for at most timeout.
+func sshUntil(t testing.TB, l *Lab, addr, cmd string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		out, err := sshRun(t, l, addr, cmd)
+		if err == nil {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ssh root@%s %q: %v\n%s", addr, cmd, err, out)
+		}
+		time.Sleep(3 * time.Second)
+	}
+}
+
+// realOS checks, over SSH, that the node runs the image's systemd to the
+// multi-user target, from RAM, with the host name it was given; then that
+// it keeps running and writing with the server gone. It returns the
+// node's memory in use (MemTotal - MemAvailable) in bytes.
+func realOS(t *testing.T, l *Lab, vm *VM, srv *Proc, addr, hostname, marker string) int64 {
+	t.Helper()
+	out := sshUntil(t, l, addr, "systemctl is-system-running --wait; cat /proc/1/comm; hostname; findmnt -no FSTYPE,OPTIONS /; cat /etc/ramboot/image.json; cat "+marker, 300*time.Second)
+	t.Logf("node:\n%s", out)
+	for _, want := range []string{`(?m)^(running|degraded)$`, `(?m)^systemd$`, `(?m)^` + regexp.QuoteMeta(hostname) + `$`,
+		`overlay .*lowerdir=/run/ramboot/lower`, `"kernel": "6\.`} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("the node's answer has no %s", want)
+		}
+	}
+	if marker != "/dev/null" && !strings.Contains(out, "user-root-marker") {
+		t.Errorf("the node does not run the user's root: no marker from %s", marker)
+	}
+	if strings.Contains(out, "degraded") {
+		failed, _ := sshRun(t, l, addr, "systemctl --failed --no-legend")
+		t.Logf("degraded: failed units:\n%s", failed)
+	}
+	// A module the initramfs does not have, from the image's complete tree.
+	if out, err := sshRun(t, l, addr, "modprobe dummy && grep -c ^dummy /proc/modules"); err != nil || !strings.Contains(out, "1") {
+		t.Errorf("modprobe of a module only the image has: %v\n%s", err, out)
+	}
+	mem, err := sshRun(t, l, addr, "awk '/^MemTotal/{t=$2} /^MemAvailable/{a=$2} END{print (t-a)*1024}' /proc/meminfo")
+	used, _ := strconv.ParseInt(strings.TrimSpace(mem), 10, 64)
+	if err != nil || used <= 0 {
+		t.Errorf("memory in use: %v %q", err, mem)
+	}
+
+	// The server goes; the node goes on, reading and writing.
+	svStop(t, srv, syscall.SIGTERM)
+	out, err = sshRun(t, l, addr, "echo after-$((6*7)) > /root/probe && cat /root/probe && ls /usr/bin | wc -l && systemctl is-system-running")
+	if err != nil || !strings.Contains(out, "after-42") {
+		t.Fatalf("with the server stopped, the node: %v\n%s", err, out)
+	}
+	noPanic(t, vm)
+	return used
+}
+
+// TestRamRootVirt: the default Debian image on the arm64 virt machine,
+// from `ramboot serve` in proxy mode next to a router's DHCP.
+func TestRamRootVirt(t *testing.T) {
+	labSkip(t)
+	src, _ := image(t, "virt")
+	r := rootImage(t, "virt", "", "debian")
+	t.Logf("image %s: %d bytes, sha256 %s", r.Image, r.Size, r.SHA256)
+	l := NewLab(t)
+	router := l.Peer(t, "192.0.2.2")
+	l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--dhcp-host=52:54:00:12:34:56,192.0.2.120", "--no-ping")
+	nodes := filepath.Join(l.Dir, "nodes.yaml")
+	svWrite(t, nodes, "nodes:\n  - mac: 52:54:00:12:34:56\n    hostname: node-7\n    option224: \"http://{{.Server}}:8080/images/debian.squashfs\"\n")
+	srv := svStart(t, l, src, "--dhcp", "proxy", "--nodes", nodes)
+	t0 := time.Now()
+	vm := l.Boot(t, src, "")
+	vm.Expect(`224: chain http://192\.0\.2\.1:8080/images/debian\.squashfs`, 120*time.Second)
+	vm.Expect(`rootfs: .*squashfs \(zstd\), .* digest from http://192\.0\.2\.1:8080/images/debian\.squashfs\.sha256`, 30*time.Second)
+	vm.Expect(`rootfs: sha256 `+r.SHA256+` matches`, 300*time.Second)
+	vm.Expect(`switch_root: /newroot, exec /sbin/init`, 60*time.Second)
+	t.Logf("option 224 to switch_root: %v", time.Since(t0).Round(time.Millisecond))
+	vm.Expect(`(?i)systemd .* running in system mode`, 60*time.Second)
+	svWaitLog(t, srv, 0, 10*time.Second, "image downloaded", func(e svLogLine) bool {
+		return e.msg() == "http" && e.str("path") == "/images/debian.squashfs"
+	})
+	used := realOS(t, l, vm, srv, "192.0.2.120", "node-7", "/dev/null")
+	t.Logf("node memory in use after boot: %.1f MB (image %.1f MB)", float64(used)/1e6, float64(r.Size)/1e6)
+}
+
+// TestRamRootUserTarball: a user's root from a tarball as `docker export`
+// writes one (no leading ./, gzip'd), with a marker of its own, boots the
+// same way.
+func TestRamRootUserTarball(t *testing.T) {
+	labSkip(t)
+	src, _ := image(t, "virt")
+	deb := rootImage(t, "virt", "", "debian")
+	// The user's root: Debian's, with a file of the user's own.
+	dir := filepath.Join(t.TempDir(), "root")
+	os.MkdirAll(dir, 0o755)
+	run(t, "tar", "--numeric-owner", "-xpf", deb.Tarball, "-C", dir)
+	if err := os.WriteFile(filepath.Join(dir, "etc", "user-root-marker"), []byte("user-root-marker\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(dir)
+	args := []string{"--numeric-owner", "-czf", filepath.Join(t.TempDir(), "myroot.tar.gz"), "-C", dir}
+	for _, e := range ents {
+		args = append(args, e.Name())
+	}
+	run(t, "tar", args...)
+	r := rootImage(t, "virt", args[2], "myroot")
+	if filepath.Base(r.Image) != "myroot.squashfs" {
+		t.Errorf("image name %s, want myroot.squashfs", r.Image)
+	}
+	l := NewLab(t)
+	l.Dnsmasq(t, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--dhcp-host=52:54:00:12:34:56,192.0.2.121,user-1")
+	srv := svStart(t, l, src, "--dhcp", "off")
+	vm := l.Boot(t, src, "ramboot.224=http://192.0.2.1:8080/images/myroot.squashfs#sha256="+r.SHA256+"&overlay=256M")
+	vm.Expect(`rootfs: .*digest from the URL's #sha256=`, 120*time.Second)
+	vm.Expect(`rootfs: sha256 `+r.SHA256+` matches`, 300*time.Second)
+	vm.Expect(`RAM overlay \(256M\)`, 30*time.Second)
+	realOS(t, l, vm, srv, "192.0.2.121", "user-1", "/etc/user-root-marker")
+}
+
+// TestRamRootPC: the amd64 Debian image on a BIOS PC: its PXE ROM loads
+// iPXE, iPXE serve's script, the script the kernel with option 224 on its
+// command line, and the init the image.
+func TestRamRootPC(t *testing.T) {
+	labSkip(t)
+	dir, _ := image(t, "pc")
+	r := rootImage(t, "pc", "", "debian")
+	l := NewLab(t)
+	router := l.Peer(t, "192.0.2.2")
+	const mac = "52:54:00:12:34:60"
+	l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--dhcp-host="+mac+",192.0.2.122", "--no-ping")
+	srv := pcServe(t, l, dir, mac, "pc-1", "http://{{.Server}}:8080/images/debian.squashfs", "--dhcp", "proxy")
+	t0 := time.Now()
+	vm := l.BootPC(t, mac, false)
+	vm.Expect(`cmdline: .*ramboot\.224=http://192\.0\.2\.1:8080/images/debian\.squashfs`, 240*time.Second)
+	vm.Expect(`rootfs: sha256 `+r.SHA256+` matches`, 300*time.Second)
+	vm.Expect(`switch_root: /newroot, exec /sbin/init`, 60*time.Second)
+	t.Logf("PC: power-on to switch_root %v", time.Since(t0).Round(time.Millisecond))
+	realOS(t, l, vm, srv, "192.0.2.122", "pc-1", "/dev/null")
+}
+
+// squashDir packs dir into a squashfs with the real mksquashfs.
+func squashDir(t testing.TB, dir string) []byte {
+	t.Helper()
+	need(t, "mksquashfs", "squashfs-tools")
+	out := filepath.Join(t.TempDir(), "img.squashfs")
+	run(t, "mksquashfs", dir, out, "-noappend", "-quiet", "-no-progress", "-comp", "zstd")
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func hexSum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// TestRamRootBadInputs: every way a root image can fail before the point
+// of no return ends in the provisioning shell with the reason on the
+// console, and nothing of it left mounted.
+func TestRamRootBadInputs(t *testing.T) {
+	labSkip(t)
+	src, _ := image(t, "virt")
+
+	// A valid image with padding (so that half of it is more than the
+	// init's first read), one without an init, one with an x86 init.
+	mk := func(files map[string][]byte) []byte {
+		d := t.TempDir()
+		for name, data := range files {
+			p := filepath.Join(d, name)
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			if err := os.WriteFile(p, data, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return squashDir(t, d)
+	}
+	noise := make([]byte, 4<<20)
+	for i := range noise {
+		noise[i] = byte(i*7919 ^ i>>9)
+	}
+	x86init, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := mk(map[string][]byte{"etc/os-release": []byte("ID=test\n"), "var/noise": noise})
+	noInit := good
+	x86 := mk(map[string][]byte{"etc/os-release": []byte("ID=test\n"), "sbin/init": x86init})
+	mux := http.NewServeMux()
+	serve := func(name string, body []byte) {
+		mux.HandleFunc("/"+name, func(w http.ResponseWriter, r *http.Request) {
+			http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(body))
+		})
+	}
+	serve("good.squashfs", good)
+	serve("x86.squashfs", x86)
+	serve("trunc.squashfs", good[:len(good)/2])
+	serve("notimage.bin", noise[:1<<20])
+	mux.HandleFunc("/gone.squashfs", func(w http.ResponseWriter, r *http.Request) {
+		// Says the whole length, sends half, and goes.
+		w.Header().Set("Content-Length", strconv.Itoa(len(good)))
+		w.WriteHeader(http.StatusOK)
+		w.Write(good[:len(good)/2])
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			c.Close()
+		}
+	})
+	mux.HandleFunc("/big.squashfs", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(8<<30))
+		w.WriteHeader(http.StatusOK)
+		w.Write(good[:64<<10])
+		time.Sleep(5 * time.Second)
+	})
+	l := NewLab(t)
+	base := l.HTTP(t, mux)
+	l.Dnsmasq(t, "--dhcp-range=192.0.2.100,192.0.2.150,12h")
+	zero := strings.Repeat("0", 64)
+
+	for _, tc := range []struct{ name, value, want string }{
+		{"404", base + "/missing.squashfs#sha256=" + zero, `GET http://192\.0\.2\.1:8080/missing\.squashfs: 404 Not Found`},
+		{"refused", "http://192.0.2.1:8081/x.squashfs#sha256=" + zero, `connection refused: is the server running`},
+		{"server gone", base + "/gone.squashfs#sha256=" + hexSum(good), `download broke off at [\d.]+ MB of [\d.]+ MB \(server gone or network down\?\)`},
+		{"truncated", base + "/trunc.squashfs#sha256=" + hexSum(good), `truncated on the server: the file is \d+ bytes, its squashfs superblock says \d+`},
+		{"digest mismatch", base + "/good.squashfs#sha256=" + zero, `SHA-256 mismatch: got ` + hexSum(good) + `, the URL's #sha256= says 0{64}`},
+		{"no digest", base + "/good.squashfs", `no digest to check http://192\.0\.2\.1:8080/good\.squashfs against: .*404 Not Found; add #sha256=HEX`},
+		{"not an image", base + "/notimage.bin#sha256=" + zero, `is not a root image \(no squashfs magic`},
+		{"too big", base + "/big.squashfs#sha256=none", `is too big for this node's RAM: 8589\.9 MB, but only [\d.]+ MB of [\d.]+ MB is available`},
+		{"no init", base + "/good.squashfs#sha256=" + hexSum(noInit), `the new root cannot be started: no /sbin/init in the new root`},
+		{"wrong architecture", base + "/x86.squashfs#sha256=none", `the new root cannot be started: /sbin/init is an amd64 program; this machine is arm64`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vm := l.Boot(t, src, "ramboot.224="+tc.value)
+			vm.Expect(`224: chain `, 120*time.Second)
+			vm.Expect(`224: chain .* failed: .*`+tc.want, 90*time.Second)
+			shellRoundTrip(t, vm)
+			vm.Send("cat /proc/mounts; echo END-$((40+2))-MOUNTS\n")
+			m := vm.Expect(`(?s)cat /proc/mounts(.*?)END-42-MOUNTS`, 20*time.Second)
+			for _, left := range []string{"/run/ramboot", "/newroot", "/dev/loop"} {
+				if strings.Contains(m[1], left) {
+					t.Errorf("%s left mounted after the failure:\n%s", left, m[1])
+				}
+			}
+			if strings.Contains(vm.Output(), "switch_root: /newroot") {
+				t.Errorf("a bad image got past the checks to switch_root")
+			}
+			noPanic(t, vm)
+		})
+	}
+}
