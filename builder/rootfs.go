@@ -44,7 +44,7 @@ import (
 // with systemd, brings its network up and takes SSH logins.
 var DefaultRootPackages = []string{
 	"systemd", "systemd-sysv", "systemd-resolved", "udev", "dbus", "kmod",
-	"iproute2", "openssh-server", "ca-certificates", "procps",
+	"iproute2", "openssh-server", "ca-certificates", "procps", "curl",
 }
 
 // RootfsOptions are a root image's inputs. Of Options, Board, Out,

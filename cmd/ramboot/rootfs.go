@@ -48,7 +48,7 @@ func rootfsUsage(fs *pflag.FlagSet) string {
 
 Builds a root image the init runs from RAM: OUT/images/NAME.squashfs (zstd)
 and NAME.squashfs.sha256. The default root is a small Debian with systemd,
-udev, iproute2, openssh-server and ca-certificates, from the suite and
+udev, iproute2, openssh-server, ca-certificates and curl, from the suite and
 mirror of the board's kernel (mmdebstrap; another architecture through
 qemu-user). --from takes your own root instead. Either way the image gets
 the kernel's complete modules, DHCP on every wired interface with the host
