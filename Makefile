@@ -46,6 +46,10 @@ deps:
 # The virt build first: it is the README's build path, and it leaves the
 # verified kernel package unpacked in the cache for the real-tree module
 # tests. The real-archive test of kernel/apt runs too (RAMBOOT_NET_TESTS).
+# The Debian roots of the root images build in the background meanwhile
+# (an arm64 one runs its package scripts under qemu-user for minutes); the
+# e2e tests that boot them wait on the cache's lock and find them built.
+# One test binary at a time (-p 1), so that the root builds get the other core.
 CACHE_DIR = $${XDG_CACHE_HOME:-$$HOME/.cache}/ramboot
 test: deps $(BIN)
 	$(GO) vet ./...
@@ -53,7 +57,8 @@ test: deps $(BIN)
 	release=$$(sed -n 's/.*"release": "\(.*\)".*/\1/p' out/test-virt/manifest.json | head -1); \
 	tree=$$(ls -d $(CACHE_DIR)/extract/*/usr/lib/modules/$$release $(CACHE_DIR)/extract/*/lib/modules/$$release 2>/dev/null | head -1); \
 	test -n "$$tree" || { echo "no unpacked kernel $$release in $(CACHE_DIR)"; exit 1; }; \
-	RAMBOOT_NET_TESTS=1 RAMBOOT_KERNEL_TREE=$$tree $(GO) test -count=1 -timeout 25m ./...
+	( ./$(BIN) rootfs --board virt --out out/test-virt --quiet && ./$(BIN) rootfs --board pc --out out/test-pc --quiet ) >out/test-rootfs.log 2>&1 & \
+	RAMBOOT_NET_TESTS=1 RAMBOOT_KERNEL_TREE=$$tree $(GO) test -p 1 -count=1 -timeout 60m ./...
 
 ## unit: the fast tests only
 unit:

@@ -36,6 +36,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ramboot/ramboot/kernel/apt"
 	"github.com/ramboot/ramboot/kernel/kimage"
 )
@@ -218,6 +220,21 @@ func (r *Rootfs) root(ctx context.Context) error {
 	fmt.Fprintf(h, "mmdebstrap minbase\n%s\n%s\n%s\n%s\n%d\n", suite, arch, index, strings.Join(pkgs, ","), epoch)
 	key := hex.EncodeToString(h.Sum(nil))[:32]
 	r.Tarball = filepath.Join(r.CacheDir, "roots", key+".tar")
+	if err := os.MkdirAll(filepath.Dir(r.Tarball), 0o755); err != nil {
+		return err
+	}
+	// One build of a root at a time: a second waits, then finds it cached.
+	lock, err := os.OpenFile(r.Tarball+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		r.b.logf("root: waiting for another build of the same root (%s)", lock.Name())
+		if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+			return fmt.Errorf("root: lock %s: %w", lock.Name(), err)
+		}
+	}
 	if _, err := os.Stat(r.Tarball); err == nil {
 		r.b.logf("root: Debian %s %s with %s (cached %s)", suite, arch, strings.Join(pkgs, " "), key[:12])
 		return nil
@@ -226,9 +243,6 @@ func (r *Rootfs) root(ctx context.Context) error {
 		return fmt.Errorf("root: no cached Debian root for %s %s with these packages, and --offline was given: build once online", suite, arch)
 	}
 	if err := foreignArchOK(arch); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(r.Tarball), 0o755); err != nil {
 		return err
 	}
 	tmp := r.Tarball + ".tmp.tar"
@@ -343,7 +357,7 @@ func (r *Rootfs) unpack(ctx context.Context) error {
 		// the root's own ids whatever this machine's passwd says.
 		cmd = exec.CommandContext(ctx, "tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", r.Tarball, "-C", dir)
 	} else {
-		cmd = exec.CommandContext(ctx, "cp", "-a", filepath.Join(r.From, "."), dir)
+		cmd = exec.CommandContext(ctx, "cp", "-a", strings.TrimRight(r.From, "/")+"/.", dir) // filepath.Join would drop the "."
 	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("root: unpacking %s: %v: %s", r.tarballOrFrom(), err, strings.TrimSpace(string(out)))

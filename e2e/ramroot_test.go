@@ -104,7 +104,7 @@ func sshRun(t testing.TB, l *Lab, addr, cmd string) (string, error) {
 	key, _ := sshKeys(t)
 	return l.Exec(t, 240*time.Second, "ssh", "-i", key,
 		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-		"-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "PasswordAuthentication=no",
+		"-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "PasswordAuthentication=no", "-o", "LogLevel=ERROR",
 		"root@"+addr, cmd)
 }
 

@@ -131,3 +131,16 @@ func sha256hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
+
+// Stop ends QEMU now, by its process id, and waits for it (bounded), so
+// that another guest can take the lab's tap device.
+func (vm *VM) Stop() {
+	if vm.cmd.Process != nil {
+		vm.cmd.Process.Kill()
+	}
+	select {
+	case <-vm.done:
+	case <-time.After(30 * time.Second):
+		vm.t.Errorf("QEMU (pid %d) did not exit within 30 s of SIGKILL", vm.cmd.Process.Pid)
+	}
+}
