@@ -196,7 +196,7 @@ func TestRamRootVirt(t *testing.T) {
 
 // TestRamRootUserTarball: a user's root from a tarball as `docker export`
 // writes one (no leading ./, gzip'd), with a marker of its own, boots the
-// same way.
+// same way, fetched over TFTP.
 func TestRamRootUserTarball(t *testing.T) {
 	labSkip(t)
 	src, _ := image(t, "virt")
@@ -221,8 +221,10 @@ func TestRamRootUserTarball(t *testing.T) {
 	l := NewLab(t)
 	l.Dnsmasq(t, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--dhcp-host=52:54:00:12:34:56,192.0.2.121,user-1")
 	srv := svStart(t, l, src, "--dhcp", "off")
-	vm := l.Boot(t, src, "ramboot.224=http://192.0.2.1:8080/images/myroot.squashfs#sha256="+r.SHA256+"&overlay=256M")
-	vm.Expect(`rootfs: .*digest from the URL's #sha256=`, 120*time.Second)
+	// Over TFTP this time (serve's, windowsize 64), with the digest and
+	// an overlay size in the URL's fragment.
+	vm := l.Boot(t, src, "ramboot.224=tftp://192.0.2.1/images/myroot.squashfs#sha256="+r.SHA256+"&overlay=256M")
+	vm.Expect(`rootfs: tftp://192\.0\.2\.1/images/myroot\.squashfs: squashfs \(zstd\), [\d.]+ MB; .*digest from the URL's #sha256=`, 120*time.Second)
 	vm.Expect(`rootfs: sha256 `+r.SHA256+` matches`, 300*time.Second)
 	vm.Expect(`RAM overlay \(256M\)`, 30*time.Second)
 	realOS(t, l, vm, srv, "192.0.2.121", "user-1", "/etc/user-root-marker")
@@ -242,7 +244,7 @@ func TestRamRootPC(t *testing.T) {
 	srv := pcServe(t, l, dir, mac, "pc-1", "http://{{.Server}}:8080/images/debian.squashfs", "--dhcp", "proxy")
 	t0 := time.Now()
 	vm := l.BootPC(t, mac, false)
-	vm.Expect(`cmdline: .*ramboot\.224=http://192\.0\.2\.1:8080/images/debian\.squashfs`, 240*time.Second)
+	vm.Expect(`224: chain http://192\.0\.2\.1:8080/images/debian\.squashfs \(from kernel command line`, 240*time.Second)
 	vm.Expect(`rootfs: sha256 `+r.SHA256+` matches`, 300*time.Second)
 	vm.Expect(`switch_root: /newroot, exec /sbin/init`, 60*time.Second)
 	t.Logf("PC: power-on to switch_root %v", time.Since(t0).Round(time.Millisecond))
@@ -320,6 +322,9 @@ func TestRamRootBadInputs(t *testing.T) {
 			c.Close()
 		}
 	})
+	mux.HandleFunc("/hang.ipxe", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("#!ipxe\necho hanging\nsleep 4294967295\n"))
+	})
 	mux.HandleFunc("/big.squashfs", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", strconv.Itoa(8<<30))
 		w.WriteHeader(http.StatusOK)
@@ -342,11 +347,18 @@ func TestRamRootBadInputs(t *testing.T) {
 		{"too big", base + "/big.squashfs#sha256=none", `is too big for this node's RAM: 8589\.9 MB, but only [\d.]+ MB of [\d.]+ MB is available`},
 		{"no init", base + "/good.squashfs#sha256=" + hexSum(noInit), `the new root cannot be started: no /sbin/init in the new root`},
 		{"wrong architecture", base + "/x86.squashfs#sha256=none", `the new root cannot be started: /sbin/init is an amd64 program; this machine is arm64`},
+		// Not an image: a script that would sleep for 136 years, under a
+		// 20 s deadline.
+		{"hung boot script", base + "/hang.ipxe ramboot.deadline=20s", `^224: the boot action did not finish within 20s \(ramboot\.deadline=\): provisioning shell`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vm := l.Boot(t, src, "ramboot.224="+tc.value)
 			vm.Expect(`224: chain `, 120*time.Second)
-			vm.Expect(`224: chain .* failed: .*`+tc.want, 90*time.Second)
+			want := `224: chain .* failed: .*` + tc.want
+			if strings.HasPrefix(tc.want, "^") {
+				want = tc.want[1:]
+			}
+			vm.Expect(want, 90*time.Second)
 			shellRoundTrip(t, vm)
 			vm.Send("cat /proc/mounts; echo END-$((40+2))-MOUNTS\n")
 			m := vm.Expect(`(?s)cat /proc/mounts(.*?)END-42-MOUNTS`, 20*time.Second)

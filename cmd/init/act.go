@@ -73,7 +73,7 @@ func (f fetcher) Fetch(ctx context.Context, u string) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tftp %s: %w", u, err)
 		}
-		data, err := io.ReadAll(io.LimitReader(r, 1<<30))
+		data, err := io.ReadAll(io.LimitReader(r, fetchLimit()))
 		if err != nil {
 			return nil, fmt.Errorf("tftp %s: %w", u, err)
 		}
@@ -82,8 +82,19 @@ func (f fetcher) Fetch(ctx context.Context, u string) ([]byte, error) {
 	return f.http.Fetch(ctx, u)
 }
 
+// fetchLimit bounds a script, kernel or initrd held in memory: half of
+// what is available (each is also written out for kexec), at most
+// ipxe.DefaultMaxBytes. A bigger download fails with the limit named.
+func fetchLimit() int64 {
+	limit := int64(ipxe.DefaultMaxBytes)
+	if _, avail, err := memInfo(); err == nil {
+		limit = min(limit, max((avail-64<<20)/2, 1<<20))
+	}
+	return limit
+}
+
 func newFetcher() fetcher {
-	return fetcher{http: ipxe.HTTPFetcher{Client: &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{
+	return fetcher{http: ipxe.HTTPFetcher{MaxBytes: fetchLimit(), Client: &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 		ResponseHeaderTimeout: 20 * time.Second,
 	}}}}
@@ -104,13 +115,18 @@ func (in *Init) chain(ctx context.Context, spec bootspec.Spec, env map[string]st
 		s.body.Close()
 		return fmt.Errorf("%s is not a root image (no squashfs magic in its first bytes, %q): point option 224 at a NAME.squashfs from ramboot rootfs, or drop the #%s", redact(u), printable(s.head, 16), spec.Image)
 	}
-	body, err := io.ReadAll(io.LimitReader(s.rest(), ipxe.DefaultMaxBytes+1))
+	limit := fetchLimit()
+	if s.size > limit {
+		s.body.Close()
+		return fmt.Errorf("%s: %d MB is more than this node's memory allows for a script or kernel (%d MB)", u, s.size>>20, limit>>20)
+	}
+	body, err := io.ReadAll(io.LimitReader(s.rest(), limit+1))
 	s.body.Close()
 	if err != nil {
 		return fmt.Errorf("%s: %w", u, s.explain(err))
 	}
-	if len(body) > ipxe.DefaultMaxBytes {
-		return fmt.Errorf("%s: more than %d MB: too big for a script or kernel", u, ipxe.DefaultMaxBytes>>20)
+	if int64(len(body)) > limit {
+		return fmt.Errorf("%s: more than %d MB, what this node's memory allows for a script or kernel", u, limit>>20)
 	}
 	if s.size >= 0 && int64(len(body)) != s.size {
 		return fmt.Errorf("%s: %w: got %d of %d bytes", u, ipxe.ErrTruncated, len(body), s.size)
@@ -210,6 +226,9 @@ func (in *Init) kexec(plan *ipxe.BootPlan) error {
 	}
 	if err != nil {
 		return explainKexec(err)
+	}
+	if err := in.commit(); err != nil {
+		return err
 	}
 	in.stage("kexec: loaded; booting %s", plan.KernelURL)
 	unix.Sync()

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -41,6 +42,79 @@ type Init struct {
 	modulesDone chan struct{} // closed when every module is loaded
 
 	mu sync.Mutex
+
+	// The point of no return: a boot action commits (switch_root, kexec)
+	// only if the deadline has not given up on it first.
+	gate      sync.Mutex
+	committed bool
+	abandoned bool
+}
+
+// DefaultDeadline bounds the boot action (downloads, scripts, mounts);
+// ramboot.deadline= on the kernel command line changes it.
+const DefaultDeadline = 15 * time.Minute
+
+// commit passes the point of no return, unless the deadline gave up on
+// the action: then the shell is already running and the action must stop.
+func (in *Init) commit() error {
+	in.gate.Lock()
+	defer in.gate.Unlock()
+	if in.abandoned {
+		return errors.New("the boot deadline passed: the provisioning shell has taken over")
+	}
+	in.committed = true
+	return nil
+}
+
+// abandon gives up on the action, unless it has committed already.
+func (in *Init) abandon() bool {
+	in.gate.Lock()
+	defer in.gate.Unlock()
+	if in.committed {
+		return false
+	}
+	in.abandoned = true
+	return true
+}
+
+// deadline is ramboot.deadline= (a Go duration like 90s or 20m) or the
+// default.
+func (in *Init) deadline() time.Duration {
+	if v, ok := bootspec.CmdlineParam(in.cmdline, "ramboot.deadline"); ok {
+		if d, err := time.ParseDuration(v); err == nil && d > 0 {
+			return d
+		}
+		in.stage("ramboot.deadline=%q is not a duration like 90s or 20m: using %v", v, DefaultDeadline)
+	}
+	return DefaultDeadline
+}
+
+// actBounded runs act under one overall deadline. When it passes, the
+// shell follows at once, and an action still running can no longer
+// commit (a download or script that hangs keeps nothing from the shell).
+func (in *Init) actBounded(ctx context.Context, value, source string, env map[string]string) string {
+	d := in.deadline()
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	done := make(chan string, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Sprintf("BUG in the boot action: %v", r)
+			}
+		}()
+		done <- in.act(ctx, value, source, env)
+	}()
+	select {
+	case out := <-done:
+		return out
+	case <-ctx.Done():
+		if !in.abandon() {
+			// Past the point of no return: the new system is starting.
+			return <-done
+		}
+		return fmt.Sprintf("the boot action did not finish within %v (ramboot.deadline=): provisioning shell", d)
+	}
 }
 
 // stage prints one line with the time since boot.
@@ -191,7 +265,7 @@ func (in *Init) boot(kver string) string {
 	if spec, err := bootspec.Parse(value); err == nil && spec.Kind == bootspec.NFS {
 		<-in.modulesDone // NFS and overlay must be in before act mounts them
 	}
-	return in.act(ctx, value, source, env)
+	return in.actBounded(ctx, value, source, env)
 }
 
 func readBuildInfo(p string) BuildInfo {

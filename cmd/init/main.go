@@ -24,21 +24,24 @@ func main() {
 		os.Exit(2)
 	}
 	in := &Init{Out: os.Stdout}
+	// The boot runs once: a panic in it, or in the shell's supervisor
+	// later, is printed and the shell kept alive, never the boot rerun
+	// (a second DHCP, a second download, a second switch_root).
+	in.safely("boot", in.Run)
 	for {
-		in.runSafely()
-		// runSafely returns only after a panic; keep the shell alive.
+		in.safely("shell", in.superviseShells)
 		time.Sleep(time.Second)
 	}
 }
 
-// runSafely runs the init and turns a panic into a message and the shell.
-func (in *Init) runSafely() {
+// safely runs f and turns a panic into a message; the caller goes on to
+// the provisioning shell.
+func (in *Init) safely(what string, f func()) {
 	defer func() {
 		if r := recover(); r != nil {
-			in.stage("BUG: %v\n%s", r, debug.Stack())
+			in.stage("BUG in the %s: %v\n%s", what, r, debug.Stack())
 			in.stage("continuing to the provisioning shell")
-			in.superviseShells()
 		}
 	}()
-	in.Run()
+	f()
 }

@@ -182,7 +182,11 @@ func (in *Init) ramRoot(ctx context.Context, u *url.URL, opts bootspec.ImageOpts
 		return err
 	}
 	in.stage("rootfs: %s read-only under a RAM overlay (%s) on %s", imageFile, overlayText(opts.Overlay), newRoot)
-	if err := in.switchRoot(newRoot, opts.Init); err != nil {
+	init := opts.Init
+	if init == "" {
+		init = bootspec.DefaultInit
+	}
+	if err := in.switchRoot(newRoot, init); err != nil {
 		return fmt.Errorf("%s: %w (a different init: #init=/path in option 224)", src.String(), err)
 	}
 	return nil

@@ -83,6 +83,9 @@ func (in *Init) switchRoot(newRoot, init string) error {
 	if err := kimage.CheckInit(newRoot, init, archName()); err != nil {
 		return fmt.Errorf("the new root cannot be started: %w", err)
 	}
+	if err := in.commit(); err != nil {
+		return err
+	}
 	// The initramfs's /tmp does not come along; what it holds is freed.
 	_ = unix.Unmount("/tmp", unix.MNT_DETACH)
 	in.stage("switch_root: %s, exec %s", newRoot, init)
