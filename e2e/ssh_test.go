@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,6 +58,33 @@ func TestLabSSH(t *testing.T) {
 	out, err := ssh("good", "echo ssh-$((6*7)); cat /proc/sys/kernel/hostname")
 	if err != nil || !strings.Contains(out, "ssh-42") {
 		t.Fatalf("ssh with the authorized key: %v\n%s", err, out)
+	}
+	// The server is a child process of PID 1, not PID 1 itself.
+	m := vm.Expect(`ssh: server process (\d+), host key made for this boot`, 10*time.Second)
+	if m[1] == "1" {
+		t.Errorf("the SSH server runs in PID 1")
+	}
+	// Malformed handshakes, as a hostile host sends them: the server (and
+	// PID 1) stay up.
+	for i, junk := range []string{"SSH-2.0-x\r\n" + strings.Repeat("\xff", 4096), "\x00\x00\xff\xff\x14" + strings.Repeat("A", 70000), "GET / HTTP/1.0\r\n\r\n"} {
+		err := inNetns(l.NS, func() error {
+			c, err := net.DialTimeout("tcp", "192.0.2.120:22", 10*time.Second)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			c.Write([]byte(junk))
+			io.Copy(io.Discard, c)
+			return nil
+		})
+		if err != nil {
+			t.Errorf("malformed handshake %d: %v", i, err)
+		}
+	}
+	out, err = ssh("good", "echo still-$((6*7))")
+	if err != nil || !strings.Contains(out, "still-42") {
+		t.Fatalf("ssh after malformed handshakes: %v\n%s", err, out)
 	}
 	out, err = ssh("bad", "echo no")
 	if err == nil || strings.Contains(out, "\nno") || !strings.Contains(out, "Permission denied") {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,7 +20,6 @@ import (
 
 	"github.com/ramboot/ramboot/cmd/init/internal/bootspec"
 	"github.com/ramboot/ramboot/cmd/init/internal/netup"
-	"github.com/ramboot/ramboot/cmd/init/internal/sshd"
 )
 
 // BuildInfo is what the builder writes to /etc/ramboot/build.json.
@@ -181,35 +179,6 @@ func (in *Init) Run() {
 	in.startSSH()
 	in.banner(kver, outcome)
 	in.superviseShells()
-}
-
-// startSSH starts the keys-only SSH server if an overlay laid in keys.
-func (in *Init) startSSH() {
-	srv := &sshd.Server{
-		Log:    func(f string, a ...any) { in.stage(f, a...) },
-		Waiter: procs,
-		Env:    os.Environ(),
-	}
-	if st, err := os.Stat(sshd.DefaultAuthorizedKeysFile); err != nil || st.Size() == 0 {
-		in.stage("ssh: off: no keys in %s (add an overlay with your public key)", sshd.DefaultAuthorizedKeysFile)
-		return
-	}
-	ln, err := net.Listen("tcp", sshd.DefaultAddr)
-	if err != nil {
-		in.stage("ssh: %v", err)
-		return
-	}
-	in.stage("ssh: listening on port 22, keys from %s", sshd.DefaultAuthorizedKeysFile)
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				in.stage("ssh: BUG: %v", r)
-			}
-		}()
-		if err := srv.Serve(context.Background(), ln); err != nil {
-			in.stage("ssh: %v", err)
-		}
-	}()
 }
 
 // boot finds option 224 (kernel command line first, then DHCP) and acts on

@@ -19,6 +19,9 @@ import (
 )
 
 func main() {
+	if os.Getenv(sshChildEnv) == "1" && os.Getpid() != 1 {
+		os.Exit(sshChild())
+	}
 	if os.Getpid() != 1 {
 		fmt.Fprintln(os.Stderr, "ramboot init: not PID 1; this program is the initramfs /init and runs only as the first process")
 		os.Exit(2)

@@ -161,7 +161,11 @@ func (s *Server) loadAuthorizedKeys() (map[string]authorizedKey, error) {
 		}
 		fp := ssh.FingerprintSHA256(pub)
 		if len(options) > 0 {
-			s.logf("ssh: %s:%d: key %s: options %q are not honoured", path, n, fp, strings.Join(options, ","))
+			// from=, command= and the rest restrict a key; a server that
+			// ignored them would give the key more than its owner meant.
+			s.logf("ssh: %s:%d: key %s refused: this server does not honour key options (%q); remove them to use the key",
+				path, n, fp, strings.Join(options, ","))
+			continue
 		}
 		keys[string(pub.Marshal())] = authorizedKey{fingerprint: fp, comment: comment}
 	}

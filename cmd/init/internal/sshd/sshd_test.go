@@ -494,3 +494,31 @@ func TestReaperStealsExit(t *testing.T) {
 		t.Errorf("log does not mention the lost exit status:\n%s", f.log)
 	}
 }
+
+// TestKeyOptionsRefused: a key with options (from=, command=) is refused,
+// not accepted without its restrictions; the plain key beside it works.
+func TestKeyOptionsRefused(t *testing.T) {
+	dir := t.TempDir()
+	_, a, _ := ed25519.GenerateKey(rand.Reader)
+	_, b, _ := ed25519.GenerateKey(rand.Reader)
+	sa, _ := ssh.NewSignerFromKey(a)
+	sb, _ := ssh.NewSignerFromKey(b)
+	line := func(s ssh.Signer) string { return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.PublicKey()))) }
+	keys := filepath.Join(dir, "authorized_keys")
+	os.WriteFile(keys, []byte(`from="192.0.2.9",command="/bin/true" `+line(sa)+"\n"+line(sb)+"\n"), 0o644)
+	var logs []string
+	srv := &Server{AuthorizedKeysFile: keys, Log: func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }}
+	got, err := srv.loadAuthorizedKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got[string(sa.PublicKey().Marshal())]; ok {
+		t.Errorf("the key with options was accepted without them")
+	}
+	if _, ok := got[string(sb.PublicKey().Marshal())]; !ok {
+		t.Errorf("the plain key was not accepted")
+	}
+	if !strings.Contains(strings.Join(logs, "\n"), "refused: this server does not honour key options") {
+		t.Errorf("no log line for the refused key: %q", logs)
+	}
+}
