@@ -149,6 +149,9 @@ func CheckInit(root, init, arch string) error {
 }
 
 func checkExec(root, prog, arch string, depth int) error {
+	if !strings.HasPrefix(prog, "/") {
+		return fmt.Errorf("init %q is not an absolute path", prog)
+	}
 	if depth > 4 {
 		return fmt.Errorf("%s: too many levels of script interpreters", prog)
 	}
