@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -10,21 +11,142 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/ramboot/ramboot/server/status"
 )
 
+// HTTP limits, the defaults of the Server fields of the same names.
+const (
+	// DefaultHTTPHeaderTimeout bounds reading a request's header.
+	DefaultHTTPHeaderTimeout = 10 * time.Second
+	// DefaultHTTPIdleTimeout closes a keep-alive connection idle that
+	// long.
+	DefaultHTTPIdleTimeout = 60 * time.Second
+	// DefaultHTTPMaxHeaderBytes bounds a request's header (iPXE, curl and
+	// browsers send well under 2 kB).
+	DefaultHTTPMaxHeaderBytes = 32 << 10
+	// DefaultHTTPMaxConns bounds the connections open at once; more wait
+	// in the listen backlog until one closes.
+	DefaultHTTPMaxConns = 1000
+)
+
+func positive[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// httpServer is the HTTP server with its limits. There is no ReadTimeout
+// and no WriteTimeout: root images take minutes to download, and a
+// ReadTimeout runs out during a long response too (it cancels the request's
+// context). Every request is bounded anyway: its header by
+// HTTPHeaderTimeout and HTTPMaxHeaderBytes, and a request with a body,
+// which nothing here takes, is refused without reading the body.
+func (s *Server) httpServer() *http.Server {
+	return &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: positive(s.HTTPHeaderTimeout, DefaultHTTPHeaderTimeout),
+		IdleTimeout:       positive(s.HTTPIdleTimeout, DefaultHTTPIdleTimeout),
+		MaxHeaderBytes:    positive(s.HTTPMaxHeaderBytes, DefaultHTTPMaxHeaderBytes),
+		ErrorLog:          slog.NewLogLogger(s.log().Handler(), slog.LevelDebug),
+	}
+}
+
 // Handler serves the tree (with range requests), the per-node iPXE
-// scripts and the status page.
+// scripts and the status page, to GET and HEAD requests without a body.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/status", &s.Board)
 	mux.Handle("/status.json", &s.Board)
 	mux.HandleFunc("/boot/", s.serveScript)
 	mux.HandleFunc("/", s.serveFile)
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			refuse(w, http.StatusMethodNotAllowed, "GET or HEAD only")
+			return
+		}
+		if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+			refuse(w, http.StatusRequestEntityTooLarge, "no request body is taken")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// refuse answers an error and closes the connection without reading a
+// request body, which a slow client could otherwise dribble forever.
+func refuse(w http.ResponseWriter, code int, msg string) {
+	http.NewResponseController(w).SetReadDeadline(time.Now())
+	w.Header().Set("Connection", "close")
+	if code == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", "GET, HEAD")
+	}
+	http.Error(w, msg, code)
+}
+
+// limitListener lets at most n connections be open at once: Accept waits
+// for one to close.
+func limitListener(l net.Listener, n int) net.Listener {
+	return &limitedListener{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{})}
+}
+
+type limitedListener struct {
+	net.Listener
+	sem       chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func (l *limitedListener) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	release := func() { <-l.sem }
+	if tc, ok := c.(*net.TCPConn); ok {
+		// Keep *net.TCPConn's methods: ReadFrom (sendfile) and CloseWrite.
+		return &limitedTCPConn{TCPConn: tc, release: release}, nil
+	}
+	return &limitedConn{Conn: c, release: release}, nil
+}
+
+func (l *limitedListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
+
+type limitedTCPConn struct {
+	*net.TCPConn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedTCPConn) Close() error {
+	err := c.TCPConn.Close()
+	c.once.Do(c.release)
+	return err
 }
 
 // serveFile serves a file of the tree. os.Root keeps every lookup inside

@@ -20,9 +20,11 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+	"golang.org/x/sys/unix"
 
 	"github.com/ramboot/ramboot/server/dhcp"
 	"github.com/ramboot/ramboot/server/inventory"
@@ -43,6 +45,17 @@ type Server struct {
 	// BootServerPort is the PXE boot server's port, default 4011.
 	BootServerPort int
 	Log            *slog.Logger
+	LeaseTime      time.Duration // full DHCP: how long a lease lasts; 0 is dhcp.DefaultLeaseTime
+
+	// Limits; zero means the default named. The status board's is
+	// Board.MaxOthers.
+	TFTPMaxTransfers   int           // tftp.DefaultMaxTransfers
+	TFTPMaxPerClient   int           // tftp.DefaultMaxTransfersPerClient
+	TFTPMaxTimeout     time.Duration // tftp.DefaultMaxTimeout
+	HTTPHeaderTimeout  time.Duration // DefaultHTTPHeaderTimeout
+	HTTPIdleTimeout    time.Duration // DefaultHTTPIdleTimeout
+	HTTPMaxHeaderBytes int           // DefaultHTTPMaxHeaderBytes
+	HTTPMaxConns       int           // DefaultHTTPMaxConns
 
 	// ServerIP is the interface's IPv4 address, found at start.
 	ServerIP net.IP
@@ -82,6 +95,7 @@ func (s *Server) Reload() error {
 	s.mu.Lock()
 	s.inv = inv
 	s.mu.Unlock()
+	s.Board.SetPinned(inventoryKeys(inv))
 	s.log().Info("inventory loaded", "file", s.Nodes, "nodes", len(inv.Nodes))
 	return nil
 }
@@ -102,6 +116,81 @@ func InterfaceIPv4(ifname string) (net.IP, *net.IPNet, error) {
 		}
 	}
 	return nil, nil, fmt.Errorf("--interface %s has no IPv4 address: give it one (ip addr add ... dev %s)", ifname, ifname)
+}
+
+// inventoryKeys are the status board keys of the inventory's nodes: their
+// MACs and serials, as the board spells them. Those nodes are never
+// dropped from the board.
+func inventoryKeys(inv *inventory.Inventory) []string {
+	var keys []string
+	for _, n := range inv.Nodes {
+		if mac, err := net.ParseMAC(strings.ReplaceAll(strings.TrimSpace(n.MAC), "-", ":")); err == nil {
+			keys = append(keys, mac.String())
+		}
+		if n.Serial != "" {
+			keys = append(keys, strings.ToLower(strings.TrimSpace(n.Serial)))
+		}
+	}
+	return keys
+}
+
+// listenConfig checks a listen address ("" means the interface's address
+// and defPort) and returns it with a ListenConfig that keeps its socket to
+// the served interface (SO_BINDTODEVICE), as DHCP's: TFTP and HTTP answer
+// nothing that arrives on another interface, even on a wildcard address.
+// A loopback address is left unbound, for local use and tests.
+func (s *Server) listenConfig(flag, addr, defPort string) (string, *net.ListenConfig, error) {
+	if addr == "" {
+		addr = net.JoinHostPort(s.ServerIP.String(), defPort)
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("%s %q: %w", flag, addr, err)
+	}
+	lc := &net.ListenConfig{}
+	ip := net.ParseIP(host)
+	if host != "" && ip == nil {
+		return "", nil, fmt.Errorf("%s %q: give an IP address, not a name", flag, addr)
+	}
+	if ip != nil && ip.IsLoopback() {
+		return addr, lc, nil
+	}
+	if ip != nil && !ip.IsUnspecified() && !s.interfaceHas(ip) {
+		return "", nil, fmt.Errorf("%s %s: not an address of --interface %s (ramboot serve answers on that interface only)", flag, addr, s.Interface)
+	}
+	ifname := s.Interface
+	lc.Control = func(network, address string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifname)
+		}); err != nil {
+			return err
+		}
+		if serr != nil {
+			return fmt.Errorf("binding to interface %s: %w", ifname, serr)
+		}
+		return nil
+	}
+	return addr, lc, nil
+}
+
+// interfaceHas reports whether ip is one of the served interface's
+// addresses.
+func (s *Server) interfaceHas(ip net.IP) bool {
+	ifi, err := net.InterfaceByName(s.Interface)
+	if err != nil {
+		return false
+	}
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // Check validates the configuration before anything listens.
@@ -161,11 +250,11 @@ func (s *Server) Run(ctx context.Context) error {
 		}()
 	}
 
-	haddr := s.HTTPAddr
-	if haddr == "" {
-		haddr = net.JoinHostPort(ip.String(), "8080")
+	haddr, hlc, err := s.listenConfig("--http", s.HTTPAddr, "8080")
+	if err != nil {
+		return err
 	}
-	hl, err := net.Listen("tcp", haddr)
+	hl, err := hlc.Listen(ctx, "tcp", haddr)
 	if err != nil {
 		return fmt.Errorf("http: %w (pass --http ADDR)", err)
 	}
@@ -193,7 +282,7 @@ func (s *Server) Run(ctx context.Context) error {
 				network := &net.IPNet{IP: ipnet.IP.Mask(ipnet.Mask), Mask: ipnet.Mask}
 				return fmt.Errorf("--range %s is not inside %s's network %s", s.Range, s.Interface, network)
 			}
-			ds.Pool = pool
+			pool.LeaseTime, pool.Reserved, ds.Pool = s.LeaseTime, s.fixedAddresses(), pool
 		}
 		port := s.DHCPPort
 		if port == 0 {
@@ -222,8 +311,9 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	s.log().Info("http listening", "addr", hl.Addr().String(), "status", "http://"+hl.Addr().String()+"/status")
+	hs := s.httpServer()
+	hl = limitListener(hl, positive(s.HTTPMaxConns, DefaultHTTPMaxConns))
+	s.log().Info("http listening", "addr", hl.Addr().String(), "interface", s.Interface, "status", "http://"+hl.Addr().String()+"/status")
 	start("http", func(ctx context.Context) error {
 		go func() { <-ctx.Done(); hs.Close() }()
 		if err := hs.Serve(hl); !errors.Is(err, http.ErrServerClosed) {

@@ -92,20 +92,21 @@ func addrHost(a net.Addr) string {
 }
 
 func (s *Server) serveTFTP(ctx context.Context, start func(string, func(context.Context) error)) error {
-	addr := s.TFTPAddr
-	if addr == "" {
-		addr = net.JoinHostPort(s.ServerIP.String(), "69")
+	addr, lc, err := s.listenConfig("--tftp", s.TFTPAddr, "69")
+	if err != nil {
+		return err
 	}
-	pc, err := net.ListenPacket("udp4", addr)
+	pc, err := lc.ListenPacket(ctx, "udp4", addr)
 	if err != nil {
 		return errors.New("tftp: " + err.Error() + " (port 69 needs root or CAP_NET_BIND_SERVICE; or pass --tftp ADDR)")
 	}
-	ts := &tftp.Server{Root: s.Root, Resolve: s.resolveTFTP, Log: s.tftpLog}
+	ts := &tftp.Server{Root: s.Root, Resolve: s.resolveTFTP, Log: s.tftpLog,
+		MaxTransfers: s.TFTPMaxTransfers, MaxTransfersPerClient: s.TFTPMaxPerClient, MaxTimeout: s.TFTPMaxTimeout}
 	var boards []string
 	for _, b := range s.treeBoards() {
 		boards = append(boards, b.Name+" ("+b.Arch+")")
 	}
-	s.log().Info("tftp listening", "addr", pc.LocalAddr().String(), "root", s.Root, "boards", strings.Join(boards, ", "))
+	s.log().Info("tftp listening", "addr", pc.LocalAddr().String(), "interface", s.Interface, "root", s.Root, "boards", strings.Join(boards, ", "))
 	start("tftp", func(ctx context.Context) error {
 		go func() {
 			<-ctx.Done()

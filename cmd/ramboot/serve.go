@@ -14,6 +14,8 @@ import (
 
 	"github.com/ramboot/ramboot/server"
 	"github.com/ramboot/ramboot/server/dhcp"
+	"github.com/ramboot/ramboot/server/status"
+	"github.com/ramboot/ramboot/server/tftp"
 )
 
 type serveOpts struct {
@@ -32,9 +34,18 @@ func serveFlags(stderr io.Writer) (*pflag.FlagSet, *serveOpts) {
 	fs.StringVar(&o.dhcpMode, "dhcp", "proxy", "proxy (next to a router's DHCP), full (isolated network, needs --range) or off")
 	fs.StringVar(&o.Range, "range", "", "full DHCP: the address pool, FROM-TO")
 	fs.StringVar(&o.LeaseFile, "lease-file", "", "full DHCP: where leases are kept (default next to --root)")
+	fs.DurationVar(&o.LeaseTime, "lease-time", dhcp.DefaultLeaseTime, "full DHCP: how long a lease lasts (clients renew at half of it)")
 	fs.StringVarP(&o.Nodes, "nodes", "n", "", "inventory file (nodes.yaml): hostname, address and option 224 per node")
-	fs.StringVar(&o.HTTPAddr, "http", "", "HTTP listen address (default the interface's address, port 8080)")
-	fs.StringVar(&o.TFTPAddr, "tftp", "", "TFTP listen address (default the interface's address, port 69)")
+	fs.StringVar(&o.HTTPAddr, "http", "", "HTTP listen address (default the interface's address, port 8080); an address of --interface, a wildcard (still bound to --interface) or loopback")
+	fs.StringVar(&o.TFTPAddr, "tftp", "", "TFTP listen address (default the interface's address, port 69); an address of --interface, a wildcard (still bound to --interface) or loopback")
+	fs.IntVar(&o.TFTPMaxTransfers, "tftp-max-transfers", tftp.DefaultMaxTransfers, "TFTP transfers in flight at most; more get ERROR \"server busy\" (logged once per client a minute)")
+	fs.IntVar(&o.TFTPMaxPerClient, "tftp-max-per-client", tftp.DefaultMaxTransfersPerClient, "TFTP transfers in flight at most per client IP address (a node needs 1; a load generator standing in for a rack, many)")
+	fs.DurationVar(&o.TFTPMaxTimeout, "tftp-max-timeout", tftp.DefaultMaxTimeout, "largest TFTP \"timeout\" option granted (RFC 2349 allows up to 255s); a stalled transfer ends after 6 timeouts")
+	fs.IntVar(&o.Board.MaxOthers, "status-max-nodes", status.DefaultMaxOthers, "status board: nodes kept besides the inventory's, the least recently seen dropped first")
+	fs.DurationVar(&o.HTTPHeaderTimeout, "http-header-timeout", server.DefaultHTTPHeaderTimeout, "HTTP: time a client has to send a request's header")
+	fs.DurationVar(&o.HTTPIdleTimeout, "http-idle-timeout", server.DefaultHTTPIdleTimeout, "HTTP: an idle keep-alive connection is closed after this")
+	fs.IntVar(&o.HTTPMaxHeaderBytes, "http-max-header-bytes", server.DefaultHTTPMaxHeaderBytes, "HTTP: largest request header")
+	fs.IntVar(&o.HTTPMaxConns, "http-max-conns", server.DefaultHTTPMaxConns, "HTTP: connections open at once; more wait until one closes (downloads themselves have no time limit)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json: one line per boot step per node")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "also log clients that are ignored")
 	return fs, o

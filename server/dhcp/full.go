@@ -1,17 +1,25 @@
 package dhcp
 
 import (
+	"errors"
+	"fmt"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 )
 
-// full answers as the network's own DHCP server.
-func (s *Server) full(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhcpv4.DHCPv4, Event) {
+// full answers as the network's own DHCP server. A non-zero Commit means
+// the reply grants a lease: it may be sent only once the pool has that
+// change on disk (Pool.Durable).
+func (s *Server) full(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhcpv4.DHCPv4, Event, Commit) {
 	if s.Pool == nil {
 		ev.Type, ev.Detail = "ignored", "full mode without a pool"
-		return nil, ev
+		return nil, ev, 0
+	}
+	if gi := req.GatewayIPAddr; gi != nil && !gi.IsUnspecified() && !s.localNet().Contains(gi) {
+		return nil, s.refuseRelay(gi, ev), 0
 	}
 	mac := req.ClientHWAddr
 	switch req.MessageType() {
@@ -19,70 +27,138 @@ func (s *Server) full(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhcp
 		ip, err := s.Pool.Offer(mac, req.RequestedIPAddress(), d.Address)
 		if err != nil {
 			ev.Type, ev.Err = "no-address", err
-			return nil, ev
+			return nil, ev, 0
 		}
 		resp, err := s.reply(req, c, d, dhcpv4.MessageTypeOffer, ip)
 		if err != nil {
 			ev.Type, ev.Err = "error", err
-			return nil, ev
+			return nil, ev, 0
 		}
 		ev.Type, ev.Address = "offer", ip
 		if resp.BootFileName != "" {
 			ev.Detail = "boot file " + resp.BootFileName
 		}
+		var commit Commit
 		if c.Model == "RPi3" {
 			// The Pi 3B's ROM never sends a DHCPREQUEST: it takes the
 			// offered address and goes on to TFTP. Commit the lease now,
 			// or the address would be offered to the next client.
-			if _, err := s.Pool.Ack(mac, ip, d.Hostname, d.Address != nil); err != nil {
+			if _, commit, err = s.Pool.Grant(mac, ip, d.Hostname, d.Address != nil); err != nil {
 				ev.Type, ev.Err = "no-address", err
-				return nil, ev
+				return nil, ev, 0
 			}
 			ev.Detail = "lease committed at offer (the Pi 3 ROM sends no REQUEST)"
 		}
-		return resp, ev
+		return resp, ev, commit
 	case dhcpv4.MessageTypeRequest:
 		if sid := req.ServerIdentifier(); sid != nil && !sid.Equal(s.ServerIP) {
 			ev.Type, ev.Detail = "ignored", "client chose server "+sid.String()
-			return nil, ev
+			return nil, ev, 0
 		}
 		want := req.RequestedIPAddress()
 		if want == nil || want.IsUnspecified() {
 			want = req.ClientIPAddr
 		}
 		if want == nil || want.IsUnspecified() {
-			return s.nak(req, ev, "no address requested")
+			resp, ev := s.nak(req, ev, "no address requested")
+			return resp, ev, 0
 		}
 		if d.Address != nil && !d.Address.Equal(want) {
-			return s.nak(req, ev, "this node's address is "+d.Address.String())
+			resp, ev := s.nak(req, ev, "this node's address is "+d.Address.String())
+			return resp, ev, 0
 		}
-		l, err := s.Pool.Ack(mac, want, d.Hostname, d.Address != nil)
+		l, commit, err := s.Pool.Grant(mac, want, d.Hostname, d.Address != nil)
+		if errors.Is(err, ErrBusy) {
+			ev.Type, ev.Detail = "ignored", err.Error()+" (the client will ask again)"
+			return nil, ev, 0
+		}
 		if err != nil {
-			return s.nak(req, ev, err.Error())
+			resp, ev := s.nak(req, ev, err.Error())
+			return resp, ev, 0
 		}
 		resp, err := s.reply(req, c, d, dhcpv4.MessageTypeAck, net.ParseIP(l.IP).To4())
 		if err != nil {
 			ev.Type, ev.Err = "error", err
-			return nil, ev
+			return nil, ev, 0
 		}
 		ev.Type, ev.Address = "ack", want
 		if resp.BootFileName != "" {
 			ev.Detail = "boot file " + resp.BootFileName
 		}
-		return resp, ev
+		return resp, ev, commit
+	case dhcpv4.MessageTypeDecline:
+		if sid := req.ServerIdentifier(); sid != nil && !sid.Equal(s.ServerIP) {
+			ev.Type, ev.Detail = "ignored", "decline for server "+sid.String()
+			return nil, ev, 0
+		}
+		ip := req.RequestedIPAddress()
+		if ip == nil || ip.IsUnspecified() {
+			ev.Type, ev.Detail = "ignored", "decline names no address"
+			return nil, ev, 0
+		}
+		ev.Address = ip
+		hold, err := s.Pool.Decline(mac, ip)
+		if err != nil {
+			ev.Type, ev.Detail = "ignored", "decline: "+err.Error()
+			return nil, ev, 0
+		}
+		ev.Type = "decline"
+		ev.Detail = fmt.Sprintf("the client found %s in use by another host; address set aside for %s", ip, hold)
+		if m := req.Message(); m != "" {
+			ev.Detail += " (client says " + strconv.Quote(m) + ")"
+		}
+		return nil, ev, 0
 	case dhcpv4.MessageTypeInform:
 		resp, err := s.reply(req, c, d, dhcpv4.MessageTypeAck, nil)
 		if err != nil {
 			ev.Type, ev.Err = "error", err
-			return nil, ev
+			return nil, ev, 0
 		}
 		ev.Type = "ack"
-		return resp, ev
+		return resp, ev, 0
 	}
 	ev.Type = "ignored"
-	return nil, ev
+	return nil, ev, 0
 }
 
+// localNet is the served interface's network.
+func (s *Server) localNet() *net.IPNet {
+	mask := s.Subnet
+	if mask == nil {
+		mask = net.CIDRMask(24, 32)
+	}
+	return &net.IPNet{IP: s.ServerIP.Mask(mask), Mask: mask}
+}
+
+// maxRelaysLogged bounds the relays remembered for logging once.
+const maxRelaysLogged = 256
+
+// refuseRelay answers nothing to a client behind a relay on another
+// subnet: the pool's addresses are the local subnet's, wrong there. The
+// first request through each relay is logged as "no-address", the rest as
+// "ignored".
+func (s *Server) refuseRelay(gi net.IP, ev Event) Event {
+	s.mu.Lock()
+	if s.relays == nil {
+		s.relays = map[string]bool{}
+	}
+	first := !s.relays[gi.String()]
+	if first && len(s.relays) < maxRelaysLogged {
+		s.relays[gi.String()] = true
+	}
+	s.mu.Unlock()
+	ev.Type = "ignored"
+	if first {
+		ev.Type = "no-address"
+	}
+	ev.Detail = fmt.Sprintf("relayed by %s: no address pool for that subnet (the pool %s-%s is %s's), not answering",
+		gi, s.Pool.Start, s.Pool.End, s.localNet())
+	return ev
+}
+
+// nak refuses a REQUEST. RFC 2131 4.1 and 4.3.2: no address in it, and it
+// is broadcast (replyAddr), or sent to the relay with the broadcast bit set
+// so the relay broadcasts it.
 func (s *Server) nak(req *dhcpv4.DHCPv4, ev Event, why string) (*dhcpv4.DHCPv4, Event) {
 	resp, err := dhcpv4.NewReplyFromRequest(req,
 		dhcpv4.WithMessageType(dhcpv4.MessageTypeNak),
@@ -91,6 +167,9 @@ func (s *Server) nak(req *dhcpv4.DHCPv4, ev Event, why string) (*dhcpv4.DHCPv4, 
 	if err != nil {
 		ev.Type, ev.Err = "error", err
 		return nil, ev
+	}
+	if gi := req.GatewayIPAddr; gi != nil && !gi.IsUnspecified() {
+		resp.SetBroadcast()
 	}
 	ev.Type, ev.Detail = "nak", why
 	return resp, ev
@@ -106,9 +185,9 @@ func (s *Server) reply(req *dhcpv4.DHCPv4, c Client, d Decision, mt dhcpv4.Messa
 		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(s.ServerIP)),
 	}
 	if ip != nil {
-		lt := s.Pool.LeaseTime
-		if lt == 0 {
-			lt = 12 * time.Hour
+		lt := DefaultLeaseTime
+		if s.Pool != nil {
+			lt = s.Pool.leaseTime()
 		}
 		mods = append(mods, dhcpv4.WithYourIP(ip), dhcpv4.WithLeaseTime(uint32(lt/time.Second)))
 	}

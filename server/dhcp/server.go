@@ -41,7 +41,7 @@ type Decider func(c Client, serverIP net.IP) Decision
 // Event is one meaningful thing the server did or saw.
 type Event struct {
 	Client  Client
-	Type    string // "offer", "ack", "nak", "ignored", "bad-packet", "release"
+	Type    string // "offer", "ack", "nak", "ignored", "bad-packet", "release", "decline", "no-address", "error"
 	Address net.IP
 	Detail  string
 	Err     error
@@ -59,7 +59,8 @@ type Server struct {
 	DNS      []net.IP
 	Log      func(Event) // nil: silent
 
-	mu sync.Mutex
+	mu     sync.Mutex
+	relays map[string]bool // relays already logged as refused
 }
 
 func (s *Server) log(e Event) {
@@ -137,30 +138,56 @@ func (s *Server) serve(ctx context.Context, pc net.PacketConn, bootServer bool) 
 		if req.OpCode != dhcpv4.OpcodeBootRequest {
 			continue
 		}
-		handle := s.Handle
+		var (
+			resp   *dhcpv4.DHCPv4
+			ev     Event
+			commit Commit
+			dst    net.Addr
+		)
 		if bootServer {
-			handle = s.HandleBootServer
+			resp, ev = s.HandleBootServer(req)
+			dst = peer // the client has its address and listens where it sent from
+		} else {
+			resp, ev, commit = s.handle(req)
+			if resp != nil {
+				dst = replyAddr(req, resp, peer)
+			}
 		}
-		resp, ev := handle(req)
-		s.log(ev)
-		if resp == nil {
+		if resp == nil || commit == 0 {
+			s.log(ev)
+			if resp != nil {
+				s.send(pc, resp, dst, ev)
+			}
 			continue
 		}
-		dst := replyAddr(req, resp, peer)
-		if bootServer {
-			dst = peer // the client has its address and listens where it sent from
-		}
-		if _, err := pc.WriteTo(resp.ToBytes(), dst); err != nil {
-			s.log(Event{Client: ev.Client, Type: "send-error", Err: err})
-		}
+		// A grant: the reply goes out once the lease is on disk. The
+		// loop goes on serving others meanwhile (group commit).
+		s.Pool.Durable(commit, func(err error) {
+			if err != nil {
+				ev.Type, ev.Err = "error", fmt.Errorf("lease not written, no %s sent: %w", typeOf(resp), err)
+				s.log(ev)
+				return
+			}
+			s.log(ev)
+			s.send(pc, resp, dst, ev)
+		})
 	}
 }
 
-// replyAddr follows RFC 2131 4.1: to a relay at giaddr:67; to the
-// client's ciaddr if it has one; else broadcast.
+func (s *Server) send(pc net.PacketConn, resp *dhcpv4.DHCPv4, dst net.Addr, ev Event) {
+	if _, err := pc.WriteTo(resp.ToBytes(), dst); err != nil {
+		s.log(Event{Client: ev.Client, Type: "send-error", Err: err})
+	}
+}
+
+// replyAddr follows RFC 2131 4.1: to a relay at giaddr:67; a NAK is
+// broadcast; else to the client's ciaddr if it has one; else broadcast.
 func replyAddr(req, resp *dhcpv4.DHCPv4, peer net.Addr) net.Addr {
 	if gi := req.GatewayIPAddr; gi != nil && !gi.IsUnspecified() {
 		return &net.UDPAddr{IP: gi, Port: 67}
+	}
+	if resp.MessageType() == dhcpv4.MessageTypeNak {
+		return &net.UDPAddr{IP: net.IPv4bcast, Port: 68}
 	}
 	if ci := req.ClientIPAddr; ci != nil && !ci.IsUnspecified() {
 		return &net.UDPAddr{IP: ci, Port: 68}
@@ -188,22 +215,41 @@ func (s *Server) HandleBootServer(req *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, Event) {
 }
 
 // Handle builds the reply to one request (nil: stay silent) and the event
-// to log. It is the whole protocol decision, testable without sockets.
+// to log. It is the whole protocol decision, testable without sockets. A
+// reply that grants a lease is returned once the lease is on disk.
 func (s *Server) Handle(req *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, Event) {
+	resp, ev, commit := s.handle(req)
+	if commit != 0 {
+		if err := s.Pool.Wait(commit); err != nil {
+			ev.Type, ev.Err = "error", fmt.Errorf("lease not written, no %s sent: %w", typeOf(resp), err)
+			return nil, ev
+		}
+	}
+	return resp, ev
+}
+
+// handle is Handle without waiting for the disk: a non-zero Commit says
+// the reply may go out only once the pool has it durable.
+func (s *Server) handle(req *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, Event, Commit) {
 	c := Classify(req)
 	ev := Event{Client: c}
 	mt := req.MessageType()
 	switch mt {
 	case dhcpv4.MessageTypeDiscover, dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeInform:
+	case dhcpv4.MessageTypeDecline:
+		if s.Mode != Full {
+			ev.Type, ev.Detail = "ignored", mt.String()
+			return nil, ev, 0
+		}
 	case dhcpv4.MessageTypeRelease:
 		if s.Mode == Full && s.Pool != nil {
 			s.Pool.Release(req.ClientHWAddr, req.ClientIPAddr)
 		}
 		ev.Type = "release"
-		return nil, ev
+		return nil, ev, 0
 	default:
 		ev.Type, ev.Detail = "ignored", mt.String()
-		return nil, ev
+		return nil, ev, 0
 	}
 	var d Decision
 	if s.Decide != nil {
@@ -211,16 +257,17 @@ func (s *Server) Handle(req *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, Event) {
 	}
 	if d.Ignore {
 		ev.Type, ev.Detail = "ignored", "decider"
-		return nil, ev
+		return nil, ev, 0
 	}
 	switch s.Mode {
 	case Proxy:
-		return s.proxy(req, c, d, ev)
+		resp, ev := s.proxy(req, c, d, ev)
+		return resp, ev, 0
 	case Full:
 		return s.full(req, c, d, ev)
 	}
 	ev.Type, ev.Detail = "ignored", "dhcp off"
-	return nil, ev
+	return nil, ev, 0
 }
 
 func (s *Server) proxy(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhcpv4.DHCPv4, Event) {

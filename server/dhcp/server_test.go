@@ -4,7 +4,6 @@ import (
 	"net"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 )
@@ -137,18 +136,34 @@ func TestFullModeHonoursPRLAndNaks(t *testing.T) {
 	hw, _ := net.ParseMAC("dc:a6:32:00:00:05")
 	req, _ := dhcpv4.New(dhcpv4.WithHwAddr(hw), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
 		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(192, 0, 2, 101))))
+	req.ClientIPAddr = net.IPv4(192, 0, 2, 101) // as a renewing client
 	nak, ev := s.Handle(req)
-	if nak == nil || nak.MessageType() != dhcpv4.MessageTypeNak {
+	if nak == nil || nak.MessageType() != dhcpv4.MessageTypeNak || !nak.YourIPAddr.IsUnspecified() {
 		t.Fatalf("want NAK, got %+v", ev)
 	}
-	// Relay: the reply goes back to giaddr.
+	// RFC 2131 4.1: a NAK is broadcast, even to a client with a ciaddr.
+	if a := replyAddr(req, nak, nil).(*net.UDPAddr); !a.IP.Equal(net.IPv4bcast) || a.Port != 68 {
+		t.Fatalf("NAK sent to %v, want 255.255.255.255:68", a)
+	}
+	// A relay on this subnet: the reply goes back to giaddr; a NAK too,
+	// with the broadcast bit set for the relay to broadcast it.
 	relayed := initDiscover(t, "dc:a6:32:00:00:07", 1)
-	relayed.GatewayIPAddr = net.IPv4(198, 51, 100, 1)
-	off, _ = s.Handle(relayed)
-	if a := replyAddr(relayed, off, nil).(*net.UDPAddr); !a.IP.Equal(net.IPv4(198, 51, 100, 1)) || a.Port != 67 {
+	relayed.GatewayIPAddr = net.IPv4(192, 0, 2, 254)
+	off, ev = s.Handle(relayed)
+	if off == nil {
+		t.Fatalf("relay on the local subnet: %+v", ev)
+	}
+	if a := replyAddr(relayed, off, nil).(*net.UDPAddr); !a.IP.Equal(net.IPv4(192, 0, 2, 254)) || a.Port != 67 {
 		t.Fatalf("relay reply to %v", a)
 	}
-	_ = time.Second
+	req.GatewayIPAddr = net.IPv4(192, 0, 2, 254)
+	nak, _ = s.Handle(req)
+	if nak == nil || nak.MessageType() != dhcpv4.MessageTypeNak || !nak.IsBroadcast() {
+		t.Fatalf("relayed NAK %v", nak)
+	}
+	if a := replyAddr(req, nak, nil).(*net.UDPAddr); !a.IP.Equal(net.IPv4(192, 0, 2, 254)) || a.Port != 67 {
+		t.Fatalf("relayed NAK to %v", a)
+	}
 }
 
 // FuzzHandle feeds arbitrary packets to both modes: never a panic, and

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Node is one node's record.
@@ -33,14 +34,133 @@ type Step struct {
 	Detail string    `json:"detail,omitempty"`
 }
 
-// Board holds every node seen, keyed by MAC (or serial when no MAC is
-// known, as for TFTP requests under a serial prefix).
-type Board struct {
-	Now      func() time.Time
-	MaxSteps int // per node; default 32
+// Defaults for Board's zero fields.
+const (
+	DefaultMaxSteps  = 32
+	DefaultMaxOthers = 1024
+	// MaxField is the most bytes kept of a key, a detail or any field of a
+	// Node: most come from clients (a TFTP path, a DHCP serial).
+	MaxField = 200
+)
 
-	mu    sync.Mutex
-	nodes map[string]*Node
+// Board holds the nodes seen, keyed by MAC (or serial when no MAC is
+// known, as for TFTP requests under a serial prefix; or "ip ADDRESS").
+//
+// It is bounded whatever clients send: pinned keys (the inventory's nodes,
+// see SetPinned) are always kept; of the others at most MaxOthers, the
+// least recently seen dropped first. Keys and every string are cut to
+// MaxField bytes. Record, MACOfSerial and KeyOfIP cost O(1).
+type Board struct {
+	Now       func() time.Time
+	MaxSteps  int // per node; default DefaultMaxSteps
+	MaxOthers int // nodes kept besides the pinned ones; default DefaultMaxOthers
+
+	mu       sync.Mutex
+	nodes    map[string]*entry
+	pinned   map[string]bool
+	lru      entry             // sentinel of the unpinned entries, most recently seen first
+	others   int               // entries in lru
+	bySerial map[string]string // serial -> key of the node with that serial and a MAC
+	byIP     map[string]string // IP -> key of the node most recently recorded with it
+}
+
+// entry is a node on the board; unpinned entries are in the LRU list.
+type entry struct {
+	key        string
+	node       Node
+	prev, next *entry // nil when pinned
+}
+
+func (b *Board) init() {
+	if b.nodes == nil {
+		b.nodes = map[string]*entry{}
+		b.bySerial = map[string]string{}
+		b.byIP = map[string]string{}
+		b.lru.prev, b.lru.next = &b.lru, &b.lru
+	}
+}
+
+func (b *Board) maxOthers() int {
+	if b.MaxOthers <= 0 {
+		return DefaultMaxOthers
+	}
+	return b.MaxOthers
+}
+
+// pushFront puts e first in the LRU list.
+func (b *Board) pushFront(e *entry) {
+	e.prev, e.next = &b.lru, b.lru.next
+	e.prev.next, e.next.prev = e, e
+	b.others++
+}
+
+func (b *Board) unlink(e *entry) {
+	if e.next == nil {
+		return
+	}
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+	b.others--
+}
+
+// evict drops the least recently seen unpinned nodes over the bound.
+func (b *Board) evict() {
+	for b.others > b.maxOthers() {
+		e := b.lru.prev
+		b.unlink(e)
+		delete(b.nodes, e.key)
+		if b.bySerial[e.node.Serial] == e.key {
+			delete(b.bySerial, e.node.Serial)
+		}
+		if b.byIP[e.node.IP] == e.key {
+			delete(b.byIP, e.node.IP)
+		}
+	}
+}
+
+// SetPinned replaces the set of keys that are always kept (the inventory's
+// MACs and serials, in the board's spelling: "dc:a6:32:01:36:c2",
+// "9ffefdef"). Nodes no longer pinned count against MaxOthers again, in
+// the order they were last seen.
+func (b *Board) SetPinned(keys []string) {
+	pinned := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		pinned[clip(k)] = true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init()
+	b.pinned = pinned
+	var unpinned []*entry
+	for _, e := range b.nodes {
+		b.unlink(e)
+		if !pinned[e.key] {
+			unpinned = append(unpinned, e)
+		}
+	}
+	// Oldest first, so the most recently seen ends up in front.
+	sort.Slice(unpinned, func(i, j int) bool {
+		if !unpinned[i].node.Last.Equal(unpinned[j].node.Last) {
+			return unpinned[i].node.Last.Before(unpinned[j].node.Last)
+		}
+		return unpinned[i].key < unpinned[j].key
+	})
+	for _, e := range unpinned {
+		b.pushFront(e)
+	}
+	b.evict()
+}
+
+// clip cuts s to at most MaxField bytes, on a UTF-8 boundary.
+func clip(s string) string {
+	if len(s) <= MaxField {
+		return s
+	}
+	cut := MaxField - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // Record adds a step for a node. Empty fields do not overwrite known ones.
@@ -50,29 +170,56 @@ func (b *Board) Record(key string, n Node, stage, detail string) {
 		now = b.Now
 	}
 	t := now().UTC()
+	key, stage, detail = clip(key), clip(stage), clip(detail)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.nodes == nil {
-		b.nodes = map[string]*Node{}
-	}
+	b.init()
 	cur, ok := b.nodes[key]
 	if !ok {
-		cur = &Node{}
+		cur = &entry{key: key}
 		b.nodes[key] = cur
+		if !b.pinned[key] {
+			b.pushFront(cur)
+		}
+	} else if cur.next != nil {
+		b.unlink(cur)
+		b.pushFront(cur)
 	}
-	for dst, src := range map[*string]string{&cur.MAC: n.MAC, &cur.Serial: n.Serial, &cur.Hostname: n.Hostname, &cur.IP: n.IP, &cur.Kind: n.Kind} {
-		if src != "" {
-			*dst = src
+	c := &cur.node
+	oldSerial, oldIP := c.Serial, c.IP
+	for _, f := range [...]struct {
+		dst *string
+		src string
+	}{{&c.MAC, n.MAC}, {&c.Serial, n.Serial}, {&c.Hostname, n.Hostname}, {&c.IP, n.IP}, {&c.Kind, n.Kind}} {
+		if f.src != "" {
+			*f.dst = clip(f.src)
 		}
 	}
-	cur.Stage, cur.Detail, cur.Last = stage, detail, t
-	cur.Steps = append(cur.Steps, Step{At: t, Stage: stage, Detail: detail})
-	max := b.MaxSteps
-	if max == 0 {
-		max = 32
+	if oldSerial != c.Serial && b.bySerial[oldSerial] == key {
+		delete(b.bySerial, oldSerial)
 	}
-	if len(cur.Steps) > max {
-		cur.Steps = cur.Steps[len(cur.Steps)-max:]
+	if c.Serial != "" && c.MAC != "" {
+		b.bySerial[c.Serial] = key
+	}
+	if oldIP != c.IP && b.byIP[oldIP] == key {
+		delete(b.byIP, oldIP)
+	}
+	if c.IP != "" {
+		b.byIP[c.IP] = key
+	}
+	c.Stage, c.Detail, c.Last = stage, detail, t
+	max := b.MaxSteps
+	if max <= 0 {
+		max = DefaultMaxSteps
+	}
+	if len(c.Steps) >= max {
+		// Drop the oldest in place: the slice never grows past max.
+		copy(c.Steps, c.Steps[len(c.Steps)-max+1:])
+		c.Steps = c.Steps[:max-1]
+	}
+	c.Steps = append(c.Steps, Step{At: t, Stage: stage, Detail: detail})
+	if !ok {
+		b.evict()
 	}
 }
 
@@ -80,10 +227,8 @@ func (b *Board) Record(key string, n Node, stage, detail string) {
 func (b *Board) MACOfSerial(serial string) string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, n := range b.nodes {
-		if n.Serial == serial && n.MAC != "" {
-			return n.MAC
-		}
+	if k, ok := b.bySerial[serial]; ok {
+		return b.nodes[k].node.MAC
 	}
 	return ""
 }
@@ -96,16 +241,14 @@ func (b *Board) KeyOfIP(ip string) string {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	key, last := "", time.Time{}
-	for k, n := range b.nodes {
-		if n.IP != ip {
-			continue
-		}
-		if key == "" || n.Last.After(last) || (n.Last.Equal(last) && k < key) {
-			key, last = k, n.Last
-		}
-	}
-	return key
+	return b.byIP[ip]
+}
+
+// Len returns the number of nodes on the board.
+func (b *Board) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.nodes)
 }
 
 // Nodes returns a copy of every node, most recently seen first.
@@ -113,9 +256,9 @@ func (b *Board) Nodes() []Node {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	out := make([]Node, 0, len(b.nodes))
-	for _, n := range b.nodes {
-		c := *n
-		c.Steps = append([]Step(nil), n.Steps...)
+	for _, e := range b.nodes {
+		c := e.node
+		c.Steps = append([]Step(nil), e.node.Steps...)
 		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool {

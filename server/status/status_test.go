@@ -1,8 +1,13 @@
 package status
 
 import (
+	"fmt"
+	"reflect"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestKeyOfIP(t *testing.T) {
@@ -30,5 +35,115 @@ func TestKeyOfIP(t *testing.T) {
 		if got := b.KeyOfIP(ip); got != "" {
 			t.Errorf("KeyOfIP(%q) = %q, want \"\"", ip, got)
 		}
+	}
+}
+
+// The board keeps the pinned (inventory) nodes plus MaxOthers others, the
+// least recently seen dropped first, and its indexes forget dropped nodes.
+func TestBoardBounds(t *testing.T) {
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	b := &Board{MaxOthers: 3, Now: func() time.Time { now = now.Add(time.Second); return now }}
+	const inv = "dc:a6:32:01:36:c2"
+	b.SetPinned([]string{inv, "9ffefdef"})
+	b.Record(inv, Node{MAC: inv, Serial: "1234abcd", IP: "10.0.0.2"}, "dhcp ack", "")
+	b.Record("9ffefdef", Node{Serial: "9ffefdef"}, "tftp served", "9ffefdef/start4.elf")
+	b.Record("aa:aa:aa:aa:aa:aa", Node{MAC: "aa:aa:aa:aa:aa:aa", Serial: "aaaaaaaa", IP: "10.0.0.9"}, "dhcp ack", "")
+	for i := range 10 {
+		b.Record(fmt.Sprintf("%08x", i), Node{Serial: fmt.Sprintf("%08x", i), IP: "10.0.0.66"}, "tftp not-found", "x")
+		if i == 8 {
+			b.Record("00000007", Node{}, "tftp not-found", "again") // seen again: now the most recent
+		}
+	}
+	keys := func() []string {
+		var k []string
+		for _, n := range b.Nodes() {
+			k = append(k, n.Serial)
+		}
+		return k
+	}
+	// Most recently seen first: 9, 7 (seen again after 8), 8, then the
+	// pinned ones, seen before all of them.
+	want := []string{"00000009", "00000007", "00000008", "9ffefdef", "1234abcd"}
+	if got := keys(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("nodes (by serial) %v, want %v", got, want)
+	}
+	if got := b.MACOfSerial("aaaaaaaa"); got != "" {
+		t.Errorf("MACOfSerial of a dropped node = %q", got)
+	}
+	if got := b.MACOfSerial("1234abcd"); got != inv {
+		t.Errorf("MACOfSerial(1234abcd) = %q, want %s", got, inv)
+	}
+	if got := b.KeyOfIP("10.0.0.9"); got != "" {
+		t.Errorf("KeyOfIP of a dropped node = %q", got)
+	}
+	if got := b.KeyOfIP("10.0.0.66"); got != "00000009" {
+		t.Errorf("KeyOfIP(10.0.0.66) = %q, want 00000009", got)
+	}
+	// Unpinned (the inventory changed): they are the least recently seen
+	// now, so they go first.
+	b.SetPinned([]string{"9ffefdef"})
+	want = []string{"00000009", "00000007", "00000008", "9ffefdef"}
+	if got := keys(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after unpinning: %v, want %v", got, want)
+	}
+	if got := b.MACOfSerial("1234abcd"); got != "" {
+		t.Errorf("MACOfSerial of an unpinned, dropped node = %q", got)
+	}
+}
+
+// Keys, details and fields from clients are cut; steps are bounded; a
+// flood of made-up keys keeps the board at its bound, fast.
+func TestBoardTruncationAndFlood(t *testing.T) {
+	b := &Board{}
+	long := strings.Repeat("é", 5000) // 10 kB, two bytes a rune
+	b.Record(long, Node{Serial: long, Hostname: long}, long, long)
+	for i := 0; i < 40; i++ {
+		b.Record(long, Node{}, "step", fmt.Sprint(i))
+	}
+	n := b.Nodes()
+	if len(n) != 1 {
+		t.Fatalf("%d nodes, want 1", len(n))
+	}
+	for name, v := range map[string]string{"serial": n[0].Serial, "hostname": n[0].Hostname, "detail": n[0].Steps[0].Detail} {
+		if len(v) > MaxField || !utf8.ValidString(v) {
+			t.Errorf("%s: %d bytes (valid UTF-8 %v), want at most %d", name, len(v), utf8.ValidString(v), MaxField)
+		}
+	}
+	if len(n[0].Steps) != DefaultMaxSteps || n[0].Steps[DefaultMaxSteps-1].Detail != "39" || n[0].Steps[0].Detail != "8" {
+		t.Errorf("%d steps from %q to %q, want %d from 8 to 39", len(n[0].Steps), n[0].Steps[0].Detail, n[0].Steps[len(n[0].Steps)-1].Detail, DefaultMaxSteps)
+	}
+	if b.KeyOfIP("") != "" || b.MACOfSerial(long) != "" {
+		t.Error("lookups of a node without MAC or IP answered")
+	}
+
+	// 50,000 requests under made-up serials, each with a long path.
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	path := strings.Repeat("x", 4096)
+	for i := range 50_000 {
+		s := fmt.Sprintf("%08x", i)
+		b.Record(s, Node{Serial: s, IP: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)}, "tftp not-found", s+"/"+path)
+	}
+	took := time.Since(start)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if got := b.Len(); got != DefaultMaxOthers {
+		t.Errorf("%d nodes after the flood, want %d", got, DefaultMaxOthers)
+	}
+	b.mu.Lock()
+	idx := len(b.bySerial) + len(b.byIP)
+	b.mu.Unlock()
+	if idx > DefaultMaxOthers {
+		t.Errorf("indexes hold %d keys, want at most %d", idx, DefaultMaxOthers)
+	}
+	grew := int64(after.HeapInuse) - int64(before.HeapInuse)
+	t.Logf("50000 records in %v; board holds %d nodes, heap grew %.1f MB", took.Round(time.Millisecond), b.Len(), float64(grew)/1e6)
+	if grew > 8<<20 {
+		t.Errorf("heap grew %d bytes, want under 8 MB", grew)
+	}
+	if took > 10*time.Second {
+		t.Errorf("50000 records took %v: not O(1) per record?", took)
 	}
 }

@@ -24,7 +24,8 @@
 //     use -m binary). Other modes ("mail") get ERROR 4.
 //   - Options (RFC 2347): blksize (RFC 2348, 8..65464, capped at
 //     Server.MaxBlockSize, default 1468), tsize (RFC 2349, answered with the
-//     file size), timeout (RFC 2349, 1..255 s, replaces Server.Timeout) and
+//     file size), timeout (RFC 2349, 1..255 s, replaces Server.Timeout; a
+//     value above Server.MaxTimeout, default 10 s, is not granted) and
 //     windowsize (RFC 7440, capped at Server.MaxWindow, default 64).
 //     Unknown options and bad values are ignored. If any option is
 //     accepted the server sends an OACK and waits for ACK 0 before DATA 1.
@@ -60,6 +61,16 @@
 // # Scale
 //
 // One goroutine and one socket per transfer, the file opened per transfer
-// and read with ReadAt, a buffer of windowsize × blksize: a rack of Pis
-// booting at once costs a few MB.
+// and read with ReadAt, one packet buffer of 4 + min(blksize, file size)
+// bytes whatever the window: a rack of Pis booting at once costs a few MB.
+//
+// Whatever clients send, the state stays bounded: at most
+// Server.MaxTransfers transfers in flight (default 1000) and
+// Server.MaxTransfersPerClient per client IP address (default 500); a
+// request over either gets ERROR 0 "server busy: ..." and is logged once
+// per client address a minute. A repeated request (same client address,
+// port and file) for a transfer still running is dropped: it is the
+// client's retransmission, and answering it would start a second transfer.
+// A stalled transfer ends after at most (Retries+1) × MaxTimeout. A file
+// that cannot be read mid-transfer ends it with ERROR 0.
 package tftp

@@ -22,6 +22,22 @@ const (
 	DefaultTimeout      = time.Second
 	DefaultRetries      = 5
 	DefaultMaxWindow    = 64
+	// DefaultMaxTransfers and DefaultMaxTransfersPerClient bound the
+	// transfers in flight, in all and per client IP address. 500 from one
+	// address is what a load generator standing in for a rack (TestLoad,
+	// e2e's BenchmarkTFTPConcurrent) needs; a real node runs one at a time.
+	DefaultMaxTransfers          = 1000
+	DefaultMaxTransfersPerClient = 500
+	// DefaultMaxTimeout is the largest "timeout" option (RFC 2349) granted:
+	// a stalled transfer then ends after at most (Retries+1) × 10 s.
+	DefaultMaxTimeout = 10 * time.Second
+)
+
+// Refused requests are logged at most once per client address per
+// refusalLogInterval; at most refusalLogAddrs addresses are remembered.
+const (
+	refusalLogInterval = time.Minute
+	refusalLogAddrs    = 1024
 )
 
 // ErrServerClosed is returned by Serve and ListenAndServe after Close or
@@ -37,10 +53,17 @@ const (
 	KindNotFound       = "not-found"
 	KindEarlyTerminate = "early-terminate"
 	KindError          = "error"
+	// KindRefused: a request over MaxTransfers or MaxTransfersPerClient,
+	// answered with ERROR 0 and logged once per client address a minute.
+	KindRefused = "refused"
 )
 
 // Event describes one finished request (or one bad packet on the listening
-// socket). Log receives exactly one Event per request.
+// socket). Log receives exactly one Event per request served; a request
+// refused for a limit is logged at most once per client address a minute
+// (Err tells how many others were not logged), and a repeated request for a
+// transfer still running (same client address, port and file) is dropped
+// without an Event.
 type Event struct {
 	Remote     net.Addr
 	Path       string // the file name as requested
@@ -113,9 +136,19 @@ type Server struct {
 	// before a transfer is abandoned. Zero means DefaultRetries.
 	Retries int
 	// MaxWindow caps the windowsize option (RFC 7440). Zero means
-	// DefaultMaxWindow. Memory per transfer is about
-	// blksize × windowsize bytes.
+	// DefaultMaxWindow. A transfer holds one packet buffer whatever the
+	// window (4 + min(blksize, file size) bytes).
 	MaxWindow int
+	// MaxTransfers caps the transfers in flight; a request over it is
+	// answered with ERROR 0. Zero means DefaultMaxTransfers.
+	MaxTransfers int
+	// MaxTransfersPerClient caps the transfers in flight per client IP
+	// address. Zero means DefaultMaxTransfersPerClient.
+	MaxTransfersPerClient int
+	// MaxTimeout is the largest "timeout" option granted; a larger one is
+	// left out of the OACK (RFC 2349 lets the server only accept or
+	// ignore it) and Timeout applies. Zero means DefaultMaxTimeout.
+	MaxTimeout time.Duration
 
 	mu        sync.Mutex
 	closed    bool // no new requests (Close or Shutdown)
@@ -123,6 +156,18 @@ type Server struct {
 	listeners map[net.PacketConn]struct{}
 	active    map[*net.UDPConn]struct{}
 	inflight  sync.WaitGroup
+	running   map[transferKey]struct{} // requests being served
+	perClient map[netip.Addr]int       // transfers in flight per client address
+	refusals  refusalLog
+
+	onTransferEnd func(*transfer) // tests: sees each transfer once it ended
+}
+
+// transferKey identifies a request: a repeated RRQ (the client's
+// retransmission while the OACK or DATA 1 is on its way) has the same one.
+type transferKey struct {
+	remote netip.AddrPort
+	file   string
 }
 
 func (s *Server) maxBlockSize() int {
@@ -147,6 +192,27 @@ func (s *Server) maxWindow() int {
 	default:
 		return n
 	}
+}
+
+func (s *Server) maxTransfers() int {
+	if s.MaxTransfers <= 0 {
+		return DefaultMaxTransfers
+	}
+	return s.MaxTransfers
+}
+
+func (s *Server) maxTransfersPerClient() int {
+	if s.MaxTransfersPerClient <= 0 {
+		return DefaultMaxTransfersPerClient
+	}
+	return s.MaxTransfersPerClient
+}
+
+func (s *Server) maxTimeout() time.Duration {
+	if s.MaxTimeout <= 0 {
+		return DefaultMaxTimeout
+	}
+	return s.MaxTimeout
 }
 
 func (s *Server) timeout() time.Duration {
@@ -248,10 +314,26 @@ func (s *Server) Serve(conn net.PacketConn) error {
 			}
 			continue
 		}
-		if !s.startTransfer() {
+		key := transferKey{remote: remote.AddrPort(), file: req.Filename}
+		key.remote = netip.AddrPortFrom(key.remote.Addr().Unmap(), key.remote.Port())
+		refused, closed := s.startTransfer(key)
+		switch {
+		case closed:
 			return ErrServerClosed
+		case refused == errDuplicate:
+			continue
+		case refused != nil:
+			conn.WriteTo(appendError(nil, errUndefined, "server busy: "+refused.Error()+"; try again later"), remote)
+			if n, ok := s.refusals.allow(key.remote.Addr(), start); ok {
+				err := refused
+				if n > 0 {
+					err = fmt.Errorf("%w (%d refusals from other addresses not logged)", refused, n)
+				}
+				s.log(Event{Remote: remote, Path: req.Filename, Kind: KindRefused, Err: err})
+			}
+			continue
 		}
-		go s.handle(local, remote, req, start)
+		go s.handle(local, remote, req, key, start)
 	}
 }
 
@@ -323,14 +405,95 @@ func (s *Server) isClosed() bool {
 	return s.closed
 }
 
-func (s *Server) startTransfer() bool {
+var (
+	errDuplicate       = errors.New("duplicate request")
+	errTooMany         = errors.New("too many transfers")
+	errTooManyByClient = errors.New("too many transfers from this address")
+)
+
+// startTransfer registers a request about to be served, unless the server
+// is closed, the same request is being served (errDuplicate) or a limit is
+// reached. endTransfer undoes it.
+func (s *Server) startTransfer(key transferKey) (refused error, closed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return false
+		return nil, true
 	}
+	if _, ok := s.running[key]; ok {
+		return errDuplicate, false
+	}
+	if len(s.running) >= s.maxTransfers() {
+		return fmt.Errorf("%w (limit %d)", errTooMany, s.maxTransfers()), false
+	}
+	client := key.remote.Addr()
+	if s.perClient[client] >= s.maxTransfersPerClient() {
+		return fmt.Errorf("%w (limit %d)", errTooManyByClient, s.maxTransfersPerClient()), false
+	}
+	if s.running == nil {
+		s.running = map[transferKey]struct{}{}
+		s.perClient = map[netip.Addr]int{}
+	}
+	s.running[key] = struct{}{}
+	s.perClient[client]++
 	s.inflight.Add(1)
-	return true
+	return nil, false
+}
+
+func (s *Server) endTransfer(key transferKey) {
+	s.mu.Lock()
+	delete(s.running, key)
+	client := key.remote.Addr()
+	if s.perClient[client] <= 1 {
+		delete(s.perClient, client)
+	} else {
+		s.perClient[client]--
+	}
+	s.mu.Unlock()
+	s.inflight.Done()
+}
+
+// refusalLog rate-limits the log of refused requests: once per client
+// address per refusalLogInterval, remembering at most refusalLogAddrs
+// addresses (a flood from more is counted, not logged).
+type refusalLog struct {
+	mu         sync.Mutex
+	last       map[netip.Addr]time.Time
+	suppressed int // refusals not logged for want of room since the last logged one
+	swept      time.Time
+}
+
+// allow reports whether a refusal from addr at now is logged, and how many
+// refusals from addresses that found no room were not logged before it.
+func (r *refusalLog) allow(addr netip.Addr, now time.Time) (int, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t, ok := r.last[addr]; ok && now.Sub(t) < refusalLogInterval {
+		return 0, false
+	}
+	if r.last == nil {
+		r.last = map[netip.Addr]time.Time{}
+	}
+	if _, ok := r.last[addr]; !ok && len(r.last) >= refusalLogAddrs {
+		// Full: sweep expired addresses, at most once an interval so a
+		// flood costs O(1) per packet.
+		if now.Sub(r.swept) >= refusalLogInterval {
+			r.swept = now
+			for a, t := range r.last {
+				if now.Sub(t) >= refusalLogInterval {
+					delete(r.last, a)
+				}
+			}
+		}
+		if len(r.last) >= refusalLogAddrs {
+			r.suppressed++
+			return 0, false
+		}
+	}
+	r.last[addr] = now
+	n := r.suppressed
+	r.suppressed = 0
+	return n, true
 }
 
 func (s *Server) addActive(c *net.UDPConn) bool {
@@ -353,8 +516,8 @@ func (s *Server) removeActive(c *net.UDPConn) {
 }
 
 // handle runs one request to its end and logs it.
-func (s *Server) handle(local, remote *net.UDPAddr, req *request, start time.Time) {
-	defer s.inflight.Done()
+func (s *Server) handle(local, remote *net.UDPAddr, req *request, key transferKey, start time.Time) {
+	defer s.endTransfer(key)
 	ev := Event{Remote: remote, Path: req.Filename}
 	defer func() {
 		ev.Duration = time.Since(start)
@@ -409,6 +572,13 @@ func (s *Server) handle(local, remote *net.UDPAddr, req *request, start time.Tim
 	}
 	err = t.run(oack)
 	ev.Bytes = t.acked
+	if s.onTransferEnd != nil {
+		s.onTransferEnd(t)
+	}
+	var rerr *readError
+	if errors.As(err, &rerr) {
+		conn.Write(appendError(nil, errUndefined, "cannot read file"))
+	}
 	switch {
 	case err == nil:
 		ev.Kind = KindServed
@@ -491,8 +661,8 @@ func (s *Server) negotiate(req *request, size int64) (params, []option) {
 		case "tsize":
 			oack = append(oack, option{o.Name, strconv.FormatInt(size, 10)})
 		case "timeout":
-			if n < 1 || n > maxTimeoutOption {
-				continue
+			if n < 1 || n > maxTimeoutOption || time.Duration(n)*time.Second > s.maxTimeout() {
+				continue // not granted: left out of the OACK, Timeout applies
 			}
 			p.timeout = time.Duration(n) * time.Second
 			oack = append(oack, option{o.Name, o.Value})

@@ -37,8 +37,12 @@ var errRetries = errors.New("no answer from client")
 //   - On timeout the window from base is sent again, at most retries
 //     times in a row.
 //
-// Memory: w packet buffers of blksize+4 bytes; file data is read with
-// ReadAt as blocks enter the window, so the file is shared by nothing else.
+// Memory: one packet buffer of 4 + min(blksize, file size) bytes, whatever
+// the window: each block is read with ReadAt just before it is sent (again,
+// on a retransmission, from the page cache), so a stalled transfer holds a
+// packet, not a window. A read that fails or comes up short (the file
+// shrank) ends the transfer with a *readError, which handle answers with
+// ERROR.
 type transfer struct {
 	conn    *net.UDPConn
 	file    io.ReaderAt
@@ -50,16 +54,20 @@ type transfer struct {
 
 	acked int64 // bytes acknowledged, for the Event
 
-	slots  []byte // window × (4+blksize)
-	lens   []int  // packet length per slot
-	filled int64  // highest block read into a slot
-	rbuf   [1024]byte
+	pkt  []byte // one DATA packet: 4 + min(blksize, size) bytes
+	rbuf [1024]byte
 }
 
-func (t *transfer) slot(block int64) []byte {
-	i := int(block % int64(t.window))
-	n := 4 + t.blksize
-	return t.slots[i*n : (i+1)*n]
+// readError is a failure to read the file being sent.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
+// bufferSize is the DATA packet buffer a transfer needs: a block, or the
+// whole file when it is shorter, plus the header.
+func bufferSize(blksize int, size int64) int {
+	return 4 + int(max(0, min(int64(blksize), size)))
 }
 
 // run sends the OACK (if any options were accepted), then the file.
@@ -103,8 +111,7 @@ func (t *transfer) sendOACK(pkt []byte) error {
 
 func (t *transfer) sendData() error {
 	n := t.size/int64(t.blksize) + 1 // number of blocks, the last one short
-	t.slots = make([]byte, t.window*(4+t.blksize))
-	t.lens = make([]int, t.window)
+	t.pkt = make([]byte, bufferSize(t.blksize, t.size))
 
 	base := int64(1)
 	end := min(base+int64(t.window)-1, n)
@@ -169,26 +176,21 @@ func (t *transfer) sendData() error {
 	}
 }
 
-// send writes blocks from..to, reading those not read yet.
+// send reads and writes blocks from..to.
 func (t *transfer) send(from, to int64) error {
 	for b := from; b <= to; b++ {
-		p := t.slot(b)
-		i := int(b % int64(t.window))
-		if b > t.filled {
-			off := (b - 1) * int64(t.blksize)
-			want := int(min(int64(t.blksize), t.size-off))
-			putDataHeader(p, uint16(b))
-			got, err := t.file.ReadAt(p[4:4+want], off)
-			if got < want {
-				if err == nil || err == io.EOF {
-					err = io.ErrUnexpectedEOF // the file shrank under us
-				}
-				return fmt.Errorf("reading block %d: %w", b, err)
+		off := (b - 1) * int64(t.blksize)
+		want := int(max(0, min(int64(t.blksize), t.size-off)))
+		p := t.pkt[:4+want]
+		putDataHeader(p, uint16(b))
+		got, err := t.file.ReadAt(p[4:], off)
+		if got < want {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF // the file shrank under us
 			}
-			t.lens[i] = 4 + want
-			t.filled = b
+			return &readError{fmt.Errorf("reading block %d: %w", b, err)}
 		}
-		if _, err := t.conn.Write(p[:t.lens[i]]); err != nil {
+		if _, err := t.conn.Write(p); err != nil {
 			return fmt.Errorf("sending block %d: %w", b, err)
 		}
 	}

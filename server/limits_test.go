@@ -1,0 +1,308 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ramboot/ramboot/server/dhcp"
+	"github.com/ramboot/ramboot/server/status"
+	"github.com/ramboot/ramboot/server/tftp"
+)
+
+// The inventory's nodes stay on the status board whatever else clients
+// make up; the others are bounded.
+func TestBoardPinsInventory(t *testing.T) {
+	dir := t.TempDir()
+	nodes := filepath.Join(dir, "nodes.yaml")
+	yaml := "nodes:\n  - mac: DC-A6-32-01-36-C2\n    hostname: pi-1\n  - serial: 9FFEFDEF\n    hostname: pi-2\n"
+	if err := os.WriteFile(nodes, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Root: dir, Nodes: nodes, Log: slog.New(slog.DiscardHandler)}
+	s.Board.MaxOthers = 10
+	s.tftpLog(tftpEvent("10.0.0.5:1000", "9ffefdef/start4.elf"))
+	s.Board.Record("dc:a6:32:01:36:c2", status.Node{MAC: "dc:a6:32:01:36:c2"}, "dhcp offer", "")
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2000 {
+		s.tftpLog(tftpEvent("10.0.0.66:1000", fmt.Sprintf("%08x/%s", i, strings.Repeat("x", 1000))))
+	}
+	if n := s.Board.Len(); n != 12 {
+		t.Errorf("board holds %d nodes, want the 2 of the inventory and 10 others", n)
+	}
+	seen := map[string]bool{}
+	for _, n := range s.Board.Nodes() {
+		seen[n.MAC+"/"+n.Serial] = true
+		if len(n.Detail) > 200 {
+			t.Errorf("detail of %d bytes", len(n.Detail))
+		}
+	}
+	if !seen["dc:a6:32:01:36:c2/"] || !seen["/9ffefdef"] {
+		t.Errorf("inventory nodes dropped: %v", seen)
+	}
+}
+
+func tftpEvent(remote, path string) tftp.Event {
+	a, _ := net.ResolveUDPAddr("udp4", remote)
+	return tftp.Event{Remote: a, Path: path, Kind: tftp.KindNotFound}
+}
+
+// HTTP: a slow header is cut at HTTPHeaderTimeout, a request with a body is
+// refused without reading it, and at most HTTPMaxConns connections are
+// served at once.
+func TestHTTPLimits(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "f"), []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Root: root, Log: slog.New(slog.DiscardHandler), HTTPHeaderTimeout: 300 * time.Millisecond, HTTPMaxConns: 2}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := s.httpServer()
+	go hs.Serve(limitListener(ln, s.HTTPMaxConns))
+	t.Cleanup(func() { hs.Close() })
+	addr := ln.Addr().String()
+	dial := func() net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp4", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	get := func(c net.Conn, req string) (string, error) {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, req); err != nil {
+			return "", err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.Status + " " + string(b), nil
+	}
+
+	// A header that never ends is cut.
+	slow := dial()
+	io.WriteString(slow, "GET /f HTTP/1.1\r\nHost: x\r\n")
+	t0 := time.Now()
+	slow.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := slow.Read(make([]byte, 1)); err == nil || time.Since(t0) > 3*time.Second {
+		// A 408 may come first; the connection must close anyway.
+		io.Copy(io.Discard, slow)
+	}
+	if d := time.Since(t0); d > 3*time.Second {
+		t.Errorf("slow header held the connection %v, want about 300ms", d)
+	}
+
+	// A body is refused unread, even a huge one announced.
+	got, err := get(dial(), "POST /f HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\nab")
+	if err != nil || !strings.HasPrefix(got, "405") {
+		t.Errorf("POST: %q, %v; want 405", got, err)
+	}
+	got, err = get(dial(), "GET /f HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\nab")
+	if err != nil || !strings.HasPrefix(got, "413") {
+		t.Errorf("GET with a body: %q, %v; want 413", got, err)
+	}
+
+	// Two connections held open; the third waits until one closes.
+	a, b := dial(), dial()
+	for _, c := range []net.Conn{a, b} {
+		if got, err := get(c, "GET /f HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil || got != "200 OK hello" {
+			t.Fatalf("GET: %q, %v", got, err)
+		}
+	}
+	third := make(chan string, 1)
+	go func() {
+		c, err := net.Dial("tcp4", addr)
+		if err != nil {
+			third <- err.Error()
+			return
+		}
+		defer c.Close()
+		got, err := get(c, "GET /f HTTP/1.1\r\nHost: x\r\n\r\n")
+		if err != nil {
+			got = err.Error()
+		}
+		third <- got
+	}()
+	select {
+	case got := <-third:
+		t.Fatalf("third connection served while two are open: %q", got)
+	case <-time.After(300 * time.Millisecond):
+	}
+	a.Close()
+	select {
+	case got := <-third:
+		if got != "200 OK hello" {
+			t.Errorf("third connection: %q", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("third connection not served after one closed")
+	}
+}
+
+// listenConfig: loopback is left alone, an address of another interface is
+// refused, a wildcard is bound to the interface.
+func TestListenConfig(t *testing.T) {
+	s := &Server{Interface: "lo", ServerIP: net.IPv4(127, 0, 0, 1)}
+	for _, tc := range []struct {
+		addr, want string
+		bound      bool
+	}{
+		{"", "127.0.0.1:69", false},
+		{"127.0.0.1:6969", "127.0.0.1:6969", false},
+		{"0.0.0.0:6969", "0.0.0.0:6969", true},
+		{":6969", ":6969", true},
+		{"192.0.2.1:69", "", false},
+		{"localhost:69", "", false},
+	} {
+		addr, lc, err := s.listenConfig("--tftp", tc.addr, "69")
+		if tc.want == "" {
+			if err == nil {
+				t.Errorf("%q: no error", tc.addr)
+			} else {
+				t.Logf("%q: %v", tc.addr, err)
+			}
+			continue
+		}
+		if err != nil || addr != tc.want || (lc.Control != nil) != tc.bound {
+			t.Errorf("%q: %q bound %v, %v; want %q bound %v", tc.addr, addr, lc != nil && lc.Control != nil, err, tc.want, tc.bound)
+		}
+	}
+}
+
+// TFTP and HTTP on a wildcard address answer on the served interface
+// only. Two network namespaces joined by two veth pairs: the server's
+// (va 10.98.0.1, served; vc 10.97.0.1, not served) and the client's (vb,
+// vd). The test re-executes itself in the server's namespace, as root.
+func TestServeInterfaceOnly(t *testing.T) {
+	if os.Getenv("RAMBOOT_SERVE_IN_NETNS") == "" {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root for network namespaces")
+		}
+		for _, tool := range []string{"unshare", "nsenter", "ip", "curl"} {
+			if _, err := exec.LookPath(tool); err != nil {
+				t.Skipf("%s not installed", tool)
+			}
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "unshare", "-n", os.Args[0], "-test.run", "^TestServeInterfaceOnly$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), "RAMBOOT_SERVE_IN_NETNS=1")
+		out, err := cmd.CombinedOutput()
+		t.Logf("in the namespace:\n%s", bytes.TrimSpace(out))
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestServeInterfaceOnly") {
+			t.Fatalf("test in the network namespace failed: %v", err)
+		}
+		return
+	}
+
+	// The client's namespace: a process that waits.
+	peer := exec.Command("unshare", "-n", "sleep", "60")
+	if err := peer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Process.Kill(); peer.Wait() })
+	pid := fmt.Sprint(peer.Process.Pid)
+	self, _ := os.Readlink("/proc/self/ns/net")
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if ns, _ := os.Readlink("/proc/" + pid + "/ns/net"); ns != "" && ns != self {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("client namespace not created")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	inPeer := func(args ...string) []string { return append([]string{"nsenter", "-t", pid, "-n"}, args...) }
+	run("ip", "link", "set", "lo", "up")
+	run("ip", "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", pid)
+	run("ip", "link", "add", "vc", "type", "veth", "peer", "name", "vd", "netns", pid)
+	run("ip", "addr", "add", "10.98.0.1/24", "dev", "va")
+	run("ip", "addr", "add", "10.97.0.1/24", "dev", "vc")
+	run("ip", "link", "set", "va", "up")
+	run("ip", "link", "set", "vc", "up")
+	run(inPeer("ip", "link", "set", "lo", "up")...)
+	run(inPeer("ip", "addr", "add", "10.98.0.2/24", "dev", "vb")...)
+	run(inPeer("ip", "addr", "add", "10.97.0.2/24", "dev", "vd")...)
+	run(inPeer("ip", "link", "set", "vb", "up")...)
+	run(inPeer("ip", "link", "set", "vd", "up")...)
+
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "f"), []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	s := &Server{Root: root, Interface: "va", DHCP: dhcp.Off, TFTPAddr: "0.0.0.0:69", HTTPAddr: "0.0.0.0:8080",
+		Log: slog.New(slog.NewTextHandler(logs, nil))}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "http listening"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("server not listening:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	curl := func(url string) (string, error) {
+		out, err := exec.Command("nsenter", "-t", pid, "-n", "curl", "-sS", "--max-time", "2", url).CombinedOutput()
+		return string(out), err
+	}
+	for _, url := range []string{"tftp://10.98.0.1/f", "http://10.98.0.1:8080/f"} {
+		if got, err := curl(url); err != nil || got != "hello" {
+			t.Errorf("%s on the served interface: %q, %v", url, got, err)
+		}
+	}
+	for _, url := range []string{"tftp://10.97.0.1/f", "http://10.97.0.1:8080/f"} {
+		if got, err := curl(url); err == nil {
+			t.Errorf("%s on another interface answered: %q", url, got)
+		} else {
+			t.Logf("%s on another interface: %v %s", url, err, strings.TrimSpace(got))
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
