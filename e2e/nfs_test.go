@@ -120,3 +120,34 @@ func treeDigest(t testing.TB, root string) string {
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
 }
+
+// TestLabNFSRootBadInit: an NFS root whose init cannot run here (an x86
+// program on the arm64 guest) is refused before the point of no return:
+// the console says why, the export is unmounted, and the shell answers.
+func TestLabNFSRootBadInit(t *testing.T) {
+	dir, _ := image(t, "virt")
+	root := nfsRootDir(t)
+	x86, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "sbin", "init"), x86, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l := nfsLab(t, root, "nfs://192.0.2.1/ro?vers=3&overlay")
+	vm := l.Boot(t, dir, "")
+	vm.Expect(`224: NFS root`, 120*time.Second)
+	vm.Expect(`NFS root 192\.0\.2\.1:/ro failed: the new root cannot be started: /sbin/init is an amd64 program; this machine is arm64`, 90*time.Second)
+	shellRoundTrip(t, vm)
+	vm.Send("cat /proc/mounts; echo END-$((40+2))-MOUNTS\n")
+	m := vm.Expect(`(?s)cat /proc/mounts(.*?)END-42-MOUNTS`, 20*time.Second)
+	for _, left := range []string{"/newroot", "/run/ramboot", "192.0.2.1:/ro"} {
+		if strings.Contains(m[1], left) {
+			t.Errorf("%s left mounted after the refusal:\n%s", left, m[1])
+		}
+	}
+	if strings.Contains(vm.Output(), "NFSROOT-OK") {
+		t.Errorf("an init for another architecture ran")
+	}
+	noPanic(t, vm)
+}
