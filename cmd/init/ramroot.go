@@ -77,6 +77,7 @@ func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 // failure before the point of no return, with everything it set up taken
 // down again.
 func (in *Init) ramRoot(ctx context.Context, u *url.URL, opts bootspec.ImageOpts, s *stream) (err error) {
+	defer s.body.Close() // on every path: a refused image leaves no connection open
 	var steps undo
 	defer func() {
 		if err != nil {
