@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -190,6 +191,28 @@ func TestRamRootVirt(t *testing.T) {
 	svWaitLog(t, srv, 0, 10*time.Second, "image downloaded", func(e svLogLine) bool {
 		return e.msg() == "http" && e.str("path") == "/images/debian.squashfs"
 	})
+	// The status page has the download on the node's own record.
+	body, err := inNetnsGet(l.NS, "http://192.0.2.1:8080/status.json")
+	var st struct {
+		Nodes []struct {
+			MAC   string
+			Steps []struct{ Stage, Detail string }
+		}
+	}
+	if err != nil || json.Unmarshal([]byte(body), &st) != nil {
+		t.Fatalf("status.json: %v\n%s", err, body)
+	}
+	downloaded := false
+	for _, n := range st.Nodes {
+		for _, s := range n.Steps {
+			if n.MAC == "52:54:00:12:34:56" && s.Stage == "image downloaded" && strings.Contains(s.Detail, "images/debian.squashfs: "+strconv.FormatInt(r.Size, 10)+" bytes") {
+				downloaded = true
+			}
+		}
+	}
+	if !downloaded {
+		t.Errorf("the status page has no finished image download on the node 52:54:00:12:34:56:\n%s", body)
+	}
 	used := realOS(t, l, vm, srv, "192.0.2.120", "node-7", "/dev/null")
 	t.Logf("node memory in use after boot: %.1f MB (image %.1f MB)", float64(used)/1e6, float64(r.Size)/1e6)
 }

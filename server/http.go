@@ -215,6 +215,13 @@ func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, name string,
 	ip := remoteIP(r.RemoteAddr)
 	key := s.Board.KeyOfIP(ip)
 	if key == "" {
+		// ramboot's init names its MAC ("ramboot-init (mac=...)"); it is
+		// believed only for a node the board knows already (its DHCP).
+		if mac := agentMAC(r.UserAgent()); mac != "" && s.Board.Has(mac) {
+			key = mac
+		}
+	}
+	if key == "" {
 		key = "ip " + ip
 	}
 	node := status.Node{IP: ip}
@@ -269,6 +276,23 @@ func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, name string,
 		detail = fmt.Sprintf("%s: %d bytes in %s (%s MB/s)", shown, cw.n, d.Round(time.Millisecond), rate)
 	}
 	s.Board.Record(key, node, stage, clip(detail, maxDetail))
+}
+
+// agentMAC is the MAC in a User-Agent like "ramboot-init (mac=52:54:00:12:34:56)",
+// normalised as the board keys it, or "".
+func agentMAC(ua string) string {
+	_, rest, ok := strings.Cut(ua, "mac=")
+	if !ok {
+		return ""
+	}
+	if i := strings.IndexAny(rest, ") ;"); i >= 0 {
+		rest = rest[:i]
+	}
+	mac, err := net.ParseMAC(rest)
+	if err != nil {
+		return ""
+	}
+	return mac.String()
 }
 
 // remoteIP is the address of a request's client, without the port, an

@@ -229,3 +229,16 @@ func TestImageDetailBounded(t *testing.T) {
 		}
 	}
 }
+
+func TestAgentMAC(t *testing.T) {
+	for ua, want := range map[string]string{
+		"ramboot-init/v1 (mac=52:54:00:12:34:56)": "52:54:00:12:34:56",
+		"ramboot-init/v1 (mac=52-54-00-12-34-56)": "52:54:00:12:34:56",
+		"curl/8.0":      "",
+		"x (mac=zz:zz)": "",
+	} {
+		if got := agentMAC(ua); got != want {
+			t.Errorf("agentMAC(%q) = %q, want %q", ua, got, want)
+		}
+	}
+}

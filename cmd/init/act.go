@@ -104,7 +104,7 @@ func newFetcher() fetcher {
 // bytes: a root image (run from RAM), an iPXE script or a kernel (kexec).
 func (in *Init) chain(ctx context.Context, spec bootspec.Spec, env map[string]string) error {
 	u := spec.URL
-	s, err := openStream(ctx, u)
+	s, err := openStream(ctx, u, in.agent())
 	if err != nil {
 		return err
 	}
@@ -143,6 +143,15 @@ func (in *Init) chain(ctx context.Context, spec bootspec.Spec, env map[string]st
 		plan = &ipxe.BootPlan{Kernel: body, KernelURL: u.String()}
 	}
 	return in.kexec(plan)
+}
+
+// agent is the init's HTTP User-Agent, with the MAC of its lease.
+func (in *Init) agent() string {
+	a := "ramboot-init/" + in.Info.Version
+	if l := in.lease.Load(); l != nil {
+		a += " (mac=" + l.MAC.String() + ")"
+	}
+	return a
 }
 
 // redact is u without its fragment (the digest is long and said elsewhere).

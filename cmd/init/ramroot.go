@@ -103,7 +103,7 @@ func (in *Init) ramRoot(ctx context.Context, u *url.URL, opts bootspec.ImageOpts
 		sumURL := src
 		sumURL.Path += ".sha256"
 		sumURL.RawPath = ""
-		want, err = fetchDigest(ctx, &sumURL)
+		want, err = fetchDigest(ctx, &sumURL, in.agent())
 		if err != nil {
 			return fmt.Errorf("no digest to check %s against: %v; add #sha256=HEX to option 224 (or #sha256=none to run it unchecked)", src.String(), err)
 		}
@@ -270,8 +270,8 @@ func (p *progress) Write(b []byte) (int, error) {
 
 // fetchDigest reads the first 64-hex-digit word of a .sha256 file (the
 // sha256sum format: "HEX  NAME").
-func fetchDigest(ctx context.Context, u *url.URL) (string, error) {
-	s, err := openStream(ctx, u)
+func fetchDigest(ctx context.Context, u *url.URL, agent string) (string, error) {
+	s, err := openStream(ctx, u, agent)
 	if err != nil {
 		return "", err
 	}

@@ -61,9 +61,10 @@ var streamClient = &http.Client{Transport: &http.Transport{
 var tftpScheme = curl.NewTFTPClient(tftp.ClientMode(tftp.ModeOctet), tftp.ClientBlocksize(1450), tftp.ClientWindowsize(64), tftp.ClientTransferSize(true))
 
 // openStream starts a download of u (http, https, tftp or file) and reads
-// its first headSize bytes. Errors say what failed: refused, not found,
+// its first headSize bytes. agent is the HTTP User-Agent (the server's
+// status page finds the node by the MAC in it). Errors say what failed: refused, not found,
 // no such host, timed out.
-func openStream(ctx context.Context, u *url.URL) (*stream, error) {
+func openStream(ctx context.Context, u *url.URL, agent string) (*stream, error) {
 	src := *u
 	src.Fragment = ""
 	s := &stream{size: -1}
@@ -74,6 +75,9 @@ func openStream(ctx context.Context, u *url.URL) (*stream, error) {
 		if err != nil {
 			cancel()
 			return nil, err
+		}
+		if agent != "" {
+			req.Header.Set("User-Agent", agent)
 		}
 		resp, err := streamClient.Do(req)
 		if err != nil {

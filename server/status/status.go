@@ -244,6 +244,14 @@ func (b *Board) KeyOfIP(ip string) string {
 	return b.byIP[ip]
 }
 
+// Has reports whether the board has a record under key.
+func (b *Board) Has(key string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.nodes[key]
+	return ok
+}
+
 // Len returns the number of nodes on the board.
 func (b *Board) Len() int {
 	b.mu.Lock()
