@@ -163,25 +163,35 @@ func envEpoch() int64 {
 	return 0
 }
 
-func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, o := buildFlags(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, buildUsage(fs)) }
+// parseBoardFlags parses the flags of a command that builds for a board
+// (build, rootfs) and checks what they have in common: flags only, a
+// board, a SOURCE_DATE_EPOCH that is a number.
+func parseBoardFlags(cmd string, fs *pflag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return err
 		}
-		return fmt.Errorf("%w: build: %v (see 'ramboot help build')", errUsage, err)
+		return fmt.Errorf("%w: %s: %v (see 'ramboot help %s')", errUsage, cmd, err, cmd)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: build: unexpected argument %q (flags only; see 'ramboot help build')", errUsage, fs.Arg(0))
+		return fmt.Errorf("%w: %s: unexpected argument %q (flags only; see 'ramboot help %s')", errUsage, cmd, fs.Arg(0), cmd)
 	}
-	if o.Board == "" {
-		return fmt.Errorf("%w: build: no board: pass --board, one of %s", errUsage, strings.Join(boards.Names(), ", "))
+	if b, _ := fs.GetString("board"); b == "" {
+		return fmt.Errorf("%w: %s: no board: pass --board, one of %s", errUsage, cmd, strings.Join(boards.Names(), ", "))
 	}
 	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" && !fs.Changed("source-date-epoch") {
 		if _, err := strconv.ParseInt(s, 10, 64); err != nil {
 			return fmt.Errorf("%w: SOURCE_DATE_EPOCH=%q is not a number of seconds", errUsage, s)
 		}
+	}
+	return nil
+}
+
+func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, o := buildFlags(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, buildUsage(fs)) }
+	if err := parseBoardFlags("build", fs, args); err != nil {
+		return err
 	}
 	var many []string
 	if strings.Contains(o.Board, ",") {

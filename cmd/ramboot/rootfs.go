@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -37,6 +34,7 @@ func rootfsFlags(stderr io.Writer) (*pflag.FlagSet, *rootfsOpts) {
 	fs.StringVar(&o.Keyring, "keyring", "", "OpenPGP keyring for the archive (default: Debian's archive keyring)")
 	fs.BoolVar(&o.Offline, "offline", false, "never use the network; build from the cache")
 	fs.StringVar(&o.KernelDeb, "kernel-deb", "", "take the modules from this linux-image .deb")
+	fs.StringVar(&o.KernelDir, "kernel-dir", "", "take the modules from a self-built kernel: a directory with Image and lib/modules/RELEASE")
 	fs.StringVar(&o.KernelVersion, "kernel-version", "", "override the board's pinned kernel package version")
 	fs.Int64Var(&o.SourceDateEpoch, "source-date-epoch", envEpoch(), "every file's time in the image (default $SOURCE_DATE_EPOCH or the archive's date)")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print only errors")
@@ -70,22 +68,8 @@ Flags:
 func runRootfs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, o := rootfsFlags(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, rootfsUsage(fs)) }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: rootfs: %v (see 'ramboot help rootfs')", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: rootfs: unexpected argument %q (flags only; see 'ramboot help rootfs')", errUsage, fs.Arg(0))
-	}
-	if o.Board == "" {
-		return fmt.Errorf("%w: rootfs: no board: pass --board, one of %s", errUsage, strings.Join(boards.Names(), ", "))
-	}
-	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" && !fs.Changed("source-date-epoch") {
-		if _, err := strconv.ParseInt(s, 10, 64); err != nil {
-			return fmt.Errorf("%w: SOURCE_DATE_EPOCH=%q is not a number of seconds", errUsage, s)
-		}
+	if err := parseBoardFlags("rootfs", fs, args); err != nil {
+		return err
 	}
 	if o.Out == "" {
 		o.Out = filepath.Join("out", strings.TrimSuffix(filepath.Base(o.Board), ".yaml"))
