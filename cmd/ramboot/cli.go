@@ -24,6 +24,7 @@ Usage:
   ramboot rootfs --board BOARD [flags]              build a root image the nodes run from RAM
   ramboot serve --root DIR --interface IF [flags]   serve a tree: proxyDHCP/DHCP, TFTP, HTTP
   ramboot eeprom --image pieeprom.bin --out DIR     SD card that sets Pi 4/5 bootloaders to netboot
+  ramboot dhcp-config --format kea|isc|dnsmasq ...  config for your own DHCP server from nodes.yaml
   ramboot boards                                    list the built-in boards
   ramboot version                                   print the version
   ramboot help [COMMAND]                            show help
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runServe(ctx, rest, stdout, stderr)
 	case "eeprom":
 		err = runEEPROM(ctx, rest, stdout, stderr)
+	case "dhcp-config":
+		err = runDHCPConfig(ctx, rest, stdout, stderr)
 	case "boards":
 		for _, n := range boards.Names() {
 			b, berr := boards.Lookup(n)
