@@ -35,7 +35,7 @@ done
 # The e2e lab's NFS server (user space: the kernel may have no nfsd), its
 # portmapper for NFSv3 and showmount/rpcinfo. Daemons in sbin are looked
 # for there too: a user's PATH may not have it.
-for p in ganesha.nfsd:nfs-ganesha rpcbind:rpcbind showmount:nfs-common unshare:util-linux in.tftpd:tftpd-hpa dhclient:isc-dhcp-client udhcpc:udhcpc iptables-legacy:iptables kea-dhcp4:kea-dhcp4-server dhcpd:isc-dhcp-server; do
+for p in ganesha.nfsd:nfs-ganesha rpcbind:rpcbind showmount:nfs-common unshare:util-linux in.tftpd:tftpd-hpa dhclient:isc-dhcp-client udhcpc:udhcpc iptables-legacy:iptables kea-dhcp4:kea-dhcp4-server dhcpd:isc-dhcp-server perfdhcp:kea-admin; do
 	have_sbin "${p%%:*}" || need+=("${p#*:}")
 done
 vfs=no
