@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ramboot/ramboot/internal/testenv"
 )
 
 // needRootBuild fails (never skips) in a full run where root images cannot
@@ -195,7 +197,7 @@ func TestRootfsRefuses(t *testing.T) {
 func TestRootfsMissingPackage(t *testing.T) {
 	needRootBuild(t)
 	if os.Getenv("RAMBOOT_NET_TESTS") == "" {
-		t.Skip("talks to the Debian archive: set RAMBOOT_NET_TESTS=1 (make test does)")
+		testenv.Skip(t, "talks to the Debian archive: set RAMBOOT_NET_TESTS=1 (make test does)")
 	}
 	_, err := buildRoot(t, RootfsOptions{Options: Options{Board: "pc", KernelDir: fakeKernel(t)}, Include: []string{"ramboot-no-such-package"}})
 	if err == nil || !strings.Contains(err.Error(), "--include ramboot-no-such-package: no such package in Debian trixie main for amd64") {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ramboot/ramboot/builder"
 	"github.com/ramboot/ramboot/initramfs"
 )
 
@@ -112,6 +113,39 @@ func guestTime(l stamped) float64 {
 	return -1
 }
 
+// benchModuleTree is lib/modules/<release> of the kernel m was built
+// with, in the build cache: the extract directory of the kernel package
+// the manifest names (extract/<first 32 hex of its SHA-256>), else any
+// extracted tree of exactly that release.
+func benchModuleTree(b *testing.B, m builder.Manifest) string {
+	b.Helper()
+	rel := m.Kernel.Release
+	if rel == "" {
+		b.Fatal("the virt image's manifest names no kernel release")
+	}
+	cache, err := builder.DefaultCacheDir()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var roots []string
+	for _, p := range m.Packages {
+		if p.Name == m.Kernel.Package && len(p.SHA256) >= 32 {
+			roots = append(roots, filepath.Join(cache, "extract", p.SHA256[:32]))
+		}
+	}
+	others, _ := filepath.Glob(filepath.Join(cache, "extract", "*"))
+	roots = append(roots, others...)
+	for _, root := range roots {
+		for _, d := range []string{filepath.Join(root, "usr", "lib", "modules", rel), filepath.Join(root, "lib", "modules", rel)} {
+			if _, err := os.Stat(filepath.Join(d, "kernel", "drivers", "net", "virtio_net.ko.xz")); err == nil {
+				return d
+			}
+		}
+	}
+	b.Fatalf("no extracted kernel %s (virtio_net.ko.xz) in %s: the virt build should have left it there", rel, filepath.Join(cache, "extract"))
+	return ""
+}
+
 // BenchmarkInit boots the virt image with QEMU's user-mode network (its
 // DHCP server answers inside QEMU) and measures, from the console:
 //   - ramboot's init: kernel "Run /init" -> option 224 acted on, and the
@@ -121,7 +155,7 @@ func guestTime(l stamped) float64 {
 //     "Run /init" to dhclient's "Configured eth0" (host clock for both,
 //     so the two totals compare).
 func BenchmarkInit(b *testing.B) {
-	dir, _ := image(b, "virt")
+	dir, m := image(b, "virt")
 	qargs := func(img, initrd, extra string) []string {
 		return []string{"-M", "virt", "-cpu", "cortex-a72", "-m", "1024", "-smp", "2", "-nographic", "-no-reboot",
 			"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
@@ -136,15 +170,11 @@ func BenchmarkInit(b *testing.B) {
 		b.Fatalf("building mkuimage: %v\n%s", err, o)
 	}
 	modDir := filepath.Join(tmp, "mods")
-	rel := ""
-	// Take the modules from our own initramfs tree on disk: the cache's
-	// extracted kernel package.
-	cache, _ := os.UserCacheDir()
-	kos, _ := filepath.Glob(filepath.Join(cache, "ramboot", "extract", "*", "usr", "lib", "modules", "*", "kernel", "drivers", "net", "virtio_net.ko.xz"))
-	if len(kos) == 0 {
-		b.Fatal("no extracted kernel in the cache: build an image first")
-	}
-	rel = filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(kos[0]))))
+	// The modules of the very kernel both sides boot: the cache's
+	// extracted package of the virt image's kernel. (The cache may hold
+	// several boards' kernels, other architectures and releases among
+	// them; any other kernel's modules fail with "exec format error".)
+	rel := benchModuleTree(b, m)
 	os.MkdirAll(modDir, 0o755)
 	var files []string
 	script := "#!/bin/gosh\n"

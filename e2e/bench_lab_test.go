@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ramboot/ramboot/internal/testenv"
 )
 
 // sbLab is lab_test.go's Lab, for a benchmark (no guest is booted).
@@ -423,6 +425,6 @@ func sbInTftpd(tb testing.TB) string {
 	if _, err := os.Stat("/usr/sbin/in.tftpd"); err == nil {
 		return "/usr/sbin/in.tftpd"
 	}
-	tb.Skip("in.tftpd not found: `make bench` installs it (e2e/deps.sh: tftpd-hpa)")
+	testenv.Skip(tb, "in.tftpd not found: `make bench` installs it (e2e/deps.sh: tftpd-hpa)")
 	return ""
 }

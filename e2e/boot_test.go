@@ -37,6 +37,9 @@ func srcDir(t testing.TB) string {
 // image builds board into a directory shared by the tests of this run.
 func image(t testing.TB, board string) (string, builder.Manifest) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("builds a boot image (Debian downloads, a busybox build): not in -short (make unit)")
+	}
 	v, _ := buildOnce.LoadOrStore(board, &buildResult{})
 	r := v.(*buildResult)
 	r.once.Do(func() {
@@ -74,6 +77,9 @@ func TestMain(m *testing.M) {
 
 func qemu(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("boots QEMU: not in -short (make unit)")
+	}
 	p, err := exec.LookPath("qemu-system-aarch64")
 	if err != nil {
 		t.Fatalf("qemu-system-aarch64 not found: run `make test` (it installs it) or bash e2e/deps.sh")

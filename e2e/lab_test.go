@@ -20,6 +20,8 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"golang.org/x/sys/unix"
+
+	"github.com/ramboot/ramboot/internal/testenv"
 )
 
 // A Lab is a private network for a QEMU guest: a network namespace
@@ -75,7 +77,7 @@ func labSkip(t testing.TB) {
 		t.Skip("lab scenarios are end-to-end tests: not in -short")
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("the lab needs root (network namespaces, tap devices): run `make test` as root")
+		testenv.Skip(t, "the lab needs root (network namespaces, tap devices): run `make test` as root")
 	}
 }
 
@@ -348,7 +350,7 @@ func ganeshaPlugins(t testing.TB) string {
 	m2, _ := filepath.Glob("/usr/lib*/ganesha/libfsalvfs.so")
 	m = append(m, m2...)
 	if len(m) == 0 {
-		t.Skip("libfsalvfs.so not found: `make test` installs nfs-ganesha-vfs (e2e/deps.sh)")
+		testenv.Skip(t, "libfsalvfs.so not found: `make test` installs nfs-ganesha-vfs (e2e/deps.sh)")
 	}
 	return filepath.Dir(m[0])
 }
@@ -484,7 +486,7 @@ func run(t testing.TB, name string, args ...string) string {
 func need(t testing.TB, tool, pkg string) {
 	t.Helper()
 	if _, err := exec.LookPath(tool); err != nil {
-		t.Skipf("%s not found: `make test` installs it (e2e/deps.sh: %s)", tool, pkg)
+		testenv.Skipf(t, "%s not found: `make test` installs it (e2e/deps.sh: %s)", tool, pkg)
 	}
 }
 

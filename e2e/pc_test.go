@@ -35,6 +35,9 @@ const (
 
 func qemuX86(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("boots QEMU: not in -short (make unit)")
+	}
 	p, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
 		t.Fatalf("qemu-system-x86_64 not found: run `make test` (it installs it) or bash e2e/deps.sh")

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ramboot/ramboot/internal/testenv"
 )
 
 // piTFTP is a TFTP read client that asks the way the Raspberry Pi 4
@@ -353,13 +355,13 @@ func svLossyLink(t testing.TB, l *Lab, c *Peer, outer string) {
 	ipt, lerr := exec.LookPath("iptables-legacy")
 	if lerr != nil {
 		if ipt, lerr = exec.LookPath("iptables"); lerr != nil {
-			t.Skipf("no netem here (%s) and no iptables: `make test` installs iptables (e2e/deps.sh)", strings.TrimSpace(out))
+			testenv.Skipf(t, "no netem here (%s) and no iptables: `make test` installs iptables (e2e/deps.sh)", strings.TrimSpace(out))
 		}
 	}
 	for _, x := range []struct{ ns, dev string }{{c.NS, c.Iface}, {l.NS, "br0"}} {
 		if out2, err := execIn(x.ns, 10*time.Second, ipt, "-A", "INPUT", "-i", x.dev, "-p", "udp",
 			"-m", "statistic", "--mode", "random", "--probability", "0.05", "-j", "DROP"); err != nil {
-			t.Skipf("no netem here (%s) and %s cannot drop at random either: %v: %s", strings.TrimSpace(out), ipt, err, out2)
+			testenv.Skipf(t, "no netem here (%s) and %s cannot drop at random either: %v: %s", strings.TrimSpace(out), ipt, err, out2)
 		}
 	}
 	t.Logf("no netem in this kernel (%s): %s drops 5%% of the UDP packets arriving on %s and on br0", strings.TrimSpace(out), filepath.Base(ipt), c.Iface)

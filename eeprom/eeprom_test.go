@@ -286,6 +286,9 @@ func needTool(t *testing.T, names ...string) {
 // TestPythonPeer runs upstream rpi-eeprom-config (testdata/) on the same
 // images and configs and wants the same bytes.
 func TestPythonPeer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs upstream's Python script hundreds of times (~30 s): not in -short (make unit)")
+	}
 	needTool(t, "python3")
 	script, err := filepath.Abs("testdata/rpi-eeprom-config")
 	if err != nil {

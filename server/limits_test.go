@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ramboot/ramboot/internal/testenv"
 	"github.com/ramboot/ramboot/server/dhcp"
 	"github.com/ramboot/ramboot/server/status"
 	"github.com/ramboot/ramboot/server/tftp"
@@ -198,11 +199,11 @@ func TestListenConfig(t *testing.T) {
 func TestServeInterfaceOnly(t *testing.T) {
 	if os.Getenv("RAMBOOT_SERVE_IN_NETNS") == "" {
 		if os.Geteuid() != 0 {
-			t.Skip("needs root for network namespaces")
+			testenv.Skip(t, "needs root for network namespaces")
 		}
 		for _, tool := range []string{"unshare", "nsenter", "ip", "curl"} {
 			if _, err := exec.LookPath(tool); err != nil {
-				t.Skipf("%s not installed", tool)
+				testenv.Skipf(t, "%s not installed (`make test` installs it via e2e/deps.sh)", tool)
 			}
 		}
 		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)

@@ -9,14 +9,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ramboot/ramboot/internal/testenv"
 	"github.com/ramboot/ramboot/kernel/deb"
 )
 
 // TestRealArchive checks the whole chain against the Debian mirror of this
 // host's apt sources. It needs the network: run it with RAMBOOT_NET_TESTS=1.
 func TestRealArchive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("downloads from the Debian archive: not in -short (make unit)")
+	}
 	if os.Getenv("RAMBOOT_NET_TESTS") != "1" {
-		t.Skip("set RAMBOOT_NET_TESTS=1 to test against the real Debian archive")
+		testenv.Skip(t, "set RAMBOOT_NET_TESTS=1 to test against the real Debian archive (make test does)")
 	}
 	mirror, err := MirrorFromSources("/")
 	if err != nil {

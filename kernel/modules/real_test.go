@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ramboot/ramboot/internal/testenv"
 )
 
 // TestRealTree runs on a real module tree, e.g. one extracted from Debian's
@@ -15,7 +17,7 @@ import (
 func TestRealTree(t *testing.T) {
 	root := os.Getenv("RAMBOOT_KERNEL_TREE")
 	if root == "" {
-		t.Skip("set RAMBOOT_KERNEL_TREE=/path/to/lib/modules/<kver> to run")
+		testenv.Skip(t, "set RAMBOOT_KERNEL_TREE=/path/to/lib/modules/<kver> to run (make test does)")
 	}
 	lists := []struct {
 		board string
@@ -76,7 +78,7 @@ func TestRealTree(t *testing.T) {
 func TestRealTreeAll(t *testing.T) {
 	root := os.Getenv("RAMBOOT_KERNEL_TREE")
 	if root == "" {
-		t.Skip("set RAMBOOT_KERNEL_TREE=/path/to/lib/modules/<kver> to run")
+		testenv.Skip(t, "set RAMBOOT_KERNEL_TREE=/path/to/lib/modules/<kver> to run (make test does)")
 	}
 	tree, err := Open(root)
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ramboot/ramboot/internal/testenv"
 )
 
 // Interop with real clients: tftp-hpa's tftp, atftp and curl, all
@@ -22,7 +24,7 @@ func needTool(t *testing.T, name, pkg string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		t.Skipf("%s not installed (Debian package %s; `make test` installs it via e2e/deps.sh)", name, pkg)
+		testenv.Skipf(t, "%s not installed (Debian package %s; `make test` installs it via e2e/deps.sh)", name, pkg)
 	}
 	return p
 }

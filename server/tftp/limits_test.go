@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ramboot/ramboot/internal/testenv"
 )
 
 // Bounded state whatever clients send: limits on transfers in flight (in
@@ -149,6 +151,8 @@ func TestTransferLimits(t *testing.T) {
 		waitRunning(t, ts.Server, 2) // the test client's transfer has ended
 		runClient(t, 30*time.Second, tool, "-m", "binary", "127.0.0.1", port, "-c", "get", "f", dest)
 		sameFile(t, dest, data)
+	} else if testenv.Strict() {
+		t.Error("tftp-hpa not installed (RAMBOOT_STRICT=1: `make test` installs it via e2e/deps.sh): only the test client was served")
 	} else {
 		t.Log("tftp-hpa not installed: only the test client was served")
 	}

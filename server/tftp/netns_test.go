@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ramboot/ramboot/internal/testenv"
 )
 
 // A server on a wildcard address must answer from the address the request
@@ -19,7 +21,7 @@ import (
 func TestWildcardNetns(t *testing.T) {
 	if os.Getenv("RAMBOOT_TFTP_IN_NETNS") == "" {
 		if os.Geteuid() != 0 {
-			t.Skip("needs root for a network namespace")
+			testenv.Skip(t, "needs root for a network namespace")
 		}
 		unshare := needTool(t, "unshare", "util-linux")
 		needTool(t, "ip", "iproute2")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/vishvananda/netlink"
@@ -64,12 +65,17 @@ func linkConfig(ack *dhcpv4.DHCPv4) (LinkConfig, error) {
 func resolvConf(dns []net.IP, search []string) []byte {
 	var b bytes.Buffer
 	b.WriteString("# written by ramboot init from DHCP\n")
-	if len(search) > 0 {
-		b.WriteString("search")
-		for _, s := range search {
-			b.WriteString(" " + s)
+	var names []string
+	for _, s := range search {
+		// A server's domain names are data: one with spaces, control
+		// characters or a newline would add lines (a nameserver of its
+		// choosing) to the file.
+		if validDomain(s) {
+			names = append(names, s)
 		}
-		b.WriteString("\n")
+	}
+	if len(names) > 0 {
+		b.WriteString("search " + strings.Join(names, " ") + "\n")
 	}
 	for i, ip := range dns {
 		if i == 3 { // the resolver reads at most three
@@ -78,6 +84,20 @@ func resolvConf(dns []net.IP, search []string) []byte {
 		fmt.Fprintf(&b, "nameserver %v\n", ip)
 	}
 	return b.Bytes()
+}
+
+// validDomain accepts a DNS name: letters, digits, '-', '_' and '.',
+// at most 253 bytes.
+func validDomain(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, c := range s {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // ResolvConfPath is where the default WriteResolvConf writes.

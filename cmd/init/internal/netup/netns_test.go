@@ -29,6 +29,8 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	"github.com/vishvananda/netlink"
+
+	"github.com/ramboot/ramboot/internal/testenv"
 )
 
 const (
@@ -213,11 +215,11 @@ func newLab(t *testing.T) *lab {
 	}
 	for _, tool := range []string{"ip", "dnsmasq"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (make test installs it): %v", tool, err)
+			testenv.Skipf(t, "%s is not installed (make test installs it): %v", tool, err)
 		}
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
+		testenv.Skip(t, "needs root to create network namespaces")
 	}
 	b := make([]byte, 4)
 	rand.Read(b)

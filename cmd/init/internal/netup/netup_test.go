@@ -440,3 +440,12 @@ func TestKeepRenewed(t *testing.T) {
 		}
 	})
 }
+
+// TestResolvConfInjection: a domain name from DHCP cannot add lines.
+func TestResolvConfInjection(t *testing.T) {
+	got := string(resolvConf([]net.IP{net.IPv4(192, 0, 2, 53)}, []string{"lab.example", "x\nnameserver 6.6.6.6", "a b"}))
+	want := "# written by ramboot init from DHCP\nsearch lab.example\nnameserver 192.0.2.53\n"
+	if got != want {
+		t.Errorf("resolv.conf:\n%s\nwant:\n%s", got, want)
+	}
+}
