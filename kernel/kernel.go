@@ -142,13 +142,24 @@ func ExtractFiles(debPath, sum, cacheDir string, files []string) (string, error)
 	return root, nil
 }
 
+//
+// Several builds may extract the same package at once (make test builds
+// root images beside the tests): each extracts into its own temporary
+// directory and renames it into place; whoever comes second finds the
+// tree complete and drops its copy. root is never written in place, so a
+// reader never sees it half-made.
 func extract(debPath, root string, keep func(string) bool) error {
-	tmp := root + ".tmp"
-	os.RemoveAll(tmp)
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(root), 0o755); err != nil {
 		return err
 	}
-	err := deb.Walk(debPath, func(hdr *tar.Header, r io.Reader) error {
+	tmp, err := os.MkdirTemp(filepath.Dir(root), filepath.Base(root)+".tmp-")
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	err = deb.Walk(debPath, func(hdr *tar.Header, r io.Reader) error {
 		name := strings.TrimPrefix(path.Clean("/"+hdr.Name), "/")
 		if name == "" || !keep(name) {
 			return nil
@@ -183,10 +194,17 @@ func extract(debPath, root string, keep func(string) bool) error {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(tmp, ".complete"), nil, 0o644); err != nil {
+		os.RemoveAll(tmp)
 		return err
 	}
-	os.RemoveAll(root)
-	return os.Rename(tmp, root)
+	if err := os.Rename(tmp, root); err != nil {
+		os.RemoveAll(tmp)
+		if _, serr := os.Stat(filepath.Join(root, ".complete")); serr == nil {
+			return nil // another build got there first
+		}
+		return err
+	}
+	return nil
 }
 
 // FromTree finds the kernel in a directory laid out like a package or an
