@@ -82,6 +82,10 @@ type session struct {
 	pty     *ptyRequest // nil: no PTY requested
 	size    *windowChange
 	started bool
+	// replied is closed once the request that started the process has
+	// been answered: the channel must not close before that answer, or
+	// the client sees EOF instead of its command's output and status.
+	replied chan struct{}
 
 	mu     sync.Mutex
 	master *os.File    // PTY master, once running on a PTY
@@ -97,6 +101,14 @@ func (ss *session) run(reqs <-chan *ssh.Request) {
 		if req.WantReply {
 			req.Reply(ok, nil)
 		}
+		if ss.replied != nil {
+			close(ss.replied)
+			ss.replied = nil
+		}
+	}
+	if ss.replied != nil {
+		close(ss.replied)
+		ss.replied = nil
 	}
 	// The channel is gone. A process still running gets SIGHUP, as when
 	// a terminal line drops; its exit is still collected by wait.
@@ -296,6 +308,8 @@ func (ss *session) start(command string, isExec bool) bool {
 		}()
 	}
 
+	replied := make(chan struct{})
+	ss.replied = replied
 	exited := make(chan struct{})
 	var wg sync.WaitGroup
 	for _, o := range outputs {
@@ -341,6 +355,10 @@ func (ss *session) start(command string, isExec bool) bool {
 		ss.master = nil
 		ss.mu.Unlock()
 
+		select {
+		case <-replied:
+		case <-time.After(10 * time.Second):
+		}
 		ss.ch.CloseWrite()
 		ss.ch.SendRequest("exit-status", false, ssh.Marshal(exitStatus{Status: uint32(code)}))
 		ss.ch.Close()
