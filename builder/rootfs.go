@@ -490,8 +490,10 @@ Type=ether
 Kind=!*
 
 [Network]
-DHCP=yes
-LinkLocalAddressing=no
+# DHCPv4, as the init did. (DHCP=yes would also wait for DHCPv6, which
+# most boot networks do not answer: systemd-networkd-wait-online would
+# hold the boot for its two-minute timeout.)
+DHCP=ipv4
 # The init configured this interface already: keep it until DHCP renews.
 KeepConfiguration=dhcp-on-stop
 

@@ -118,7 +118,7 @@ func TestRootfsUserDir(t *testing.T) {
 	}
 	for p, want := range map[string]string{
 		"root/.ssh/authorized_keys":                                    "RAMBOOTTESTKEY",
-		"etc/systemd/network/80-ramboot-wired.network":                 "DHCP=yes",
+		"etc/systemd/network/80-ramboot-wired.network":                 "\nDHCP=ipv4\n",
 		"etc/ramboot/image.json":                                       `"kernel": "6.0.0-ramboot-test"`,
 		"usr/lib/modules/6.0.0-ramboot-test/kernel/drivers/net/README": "no modules",
 		"etc/systemd/system/ramboot-ssh-keygen.service":                "ssh-keygen -A",
