@@ -587,7 +587,9 @@ ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
 
 [Service]
 Type=oneshot
-ExecStart=/usr/bin/ssh-keygen -A
+# Ed25519 only: an RSA key takes seconds on a Pi, minutes under emulation,
+# and sshd serves with the keys it has.
+ExecStart=/usr/bin/ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key
 
 [Install]
 WantedBy=ssh.service

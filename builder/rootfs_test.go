@@ -121,7 +121,7 @@ func TestRootfsUserDir(t *testing.T) {
 		"etc/systemd/network/80-ramboot-wired.network":                 "\nDHCP=ipv4\n",
 		"etc/ramboot/image.json":                                       `"kernel": "6.0.0-ramboot-test"`,
 		"usr/lib/modules/6.0.0-ramboot-test/kernel/drivers/net/README": "no modules",
-		"etc/systemd/system/ramboot-ssh-keygen.service":                "ssh-keygen -A",
+		"etc/systemd/system/ramboot-ssh-keygen.service":                "ssh-keygen -q -t ed25519",
 	} {
 		b, err := os.ReadFile(filepath.Join(out, p))
 		if err != nil || !strings.Contains(string(b), want) {

@@ -27,8 +27,8 @@ func BenchmarkRamRoot(b *testing.B) {
 
 	boot := func(b *testing.B, l *Lab, value, addr string) (*VM, string) {
 		vm := l.Boot(b, src, "ramboot.224="+value)
-		vm.Expect(`(?i)systemd .* running in system mode`, 400*time.Second)
-		out := sshUntil(b, l, addr, "systemctl is-system-running --wait >/dev/null; systemd-analyze time; systemd-analyze blame | head -5", 400*time.Second)
+		vm.Expect(`(?i)systemd .* running in system mode`, 600*time.Second)
+		out := sshUntil(b, l, addr, "systemctl is-system-running --wait >/dev/null; systemd-analyze time; systemd-analyze blame | head -5", 600*time.Second)
 		return vm, out
 	}
 	startup := regexp.MustCompile(`Startup finished in ([\d.]+)s \(kernel\) \+ (?:([\d.]+)min )?([\d.]+)s \(userspace\)`)
