@@ -494,8 +494,10 @@ Kind=!*
 # most boot networks do not answer: systemd-networkd-wait-online would
 # hold the boot for its two-minute timeout.)
 DHCP=ipv4
-# The init configured this interface already: keep it until DHCP renews.
-KeepConfiguration=dhcp-on-stop
+# The init configured this interface already: networkd keeps that address
+# and route rather than flush them at start (an NFS root beneath the
+# overlay would hang), as it does by itself for a network root file system.
+KeepConfiguration=yes
 
 [DHCPv4]
 # The MAC as client id, as the init and the Pi firmware send it: the same
