@@ -142,7 +142,8 @@ func ExtractFiles(debPath, sum, cacheDir string, files []string) (string, error)
 	return root, nil
 }
 
-// Several builds may extract the same package at once (make test builds
+// extract unpacks the files of debPath's data.tar that keep accepts into
+// root. Several builds may extract the same package at once (make test builds
 // root images beside the tests): each extracts into its own temporary
 // directory and renames it into place; whoever comes second finds the
 // tree complete and drops its copy. root is never written in place, so a
