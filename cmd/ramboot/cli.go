@@ -126,11 +126,7 @@ func buildFlags(stderr io.Writer) (*pflag.FlagSet, *buildOpts) {
 	fs.StringVarP(&o.Board, "board", "b", "", "board name ("+strings.Join(boards.Names(), ", ")+") or a profile file; several, comma-separated, build one tree for a mixed rack")
 	fs.StringVarP(&o.Out, "out", "o", "", "output directory (default out/BOARD)")
 	fs.StringSliceVar(&o.Overlays, "overlay", nil, "directory laid into the initramfs root; repeat or comma-separate, later wins")
-	fs.StringVar(&o.SrcDir, "src", "", "ramboot source tree (default: found from the current directory)")
-	fs.StringVar(&o.CacheDir, "cache-dir", "", "download and build cache (default $XDG_CACHE_HOME/ramboot)")
-	fs.StringVar(&o.AptMirror, "apt-mirror", "", "Debian mirror URL (default: from /etc/apt/sources.list*)")
-	fs.StringVar(&o.Keyring, "keyring", "", "OpenPGP keyring for the archive (default: Debian's archive keyring)")
-	fs.BoolVar(&o.Offline, "offline", false, "never use the network; rebuild from the cache")
+	archiveFlags(fs, &o.Options)
 	fs.StringVar(&o.KernelDeb, "kernel-deb", "", "use this linux-image .deb instead of fetching one")
 	fs.StringVar(&o.KernelDir, "kernel-dir", "", "use a self-built kernel: a directory with Image and lib/modules/RELEASE")
 	fs.StringVar(&o.KernelVersion, "kernel-version", "", "override the board's pinned kernel package version (\"latest\" for the newest)")
@@ -138,6 +134,16 @@ func buildFlags(stderr io.Writer) (*pflag.FlagSet, *buildOpts) {
 	fs.Int64Var(&o.SourceDateEpoch, "source-date-epoch", envEpoch(), "timestamp of every initramfs entry (default $SOURCE_DATE_EPOCH or 0)")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print only errors")
 	return fs, o
+}
+
+// archiveFlags are the source tree, cache and Debian archive flags that
+// build and rootfs share.
+func archiveFlags(fs *pflag.FlagSet, o *builder.Options) {
+	fs.StringVar(&o.SrcDir, "src", "", "ramboot source tree (default: found from the current directory)")
+	fs.StringVar(&o.CacheDir, "cache-dir", "", "download and build cache (default $XDG_CACHE_HOME/ramboot)")
+	fs.StringVar(&o.AptMirror, "apt-mirror", "", "Debian mirror URL (default: from /etc/apt/sources.list*)")
+	fs.StringVar(&o.Keyring, "keyring", "", "OpenPGP keyring for the archive (default: Debian's archive keyring)")
+	fs.BoolVar(&o.Offline, "offline", false, "never use the network; rebuild from the cache")
 }
 
 func buildUsage(fs *pflag.FlagSet) string {
