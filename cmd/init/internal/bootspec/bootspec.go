@@ -22,6 +22,11 @@ const (
 	Chain
 	// NFS mounts an NFS root and switches to it.
 	NFS
+	// Local kexecs the OS installed on the node's own disk.
+	Local
+	// Install writes a disk image to the node's disk, then reboots or
+	// boots it.
+	Install
 )
 
 func (k Kind) String() string {
@@ -32,6 +37,10 @@ func (k Kind) String() string {
 		return "chain"
 	case NFS:
 		return "nfs"
+	case Local:
+		return "local"
+	case Install:
+		return "install"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -52,6 +61,10 @@ type Spec struct {
 	Image ImageOpts
 	// NFS is set for Kind == NFS.
 	NFS NFSSpec
+	// Local is set for Kind == Local.
+	Local LocalSpec
+	// Install is set for Kind == Install.
+	Install InstallSpec
 }
 
 // NFSSpec describes an NFS root.
@@ -151,6 +164,16 @@ func (s Spec) String() string {
 		q = append(q, n.Options...)
 		u := url.URL{Scheme: "nfs", Host: hostForm(n.Server), Path: n.Export, RawQuery: strings.Join(q, "&")}
 		return u.String()
+	case Local:
+		if s.Local.Target != "" {
+			return "local:" + s.Local.Target
+		}
+		return "local"
+	case Install:
+		if s.Install.URL == nil {
+			return "install <nil>"
+		}
+		return s.Install.String()
 	}
 	return s.Kind.String()
 }
@@ -158,7 +181,8 @@ func (s Spec) String() string {
 // accepted is appended to every parse error.
 const accepted = `accepted forms: empty or "shell"; http://host/path, https://host/path, tftp://host/path ` +
 	`(a root image: URL#sha256=HEX|none&overlay=SIZE&init=/path); ` +
-	`nfs://host/export[?vers=N&overlay&init=/path&opt...]; host:/export[,vers=N,overlay,init=/path,opt...]`
+	`nfs://host/export[?vers=N&overlay&init=/path&opt...]; host:/export[,vers=N,overlay,init=/path,opt...]; ` +
+	`local[:/dev/X|PARTUUID=|UUID=|LABEL=]; install:URL#sha256=HEX[&disk=auto|/dev/X&hostname=H&keys=URL&seed=URL&grow=1|0&then=reboot|local]`
 
 // ErrInvalid is wrapped by every error Parse returns.
 var ErrInvalid = errors.New("invalid option 224")
@@ -178,6 +202,12 @@ func Parse(s string) (Spec, error) {
 		if r < 0x20 || r == 0x7f || r == ' ' || r == '\t' {
 			return Spec{}, parseErr(s, "contains whitespace or control characters")
 		}
+	}
+	if strings.EqualFold(v, "local") || strings.HasPrefix(v, "local:") {
+		return parseLocal(s, v)
+	}
+	if strings.HasPrefix(v, "install:") {
+		return parseInstall(s, v)
 	}
 	if i := strings.Index(v, "://"); i > 0 && isScheme(v[:i]) {
 		switch strings.ToLower(v[:i]) {

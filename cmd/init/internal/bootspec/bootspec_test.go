@@ -183,6 +183,8 @@ func FuzzParse(f *testing.F) {
 		"nfs://nas/srv/root?vers=4.2&overlay&init=/sbin/init&ro", "nfs://nas:2049/e?vers=3,overlay",
 		"10.0.0.1:/srv/root,vers=4.1,overlay,init=/bin/sh,ro", "[fe80::1%eth0]:/export", "garbage",
 		"nfs://nas/%2Fa%3Fb", "http://a%20b/", "nfs://[::ffff:1.2.3.4]/x",
+		"local", "local:/dev/vda2", "local:PARTUUID=1234-02",
+		"install:http://h/i.img.gz#sha256=none&disk=/dev/vda&hostname=n1&keys=http://h/k&seed=http://h/s/&grow=0&then=local",
 	} {
 		f.Add(s)
 	}

@@ -1,0 +1,205 @@
+package bootspec
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// The datacenter lifecycle's forms: install an OS on the node's own disk,
+// then boot what is installed.
+//
+//	local
+//	local:/dev/mmcblk0 | local:/dev/vda2 | local:PARTUUID=... | local:UUID=... | local:LABEL=...
+//	install:URL#sha256=HEX&disk=auto&hostname=NAME&keys=URL&seed=URL&grow=1&then=reboot
+
+// LocalSpec is option 224 "local[:TARGET]".
+type LocalSpec struct {
+	// Target limits the search to one disk or partition: a /dev path
+	// (/dev/disk/by-id/... included) or PARTUUID=, UUID=, LABEL=. ""
+	// searches every disk.
+	Target string
+}
+
+// InstallSpec is option 224 "install:URL#...".
+type InstallSpec struct {
+	// URL is the disk image (raw, or gzip/xz/zstd compressed: told by its
+	// first bytes); http, https or tftp.
+	URL *url.URL
+	// SHA256 is the digest of URL's bytes as served, in lower-case hex.
+	SHA256 string
+	// NoDigest (sha256=none) installs an image with no digest to check.
+	NoDigest bool
+	// Disk is where it goes: "auto" (the only internal disk), a /dev path.
+	Disk string
+	// Hostname is written to the installed root's /etc/hostname.
+	Hostname string
+	// Keys is an authorized_keys file installed as root's.
+	Keys *url.URL
+	// Seed is a cloud-init NoCloud seed: Seed/user-data and Seed/meta-data
+	// are written to the boot partition.
+	Seed *url.URL
+	// Grow grows the last partition to the end of the disk.
+	Grow bool
+	// Then is what follows a good install: "reboot" or "local".
+	Then string
+}
+
+// DefaultDisk is an install's disk when none is named.
+const DefaultDisk = "auto"
+
+func parseLocal(s, v string) (Spec, error) {
+	if strings.EqualFold(v, "local") {
+		return Spec{Kind: Local}, nil
+	}
+	t := v[len("local:"):]
+	if err := checkTarget(t); err != nil {
+		return Spec{}, parseErr(s, "%v", err)
+	}
+	return Spec{Kind: Local, Local: LocalSpec{Target: t}}, nil
+}
+
+// checkTarget accepts the ways to name a disk or partition.
+func checkTarget(t string) error {
+	switch {
+	case strings.HasPrefix(t, "/dev/"):
+		if strings.Contains(t, "/../") || strings.HasSuffix(t, "/..") || len(t) == len("/dev/") {
+			return fmt.Errorf("local:%s: want a device like /dev/vda, /dev/mmcblk0p1 or /dev/disk/by-id/...", t)
+		}
+		return nil
+	case strings.HasPrefix(t, "PARTUUID="), strings.HasPrefix(t, "UUID="), strings.HasPrefix(t, "LABEL="):
+		_, val, _ := strings.Cut(t, "=")
+		if val == "" {
+			return fmt.Errorf("local:%s: the value after = is empty", t)
+		}
+		return nil
+	}
+	return fmt.Errorf("local:%s: name a disk or partition as /dev/NAME, /dev/disk/by-id/ID, PARTUUID=, UUID= or LABEL=", t)
+}
+
+func parseInstall(s, v string) (Spec, error) {
+	rest := v[len("install:"):]
+	target, frag, _ := strings.Cut(rest, "#")
+	u, err := url.Parse(target)
+	if err != nil {
+		return Spec{}, parseErr(s, "install: bad image URL: %v", err)
+	}
+	switch u.Scheme {
+	case "http", "https", "tftp":
+	default:
+		return Spec{}, parseErr(s, "install: the image URL must be http://, https:// or tftp://")
+	}
+	if err := checkServer(u.Hostname(), strings.HasPrefix(u.Host, "[")); err != nil {
+		return Spec{}, parseErr(s, "install: bad host: %v", err)
+	}
+	if u.Path == "" || u.Path == "/" {
+		return Spec{}, parseErr(s, "install: the image URL needs a file path")
+	}
+	in := InstallSpec{URL: u, Disk: DefaultDisk, Grow: true, Then: "reboot"}
+	seen := map[string]bool{}
+	for _, kv := range strings.FieldsFunc(frag, func(r rune) bool { return r == '&' || r == ',' }) {
+		k, val, _ := strings.Cut(kv, "=")
+		if seen[k] {
+			return Spec{}, parseErr(s, "install setting %s given twice", k)
+		}
+		seen[k] = true
+		switch k {
+		case "sha256":
+			if strings.EqualFold(val, "none") {
+				in.NoDigest = true
+				continue
+			}
+			if len(val) != 64 || strings.Trim(strings.ToLower(val), "0123456789abcdef") != "" {
+				return Spec{}, parseErr(s, "sha256=%q is not 64 hex digits (or none, to install unchecked)", val)
+			}
+			in.SHA256 = strings.ToLower(val)
+		case "disk":
+			if val != DefaultDisk && !strings.HasPrefix(val, "/dev/") || strings.Contains(val, "..") {
+				return Spec{}, parseErr(s, "disk=%q: want auto (the only internal disk), /dev/NAME or /dev/disk/by-id/ID", val)
+			}
+			in.Disk = val
+		case "hostname":
+			if !validHostname(val) {
+				return Spec{}, parseErr(s, "hostname=%q: letters, digits and hyphens, dot-separated labels of at most 63", val)
+			}
+			in.Hostname = val
+		case "keys", "seed":
+			ku, err := url.Parse(val)
+			if err != nil || (ku.Scheme != "http" && ku.Scheme != "https" && ku.Scheme != "tftp") || ku.Host == "" {
+				return Spec{}, parseErr(s, "%s=%q: want an http://, https:// or tftp:// URL", k, val)
+			}
+			if k == "keys" {
+				in.Keys = ku
+			} else {
+				in.Seed = ku
+			}
+		case "grow":
+			switch val {
+			case "1", "yes", "true":
+				in.Grow = true
+			case "0", "no", "false":
+				in.Grow = false
+			default:
+				return Spec{}, parseErr(s, "grow=%q: want 1 or 0", val)
+			}
+		case "then":
+			if val != "reboot" && val != "local" {
+				return Spec{}, parseErr(s, "then=%q: want reboot or local", val)
+			}
+			in.Then = val
+		default:
+			return Spec{}, parseErr(s, "unknown install setting %q (install takes sha256, disk, hostname, keys, seed, grow, then)", k)
+		}
+	}
+	if in.SHA256 == "" && !in.NoDigest {
+		return Spec{}, parseErr(s, "install needs #sha256=HEX of the image (or sha256=none to install it unchecked)")
+	}
+	return Spec{Kind: Install, Install: in}, nil
+}
+
+// String renders the install form, defaults left out.
+func (in InstallSpec) String() string {
+	var kv []string
+	if in.NoDigest {
+		kv = append(kv, "sha256=none")
+	} else {
+		kv = append(kv, "sha256="+in.SHA256)
+	}
+	if in.Disk != "" && in.Disk != DefaultDisk {
+		kv = append(kv, "disk="+in.Disk)
+	}
+	if in.Hostname != "" {
+		kv = append(kv, "hostname="+in.Hostname)
+	}
+	if in.Keys != nil {
+		kv = append(kv, "keys="+in.Keys.String())
+	}
+	if in.Seed != nil {
+		kv = append(kv, "seed="+in.Seed.String())
+	}
+	if !in.Grow {
+		kv = append(kv, "grow=0")
+	}
+	if in.Then != "" && in.Then != "reboot" {
+		kv = append(kv, "then="+in.Then)
+	}
+	return "install:" + in.URL.String() + "#" + strings.Join(kv, "&")
+}
+
+// validHostname: RFC 1123 labels.
+func validHostname(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(h, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, c := range l {
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
