@@ -84,7 +84,7 @@ func TestGrowWithSfdisk(t *testing.T) {
 			if parts[0].Start != 2048 || parts[0].Size != 32768 {
 				t.Errorf("partition 1 changed: %+v", parts[0])
 			}
-			if v, err := exec.Command("sfdisk", "--verify", img).CombinedOutput(); err != nil || strings.Contains(string(v), "rror") {
+			if v, err := exec.Command("sfdisk", "--verify", img).CombinedOutput(); err != nil || !strings.Contains(string(v), "No errors detected") {
 				t.Errorf("sfdisk --verify: %v\n%s", err, v)
 			}
 			// Growing again changes nothing.
