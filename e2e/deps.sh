@@ -26,10 +26,17 @@ have fdtput || need+=(device-tree-compiler)
 [ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] || need+=(ovmf)
 # Root images (make rootfs): Debian's mmdebstrap, squashfs-tools, and for
 # a foreign architecture (arm64 on amd64) qemu-user through binfmt_misc.
+# Disk images for the install and local boot tests: partition tables,
+# FAT and ext4 file systems built without mounting.
+for p in sfdisk:fdisk mkfs.vfat:dosfstools mcopy:mtools mkfs.ext4:e2fsprogs; do
+	have_sbin "${p%%:*}" || need+=("${p#*:}")
+done
 for p in mmdebstrap:mmdebstrap mksquashfs:squashfs-tools unsquashfs:squashfs-tools qemu-aarch64-static:qemu-user-static update-binfmts:binfmt-support arch-test:arch-test zstd:zstd depmod:kmod; do
 	have_sbin "${p%%:*}" || need+=("${p#*:}")
 done
-for p in python3:python3 dnsmasq:dnsmasq tftp:tftp-hpa atftp:atftp curl:curl ip:iproute2 ssh:openssh-client; do
+# GNU cpio lists the built initramfs (e2e/cpio_test.go); systemd-analyze
+# checks the shipped unit files (e2e/service_test.go).
+for p in python3:python3 dnsmasq:dnsmasq tftp:tftp-hpa atftp:atftp curl:curl ip:iproute2 ssh:openssh-client cpio:cpio systemd-analyze:systemd; do
 	have "${p%%:*}" || need+=("${p#*:}")
 done
 # The e2e lab's NFS server (user space: the kernel may have no nfsd), its
