@@ -14,7 +14,7 @@
 package initramfs
 
 import (
-	"bytes"
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -26,7 +26,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cavaliergopher/cpio"
 	"github.com/klauspost/pgzip"
 )
 
@@ -216,130 +215,122 @@ type Options struct {
 	BlockSize int
 }
 
-// WriteCPIO writes the archive as newc cpio.
-//
-// cavaliergopher/cpio does not write the rdevmajor/rdevminor header fields,
-// so character devices go into a first, tiny newc segment written here;
-// the kernel unpacks concatenated archives in order
+// WriteCPIO writes the archive as one newc cpio stream with one trailer,
+// so that `cpio -t` and any other reader see every entry, and the kernel
+// unpacks it as it does any initramfs
 // (Documentation/driver-api/early-userspace/buffer-format.rst).
+//
+// The headers are written here rather than with a cpio library: the newc
+// header's rdevmajor/rdevminor fields (device nodes) must be filled in,
+// and every other field is fixed for reproducible output: inode numbers in
+// path order from 1, uid/gid 0, one modification time, no checksum.
 func (a *Archive) WriteCPIO(w io.Writer, o Options) error {
-	ents := a.Entries()
 	mtime := o.ModTime.Unix()
 	if o.ModTime.IsZero() {
 		mtime = 0
 	}
-	var devs []*Entry
-	for _, e := range ents {
-		if e.Kind == KindCharDev {
-			devs = append(devs, e)
-		}
-	}
-	ino := int64(1)
-	if len(devs) > 0 {
-		// Parents of device nodes first, so the segment stands alone.
-		seen := map[string]bool{}
-		var seg []*Entry
-		for _, e := range devs {
-			var parents []string
-			for d := path.Dir(e.Path); d != "."; d = path.Dir(d) {
-				parents = append([]string{d}, parents...)
-			}
-			for _, d := range parents {
-				if !seen[d] {
-					seen[d] = true
-					seg = append(seg, &Entry{Path: d, Kind: KindDir, Perm: 0o755})
-				}
-			}
-			seg = append(seg, e)
-		}
-		if err := writeRawNewc(w, seg, &ino, mtime); err != nil {
-			return err
-		}
-	}
-	cw := cpio.NewWriter(w)
-	for _, e := range ents {
-		if e.Kind == KindCharDev {
-			continue
-		}
-		h := &cpio.Header{
-			Name:  e.Path,
-			Mode:  cpio.FileMode(e.Perm.Perm()) | specialBits(e.Perm),
-			Links: 1,
-			Inode: ino,
-		}
-		if mtime != 0 {
-			h.ModTime = time.Unix(mtime, 0)
-		}
-		ino++
-		var body []byte
-		switch e.Kind {
-		case KindFile:
-			h.Mode |= cpio.TypeReg
-			h.Size = int64(len(e.Data))
-			body = e.Data
-		case KindDir:
-			h.Mode |= cpio.TypeDir
-			h.Links = 2
-		case KindSymlink:
-			h.Mode |= cpio.TypeSymlink
-			h.Size = int64(len(e.Link))
-			body = []byte(e.Link)
-		}
-		if err := cw.WriteHeader(h); err != nil {
-			return fmt.Errorf("cpio %s: %w", e.Path, err)
-		}
-		if _, err := cw.Write(body); err != nil {
+	nw := &newcWriter{w: bufio.NewWriterSize(w, 1<<16), mtime: mtime}
+	for _, e := range a.Entries() {
+		if err := nw.entry(e); err != nil {
 			return fmt.Errorf("cpio %s: %w", e.Path, err)
 		}
 	}
-	return cw.Close()
+	return nw.close()
 }
 
-func specialBits(m fs.FileMode) cpio.FileMode {
-	var b cpio.FileMode
-	if m&fs.ModeSetuid != 0 {
-		b |= cpio.ModeSetuid
-	}
-	if m&fs.ModeSetgid != 0 {
-		b |= cpio.ModeSetgid
-	}
-	if m&fs.ModeSticky != 0 {
-		b |= cpio.ModeSticky
-	}
-	return b
+// newc mode bits: the file type (S_IFMT) and the special permission bits.
+const (
+	newcDir     = 0o040000
+	newcReg     = 0o100000
+	newcSymlink = 0o120000
+	newcCharDev = 0o020000
+	newcSetuid  = 0o4000
+	newcSetgid  = 0o2000
+	newcSticky  = 0o1000
+)
+
+// newcWriter writes newc ("070701") headers and bodies, padded to 4 bytes,
+// and a trailer padded to a 512-byte block, as GNU cpio does.
+type newcWriter struct {
+	w     *bufio.Writer
+	n     int64 // bytes written
+	ino   uint32
+	mtime int64
 }
 
-// writeRawNewc writes directories and character devices as a complete
-// newc archive (with its trailer).
-func writeRawNewc(w io.Writer, ents []*Entry, ino *int64, mtime int64) error {
-	var buf bytes.Buffer
-	hdr := func(name string, mode, nlink, major, minor uint32, n int64) {
-		fmt.Fprintf(&buf, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
-			uint32(*ino), mode, 0, 0, nlink, uint32(mtime), uint32(n), 0, 0, major, minor, len(name)+1, 0)
-		buf.WriteString(name)
-		buf.WriteByte(0)
-		for buf.Len()%4 != 0 {
-			buf.WriteByte(0)
-		}
-		*ino++
-	}
-	for _, e := range ents {
-		switch e.Kind {
-		case KindDir:
-			hdr(e.Path, 0o040000|uint32(e.Perm.Perm()), 2, 0, 0, 0)
-		case KindCharDev:
-			hdr(e.Path, 0o020000|uint32(e.Perm.Perm()), 1, e.Major, e.Minor, 0)
-		}
-	}
-	save := *ino
-	*ino = 0
-	hdr("TRAILER!!!", 0, 1, 0, 0, 0)
-	*ino = save
-	for buf.Len()%512 != 0 {
-		buf.WriteByte(0)
-	}
-	_, err := w.Write(buf.Bytes())
+func (nw *newcWriter) write(p []byte) error {
+	n, err := nw.w.Write(p)
+	nw.n += int64(n)
 	return err
+}
+
+func (nw *newcWriter) pad(to int64) error {
+	var zero [512]byte
+	if r := nw.n % to; r != 0 {
+		return nw.write(zero[:to-r])
+	}
+	return nil
+}
+
+func (nw *newcWriter) header(name string, ino, mode, nlink uint32, size int64, major, minor uint32) error {
+	if size > 0xFFFFFFFF {
+		return fmt.Errorf("%d bytes: newc cpio holds files up to 4 GiB", size)
+	}
+	h := fmt.Sprintf("070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
+		ino, mode, 0, 0, nlink, uint32(nw.mtime), uint32(size), 0, 0, major, minor, len(name)+1, 0)
+	if err := nw.write([]byte(h + name + "\x00")); err != nil {
+		return err
+	}
+	return nw.pad(4)
+}
+
+func (nw *newcWriter) entry(e *Entry) error {
+	mode := uint32(e.Perm.Perm())
+	if e.Perm&fs.ModeSetuid != 0 {
+		mode |= newcSetuid
+	}
+	if e.Perm&fs.ModeSetgid != 0 {
+		mode |= newcSetgid
+	}
+	if e.Perm&fs.ModeSticky != 0 {
+		mode |= newcSticky
+	}
+	var body []byte
+	nlink, major, minor := uint32(1), uint32(0), uint32(0)
+	switch e.Kind {
+	case KindFile:
+		mode |= newcReg
+		body = e.Data
+	case KindDir:
+		mode |= newcDir
+		nlink = 2
+	case KindSymlink:
+		mode |= newcSymlink
+		body = []byte(e.Link)
+	case KindCharDev:
+		mode |= newcCharDev
+		major, minor = e.Major, e.Minor
+	default:
+		return fmt.Errorf("unknown entry kind %d", e.Kind)
+	}
+	nw.ino++
+	if err := nw.header(e.Path, nw.ino, mode, nlink, int64(len(body)), major, minor); err != nil {
+		return err
+	}
+	if err := nw.write(body); err != nil {
+		return err
+	}
+	return nw.pad(4)
+}
+
+func (nw *newcWriter) close() error {
+	if err := nw.header("TRAILER!!!", 0, 0, 1, 0, 0, 0); err != nil {
+		return err
+	}
+	if err := nw.pad(512); err != nil {
+		return err
+	}
+	return nw.w.Flush()
 }
 
 // WriteGzip writes the archive as gzip-compressed newc cpio with
