@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -23,6 +25,8 @@ type serveOpts struct {
 	dhcpMode  string
 	logFormat string
 	verbose   bool
+	config    string // --config: a YAML file of flag settings
+	check     bool   // --check: validate and exit
 }
 
 func serveFlags(stderr io.Writer) (*pflag.FlagSet, *serveOpts) {
@@ -48,11 +52,15 @@ func serveFlags(stderr io.Writer) (*pflag.FlagSet, *serveOpts) {
 	fs.IntVar(&o.HTTPMaxConns, "http-max-conns", server.DefaultHTTPMaxConns, "HTTP: connections open at once; more wait until one closes (downloads themselves have no time limit)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json: one line per boot step per node")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "also log clients that are ignored")
+	fs.StringVarP(&o.config, "config", "c", "", "YAML file of settings: the keys are these flags' long names (root: out/rpi4); flags given here override it")
+	fs.BoolVar(&o.check, "check", false, "check the settings, tree, inventory, interface and listen addresses, print a summary and exit (non-zero, listing every problem, if any); binds nothing")
+	markCLIOnly(fs, "config", "check")
 	return fs, o
 }
 
 func serveUsage(fs *pflag.FlagSet) string {
 	return `Usage: ramboot serve --root DIR --interface IF [flags]
+       ramboot serve --config /etc/ramboot/serve.yaml [--check] [flags]
 
 Serves a built tree to every node on one interface: the Pi bootloader's
 proxyDHCP dialect (or a full DHCP server), TFTP, HTTP with per-node iPXE
@@ -63,6 +71,18 @@ Examples:
   ramboot serve --root out/rpi4 --interface eth1
   ramboot serve --root out/rpi4 --interface eth1 --nodes nodes.yaml --log-format json
   ramboot serve --root out/rpi4 --interface eth1 --dhcp full --range 192.0.2.100-192.0.2.199
+  ramboot serve --config /etc/ramboot/serve.yaml --check
+
+A config file (--config) sets any flag by its long name, one per line;
+a flag on the command line wins over the file:
+
+  root: /srv/ramboot/rpi4
+  interface: eth1
+  nodes: /etc/ramboot/nodes.yaml
+  log-format: json
+
+Under systemd (dist/systemd/ramboot.service) the full-DHCP lease file
+defaults to $STATE_DIRECTORY/leases.json.
 
 Status page: http://ADDRESS:8080/status (JSON: /status.json)
 
@@ -82,7 +102,24 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: serve: unexpected argument %q (flags only; see 'ramboot help serve')", errUsage, fs.Arg(0))
 	}
+	var problems []error
+	if o.config != "" {
+		newFS := func() *pflag.FlagSet { f, _ := serveFlags(io.Discard); return f }
+		if _, err := applyConfig(fs, newFS, o.config); err != nil {
+			if !o.check {
+				return fmt.Errorf("%w: %v", errUsage, err)
+			}
+			problems = append(problems, err)
+		}
+	}
 	o.DHCP = dhcp.Mode(o.dhcpMode)
+	if o.LeaseFile == "" {
+		// Under systemd's StateDirectory= (the unit in dist/systemd),
+		// leases go there: the tree's parent is read-only in the sandbox.
+		if sd, _, _ := strings.Cut(os.Getenv("STATE_DIRECTORY"), ":"); sd != "" {
+			o.LeaseFile = filepath.Join(sd, "leases.json")
+		}
+	}
 	level := slog.LevelInfo
 	if o.verbose {
 		level = slog.LevelDebug
@@ -94,7 +131,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "json":
 		o.Log = slog.New(slog.NewJSONHandler(stderr, hopts))
 	default:
-		return fmt.Errorf("%w: --log-format %q: use text or json", errUsage, o.logFormat)
+		err := fmt.Errorf("--log-format %q: use text or json", o.logFormat)
+		if !o.check {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		problems = append(problems, err)
+	}
+	if o.check {
+		return serveCheck(o, problems, stdout)
 	}
 	if err := o.Check(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -113,4 +157,36 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}()
 	return o.Run(ctx)
+}
+
+// errCheckFailed is --check's error when it found problems: they are
+// printed already.
+var errCheckFailed = errors.New("serve --check found problems")
+
+// serveCheck is --check: every problem (the config file's first), each
+// on its line, or a summary; nothing is bound or started.
+func serveCheck(o *serveOpts, problems []error, stdout io.Writer) error {
+	pf := o.Preflight()
+	if o.config != "" {
+		pf.Summary = append([]string{"config: " + o.config}, pf.Summary...)
+	}
+	var lines []string // errors.Join'ed problems are one a line
+	for _, err := range append(problems, pf.Problems...) {
+		lines = append(lines, strings.Split(err.Error(), "\n")...)
+	}
+	for _, l := range pf.Summary {
+		fmt.Fprintln(stdout, l)
+	}
+	for _, w := range pf.Warnings {
+		fmt.Fprintln(stdout, "warning: "+w)
+	}
+	if len(lines) > 0 {
+		fmt.Fprintf(stdout, "%d problem(s):\n", len(lines))
+		for _, l := range lines {
+			fmt.Fprintln(stdout, "  - "+l)
+		}
+		return fmt.Errorf("%w: %d (listed above)", errCheckFailed, len(lines))
+	}
+	fmt.Fprintln(stdout, "ok: ramboot serve would start with these settings")
+	return nil
 }
