@@ -14,6 +14,18 @@
 //
 // Option 224 is a Go template with .MAC, .MACHyphen, .Serial, .Hostname and
 // .Server (the server's address on the node's network).
+//
+// A node (or the defaults) may instead say what to install on its own disk
+// and what to boot once installed (see install.go):
+//
+//	nodes:
+//	  - mac: dc:a6:32:01:36:c3
+//	    hostname: pi-r1-03
+//	    install: {image: "http://{{.Server}}:8080/img/debian.raw.xz", sha256: 3f0c...}
+//	    boot: local
+//
+// The server (server/lifecycle.go) hands such a node the install form until
+// it reports a successful install, then boot (default local).
 package inventory
 
 import (
@@ -37,11 +49,18 @@ type Node struct {
 	Address    string `yaml:"address"`
 	Option224  string `yaml:"option224"`
 	TFTPPrefix string `yaml:"tftp_prefix"` // serial (default), mac, none
+	// Install is what to write to the node's own disk (install.go).
+	Install *Install `yaml:"install"`
+	// Boot is option 224 once the install is done: local (the default)
+	// or any other form. Only with an install (here or in defaults).
+	Boot string `yaml:"boot"`
 
 	line int
 	mac  net.HardwareAddr
 	ip   net.IP
 	tmpl *template.Template
+	boot *template.Template
+	inst *Install // the install in force: own over the defaults'
 }
 
 // Inventory is a parsed nodes.yaml.
@@ -69,6 +88,16 @@ type Match struct {
 	Option224  string
 	TFTPPrefix string
 	Line       int // 0 for defaults
+
+	// For a node with install: (its own or the defaults'): Install is the
+	// rendered install form, and Option224 is what the node gets once
+	// installed (boot:, default "local"). The server picks one by the
+	// node's recorded state. Install is "" for other nodes.
+	Install string
+	// InstallImage and InstallSHA256 are the rendered image URL and the
+	// digest ("none" or 64 lower-case hex) of Install.
+	InstallImage  string
+	InstallSHA256 string
 }
 
 // Load reads and checks a file. On error the caller keeps its old
@@ -110,23 +139,34 @@ func Parse(data []byte) (*Inventory, error) {
 	inv.byMAC = map[string]*Node{}
 	inv.bySerial = map[string]*Node{}
 	var errs []error
-	if err := inv.Defaults.check(); err != nil {
+	if err := inv.Defaults.check(true); err != nil {
 		errs = append(errs, fmt.Errorf("defaults: %w", err))
 	}
 	if inv.Defaults.MAC != "" || inv.Defaults.Serial != "" || inv.Defaults.Address != "" {
 		errs = append(errs, errors.New("defaults: mac, serial and address belong to a node, not to defaults"))
+	}
+	// The defaults' install: applies to nodes with no entry once it names
+	// an image; without one it is only a base for the nodes' own.
+	if d := inv.Defaults.Install; len(errs) == 0 && d != nil && d.image != nil {
+		if err := d.complete(); err != nil {
+			errs = append(errs, fmt.Errorf("defaults: %w", err))
+		}
+		inv.Defaults.inst = d
 	}
 	hosts := map[string]int{}
 	addrs := map[string]int{}
 	for i := range inv.Nodes {
 		n := &inv.Nodes[i]
 		where := fmt.Sprintf("line %d", n.line)
-		if err := n.check(); err != nil {
+		if err := n.check(false); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", where, err))
 			continue
 		}
 		if n.mac == nil && n.Serial == "" {
 			errs = append(errs, fmt.Errorf("%s: a node needs a mac or a serial to be matched by", where))
+		}
+		if err := inv.checkInstall(n); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", where, err))
 		}
 		if n.mac != nil {
 			k := n.mac.String()
@@ -160,7 +200,8 @@ func Parse(data []byte) (*Inventory, error) {
 	return inv, nil
 }
 
-func (n *Node) check() error {
+// check validates an entry, or the defaults (isDefaults).
+func (n *Node) check(isDefaults bool) error {
 	if n.MAC != "" {
 		mac, err := net.ParseMAC(strings.ReplaceAll(n.MAC, "-", ":"))
 		if err != nil || len(mac) != 6 {
@@ -200,6 +241,23 @@ func (n *Node) check() error {
 		}
 		n.tmpl = t
 	}
+	if n.Install != nil {
+		// The defaults may hold option224 for the nodes that install
+		// nothing and an install: base (no image) for those that do.
+		if n.Option224 != "" && (!isDefaults || n.Install.Image != "") {
+			return errors.New("option224 and install: on one node: an installing node boots its installed system with boot: (default local); drop option224, or drop install: to keep the node on option224")
+		}
+		if err := n.Install.check(); err != nil {
+			return err
+		}
+	}
+	if n.Boot != "" {
+		t, err := parseBoot(n.Boot)
+		if err != nil {
+			return err
+		}
+		n.boot = t
+	}
 	return nil
 }
 
@@ -236,7 +294,7 @@ func (inv *Inventory) Lookup(mac net.HardwareAddr, serial string, server net.IP)
 	if inv != nil {
 		d = inv.Defaults
 	}
-	if n == nil && d.Option224 == "" && d.Hostname == "" && d.TFTPPrefix == "" {
+	if n == nil && d.Option224 == "" && d.Hostname == "" && d.TFTPPrefix == "" && d.Install == nil {
 		return Match{}, false, nil
 	}
 	m := Match{TFTPPrefix: d.TFTPPrefix, Hostname: d.Hostname}
@@ -257,15 +315,36 @@ func (inv *Inventory) Lookup(mac net.HardwareAddr, serial string, server net.IP)
 	if m.TFTPPrefix == "" {
 		m.TFTPPrefix = "serial"
 	}
+	v := Vars{Serial: serial, Hostname: m.Hostname}
+	if mac != nil {
+		v.MAC = mac.String()
+		v.MACHyphen = strings.ReplaceAll(v.MAC, ":", "-")
+	}
+	if server != nil {
+		v.Server = server.String()
+	}
+	// A node's own option224 keeps it off the defaults' install; a node's
+	// own install: takes it off the defaults' option224.
+	in := d.inst
+	if n != nil {
+		in = n.inst
+	}
+	if in != nil {
+		form, image, err := in.render(v)
+		if err != nil {
+			return m, true, fmt.Errorf("install for %s: %w", v.MAC, err)
+		}
+		m.Install, m.InstallImage, m.InstallSHA256 = form, image, in.SHA256
+		tmpl = d.boot
+		if n != nil && n.boot != nil {
+			tmpl = n.boot
+		}
+		if tmpl == nil {
+			m.Option224 = "local"
+			return m, true, nil
+		}
+	}
 	if tmpl != nil {
-		v := Vars{Serial: serial, Hostname: m.Hostname}
-		if mac != nil {
-			v.MAC = mac.String()
-			v.MACHyphen = strings.ReplaceAll(v.MAC, ":", "-")
-		}
-		if server != nil {
-			v.Server = server.String()
-		}
 		var b bytes.Buffer
 		if err := tmpl.Execute(&b, v); err != nil {
 			return m, true, fmt.Errorf("option224 for %s: %w", v.MAC, err)

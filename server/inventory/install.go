@@ -1,0 +1,275 @@
+package inventory
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"text/template"
+)
+
+// Install is a node's install: what ramboot's init writes to the node's
+// own disk, rendered as option 224's install form:
+//
+//	install:URL#sha256=HEX&disk=D&hostname=H&keys=URL&seed=URL&grow=0&then=local
+//
+// Image, Keys, Seed and Hostname are templates like option224. Fields at
+// their default (disk auto, grow true, then reboot) are left out of the
+// form, which keeps it short: one DHCP option holds 255 bytes, and a longer
+// option 224 goes as several (RFC 3396), which ramboot serve writes and
+// ramboot's init joins, but a third-party DHCP server may not.
+//
+// A node's install: is merged field by field over the defaults' install:.
+type Install struct {
+	Image    string `yaml:"image"`    // http, https or tftp URL of a raw disk image (gzip/xz/zstd allowed)
+	SHA256   string `yaml:"sha256"`   // of the image as served, or "none"
+	Disk     string `yaml:"disk"`     // auto (default), /dev/NAME, /dev/disk/by-id/ID
+	Hostname string `yaml:"hostname"` // default the node's hostname
+	Keys     string `yaml:"keys"`     // URL of root's authorized_keys
+	Seed     string `yaml:"seed"`     // base URL of a cloud-init NoCloud seed
+	Grow     *bool  `yaml:"grow"`     // grow the last partition (default true)
+	Then     string `yaml:"then"`     // reboot (default) or local
+
+	image, hostname, keys, seed *template.Template
+}
+
+// MaxInstallForm is the longest rendered install form served. Past 255
+// bytes it is sent as several options (RFC 3396); this bound keeps a DHCP
+// reply well inside the 1500 bytes ramboot's init accepts.
+const MaxInstallForm = 512
+
+// sampleVars stand in for a node's at load, to check rendered values.
+var sampleVars = Vars{MAC: "02:00:00:00:00:01", MACHyphen: "02-00-00-00-00-01", Serial: "00000001", Hostname: "node-1", Server: "192.0.2.1"}
+
+var (
+	diskNameRE = regexp.MustCompile(`^/dev/[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	diskIDRE   = regexp.MustCompile(`^/dev/disk/by-id/[A-Za-z0-9][A-Za-z0-9._:+@-]*$`)
+	hexRE      = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+func parseField(name, s string) (*template.Template, error) {
+	if s == "" {
+		return nil, nil
+	}
+	t, err := template.New(name).Option("missingkey=error").Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("install.%s: %v", name, err)
+	}
+	if err := t.Execute(&bytes.Buffer{}, Vars{}); err != nil {
+		return nil, fmt.Errorf("install.%s: %v (fields: .MAC .MACHyphen .Serial .Hostname .Server)", name, err)
+	}
+	return t, nil
+}
+
+// check validates the fields given; complete checks what a whole install
+// needs once merged with the defaults.
+func (in *Install) check() error {
+	var err error
+	if in.image, err = parseField("image", in.Image); err != nil {
+		return err
+	}
+	if in.keys, err = parseField("keys", in.Keys); err != nil {
+		return err
+	}
+	if in.seed, err = parseField("seed", in.Seed); err != nil {
+		return err
+	}
+	if in.hostname, err = parseField("hostname", in.Hostname); err != nil {
+		return err
+	}
+	if in.SHA256 != "" {
+		s := strings.ToLower(strings.TrimSpace(in.SHA256))
+		if s != "none" && !hexRE.MatchString(s) {
+			return fmt.Errorf("install.sha256 %q: want the image's 64 hex digits (sha256sum IMAGE, of the file as served, compressed or not), or none to skip the check", in.SHA256)
+		}
+		in.SHA256 = s
+	}
+	switch d := in.Disk; {
+	case d == "", d == "auto", diskNameRE.MatchString(d), diskIDRE.MatchString(d):
+	default:
+		return fmt.Errorf("install.disk %q: use auto (the only internal disk), /dev/NAME (like /dev/nvme0n1, /dev/mmcblk0) or /dev/disk/by-id/ID", d)
+	}
+	switch in.Then {
+	case "", "reboot", "local":
+	default:
+		return fmt.Errorf("install.then %q: use reboot (the default) or local (boot the installed system at once)", in.Then)
+	}
+	return nil
+}
+
+// over returns in with the fields it leaves empty taken from d.
+func (in *Install) over(d *Install) *Install {
+	m := *in
+	if d == nil {
+		return &m
+	}
+	if m.image == nil {
+		m.Image, m.image = d.Image, d.image
+	}
+	if m.SHA256 == "" {
+		m.SHA256 = d.SHA256
+	}
+	if m.Disk == "" {
+		m.Disk = d.Disk
+	}
+	if m.hostname == nil {
+		m.Hostname, m.hostname = d.Hostname, d.hostname
+	}
+	if m.keys == nil {
+		m.Keys, m.keys = d.Keys, d.keys
+	}
+	if m.seed == nil {
+		m.Seed, m.seed = d.Seed, d.seed
+	}
+	if m.Grow == nil {
+		m.Grow = d.Grow
+	}
+	if m.Then == "" {
+		m.Then = d.Then
+	}
+	return &m
+}
+
+// complete checks a merged install: image and sha256 given, and the form
+// rendered for a sample node valid and short enough.
+func (in *Install) complete() error {
+	if in.image == nil {
+		return errors.New("install: needs image: the URL of the disk image (http, https or tftp)")
+	}
+	if in.SHA256 == "" {
+		return errors.New("install: needs sha256: the image's digest (sha256sum IMAGE), or sha256: none to skip the check")
+	}
+	_, _, err := in.render(sampleVars)
+	return err
+}
+
+// render returns the install form for a node, and the image URL in it.
+func (in *Install) render(v Vars) (form, image string, err error) {
+	exec := func(name string, t *template.Template) (string, error) {
+		if t == nil {
+			return "", nil
+		}
+		var b bytes.Buffer
+		if err := t.Execute(&b, v); err != nil {
+			return "", fmt.Errorf("install.%s: %w", name, err)
+		}
+		return b.String(), nil
+	}
+	image, err = exec("image", in.image)
+	if err != nil {
+		return "", "", err
+	}
+	if err := checkURL("image", image); err != nil {
+		return "", "", err
+	}
+	if u, _ := url.Parse(image); u.Path == "" || u.Path == "/" {
+		return "", "", fmt.Errorf("install.image %q: the URL names no file", image)
+	}
+	var b strings.Builder
+	b.WriteString("install:" + image + "#sha256=" + in.SHA256)
+	add := func(k, val string) { b.WriteString("&" + k + "=" + val) }
+	if in.Disk != "" && in.Disk != "auto" {
+		add("disk", in.Disk)
+	}
+	host, err := exec("hostname", in.hostname)
+	if err != nil {
+		return "", "", err
+	}
+	if host == "" {
+		host = v.Hostname
+	}
+	if host != "" {
+		if !validHostname(host) {
+			return "", "", fmt.Errorf("install.hostname %q: use letters, digits and dashes (RFC 1123)", host)
+		}
+		add("hostname", host)
+	}
+	for _, f := range []struct {
+		name string
+		t    *template.Template
+	}{{"keys", in.keys}, {"seed", in.seed}} {
+		u, err := exec(f.name, f.t)
+		if err != nil {
+			return "", "", err
+		}
+		if u == "" {
+			continue
+		}
+		if err := checkURL(f.name, u); err != nil {
+			return "", "", err
+		}
+		add(f.name, u)
+	}
+	if in.Grow != nil && !*in.Grow {
+		add("grow", "0")
+	}
+	if in.Then == "local" {
+		add("then", "local")
+	}
+	if b.Len() > MaxInstallForm {
+		return "", "", fmt.Errorf("install: option 224 would be %d bytes, more than %d: serve the image, keys and seed at shorter URLs", b.Len(), MaxInstallForm)
+	}
+	return b.String(), image, nil
+}
+
+// checkURL checks a rendered URL of the install form.
+func checkURL(field, s string) error {
+	if i := strings.IndexAny(s, "&,# \t\r\n"); i >= 0 {
+		return fmt.Errorf("install.%s %q holds %q, which the install form uses to separate its values: serve it at a URL without a query or fragment", field, s, string(s[i]))
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("install.%s %q: %v", field, s, err)
+	}
+	switch u.Scheme {
+	case "http", "https", "tftp":
+	default:
+		return fmt.Errorf("install.%s %q: want an http, https or tftp URL, like http://{{.Server}}:8080/img/debian.raw.xz", field, s)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("install.%s %q: the URL names no host (use {{.Server}} for ramboot serve's address)", field, s)
+	}
+	return nil
+}
+
+// parseBoot parses a boot: form.
+func parseBoot(s string) (*template.Template, error) {
+	if strings.HasPrefix(strings.TrimSpace(s), "install:") {
+		return nil, errors.New("boot: is what the node gets once installed; put the install in install: {image: ..., sha256: ...}")
+	}
+	t, err := template.New("boot").Option("missingkey=error").Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("boot: %v", err)
+	}
+	if err := t.Execute(&bytes.Buffer{}, Vars{}); err != nil {
+		return nil, fmt.Errorf("boot: %v (fields: .MAC .MACHyphen .Serial .Hostname .Server)", err)
+	}
+	return t, nil
+}
+
+// checkInstall works out a node's install (its own over the defaults', or
+// the defaults' alone unless the node has its own option224) and checks it.
+func (inv *Inventory) checkInstall(n *Node) error {
+	d := inv.Defaults.Install
+	switch {
+	case n.Install != nil:
+		n.inst = n.Install.over(d)
+		if err := n.inst.complete(); err != nil {
+			return err
+		}
+	case n.tmpl == nil && d != nil && d.image != nil:
+		n.inst = d
+	}
+	if n.Boot != "" && n.inst == nil {
+		if n.tmpl != nil {
+			return errors.New("boot: is what a node gets once installed, and this node has option224 and no install: drop boot:")
+		}
+		return errors.New("boot: is what a node gets once installed, and this node has no install: (nor do the defaults): use option224 for what it boots")
+	}
+	if n.inst != nil && n.mac == nil {
+		return errors.New("install: needs the node's mac: ramboot's init asks DHCP by MAC only, without the Pi serial (add mac: to this entry)")
+	}
+	return nil
+}
