@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/server/status"
 )
 
@@ -57,14 +58,21 @@ func (s *Server) httpServer() *http.Server {
 }
 
 // Handler serves the tree (with range requests), the per-node iPXE
-// scripts and the status page, to GET and HEAD requests without a body.
+// scripts, the status page and the metrics, to GET and HEAD requests
+// without a body; and takes the nodes' reports (POST /report, a small
+// body).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/status", &s.Board)
 	mux.Handle("/status.json", &s.Board)
+	mux.Handle(MetricsPath, s.metrics().handler)
 	mux.HandleFunc("/boot/", s.serveScript)
 	mux.HandleFunc("/", s.serveFile)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.countHTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == report.Path {
+			s.serveReport(w, r)
+			return
+		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			refuse(w, http.StatusMethodNotAllowed, "GET or HEAD only")
 			return
@@ -74,7 +82,7 @@ func (s *Server) Handler() http.Handler {
 			return
 		}
 		mux.ServeHTTP(w, r)
-	})
+	}))
 }
 
 // refuse answers an error and closes the connection without reading a
@@ -414,6 +422,7 @@ func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {
 		cmdline += " ramboot.hostname=" + m.Hostname
 	}
 	base := "http://" + r.Host
+	cmdline += " " + report.CmdlineParam + "=" + base + report.Path
 	fmt.Fprintf(w, "#!ipxe\n# ramboot: node %s, board %s", mac, b.Name)
 	if found && m.Line > 0 {
 		fmt.Fprintf(w, " (nodes.yaml line %d)", m.Line)

@@ -26,6 +26,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"golang.org/x/sys/unix"
 
+	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/server/dhcp"
 	"github.com/ramboot/ramboot/server/inventory"
 	"github.com/ramboot/ramboot/server/status"
@@ -56,12 +57,25 @@ type Server struct {
 	HTTPIdleTimeout    time.Duration // DefaultHTTPIdleTimeout
 	HTTPMaxHeaderBytes int           // DefaultHTTPMaxHeaderBytes
 	HTTPMaxConns       int           // DefaultHTTPMaxConns
+	ReportRate         int           // reports/s per node: DefaultReportRate
+	ReportBurst        int           // DefaultReportBurst
+	ReportTotalRate    int           // reports/s of all nodes: DefaultReportTotalRate
+
+	// OnReport, if set, is called with each report a node made of its
+	// own boot (POST /report) once it is checked and on the status board:
+	// key is the node's board key (its MAC). It runs in the HTTP handler
+	// and must return quickly.
+	OnReport func(key string, r report.Report)
 
 	// ServerIP is the interface's IPv4 address, found at start.
 	ServerIP net.IP
 	Board    status.Board
 
 	httpURL string // http://addr:port, once HTTP listens
+
+	met         metricsState
+	reports     reportState
+	neighborMAC func(ip string) string // tests; nil reads /proc/net/arp
 
 	mu  sync.RWMutex
 	inv *inventory.Inventory
@@ -368,6 +382,7 @@ func (s *Server) decide(c dhcp.Client, server net.IP) dhcp.Decision {
 }
 
 func (s *Server) dhcpLog(e dhcp.Event) {
+	s.metrics().countDHCP(e)
 	mac := e.Client.MAC.String()
 	attrs := []any{"mac", mac, "kind", e.Client.Kind.String(), "event", e.Type}
 	if e.Client.Serial != "" {

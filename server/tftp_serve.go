@@ -25,6 +25,7 @@ var (
 // wins; otherwise the shared tree answers, so one built tree boots every
 // Pi without copies, and a per-node directory can override single files.
 func (s *Server) resolveTFTP(remote net.Addr, rel string) (string, error) {
+	s.metrics().tftpTransfers.WithLabelValues("started").Inc()
 	first, rest, ok := strings.Cut(rel, "/")
 	if !ok || rest == "" {
 		return rel, nil
@@ -40,6 +41,7 @@ func (s *Server) resolveTFTP(remote net.Addr, rel string) (string, error) {
 }
 
 func (s *Server) tftpLog(e tftp.Event) {
+	s.metrics().countTFTP(e)
 	attrs := []any{"remote", addrHost(e.Remote), "path", e.Path, "kind", e.Kind, "bytes", e.Bytes,
 		"duration", e.Duration.Round(time.Millisecond).String(), "blksize", e.BlockSize}
 	if e.WindowSize > 1 {
@@ -101,7 +103,8 @@ func (s *Server) serveTFTP(ctx context.Context, start func(string, func(context.
 		return errors.New("tftp: " + err.Error() + " (port 69 needs root or CAP_NET_BIND_SERVICE; or pass --tftp ADDR)")
 	}
 	ts := &tftp.Server{Root: s.Root, Resolve: s.resolveTFTP, Log: s.tftpLog,
-		MaxTransfers: s.TFTPMaxTransfers, MaxTransfersPerClient: s.TFTPMaxPerClient, MaxTimeout: s.TFTPMaxTimeout}
+		MaxTransfers: s.TFTPMaxTransfers, MaxTransfersPerClient: s.TFTPMaxPerClient, MaxTimeout: s.TFTPMaxTimeout,
+		OnRefuse: s.metrics().errors.WithLabelValues(errTFTPBusy).Inc}
 	var boards []string
 	for _, b := range s.treeBoards() {
 		boards = append(boards, b.Name+" ("+b.Arch+")")

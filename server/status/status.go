@@ -25,6 +25,10 @@ type Node struct {
 	Detail   string    `json:"detail,omitempty"`
 	Last     time.Time `json:"last_seen"`
 	Steps    []Step    `json:"steps"`
+	// Reported is the node's own last report (its init's, see Report),
+	// beside Stage and Detail, which are what the server saw; nil if the
+	// node reported nothing.
+	Reported *Step `json:"reported,omitempty"`
 }
 
 // Step is one boot step.
@@ -32,7 +36,13 @@ type Step struct {
 	At     time.Time `json:"at"`
 	Stage  string    `json:"stage"`
 	Detail string    `json:"detail,omitempty"`
+	// By is "node" for a step the node reported itself, "" for one the
+	// server saw.
+	By string `json:"by,omitempty"`
 }
+
+// ByNode marks a step the node reported (Step.By).
+const ByNode = "node"
 
 // Defaults for Board's zero fields.
 const (
@@ -165,6 +175,18 @@ func clip(s string) string {
 
 // Record adds a step for a node. Empty fields do not overwrite known ones.
 func (b *Board) Record(key string, n Node, stage, detail string) {
+	b.record(key, n, stage, detail, "")
+}
+
+// Report adds a step the node reported itself (Step.By "node") and makes
+// it the node's Reported step; Stage and Detail keep what the server saw.
+// The caller has checked that the report comes from the node: n.IP is the
+// address it came from.
+func (b *Board) Report(key string, n Node, stage, detail string) {
+	b.record(key, n, stage, detail, ByNode)
+}
+
+func (b *Board) record(key string, n Node, stage, detail, by string) {
 	now := time.Now
 	if b.Now != nil {
 		now = b.Now
@@ -207,7 +229,14 @@ func (b *Board) Record(key string, n Node, stage, detail string) {
 	if c.IP != "" {
 		b.byIP[c.IP] = key
 	}
-	c.Stage, c.Detail, c.Last = stage, detail, t
+	step := Step{At: t, Stage: stage, Detail: detail, By: by}
+	if by == "" {
+		c.Stage, c.Detail = stage, detail
+	} else {
+		r := step
+		c.Reported = &r
+	}
+	c.Last = t
 	max := b.MaxSteps
 	if max <= 0 {
 		max = DefaultMaxSteps
@@ -217,7 +246,7 @@ func (b *Board) Record(key string, n Node, stage, detail string) {
 		copy(c.Steps, c.Steps[len(c.Steps)-max+1:])
 		c.Steps = c.Steps[:max-1]
 	}
-	c.Steps = append(c.Steps, Step{At: t, Stage: stage, Detail: detail})
+	c.Steps = append(c.Steps, step)
 	if !ok {
 		b.evict()
 	}
@@ -244,6 +273,26 @@ func (b *Board) KeyOfIP(ip string) string {
 	return b.byIP[ip]
 }
 
+// Node returns a copy of the node recorded under key.
+func (b *Board) Node(key string) (Node, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.nodes[key]
+	if !ok {
+		return Node{}, false
+	}
+	return e.node.copy(), true
+}
+
+func (n Node) copy() Node {
+	n.Steps = append([]Step(nil), n.Steps...)
+	if n.Reported != nil {
+		r := *n.Reported
+		n.Reported = &r
+	}
+	return n
+}
+
 // Has reports whether the board has a record under key.
 func (b *Board) Has(key string) bool {
 	b.mu.Lock()
@@ -265,9 +314,7 @@ func (b *Board) Nodes() []Node {
 	defer b.mu.Unlock()
 	out := make([]Node, 0, len(b.nodes))
 	for _, e := range b.nodes {
-		c := e.node
-		c.Steps = append([]Step(nil), e.node.Steps...)
-		out = append(out, c)
+		out = append(out, e.node.copy())
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].Last.Equal(out[j].Last) {
@@ -284,9 +331,10 @@ var page = template.Must(template.New("status").Parse(`<!doctype html>
 <style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}
 td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}code{font-size:12px}</style></head>
 <body><h1>ramboot serve</h1><p>{{len .}} nodes seen. JSON: <a href="/status.json">/status.json</a></p>
-<table><tr><th>MAC</th><th>serial</th><th>hostname</th><th>IP</th><th>kind</th><th>last stage</th><th>detail</th><th>last seen</th></tr>
+<table><tr><th>MAC</th><th>serial</th><th>hostname</th><th>IP</th><th>kind</th><th>last stage</th><th>detail</th><th>reported by the node</th><th>last seen</th></tr>
 {{range .}}<tr><td><code>{{.MAC}}</code></td><td><code>{{.Serial}}</code></td><td>{{.Hostname}}</td><td>{{.IP}}</td><td>{{.Kind}}</td>
-<td><b>{{.Stage}}</b></td><td>{{.Detail}}</td><td>{{.Last.Format "15:04:05"}}</td></tr>
+<td><b>{{.Stage}}</b></td><td>{{.Detail}}</td>
+<td>{{with .Reported}}<b>{{.Stage}}</b> {{.Detail}} ({{.At.Format "15:04:05"}}){{end}}</td><td>{{.Last.Format "15:04:05"}}</td></tr>
 {{end}}</table></body></html>
 `))
 

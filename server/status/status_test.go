@@ -2,6 +2,7 @@ package status
 
 import (
 	"fmt"
+	"net/http/httptest"
 	"reflect"
 	"runtime"
 	"strings"
@@ -145,5 +146,44 @@ func TestBoardTruncationAndFlood(t *testing.T) {
 	}
 	if took > 10*time.Second {
 		t.Errorf("50000 records took %v: not O(1) per record?", took)
+	}
+}
+
+func TestReportBesideServerStage(t *testing.T) {
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	b := &Board{Now: func() time.Time { now = now.Add(time.Second); return now }}
+	const mac = "52:54:00:12:34:56"
+	b.Record(mac, Node{MAC: mac, Kind: "ramboot-init"}, "dhcp offer", `option 224 "shell"`)
+	if n, _ := b.Node(mac); n.Reported != nil {
+		t.Fatalf("before any report: Reported = %+v", n.Reported)
+	}
+	b.Report(mac, Node{IP: "192.0.2.120"}, "switch_root", "/newroot")
+	n, ok := b.Node(mac)
+	if !ok {
+		t.Fatal("node gone")
+	}
+	if n.Stage != "dhcp offer" || n.Reported == nil || n.Reported.Stage != "switch_root" || n.Reported.By != ByNode {
+		t.Errorf("server stage %q, reported %+v; want dhcp offer and the node's switch_root", n.Stage, n.Reported)
+	}
+	if len(n.Steps) != 2 || n.Steps[0].By != "" || n.Steps[1].By != ByNode || !n.Last.Equal(n.Reported.At) {
+		t.Errorf("steps %+v, last %v", n.Steps, n.Last)
+	}
+	if b.KeyOfIP("192.0.2.120") != mac {
+		t.Errorf("the report's source address is not the node's")
+	}
+	// Copies: changing the one returned leaves the board alone.
+	n.Reported.Stage = "x"
+	if m, _ := b.Node(mac); m.Reported.Stage != "switch_root" {
+		t.Errorf("Node returned the board's own Reported")
+	}
+	rec := httptest.NewRecorder()
+	b.ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
+	if page := rec.Body.String(); !strings.Contains(page, "reported by the node") || !strings.Contains(page, "<b>switch_root</b> /newroot") {
+		t.Errorf("the status page does not show the node's report:\n%s", page)
+	}
+	rec = httptest.NewRecorder()
+	b.ServeHTTP(rec, httptest.NewRequest("GET", "/status.json", nil))
+	if js := rec.Body.String(); !strings.Contains(js, `"reported":{"at":`) || !strings.Contains(js, `"by":"node"`) {
+		t.Errorf("status.json does not mark the node's report:\n%s", js)
 	}
 }

@@ -149,6 +149,11 @@ type Server struct {
 	// left out of the OACK (RFC 2349 lets the server only accept or
 	// ignore it) and Timeout applies. Zero means DefaultMaxTimeout.
 	MaxTimeout time.Duration
+	// OnRefuse, if set, is called for every request refused for
+	// MaxTransfers or MaxTransfersPerClient, logged or not (Log sees at
+	// most one a minute per client). It is called from the listener's
+	// loop and must return quickly.
+	OnRefuse func()
 
 	mu        sync.Mutex
 	closed    bool // no new requests (Close or Shutdown)
@@ -324,6 +329,9 @@ func (s *Server) Serve(conn net.PacketConn) error {
 			continue
 		case refused != nil:
 			conn.WriteTo(appendError(nil, errUndefined, "server busy: "+refused.Error()+"; try again later"), remote)
+			if s.OnRefuse != nil {
+				s.OnRefuse()
+			}
 			if n, ok := s.refusals.allow(key.remote.Addr(), start); ok {
 				err := refused
 				if n > 0 {

@@ -1,0 +1,241 @@
+package server
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ramboot/ramboot/internal/report"
+	"github.com/ramboot/ramboot/server/status"
+)
+
+// Report limits, the defaults of the Server fields of the same names.
+const (
+	// DefaultReportRate is the reports a second one node may send on
+	// average; DefaultReportBurst the most it may send at once. The init
+	// sends about ten in a boot, and one every 2 s while it downloads.
+	DefaultReportRate  = 5
+	DefaultReportBurst = 20
+	// DefaultReportTotalRate bounds the reports a second of all nodes
+	// together (and refused requests), so that reports cost little
+	// whatever clients send: twice that many at once.
+	DefaultReportTotalRate = 200
+	// reportReadTimeout bounds reading a report's body.
+	reportReadTimeout = 5 * time.Second
+	// reportLogInterval: a client whose report is refused is logged once
+	// in that long; at most reportLogClients clients are remembered.
+	reportLogInterval = time.Minute
+	reportLogClients  = 1024
+	// reportBuckets bounds the per-node rate limiters kept.
+	reportBuckets = 4096
+)
+
+// reportState is what the report handler keeps between requests.
+type reportState struct {
+	mu      sync.Mutex
+	total   bucket
+	perNode map[string]*bucket
+	logged  map[string]time.Time // client IP -> last refusal logged
+}
+
+// bucket is a token bucket.
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// take takes a token if there is one, refilling rate a second up to burst.
+func (b *bucket) take(now time.Time, rate, burst float64) bool {
+	if b.last.IsZero() {
+		b.tokens = burst
+	} else {
+		b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// serveReport takes a node's report of its own boot stage (POST
+// report.Path, a JSON report.Report). The report is believed only for the
+// MAC the request's source address belongs to: the node the status board
+// has at that address (from its DHCP, or its earlier requests), or, when
+// the board has no node there, the MAC the kernel's neighbour table has
+// for it on the served interface, if DHCP saw that MAC. Anything else is
+// refused with 403 (and logged once per client a minute): a node cannot
+// write another node's record, and no report makes up a node.
+func (s *Server) serveReport(w http.ResponseWriter, r *http.Request) {
+	m := s.metrics()
+	if r.Method != http.MethodPost {
+		http.NewResponseController(w).SetReadDeadline(time.Now())
+		w.Header().Set("Connection", "close")
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "POST a JSON report to "+report.Path, http.StatusMethodNotAllowed)
+		return
+	}
+	ip := remoteIP(r.RemoteAddr)
+	now := time.Now()
+	if !s.reportAllowed(now, "", ip) {
+		m.errors.WithLabelValues(errReportRate).Inc()
+		refuse(w, http.StatusTooManyRequests, "too many reports: try again later")
+		return
+	}
+	if r.ContentLength > report.MaxBody {
+		m.errors.WithLabelValues(errReportBad).Inc()
+		refuse(w, http.StatusRequestEntityTooLarge, "a report is at most "+strconv.Itoa(report.MaxBody)+" bytes")
+		return
+	}
+	http.NewResponseController(w).SetReadDeadline(now.Add(reportReadTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, report.MaxBody))
+	if err != nil {
+		m.errors.WithLabelValues(errReportBad).Inc()
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			refuse(w, http.StatusRequestEntityTooLarge, "a report is at most "+strconv.Itoa(report.MaxBody)+" bytes")
+			return
+		}
+		refuse(w, http.StatusBadRequest, "reading the report: "+err.Error())
+		return
+	}
+	var rep report.Report
+	if err := json.Unmarshal(body, &rep); err != nil {
+		m.errors.WithLabelValues(errReportBad).Inc()
+		http.Error(w, "malformed report: "+err.Error()+`: want JSON like {"mac":"52:54:00:12:34:56","stage":"network-up"}`, http.StatusBadRequest)
+		return
+	}
+	key, err := rep.Check()
+	if err != nil {
+		m.errors.WithLabelValues(errReportBad).Inc()
+		http.Error(w, "bad report: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if !s.reportFrom(ip, key) {
+		m.errors.WithLabelValues(errReportRefused).Inc()
+		if s.logRefusal(now, ip) {
+			s.log().Warn("report refused: the source address is not the node's", "remote", ip, "mac", key,
+				"board", s.Board.KeyOfIP(ip), "stage", rep.Stage)
+		}
+		http.Error(w, "this address does not belong to "+key+": a node reports only for itself", http.StatusForbidden)
+		return
+	}
+	if !s.reportAllowed(now, key, ip) {
+		m.errors.WithLabelValues(errReportRate).Inc()
+		http.Error(w, "too many reports from "+key+": try again later", http.StatusTooManyRequests)
+		return
+	}
+	rep.MAC = key
+	rep.Detail = report.Clip(strings.ToValidUTF8(rep.Detail, "?"), report.MaxDetail)
+	s.Board.Report(key, status.Node{MAC: key, IP: ip}, rep.Stage, reportDetail(rep))
+	m.reports.WithLabelValues(rep.Stage).Inc()
+	s.log().Info("report", "mac", key, "remote", ip, "stage", rep.Stage, "detail", rep.Detail, "bytes", rep.Bytes, "total", rep.Total)
+	if s.OnReport != nil {
+		s.OnReport(key, rep)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// reportDetail is the detail the board shows: the node's, with the
+// progress it reported.
+func reportDetail(r report.Report) string {
+	d := r.Detail
+	switch {
+	case r.Total > 0:
+		d = strings.TrimSpace(d + " " + strconv.FormatInt(r.Bytes, 10) + " of " + strconv.FormatInt(r.Total, 10) +
+			" bytes (" + strconv.FormatInt(r.Bytes*100/r.Total, 10) + "%)")
+	case r.Bytes > 0:
+		d = strings.TrimSpace(d + " " + strconv.FormatInt(r.Bytes, 10) + " bytes")
+	}
+	return d
+}
+
+// reportFrom reports whether a request from ip may report for key.
+func (s *Server) reportFrom(ip, key string) bool {
+	switch owner := s.Board.KeyOfIP(ip); {
+	case owner == key:
+		return true
+	case owner != "" && !strings.HasPrefix(owner, "ip "):
+		return false // the address is another node's
+	}
+	// The board has no node at ip (proxy mode: DHCP gave the address, not
+	// us). The neighbour table knows which MAC sent the request.
+	neigh := s.neighborMAC
+	if neigh == nil {
+		neigh = func(ip string) string { return neighborMAC("/proc/net/arp", s.Interface, ip) }
+	}
+	return s.Board.Has(key) && neigh(ip) == key
+}
+
+// neighborMAC returns the MAC of ip in the kernel's neighbour table (the
+// /proc/net/arp format) on interface ifname, or "".
+func neighborMAC(file, ifname, ip string) string {
+	f, err := os.Open(file)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Scan() // the header
+	for sc.Scan() {
+		// IP address, HW type, Flags, HW address, Mask, Device
+		fl := strings.Fields(sc.Text())
+		if len(fl) < 6 || fl[0] != ip || fl[5] != ifname {
+			continue
+		}
+		flags, err := strconv.ParseUint(strings.TrimPrefix(fl[2], "0x"), 16, 32)
+		if err != nil || flags&0x2 == 0 { // ATF_COM: the entry is complete
+			continue
+		}
+		if mac, err := net.ParseMAC(fl[3]); err == nil {
+			return mac.String()
+		}
+	}
+	return ""
+}
+
+// reportAllowed takes a token from all reports' bucket (key "") or from
+// the node's.
+func (s *Server) reportAllowed(now time.Time, key, ip string) bool {
+	st := &s.reports
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if key == "" {
+		rate := float64(positive(s.ReportTotalRate, DefaultReportTotalRate))
+		return st.total.take(now, rate, 2*rate)
+	}
+	if st.perNode == nil || len(st.perNode) >= reportBuckets {
+		st.perNode = map[string]*bucket{}
+	}
+	b := st.perNode[key]
+	if b == nil {
+		b = &bucket{}
+		st.perNode[key] = b
+	}
+	return b.take(now, float64(positive(s.ReportRate, DefaultReportRate)), float64(positive(s.ReportBurst, DefaultReportBurst)))
+}
+
+// logRefusal reports whether a refusal for ip is to be logged: once per
+// client in reportLogInterval.
+func (s *Server) logRefusal(now time.Time, ip string) bool {
+	st := &s.reports
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if t, ok := st.logged[ip]; ok && now.Sub(t) < reportLogInterval {
+		return false
+	}
+	if st.logged == nil || len(st.logged) >= reportLogClients {
+		st.logged = map[string]time.Time{}
+	}
+	st.logged[ip] = now
+	return true
+}
