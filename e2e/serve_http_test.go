@@ -54,7 +54,7 @@ func TestServeHTTP(t *testing.T) {
 	cmdline := strings.TrimSpace(string(svRead(t, filepath.Join(src, "cmdline.txt"))))
 	script := func(host string) string {
 		return "#!ipxe\n# ramboot: node dc:a6:32:01:36:c2, board rpi4 (nodes.yaml line 4)\n" +
-			"kernel " + base + "/Image " + cmdline + " ramboot.224=nfs://192.0.2.1/srv/rack/dc-a6-32-01-36-c2?vers=3 ramboot.hostname=" + host + " initrd=rootfs.cpio.gz\n" +
+			"kernel " + base + "/Image " + cmdline + " ramboot.224=nfs://192.0.2.1/srv/rack/dc-a6-32-01-36-c2?vers=3 ramboot.hostname=" + host + " ramboot.report=" + base + "/report initrd=rootfs.cpio.gz\n" +
 			"initrd " + base + "/rootfs.cpio.gz\nboot\n"
 	}
 	const scriptURL = "http://192.0.2.1:8080/boot/dc-a6-32-01-36-c2.ipxe"
@@ -62,7 +62,7 @@ func TestServeHTTP(t *testing.T) {
 		t.Errorf("%s:\n%s\nwant:\n%s", scriptURL, got, script("pi-a"))
 	}
 	// A node not in the inventory gets the defaults.
-	if got := curl(base + "/boot/dc:a6:32:00:00:99.ipxe"); !strings.Contains(got, " ramboot.224=shell initrd=rootfs.cpio.gz\ninitrd "+base+"/rootfs.cpio.gz\n") {
+	if got := curl(base + "/boot/dc:a6:32:00:00:99.ipxe"); !strings.Contains(got, " ramboot.224=shell ramboot.report="+base+"/report initrd=rootfs.cpio.gz\ninitrd "+base+"/rootfs.cpio.gz\n") {
 		t.Errorf("script for a node not in nodes.yaml:\n%s", got)
 	}
 	svWaitLog(t, srv, 0, 5*time.Second, "ipxe-script event", func(e svLogLine) bool {
