@@ -623,6 +623,9 @@ func (b *Build) write(ctx context.Context) error {
 		}
 		b.outFiles["cmdline.txt"] = []byte(strings.TrimSpace(s) + "\n")
 	}
+	if err := b.pxelinuxDefault(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Join(b.Out, b.Subdir), 0o755); err != nil {
 		return fmt.Errorf("output directory: %w", err)
 	}
@@ -651,7 +654,11 @@ func (b *Build) write(ctx context.Context) error {
 				return err
 			}
 		}
-		if err := writeAtomic(filepath.Join(b.Out, filepath.FromSlash(dest(n))), data); err != nil {
+		out := filepath.Join(b.Out, filepath.FromSlash(dest(n)))
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return err
+		}
+		if err := writeAtomic(out, data); err != nil {
 			return err
 		}
 		b.Manifest.Files = append(b.Manifest.Files, FileInfo{Name: dest(n), Size: int64(len(data)), SHA256: sha(data)})

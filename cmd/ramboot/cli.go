@@ -25,6 +25,7 @@ Usage:
   ramboot serve --root DIR --interface IF [flags]   serve a tree: proxyDHCP/DHCP, TFTP, HTTP
   ramboot eeprom --image pieeprom.bin --out DIR     SD card that sets Pi 4/5 bootloaders to netboot
   ramboot dhcp-config --format kea|isc|dnsmasq ...  config for your own DHCP server from nodes.yaml
+  ramboot pxelinux --root DIR --nodes nodes.yaml    pxelinux.cfg/ per node, for tftpd-hpa and pxelinux
   ramboot boards                                    list the built-in boards
   ramboot version                                   print the version
   ramboot help [COMMAND]                            show help
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runEEPROM(ctx, rest, stdout, stderr)
 	case "dhcp-config":
 		err = runDHCPConfig(ctx, rest, stdout, stderr)
+	case "pxelinux":
+		err = runPXELinux(ctx, rest, stdout, stderr)
 	case "boards":
 		for _, n := range boards.Names() {
 			b, berr := boards.Lookup(n)
@@ -110,6 +113,9 @@ func commandHelp(cmd string, stderr io.Writer) string {
 	case "eeprom":
 		fs, _ := eepromFlags(stderr)
 		return eepromUsage(fs)
+	case "pxelinux":
+		fs, _ := pxelinuxFlags(stderr)
+		return pxelinuxUsage(fs)
 	}
 	return ""
 }

@@ -17,6 +17,7 @@ import (
 type dhcpConfigOpts struct {
 	format, nodes, server, iface, rng string
 	httpPort                          int
+	pxelinux                          bool
 }
 
 func dhcpConfigFlags(stderr io.Writer) (*pflag.FlagSet, *dhcpConfigOpts) {
@@ -29,6 +30,7 @@ func dhcpConfigFlags(stderr io.Writer) (*pflag.FlagSet, *dhcpConfigOpts) {
 	fs.StringVar(&o.iface, "interface", "", "the DHCP server's interface that faces the nodes")
 	fs.StringVar(&o.rng, "range", "", "FROM-TO: also hand out these addresses (a complete config); without it, a fragment for your existing config")
 	fs.IntVar(&o.httpPort, "http-port", 8080, "ramboot serve's HTTP port, for iPXE's script URL")
+	fs.BoolVar(&o.pxelinux, "pxelinux", false, "send BIOS PCs (PXE firmware and iPXE ROMs) to pxelinux.0, which reads pxelinux.cfg/ ('ramboot pxelinux' writes it), instead of iPXE")
 	return fs, o
 }
 
@@ -90,7 +92,7 @@ func runDHCPConfig(_ context.Context, args []string, stdout, stderr io.Writer) e
 	if o.httpPort < 1 || o.httpPort > 65535 {
 		return bad("--http-port %d: want 1-65535", o.httpPort)
 	}
-	opts := dhcpconf.Options{Format: o.format, Server: ip, Net: n, Interface: o.iface, HTTPPort: o.httpPort}
+	opts := dhcpconf.Options{Format: o.format, Server: ip, Net: n, Interface: o.iface, HTTPPort: o.httpPort, PXELinux: o.pxelinux}
 	if o.rng != "" {
 		if opts.From, opts.To, err = dhcpconf.ParseRange(o.rng, ip, n); err != nil {
 			return bad("%v", err)

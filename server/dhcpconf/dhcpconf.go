@@ -40,7 +40,16 @@ type Options struct {
 	From, To net.IP
 	// HTTPPort is ramboot's HTTP port for iPXE scripts (default 8080).
 	HTTPPort int
+	// PXELinux sends BIOS PCs (their firmware's PXE client and iPXE
+	// ROMs alike, option 93 = 0) to pxelinux.0 by TFTP, which reads
+	// pxelinux.cfg/ (`ramboot pxelinux` writes it), instead of iPXE and
+	// its script: the classic tftpd-hpa + pxelinux setup. UEFI PCs still
+	// get iPXE.
+	PXELinux bool
 }
+
+// PXELinuxFile is the boot file BIOS PCs get with Options.PXELinux.
+const PXELinuxFile = "pxelinux.0"
 
 // ParseServer reads --server: ADDR or ADDR/PREFIX (default /24).
 func ParseServer(s string) (net.IP, *net.IPNet, error) {
@@ -253,6 +262,10 @@ func header(b *bytes.Buffer, m *model, c string, tool string) {
 	p("padded for the Pi 3), option 224 for ramboot's init, BIOS/UEFI PXE boot files and")
 	p("iPXE's script URL, all pointing at the ramboot server %s. Serve the tree there", m.Server)
 	p("with `ramboot serve --dhcp off` (TFTP, and HTTP :%d for /boot/<mac>.ipxe).", m.HTTPPort)
+	if m.PXELinux {
+		p("BIOS PCs (PXE firmware and iPXE ROMs) get %s and pxelinux.cfg/ by TFTP instead:", PXELinuxFile)
+		p("write pxelinux.cfg/ with `ramboot pxelinux` (any TFTP server, like tftpd-hpa, can serve the tree).")
+	}
 	p("Check: %s", tool)
 	for _, s := range m.skipped {
 		p("Note: %s", s)

@@ -46,6 +46,11 @@ func gen(t *testing.T, format string, full bool) string {
 
 func genIf(t *testing.T, format string, full bool, iface string) string {
 	t.Helper()
+	return genPXE(t, format, full, iface, false)
+}
+
+func genPXE(t *testing.T, format string, full bool, iface string, pxelinux bool) string {
+	t.Helper()
 	inv, err := inventory.Parse([]byte(testNodes))
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +59,7 @@ func genIf(t *testing.T, format string, full bool, iface string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := Options{Format: format, Inventory: inv, Source: "nodes.yaml", Server: ip, Net: n, Interface: iface}
+	o := Options{Format: format, Inventory: inv, Source: "nodes.yaml", Server: ip, Net: n, Interface: iface, PXELinux: pxelinux}
 	if full {
 		if o.From, o.To, err = ParseRange("192.0.2.150-192.0.2.199", ip, n); err != nil {
 			t.Fatal(err)
@@ -219,10 +224,14 @@ func fileExists(p string) bool { st, err := os.Stat(p); return err == nil && !st
 // config and the fragment.
 func TestServerCheck(t *testing.T) {
 	for _, format := range Formats {
-		for _, full := range []bool{true, false} {
+		for _, v := range []struct{ full, pxelinux bool }{{true, false}, {false, false}, {true, true}} {
+			full := v.full
 			name := format + "/fragment"
 			if full {
 				name = format + "/full"
+			}
+			if v.pxelinux {
+				name += "/pxelinux"
 			}
 			t.Run(name, func(t *testing.T) {
 				c := checkers[format]
@@ -236,7 +245,7 @@ func TestServerCheck(t *testing.T) {
 				}
 				file := filepath.Join(t.TempDir(), "ramboot."+format+".conf")
 				// Kea checks that the interface exists.
-				out := genIf(t, format, full, "lo")
+				out := genPXE(t, format, full, "lo", v.pxelinux)
 				if err := os.WriteFile(file, []byte(out), 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -262,4 +271,21 @@ func numbered(s string) string {
 		fmt.Fprintf(&b, "%4d: %s\n", i+1, l)
 	}
 	return b.String()
+}
+
+// TestPXELinux: with PXELinux, BIOS PCs (firmware and iPXE ROMs) are sent
+// to pxelinux.0 and nothing names undionly.kpxe; UEFI PCs keep iPXE.
+func TestPXELinux(t *testing.T) {
+	for _, format := range Formats {
+		t.Run(format, func(t *testing.T) {
+			out := genPXE(t, format, true, "eth1", true)
+			wantAll(t, out, "pxelinux.0", "snponly.efi", "ramboot pxelinux")
+			if strings.Contains(out, "undionly.kpxe") {
+				t.Errorf("a pxelinux config still names undionly.kpxe:\n%s", numbered(out))
+			}
+			if plain := gen(t, format, true); strings.Contains(plain, "pxelinux") {
+				t.Errorf("a config without PXELinux names pxelinux:\n%s", numbered(plain))
+			}
+		})
+	}
 }

@@ -50,6 +50,10 @@ func dnsmasq(m *model) []byte {
 	w("tag-if=set:rpi,tag:pxe,tag:rpi-mac,tag:!boot")
 	w("tag-if=set:rpi3,tag:pxe,tag:rpi3-mac,tag:!rpi-id,tag:!boot")
 	w("tag-if=set:pc,tag:pxe,tag:!rpi,tag:!rpi3,tag:!boot")
+	if m.PXELinux {
+		w("# A BIOS PC, its PXE firmware or an iPXE ROM: pxelinux.0 (pxelinux.cfg/ by TFTP).")
+		w("tag-if=set:pxelinux,tag:pxe,tag:bios,tag:!ramboot-init,tag:!rpi,tag:!rpi3")
+	}
 	w("")
 	w("# Raspberry Pi bootloader: option 60, option 43 \"Raspberry Pi Boot\" as dnsmasq's")
 	w("# pxe-service=0,\"Raspberry Pi Boot\" sends it, the TFTP server.")
@@ -64,9 +68,17 @@ func dnsmasq(m *model) []byte {
 	w("dhcp-boot=tag:rpi3,bootcode.bin,,%s", s)
 	w("")
 	w("# PCs: iPXE from the tree, then iPXE fetches its script from ramboot (it fills in ${mac:hexhyp}).")
-	w("dhcp-boot=tag:pc,tag:bios,undionly.kpxe,,%s", s)
+	if m.PXELinux {
+		w("dhcp-boot=tag:pxelinux,%s,,%s", PXELinuxFile, s)
+	} else {
+		w("dhcp-boot=tag:pc,tag:bios,undionly.kpxe,,%s", s)
+	}
 	w("dhcp-boot=tag:pc,tag:efi64,snponly.efi,,%s", s)
-	w("dhcp-boot=tag:ipxe,tag:!ramboot-init,tag:x86,%s,,%s", m.ipxeBase+"amd64", s)
+	if m.PXELinux {
+		w("dhcp-boot=tag:ipxe,tag:!ramboot-init,tag:x86,tag:!pxelinux,%s,,%s", m.ipxeBase+"amd64", s)
+	} else {
+		w("dhcp-boot=tag:ipxe,tag:!ramboot-init,tag:x86,%s,,%s", m.ipxeBase+"amd64", s)
+	}
 	w("dhcp-boot=tag:ipxe,tag:!ramboot-init,tag:!x86,%s,,%s", m.ipxeBase+"arm64", s)
 	w("")
 	w("# Nodes (nodes.yaml); option 224 is sent even when not asked for.")

@@ -67,8 +67,14 @@ func isc(m *model) []byte {
 		initBody = []string{"option ramboot-224 " + quote(m.def224) + ";", iscForce(224)}
 	}
 	class("ramboot-init", "ramboot's init (vendor class PXEClient:ramboot): option 224, the defaults' unless its host has one", initE, initBody...)
+	biosE := "(option pxe-system-type = 00:00)"
+	ipxeX86 := fmt.Sprintf("not %s and %s and %s", initE, ipxeE, x86E)
+	if m.PXELinux {
+		// An iPXE ROM on a BIOS PC is a BIOS PC too: pxelinux.0 (below).
+		ipxeX86 += " and not " + biosE
+	}
 	class("ramboot-ipxe-x86", "iPXE on a PC: its script from ramboot (iPXE fills in ${mac:hexhyp})",
-		fmt.Sprintf("not %s and %s and %s", initE, ipxeE, x86E),
+		ipxeX86,
 		"next-server "+s+";", "filename "+quote(m.ipxeBase+"amd64")+";")
 	class("ramboot-ipxe-arm64", "iPXE on arm64",
 		fmt.Sprintf("not %s and %s and not %s", initE, ipxeE, x86E),
@@ -87,8 +93,14 @@ func isc(m *model) []byte {
 	class("ramboot-rpi3", "Raspberry Pi 3 boot ROM (MAC b8:27:eb): the menu text with three trailing spaces. The 3B ROM sends no REQUEST: give it a fixed-address.",
 		fmt.Sprintf("%s and not %s and %s and %s", notBoot, piIDE, pxeE, pi3MACE), piBody(m.pi3Menu)...)
 	pc := fmt.Sprintf("%s and not %s and not %s and not %s and %s", notBoot, piIDE, piMACE, pi3MACE, pxeE)
-	class("ramboot-pc-bios", "PC BIOS PXE firmware: iPXE for the card's own PXE stack",
-		pc+" and option pxe-system-type = 00:00", "next-server "+s+";", `filename "undionly.kpxe";`)
+	if m.PXELinux {
+		bios := fmt.Sprintf("not %s and not %s and not %s and not %s and %s and %s", initE, piIDE, piMACE, pi3MACE, pxeE, biosE)
+		class("ramboot-pc-bios", "PC BIOS, its PXE firmware or an iPXE ROM: pxelinux.0, which reads pxelinux.cfg/ by TFTP",
+			bios, "next-server "+s+";", "filename "+quote(PXELinuxFile)+";")
+	} else {
+		class("ramboot-pc-bios", "PC BIOS PXE firmware: iPXE for the card's own PXE stack",
+			pc+" and "+biosE, "next-server "+s+";", `filename "undionly.kpxe";`)
+	}
 	class("ramboot-pc-uefi", "PC x86-64 UEFI PXE firmware: iPXE on the firmware's network driver",
 		pc+" and (option pxe-system-type = 00:07 or option pxe-system-type = 00:09)", "next-server "+s+";", `filename "snponly.efi";`)
 	if full {

@@ -38,6 +38,12 @@ func keaClasses(m *model) []string {
 		x86 = append(x86, fmt.Sprintf("option[93].hex == 0x%04x", a))
 	}
 	s := m.Server.String()
+	notBIOS, biosFile, biosWhat := "", "undionly.kpxe", "PC BIOS PXE firmware: iPXE for the card's own PXE stack"
+	if m.PXELinux {
+		// An iPXE ROM on a BIOS PC is a BIOS PC too: pxelinux.0.
+		notBIOS = " and not option[93].hex == 0x0000"
+		biosFile, biosWhat = PXELinuxFile, "PC BIOS, its PXE firmware or an iPXE ROM: pxelinux.0, which reads pxelinux.cfg/ by TFTP"
+	}
 	class := func(name, comment, test string, extra ...string) string {
 		var b strings.Builder
 		fmt.Fprintf(&b, "    // %s\n    {\n      \"name\": %s,\n      \"test\": %s", comment, js(name), js(test))
@@ -66,10 +72,10 @@ func keaClasses(m *model) []string {
 		class("ramboot-init", "ramboot's init (vendor class PXEClient:ramboot): option 224, the defaults' unless its host has one",
 			`option[60].text == 'ramboot' or substring(option[60].text,0,8) == 'ramboot:' or substring(option[60].text,-8,all) == ':ramboot'`, init...),
 		class("ramboot-ipxe-x86", "iPXE on a PC: its script from ramboot (iPXE fills in ${mac:hexhyp})",
-			`option[77].hex == 'iPXE' and not member('ramboot-init') and (`+strings.Join(x86, " or ")+`)`,
+			`option[77].hex == 'iPXE' and not member('ramboot-init') and (`+strings.Join(x86, " or ")+`)`+notBIOS,
 			`"next-server": `+js(s), `"boot-file-name": `+js(m.ipxeBase+"amd64")),
 		class("ramboot-ipxe-arm64", "iPXE on arm64",
-			`option[77].hex == 'iPXE' and not member('ramboot-init') and not member('ramboot-ipxe-x86')`,
+			`option[77].hex == 'iPXE' and not member('ramboot-init') and not member('ramboot-ipxe-x86')`+notBIOS,
 			`"next-server": `+js(s), `"boot-file-name": `+js(m.ipxeBase+"arm64")),
 		class("ramboot-rpi", "Raspberry Pi 4/5 bootloader: option 97 RPi4/RPi5, or a Pi MAC with vendor class PXEClient (option 93 = 0 alone is a BIOS PC)",
 			`not member('ramboot-init') and not member('ramboot-ipxe-x86') and not member('ramboot-ipxe-arm64') and (substring(option[97].hex,0,5) == `+keaHex([]byte("\x00RPi4"))+` or substring(option[97].hex,0,5) == `+keaHex([]byte("\x00RPi5"))+` or (`+vendorPXE+` and (`+strings.Join(macs, " or ")+`)))`,
@@ -77,9 +83,9 @@ func keaClasses(m *model) []string {
 		class("ramboot-rpi3", "Raspberry Pi 3 boot ROM (MAC b8:27:eb): the menu text with three trailing spaces. The 3B ROM sends no REQUEST: keep its address reserved.",
 			`not member('ramboot-init') and not member('ramboot-ipxe-x86') and not member('ramboot-ipxe-arm64') and not member('ramboot-rpi') and `+vendorPXE+` and substring(pkt4.mac,0,3) == 0xb827eb`,
 			piOpts(m.pi3Menu, `the "Raspberry Pi Boot   " menu (Pi 3 padding)`)...),
-		class("ramboot-pc-bios", "PC BIOS PXE firmware: iPXE for the card's own PXE stack",
+		class("ramboot-pc-bios", biosWhat,
 			`not member('ramboot-init') and not member('ramboot-ipxe-x86') and not member('ramboot-ipxe-arm64') and not member('ramboot-rpi') and not member('ramboot-rpi3') and `+vendorPXE+` and option[93].hex == 0x0000`,
-			`"next-server": `+js(s), `"boot-file-name": "undionly.kpxe"`),
+			`"next-server": `+js(s), `"boot-file-name": `+js(biosFile)),
 		class("ramboot-pc-uefi", "PC x86-64 UEFI PXE firmware: iPXE on the firmware's network driver",
 			`not member('ramboot-init') and not member('ramboot-ipxe-x86') and not member('ramboot-ipxe-arm64') and `+vendorPXE+` and (option[93].hex == 0x0007 or option[93].hex == 0x0009)`,
 			`"next-server": `+js(s), `"boot-file-name": "snponly.efi"`),
