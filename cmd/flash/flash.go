@@ -63,15 +63,25 @@ func (e *env) flash(ctx context.Context, o *options, stderr io.Writer) (string, 
 		}
 	}
 
-	if err := tgt.open(); err != nil {
-		return "", err
-	}
-	defer tgt.f.Close()
-
 	dec, closeDec, err := decompressor(src.format, src.br)
 	if err != nil {
 		return "", fmt.Errorf("%s: %s data: %v", o.image, src.format, err)
 	}
+	if o.disk {
+		// Checked before the target is opened: a regular file target is
+		// truncated on open.
+		d := &diskHead{r: dec, name: o.image}
+		if err := d.check(); err != nil {
+			closeDec()
+			return "", err
+		}
+		dec = d
+	}
+	if err := tgt.open(); err != nil {
+		closeDec()
+		return "", err
+	}
+	defer tgt.f.Close()
 	prog := newProgress(stderr, e.stderrTTY, src.size, src.meter)
 	start := time.Now()
 	written, rerr, werr := pump(ctx, dec, tgt.f, tgt.size, src.abort, prog.update)
@@ -114,6 +124,40 @@ func (e *env) flash(ctx context.Context, o *options, stderr io.Writer) (string, 
 		summary += "; sha256 verified"
 	}
 	return summary, nil
+}
+
+// diskHead passes a stream through once its first sector holds a
+// partition table: the MBR's (or GPT's protective MBR's) 55 AA signature.
+// It fails the first Read otherwise, before pump writes anything.
+type diskHead struct {
+	r       io.Reader
+	name    string
+	head    []byte
+	checked bool
+}
+
+// check reads the first sector.
+func (d *diskHead) check() error {
+	d.head = make([]byte, 512)
+	n, err := io.ReadFull(d.r, d.head)
+	d.head = d.head[:n]
+	if n < 512 || d.head[510] != 0x55 || d.head[511] != 0xaa {
+		if err == nil || err == io.ErrUnexpectedEOF || err == io.EOF {
+			err = fmt.Errorf("%s is not a disk image: its first sector has no partition table (no MBR signature 55 aa at byte 510); nothing was written. A root image (.squashfs) or a file system image is not an install image", d.name)
+		}
+		return err
+	}
+	d.checked = true
+	return nil
+}
+
+func (d *diskHead) Read(p []byte) (int, error) {
+	if len(d.head) > 0 {
+		n := copy(p, d.head)
+		d.head = d.head[n:]
+		return n, nil
+	}
+	return d.r.Read(p)
 }
 
 func equalSum(a, b []byte) bool { return hex.EncodeToString(a) == hex.EncodeToString(b) }

@@ -672,3 +672,36 @@ func TestHumanBytes(t *testing.T) {
 		}
 	}
 }
+
+// --disk-image refuses an image without a partition table before writing
+// a byte, and writes one that has one.
+func TestDiskImage(t *testing.T) {
+	notDisk := append([]byte("hsqs"), make([]byte, 4096)...)
+	disk := make([]byte, 8192)
+	disk[510], disk[511] = 0x55, 0xaa
+	copy(disk[1024:], "payload")
+	srv := newServer(t, map[string][]byte{"root.squashfs": notDisk, "disk.img": disk, "tiny.img": {1, 2, 3}})
+	for _, tc := range []struct {
+		name, file string
+		ok         bool
+	}{{"squashfs", "root.squashfs", false}, {"tiny", "tiny.img", false}, {"disk", "disk.img", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := newFake(t)
+			dev := fs.newTarget(t)
+			code := fs.run("--yes", "--disk-image", srv.URL+"/"+tc.file, dev)
+			got, _ := os.ReadFile(dev)
+			if tc.ok {
+				if code != 0 || !bytes.HasPrefix(got, disk) {
+					t.Fatalf("exit %d; stderr:\n%s", code, fs.stderr.String())
+				}
+				return
+			}
+			if code != 1 || !strings.Contains(fs.stderr.String(), "is not a disk image") {
+				t.Fatalf("exit %d, want 1 and \"is not a disk image\"; stderr:\n%s", code, fs.stderr.String())
+			}
+			if !bytes.HasPrefix(got, []byte("OLD!OLD!")) {
+				t.Errorf("the target was written")
+			}
+		})
+	}
+}

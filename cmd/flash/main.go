@@ -46,6 +46,8 @@ Options:
                      terminal)
       --no-sync      after writing, do not flush the device's buffer cache
                      nor re-read its partition table (the data is still fsynced)
+      --disk-image   refuse an image that does not start with a partition
+                     table (MBR or GPT), before anything is written
   -h, --help         show this help
 
 flash refuses a DEVICE that is mounted or used as swap, and an image larger
@@ -99,6 +101,7 @@ type options struct {
 	sha256 string
 	yes    bool
 	noSync bool
+	disk   bool // --disk-image: the image must start with a partition table
 	image  string
 	device string
 }
@@ -114,6 +117,7 @@ func parseArgs(args []string) (*options, error) {
 	fs.StringVar(&o.sha256, "sha256", "", "")
 	fs.BoolVarP(&o.yes, "yes", "y", false, "")
 	fs.BoolVar(&o.noSync, "no-sync", false, "")
+	fs.BoolVar(&o.disk, "disk-image", false, "")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,411 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/u-root/u-root/pkg/mount"
+	"github.com/u-root/u-root/pkg/mount/block"
+	"golang.org/x/sys/unix"
+
+	"github.com/ramboot/ramboot/cmd/init/internal/bootspec"
+	"github.com/ramboot/ramboot/cmd/init/internal/growpart"
+)
+
+// The install action (option 224 "install:URL#sha256=..."): write a disk
+// image to the node's own disk, apply the post-install edits, then reboot
+// or boot it. The image is written by the flash command as a child
+// process: its decompressors and HTTP client parse network input outside
+// PID 1, and it refuses a mounted disk or one smaller than the image.
+// Only a complete, synced install with its edits applied is reported
+// "install done"; anything else is "install failed" and the node stays in
+// the shell, where the server's next answer is the install again.
+
+// The lifecycle's stages, as the node reports them to the server.
+const (
+	stageInstall       = "install"
+	stageInstallDone   = "install-done"
+	stageInstallFailed = "install-failed"
+)
+
+// lifecycle reports an install stage to the server (and the console).
+func (in *Init) lifecycle(stage, detail string) {
+	in.stage("%s: %s", stage, detail)
+}
+
+// flashBin is the flash command in the initramfs.
+var flashBin = "/bbin/flash"
+
+func (in *Init) install(ctx context.Context, spec bootspec.InstallSpec) (err error) {
+	defer func() {
+		if err != nil {
+			in.lifecycle(stageInstallFailed, err.Error())
+		}
+	}()
+	disk, err := installDisk(ctx, spec.Disk)
+	if err != nil {
+		return err
+	}
+	in.lifecycle(stageInstall, fmt.Sprintf("started %s -> %s", redact(spec.URL), disk))
+	if err := in.flash(ctx, spec, disk); err != nil {
+		return err
+	}
+	if err := in.postInstall(ctx, spec, disk); err != nil {
+		return fmt.Errorf("%s is written, but the post-install edits failed: %w", disk, err)
+	}
+	unix.Sync()
+	digest := spec.SHA256
+	if spec.NoDigest {
+		digest = "none"
+	}
+	in.lifecycle(stageInstallDone, fmt.Sprintf("%s sha256=%s", disk, digest))
+	in.stage("install: done on %s", disk)
+	if spec.Then == "local" {
+		return in.localBoot(ctx, bootspec.LocalSpec{Target: disk})
+	}
+	if err := in.commit(); err != nil {
+		return err
+	}
+	in.stage("install: rebooting into the installed system")
+	unix.Sync()
+	return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+}
+
+// installDisk resolves disk=: a /dev path as given, or "auto", the only
+// internal disk (not removable, not empty).
+func installDisk(ctx context.Context, want string) (string, error) {
+	devs, err := waitDisks(ctx, "")
+	if want != bootspec.DefaultDisk {
+		p, err := filepath.EvalSymlinks(want)
+		if err != nil {
+			return "", fmt.Errorf("disk=%s: %w (the disks here: %s)", want, err, orNone(devNames(usableDisks(nil))))
+		}
+		return p, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	var disks []string
+	for _, d := range devs {
+		sys := filepath.Join("/sys/class/block", d.Name)
+		if _, err := os.Stat(filepath.Join(sys, "partition")); err == nil {
+			continue
+		}
+		if b, _ := os.ReadFile(filepath.Join(sys, "removable")); strings.TrimSpace(string(b)) == "1" {
+			continue
+		}
+		if b, _ := os.ReadFile(filepath.Join(sys, "size")); strings.TrimSpace(string(b)) == "0" {
+			continue
+		}
+		disks = append(disks, "/dev/"+d.Name)
+	}
+	switch len(disks) {
+	case 0:
+		return "", fmt.Errorf("disk=auto: no internal disk (the block devices here: %s); is its driver in the board's modules?", orNone(devNames(devs)))
+	case 1:
+		return disks[0], nil
+	}
+	return "", fmt.Errorf("disk=auto: several internal disks (%s): name one with disk=/dev/NAME", strings.Join(disks, ", "))
+}
+
+// flash runs the flash command and relays its progress.
+func (in *Init) flash(ctx context.Context, spec bootspec.InstallSpec, disk string) error {
+	args := []string{"--yes", "--disk-image"}
+	if !spec.NoDigest {
+		args = append(args, "--sha256", spec.SHA256)
+	}
+	u := *spec.URL
+	u.Fragment = ""
+	args = append(args, u.String(), disk)
+	cmd := exec.CommandContext(ctx, flashBin, args...)
+	cmd.Env = []string{"PATH=/bbin:/bin", "HOME=/"}
+	pr, err := cmd.StderrPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stdout = cmd.Stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("flash: %w", err)
+	}
+	var last []string
+	sc := bufio.NewScanner(pr)
+	sc.Split(scanLinesOrCR)
+	lastReport := time.Time{}
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		if len(last) == 4 {
+			last = last[1:]
+		}
+		last = append(last, line)
+		if time.Since(lastReport) >= 2*time.Second {
+			in.stage("install: %s", line)
+			in.lifecycle(stageInstall, line)
+			lastReport = time.Now()
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("flash stopped: %w", ctx.Err())
+		}
+		return fmt.Errorf("flash %s: %v: %s", disk, err, strings.Join(last, " / "))
+	}
+	in.stage("install: %s", strings.Join(last, " / "))
+	return nil
+}
+
+// scanLinesOrCR splits on \n or \r: progress lines redraw with \r.
+func scanLinesOrCR(data []byte, atEOF bool) (int, []byte, error) {
+	for i, b := range data {
+		if b == '\n' || b == '\r' {
+			return i + 1, data[:i], nil
+		}
+	}
+	if atEOF && len(data) > 0 {
+		return len(data), data, nil
+	}
+	return 0, nil, nil
+}
+
+// postInstall grows the last partition, then edits the written system:
+// host name and root's keys on its Linux root, the NoCloud seed on its
+// boot partition.
+func (in *Init) postInstall(ctx context.Context, spec bootspec.InstallSpec, disk string) error {
+	if spec.Grow {
+		if err := growDisk(disk); err != nil {
+			in.stage("install: not grown: %v", err)
+		} else if err := rereadPartitions(disk); err != nil {
+			return err
+		}
+	}
+	if spec.Hostname == "" && spec.Keys == nil && spec.Seed == nil {
+		return nil
+	}
+	// Partitions appear once the kernel has re-read the table.
+	parts, err := diskPartitions(ctx, disk)
+	if err != nil {
+		return err
+	}
+	var pool mount.Pool
+	defer pool.UnmountAll(0)
+	var root, bootfs string
+	for _, p := range parts {
+		if root != "" && bootfs != "" {
+			break
+		}
+		dev, err := block.Device(p)
+		if err != nil {
+			continue
+		}
+		mp, err := pool.Mount(dev, 0)
+		if err != nil {
+			continue
+		}
+		switch {
+		case root == "" && isDir(filepath.Join(mp.Path, "etc")) && isDir(filepath.Join(mp.Path, "usr")):
+			root = mp.Path
+		case bootfs == "" && mp.FSType == "vfat":
+			bootfs = mp.Path
+		}
+	}
+	f := newFetcher()
+	if spec.Hostname != "" || spec.Keys != nil {
+		if root == "" {
+			return fmt.Errorf("no Linux root file system (with /etc and /usr) on %s's partitions for hostname= or keys=", disk)
+		}
+		if spec.Hostname != "" {
+			if err := setHostname(root, spec.Hostname); err != nil {
+				return err
+			}
+			in.stage("install: host name %s", spec.Hostname)
+		}
+		if spec.Keys != nil {
+			keys, err := f.Fetch(ctx, spec.Keys.String())
+			if err != nil {
+				return fmt.Errorf("keys=%s: %w", spec.Keys, err)
+			}
+			if err := writeKeys(root, keys); err != nil {
+				return err
+			}
+			in.stage("install: root's authorized_keys (%d bytes)", len(keys))
+		}
+	}
+	if spec.Seed != nil {
+		dir := bootfs
+		if dir == "" {
+			dir = root
+		}
+		if dir == "" {
+			return fmt.Errorf("seed=: no boot partition (FAT) or Linux root on %s for the cloud-init seed", disk)
+		}
+		base := strings.TrimSuffix(spec.Seed.String(), "/")
+		for _, name := range []string{"user-data", "meta-data"} {
+			b, err := f.Fetch(ctx, base+"/"+name)
+			if err != nil {
+				return fmt.Errorf("seed %s: %w", name, err)
+			}
+			if err := writeSynced(filepath.Join(dir, name), b, 0o644); err != nil {
+				return err
+			}
+		}
+		in.stage("install: cloud-init seed on %s", dir)
+	}
+	unix.Sync()
+	return pool.UnmountAll(0)
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
+
+func growDisk(disk string) error {
+	f, err := os.OpenFile(disk, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	size, err := f.Seek(0, 2)
+	if err != nil {
+		return err
+	}
+	r, err := growpart.Grow(f, size)
+	if err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if r.NewEnd == r.OldEnd {
+		return nil
+	}
+	return nil
+}
+
+// rereadPartitions asks the kernel to read disk's partition table again.
+func rereadPartitions(disk string) error {
+	f, err := os.Open(disk)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var lastErr error
+	for i := 0; i < 10; i++ {
+		if lastErr = unix.IoctlSetInt(int(f.Fd()), unix.BLKRRPART, 0); lastErr == nil {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("%s: re-reading the partition table: %w", disk, lastErr)
+}
+
+// diskPartitions lists disk's partitions, in order, once they appear.
+func diskPartitions(ctx context.Context, disk string) ([]string, error) {
+	name := filepath.Base(disk)
+	for i := 0; ; i++ {
+		m, _ := filepath.Glob(filepath.Join("/sys/class/block", name, name+"*", "partition"))
+		if len(m) > 0 {
+			type part struct {
+				n    int
+				name string
+			}
+			var ps []part
+			for _, p := range m {
+				b, _ := os.ReadFile(p)
+				n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+				ps = append(ps, part{n, filepath.Base(filepath.Dir(p))})
+			}
+			for a := range ps {
+				for b := a + 1; b < len(ps); b++ {
+					if ps[b].n < ps[a].n {
+						ps[a], ps[b] = ps[b], ps[a]
+					}
+				}
+			}
+			var out []string
+			for _, p := range ps {
+				out = append(out, "/dev/"+p.name)
+			}
+			return out, nil
+		}
+		if i == 20 {
+			return nil, fmt.Errorf("%s: no partitions after writing the image: is it a disk image (with a partition table)?", disk)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func setHostname(root, name string) error {
+	if err := writeSynced(filepath.Join(root, "etc/hostname"), []byte(name+"\n"), 0o644); err != nil {
+		return err
+	}
+	hosts := filepath.Join(root, "etc/hosts")
+	old, _ := os.ReadFile(hosts)
+	var out []string
+	found := false
+	for _, l := range strings.Split(strings.TrimRight(string(old), "\n"), "\n") {
+		if strings.HasPrefix(l, "127.0.1.1") {
+			l = "127.0.1.1\t" + name
+			found = true
+		}
+		if l != "" || len(out) > 0 {
+			out = append(out, l)
+		}
+	}
+	if !found {
+		out = append(out, "127.0.1.1\t"+name)
+	}
+	if len(old) == 0 {
+		out = append([]string{"127.0.0.1\tlocalhost"}, out...)
+	}
+	return writeSynced(hosts, []byte(strings.Join(out, "\n")+"\n"), 0o644)
+}
+
+func writeKeys(root string, keys []byte) error {
+	dir := filepath.Join(root, "root/.ssh")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return err
+	}
+	return writeSynced(filepath.Join(dir, "authorized_keys"), keys, 0o600)
+}
+
+// writeSynced replaces a file through a temporary one, synced.
+func writeSynced(p string, b []byte, mode os.FileMode) error {
+	tmp := p + ".ramboot-new"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return errors.Join(err, os.Remove(tmp))
+	}
+	return nil
+}
