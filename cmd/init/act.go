@@ -24,6 +24,7 @@ import (
 
 	"github.com/ramboot/ramboot/cmd/init/internal/bootspec"
 	"github.com/ramboot/ramboot/cmd/init/internal/ipxe"
+	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/kernel/kimage"
 )
 
@@ -34,6 +35,7 @@ func (in *Init) act(ctx context.Context, value, source string, env map[string]st
 	if err != nil {
 		return fmt.Sprintf("option 224 from %s: %v", source, err)
 	}
+	in.report(report.Action, actionText(spec, source))
 	switch spec.Kind {
 	case bootspec.Shell:
 		if strings.TrimSpace(value) == "" {
@@ -52,6 +54,18 @@ func (in *Init) act(ctx context.Context, value, source string, env map[string]st
 			return fmt.Sprintf("NFS root %s failed: %v", spec.NFS.Source(), err)
 		}
 		return "switch_root returned"
+	case bootspec.Local:
+		in.stage("224: %s (from %s)", spec, source)
+		if err := in.localBoot(ctx, spec.Local); err != nil {
+			return fmt.Sprintf("local boot failed: %v", err)
+		}
+		return "kexec returned"
+	case bootspec.Install:
+		in.stage("224: install %s onto %s (from %s)", redact(spec.Install.URL), spec.Install.Disk, source)
+		if err := in.install(ctx, spec.Install); err != nil {
+			return fmt.Sprintf("install failed: %v", err)
+		}
+		return "install finished without a reboot"
 	}
 	return fmt.Sprintf("option 224 %q: nothing to do", value)
 }
@@ -240,6 +254,7 @@ func (in *Init) kexec(plan *ipxe.BootPlan) error {
 		return err
 	}
 	in.stage("kexec: loaded; booting %s", plan.KernelURL)
+	in.reportLast(report.Kexec, plan.KernelURL)
 	unix.Sync()
 	if err := kexec.Reboot(); err != nil {
 		return explainKexec(err)
