@@ -231,7 +231,7 @@ func TestInstallThenLocalVirt(t *testing.T) {
 	vm.Expect(`install: host name n1`, 60*time.Second)
 	vm.Expect(`install: root's authorized_keys`, 30*time.Second)
 	vm.Expect(`install: cloud-init seed on`, 30*time.Second)
-	vm.Expect(`install-done: /dev/vda sha256=`+sum, 30*time.Second)
+	vm.Expect(`install done: /dev/vda sha256=`+sum, 30*time.Second)
 	vm.Expect(`local: booting /dev/vda1 \(config\.txt: vmlinuz\)`, 60*time.Second)
 	vm.Expect(`diskinit: switch_root to /dev/vda2`, 120*time.Second)
 	vm.Expect(`(?m)^n1 login:`, 300*time.Second)

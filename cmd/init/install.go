@@ -18,6 +18,7 @@ import (
 
 	"github.com/ramboot/ramboot/cmd/init/internal/bootspec"
 	"github.com/ramboot/ramboot/cmd/init/internal/growpart"
+	"github.com/ramboot/ramboot/internal/report"
 )
 
 // The install action (option 224 "install:URL#sha256=..."): write a disk
@@ -31,14 +32,21 @@ import (
 
 // The lifecycle's stages, as the node reports them to the server.
 const (
-	stageInstall       = "install"
-	stageInstallDone   = "install-done"
-	stageInstallFailed = "install-failed"
+	stageInstall       = report.Install
+	stageInstallDone   = report.InstallDone
+	stageInstallFailed = report.InstallFailed
 )
 
 // lifecycle reports an install stage to the server (and the console).
+// The outcome goes out before anything else happens: "install done"
+// decides what the server answers this node next.
 func (in *Init) lifecycle(stage, detail string) {
 	in.stage("%s: %s", stage, detail)
+	if stage == stageInstall {
+		in.report(stage, detail)
+		return
+	}
+	in.reportLast(stage, detail)
 }
 
 // flashBin is the flash command in the initramfs.
