@@ -38,6 +38,7 @@ type Init struct {
 	lease       atomic.Pointer[netup.Result]
 	netPending  bool          // the network comes up behind a command-line shell
 	modulesDone chan struct{} // closed when every module is loaded
+	rep         reporter      // the stages reported to the server (report.go)
 
 	mu sync.Mutex
 
@@ -234,7 +235,9 @@ func (in *Init) boot(kver string) string {
 	if spec, err := bootspec.Parse(value); err == nil && spec.Kind == bootspec.NFS {
 		<-in.modulesDone // NFS and overlay must be in before act mounts them
 	}
-	return in.actBounded(ctx, value, source, env)
+	outcome := in.actBounded(ctx, value, source, env)
+	in.reportOutcome(value, outcome)
+	return outcome
 }
 
 func readBuildInfo(p string) BuildInfo {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ramboot/ramboot/cmd/init/internal/bootspec"
 	"github.com/ramboot/ramboot/cmd/init/internal/netup"
+	"github.com/ramboot/ramboot/internal/report"
 )
 
 // vendorClass is what the init sends as option 60. It starts with
@@ -43,6 +44,8 @@ func (in *Init) network(ctx context.Context, env map[string]string) (value, sour
 	}
 	in.lease.Store(res)
 	in.stage("network: %s (server %v)", describeLease(res), res.ServerID)
+	in.startReports(res)
+	in.report(report.NetworkUp, describeLease(res))
 	go netup.KeepRenewed(context.Background(), cfg, res)
 
 	env["mac"] = res.MAC.String()

@@ -27,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ramboot/ramboot/cmd/init/internal/bootspec"
+	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/kernel/kimage"
 )
 
@@ -160,6 +161,7 @@ func (in *Init) ramRoot(ctx context.Context, u *url.URL, opts bootspec.ImageOpts
 	} else {
 		in.stage("rootfs: sha256 %s matches", got)
 	}
+	in.reportProgress(report.Downloaded, n, n)
 
 	// Mount it: loop (read-only), squashfs, then the RAM overlay.
 	<-in.modulesDone
@@ -259,6 +261,7 @@ func (p *progress) Write(b []byte) (int, error) {
 	if now := time.Now(); now.After(p.next) {
 		p.next = now.Add(2 * time.Second)
 		rate := float64(p.n) / 1e6 / now.Sub(p.start).Seconds()
+		p.in.reportProgress(report.Download, p.n, p.total)
 		if p.total > 0 {
 			p.in.stage("rootfs: %s of %s (%d%%), %.1f MB/s", mb(p.n), mb(p.total), p.n*100/p.total, rate)
 		} else {

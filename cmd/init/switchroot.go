@@ -11,6 +11,7 @@ import (
 	"github.com/u-root/u-root/pkg/mount"
 	"golang.org/x/sys/unix"
 
+	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/kernel/kimage"
 )
 
@@ -89,6 +90,7 @@ func (in *Init) switchRoot(newRoot, init string) error {
 	// The initramfs's /tmp does not come along; what it holds is freed.
 	_ = unix.Unmount("/tmp", unix.MNT_DETACH)
 	in.stage("switch_root: %s, exec %s", newRoot, init)
+	in.reportLast(report.SwitchRoot, newRoot+", exec "+init)
 	unix.Sync()
 	err := mount.SwitchRoot(newRoot, init)
 	// Past the point of no return: the initramfs may be gone.

@@ -1,0 +1,114 @@
+//go:build linux
+
+package main
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ramboot/ramboot/internal/report"
+	"github.com/ramboot/ramboot/server"
+	"github.com/ramboot/ramboot/server/status"
+)
+
+// The init's reports reach a real `ramboot serve` handler and land on the
+// node's record, marked as the node's, in the order they were made;
+// reports made before the network was up wait for it.
+func TestReportsReachServer(t *testing.T) {
+	const mac = "52:54:00:12:34:56"
+	s := &server.Server{Root: t.TempDir(), Log: slog.New(slog.DiscardHandler)}
+	s.Board.Record(mac, status.Node{MAC: mac, IP: "127.0.0.1"}, "dhcp offer", "")
+	var mu sync.Mutex
+	var got []string
+	s.OnReport = func(key string, r report.Report) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, key+" "+r.Stage)
+	}
+	hs := httptest.NewServer(s.Handler())
+	defer hs.Close()
+
+	var r reporter
+	r.send(report.Report{Stage: report.Action, Detail: "shell"}) // before the network
+	hw, _ := net.ParseMAC(mac)
+	r.start(hs.URL+report.Path, hw.String(), "ramboot-init/test (mac="+mac+")", t.Logf)
+	r.send(report.Report{Stage: report.Download, Bytes: 10, Total: 100})
+	r.send(report.Report{Stage: report.SwitchRoot, Detail: "/newroot, exec /sbin/init"})
+	if !r.flush(5 * time.Second) {
+		t.Fatal("flush: the reports did not go out")
+	}
+	mu.Lock()
+	want := []string{mac + " action", mac + " download", mac + " switch_root"}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+		t.Errorf("the server took %q, want %q", got, want)
+	}
+	mu.Unlock()
+	n, _ := s.Board.Node(mac)
+	if n.Reported == nil || n.Reported.Stage != report.SwitchRoot || n.Reported.By != status.ByNode {
+		t.Errorf("board: %+v", n.Reported)
+	}
+	if r.failed.Load() != 0 || r.dropped.Load() != 0 {
+		t.Errorf("%d failed, %d dropped", r.failed.Load(), r.dropped.Load())
+	}
+}
+
+// A server that never answers delays nothing: sending never blocks, a
+// full queue drops, and the flush before the point of no return gives up
+// after its bound.
+func TestReportsNeverBlock(t *testing.T) {
+	hang := make(chan struct{})
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		<-hang
+	}))
+	defer hs.Close()
+	defer close(hang)
+
+	var r reporter
+	t0 := time.Now()
+	for range 10 * reportQueue {
+		r.send(report.Report{Stage: report.Download, Bytes: 1})
+	}
+	if d := time.Since(t0); d > time.Second {
+		t.Errorf("queueing %d reports with nowhere to send them took %v", 10*reportQueue, d)
+	}
+	if got := r.dropped.Load(); got != 9*reportQueue {
+		t.Errorf("dropped %d, want %d (queue of %d)", got, 9*reportQueue, reportQueue)
+	}
+	if r.flush(time.Second) {
+		t.Error("flush with nowhere to send claimed success")
+	}
+
+	r.start(hs.URL+report.Path, "52:54:00:12:34:56", "test", t.Logf)
+	t0 = time.Now()
+	r.send(report.Report{Stage: report.SwitchRoot})
+	ok := r.flush(300 * time.Millisecond)
+	if d := time.Since(t0); ok || d > time.Second {
+		t.Errorf("flush against a server that hangs: %v after %v, want false after about 300ms", ok, d)
+	}
+}
+
+func TestReportURL(t *testing.T) {
+	from := net.ParseIP("192.0.2.1")
+	for _, tc := range []struct {
+		cmdline string
+		from    net.IP
+		want    string
+	}{
+		{"console=ttyAMA0", from, "http://192.0.2.1:8080/report"},
+		{"console=ttyAMA0", nil, ""},
+		{"ramboot.report=http://198.51.100.7:9000/report", from, "http://198.51.100.7:9000/report"},
+		{"ramboot.report=off", from, ""},
+		{"ramboot.report=ftp://x/y", from, ""},
+	} {
+		if got := reportURL(tc.cmdline, tc.from); got != tc.want {
+			t.Errorf("reportURL(%q, %v) = %q, want %q", tc.cmdline, tc.from, got, tc.want)
+		}
+	}
+}
