@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -180,5 +181,35 @@ func TestConfigEveryServeFlagIsAKey(t *testing.T) {
 	}
 	if want := strings.Count(b.String(), "\n"); n != want {
 		t.Errorf("applied %d of %d keys", n, want)
+	}
+}
+
+// TestShippedConfig: dist/serve.yaml, the example the service's docs
+// install, is a valid config, and so is every setting commented out in it.
+func TestShippedConfig(t *testing.T) {
+	data, err := os.ReadFile("../../dist/serve.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, o := serveSet(t)
+	if _, err := applyConfig(fs, newServeFS, "../../dist/serve.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if o.Root == "" || o.Interface == "" || o.dhcpMode != "proxy" {
+		t.Errorf("dist/serve.yaml: root %q interface %q dhcp %q", o.Root, o.Interface, o.dhcpMode)
+	}
+	var all []string
+	setting := regexp.MustCompile(`^(?:# )?([a-z0-9-]+: \S+)$`)
+	for _, l := range strings.Split(string(data), "\n") {
+		if m := setting.FindStringSubmatch(l); m != nil {
+			all = append(all, m[1])
+		}
+	}
+	if len(all) < 10 {
+		t.Fatalf("found %d settings in dist/serve.yaml", len(all))
+	}
+	fs, _ = serveSet(t)
+	if _, err := applyConfig(fs, newServeFS, writeFile(t, "all.yaml", strings.Join(all, "\n"))); err != nil {
+		t.Errorf("a commented-out setting of dist/serve.yaml is wrong: %v", err)
 	}
 }
