@@ -67,6 +67,10 @@ type Server struct {
 	// and must return quickly.
 	OnReport func(key string, r report.Report)
 
+	// StateFile keeps the nodes' install state (lifecycle.go); default
+	// state.json next to the lease file.
+	StateFile string
+
 	// ServerIP is the interface's IPv4 address, found at start.
 	ServerIP net.IP
 	Board    status.Board
@@ -79,6 +83,7 @@ type Server struct {
 
 	mu  sync.RWMutex
 	inv *inventory.Inventory
+	lc  *lifecycle // the install state; nil until Run opens it
 }
 
 func (s *Server) log() *slog.Logger {
@@ -250,6 +255,11 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	if s.Nodes != "" || s.StateFile != "" {
+		if err := s.openLifecycle(); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 4)
@@ -352,7 +362,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 // decide maps a DHCP client to its inventory entry.
 func (s *Server) decide(c dhcp.Client, server net.IP) dhcp.Decision {
-	m, ok, err := s.inventory().Lookup(c.MAC, c.Serial, server)
+	m, ok, err := s.lookup(c.MAC, c.Serial, server)
 	if err != nil {
 		s.log().Error("inventory", "mac", c.MAC.String(), "err", err)
 	}

@@ -26,6 +26,7 @@ Usage:
   ramboot eeprom --image pieeprom.bin --out DIR     SD card that sets Pi 4/5 bootloaders to netboot
   ramboot dhcp-config --format kea|isc|dnsmasq ...  config for your own DHCP server from nodes.yaml
   ramboot pxelinux --root DIR --nodes nodes.yaml    pxelinux.cfg/ per node, for tftpd-hpa and pxelinux
+  ramboot node list|reinstall NAME [flags]          install state of the nodes; ask for a reinstall
   ramboot boards                                    list the built-in boards
   ramboot version                                   print the version
   ramboot help [COMMAND]                            show help
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runEEPROM(ctx, rest, stdout, stderr)
 	case "dhcp-config":
 		err = runDHCPConfig(ctx, rest, stdout, stderr)
+	case "node":
+		err = runNode(ctx, rest, stdout, stderr)
 	case "pxelinux":
 		err = runPXELinux(ctx, rest, stdout, stderr)
 	case "boards":
@@ -113,6 +116,9 @@ func commandHelp(cmd string, stderr io.Writer) string {
 	case "eeprom":
 		fs, _ := eepromFlags(stderr)
 		return eepromUsage(fs)
+	case "node":
+		fs, _ := nodeFlags(stderr)
+		return nodeUsage(fs)
 	case "pxelinux":
 		fs, _ := pxelinuxFlags(stderr)
 		return pxelinuxUsage(fs)

@@ -38,6 +38,7 @@ func serveFlags(stderr io.Writer) (*pflag.FlagSet, *serveOpts) {
 	fs.StringVar(&o.dhcpMode, "dhcp", "proxy", "proxy (next to a router's DHCP), full (isolated network, needs --range) or off")
 	fs.StringVar(&o.Range, "range", "", "full DHCP: the address pool, FROM-TO")
 	fs.StringVar(&o.LeaseFile, "lease-file", "", "full DHCP: where leases are kept (default next to --root)")
+	fs.StringVar(&o.StateFile, "state-file", "", "nodes with install: in the inventory: each node's install state (default state.json next to the lease file); see 'ramboot help node'")
 	fs.DurationVar(&o.LeaseTime, "lease-time", dhcp.DefaultLeaseTime, "full DHCP: how long a lease lasts (clients renew at half of it)")
 	fs.StringVarP(&o.Nodes, "nodes", "n", "", "inventory file (nodes.yaml): hostname, address and option 224 per node")
 	fs.StringVar(&o.HTTPAddr, "http", "", "HTTP listen address (default the interface's address, port 8080); an address of --interface, a wildcard (still bound to --interface) or loopback")

@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/ramboot/ramboot/server"
+	"github.com/ramboot/ramboot/server/inventory"
+)
+
+// nodeOpts are `ramboot node`'s flags: where serve keeps its state.
+type nodeOpts struct {
+	stateFile, config, root, leaseFile, nodes string
+}
+
+func nodeFlags(stderr io.Writer) (*pflag.FlagSet, *nodeOpts) {
+	o := &nodeOpts{}
+	fs := pflag.NewFlagSet("node", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.stateFile, "state-file", "", "serve's install state file (default: as serve finds it from --config, --lease-file or --root)")
+	fs.StringVarP(&o.config, "config", "c", "", "serve's config file: its state-file, lease-file, root and nodes settings")
+	fs.StringVarP(&o.root, "root", "r", "", "serve's --root: the state file is ROOT/../state.json unless --lease-file says otherwise")
+	fs.StringVar(&o.leaseFile, "lease-file", "", "serve's --lease-file: the state file is next to it")
+	fs.StringVarP(&o.nodes, "nodes", "n", "", "serve's inventory (nodes.yaml): find NAME by hostname, mac or serial; list nodes not installed yet")
+	return fs, o
+}
+
+func nodeUsage(fs *pflag.FlagSet) string {
+	return `Usage: ramboot node list [flags]
+       ramboot node reinstall NAME... [flags]
+
+The install lifecycle of the nodes whose nodes.yaml entry has install:
+(see README, "Install and local boot"). ramboot serve hands such a node
+the install until it reports a good install, then its boot: form (default
+local). list prints each node's recorded state; reinstall asks for a new
+install at the node's next network boot (a node is named by its hostname,
+MAC or Pi serial). The running server sees the change at once: no restart
+or signal.
+
+Examples:
+  ramboot node list --config /etc/ramboot/serve.yaml
+  ramboot node reinstall web-1 --config /etc/ramboot/serve.yaml
+  ramboot node reinstall 52:54:00:12:34:61 --state-file /var/lib/ramboot/state.json
+
+Under systemd (StateDirectory=), serve keeps the state in
+$STATE_DIRECTORY/state.json; set STATE_DIRECTORY the same, or pass
+--state-file.
+
+Flags:
+` + fs.FlagUsages()
+}
+
+// files works out the state file (and nodes.yaml, if any) as serve does.
+func (o *nodeOpts) files() (state, nodes string, err error) {
+	if o.config != "" {
+		sfs, so := serveFlags(io.Discard)
+		if err := sfs.Parse(nil); err != nil {
+			return "", "", err
+		}
+		newFS := func() *pflag.FlagSet { f, _ := serveFlags(io.Discard); return f }
+		if _, err := applyConfig(sfs, newFS, o.config); err != nil {
+			return "", "", fmt.Errorf("%w: %v", errUsage, err)
+		}
+		if o.stateFile == "" {
+			o.stateFile = so.StateFile
+		}
+		if o.leaseFile == "" {
+			o.leaseFile = so.LeaseFile
+		}
+		if o.root == "" {
+			o.root = so.Root
+		}
+		if o.nodes == "" {
+			o.nodes = so.Nodes
+		}
+	}
+	if o.leaseFile == "" {
+		if sd, _, _ := strings.Cut(os.Getenv("STATE_DIRECTORY"), ":"); sd != "" {
+			o.leaseFile = filepath.Join(sd, "leases.json")
+		}
+	}
+	state = o.stateFile
+	switch {
+	case state != "":
+	case o.leaseFile != "" || o.root != "":
+		state = server.DefaultStateFile(o.root, o.leaseFile)
+	default:
+		return "", "", fmt.Errorf("%w: node: which state file? pass --state-file FILE, or serve's --config FILE or --root DIR (the state is ROOT/../state.json by default)", errUsage)
+	}
+	return state, o.nodes, nil
+}
+
+func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, o := nodeFlags(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, nodeUsage(fs)) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: node: %v (see 'ramboot help node')", errUsage, err)
+	}
+	if fs.NArg() == 0 {
+		return fmt.Errorf("%w: node: say list or reinstall NAME (see 'ramboot help node')", errUsage)
+	}
+	verb, names := fs.Arg(0), fs.Args()[1:]
+	switch verb {
+	case "list":
+		if len(names) > 0 {
+			return fmt.Errorf("%w: node list: unexpected argument %q", errUsage, names[0])
+		}
+	case "reinstall":
+		if len(names) == 0 {
+			return fmt.Errorf("%w: node reinstall: name the node (hostname, MAC or serial)", errUsage)
+		}
+	default:
+		return fmt.Errorf("%w: node: unknown action %q: use list or reinstall", errUsage, verb)
+	}
+	state, nodesFile, err := o.files()
+	if err != nil {
+		return err
+	}
+	var inv *inventory.Inventory
+	if nodesFile != "" {
+		if inv, err = inventory.Load(nodesFile); err != nil {
+			return err
+		}
+	}
+	if verb == "list" {
+		return nodeList(stdout, state, inv)
+	}
+	for _, name := range names {
+		if err := nodeReinstall(stdout, state, inv, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// installOf is the inventory's install for a MAC ("" for none).
+func installOf(inv *inventory.Inventory, mac net.HardwareAddr) inventory.Match {
+	m, _, _ := inv.Lookup(mac, "", nil)
+	return m
+}
+
+// nodeList prints the recorded nodes, and with an inventory its install
+// nodes that have no record yet.
+func nodeList(w io.Writer, state string, inv *inventory.Inventory) error {
+	st, err := server.ReadState(state)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tMAC\tSTATE\tSINCE\tNOTE")
+	for _, k := range st.Sorted() {
+		n := st.Nodes[k]
+		name, state, since := n.Name, n.State, "-"
+		if name == "" {
+			name = "-"
+		}
+		if state == "" {
+			state = "-"
+		}
+		if !n.Since.IsZero() {
+			since = n.Since.UTC().Format(time.RFC3339)
+		}
+		var notes []string
+		if n.ReinstallRequested {
+			notes = append(notes, "reinstall asked")
+		}
+		if inv != nil {
+			mac, _ := net.ParseMAC(k)
+			m := installOf(inv, mac)
+			switch {
+			case m.Install == "":
+				notes = append(notes, "no install: in nodes.yaml now")
+			case n.State == server.StateInstalled && m.InstallSHA256 != "none" && m.InstallSHA256 != n.SHA256:
+				notes = append(notes, "nodes.yaml has another image (reinstall to apply it)")
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, k, state, since, strings.Join(notes, "; "))
+	}
+	if inv != nil {
+		var fresh []string
+		for _, n := range inv.Nodes {
+			mac, err := net.ParseMAC(strings.ReplaceAll(n.MAC, "-", ":"))
+			if err != nil || st.Nodes[mac.String()] != nil || installOf(inv, mac).Install == "" {
+				continue
+			}
+			name := n.Hostname
+			if name == "" {
+				name = "-"
+			}
+			fresh = append(fresh, fmt.Sprintf("%s\t%s\tnew\t-\tinstalls at its next network boot\n", name, mac))
+		}
+		sort.Strings(fresh)
+		for _, l := range fresh {
+			fmt.Fprint(tw, l)
+		}
+	}
+	return tw.Flush()
+}
+
+// nodeReinstall asks for a reinstall of the node called name.
+func nodeReinstall(w io.Writer, state string, inv *inventory.Inventory, name string) error {
+	key, label, err := resolveNode(state, inv, name)
+	if err != nil {
+		return err
+	}
+	var msg string
+	err = server.UpdateState(state, func(st *server.State) error {
+		n := st.Nodes[key]
+		switch {
+		case n == nil:
+			msg = fmt.Sprintf("%s (%s): no install recorded: it installs at its next network boot anyway", label, key)
+			return errNothing
+		case n.ReinstallRequested:
+			msg = fmt.Sprintf("%s (%s): a reinstall is asked already: it installs at its next network boot", label, key)
+			return errNothing
+		case n.State != server.StateInstalled:
+			msg = fmt.Sprintf("%s (%s): %s, not installed: it installs at its next network boot anyway", label, key, n.State)
+			return errNothing
+		}
+		n.ReinstallRequested = true
+		msg = fmt.Sprintf("%s (%s): reinstall asked: it installs at its next network boot (reboot or power-cycle it)", label, key)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errNothing) {
+		return err
+	}
+	fmt.Fprintln(w, msg)
+	return nil
+}
+
+var errNothing = errors.New("nothing to change")
+
+// resolveNode finds a node's MAC (the state file's key) by hostname, MAC
+// or serial: in the inventory if there is one, else among the records.
+func resolveNode(state string, inv *inventory.Inventory, name string) (key, label string, err error) {
+	mac, macErr := net.ParseMAC(strings.ReplaceAll(name, "-", ":"))
+	if macErr == nil && len(mac) != 6 {
+		macErr = errors.New("not 6 bytes")
+	}
+	if inv != nil {
+		for _, n := range inv.Nodes {
+			nm, err := net.ParseMAC(strings.ReplaceAll(n.MAC, "-", ":"))
+			hit := n.Hostname == name || (err == nil && macErr == nil && nm.String() == mac.String()) ||
+				(n.Serial != "" && strings.EqualFold(n.Serial, strings.TrimPrefix(name, "0x")))
+			if !hit {
+				continue
+			}
+			if err != nil {
+				return "", "", fmt.Errorf("node %s: its nodes.yaml entry has no mac, so it has no install", name)
+			}
+			if installOf(inv, nm).Install == "" {
+				return "", "", fmt.Errorf("node %s: its nodes.yaml entry has no install: (nor do the defaults): nothing to reinstall", name)
+			}
+			label = n.Hostname
+			if label == "" {
+				label = name
+			}
+			return nm.String(), label, nil
+		}
+	}
+	st, err := server.ReadState(state)
+	if err != nil {
+		return "", "", err
+	}
+	for _, k := range st.Sorted() {
+		if st.Nodes[k].Name == name || (macErr == nil && k == mac.String()) {
+			label = st.Nodes[k].Name
+			if label == "" {
+				label = name
+			}
+			return k, label, nil
+		}
+	}
+	if macErr == nil && inv != nil && installOf(inv, mac).Install != "" {
+		return mac.String(), name, nil // a node the defaults' install covers, not recorded yet
+	}
+	var known []string
+	for _, k := range st.Sorted() {
+		if n := st.Nodes[k].Name; n != "" {
+			known = append(known, n)
+		} else {
+			known = append(known, k)
+		}
+	}
+	hint := "none recorded yet"
+	if len(known) > 0 {
+		hint = "recorded: " + strings.Join(known, ", ")
+	}
+	where := state
+	if inv == nil {
+		where += " (pass --nodes or --config to find nodes by their nodes.yaml entry)"
+	} else {
+		where += " or nodes.yaml"
+	}
+	return "", "", fmt.Errorf("node %q: no such node in %s; %s", name, where, hint)
+}

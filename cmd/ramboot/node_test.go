@@ -1,0 +1,141 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ramboot/ramboot/server"
+)
+
+const nodeSHA = "3f0c8a2b6f3c5d1e9a7b4c2d0e8f6a4b2c0d9e7f5a3b1c8d6e4f2a0b9c7d5e3f"
+
+// nodeTree writes nodes.yaml, a serve config and a state file with web-1
+// installed and web-2 failed, as serve would have recorded them.
+func nodeTree(t *testing.T) (dir, state, nodes, config string) {
+	t.Helper()
+	dir = t.TempDir()
+	nodes = filepath.Join(dir, "nodes.yaml")
+	if err := os.WriteFile(nodes, []byte(`nodes:
+  - mac: 52:54:00:12:34:61
+    hostname: web-1
+    install: {image: "http://{{.Server}}:8080/img/debian.raw", sha256: `+nodeSHA+`}
+  - mac: 52:54:00:12:34:62
+    hostname: web-2
+    install: {image: "http://{{.Server}}:8080/img/debian.raw", sha256: `+nodeSHA+`}
+  - mac: 52:54:00:12:34:63
+    hostname: web-3
+    install: {image: "http://{{.Server}}:8080/img/debian.raw", sha256: none}
+  - mac: 52:54:00:12:34:64
+    hostname: nfs-1
+    option224: shell
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "tree"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	config = filepath.Join(dir, "serve.yaml")
+	if err := os.WriteFile(config, []byte("root: "+filepath.Join(dir, "tree")+"\ninterface: lo\nnodes: "+nodes+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state = filepath.Join(dir, "state.json")
+	at := time.Date(2026, 11, 30, 17, 2, 11, 0, time.UTC)
+	err := server.UpdateState(state, func(st *server.State) error {
+		st.Nodes["52:54:00:12:34:61"] = &server.NodeState{Name: "web-1", State: server.StateInstalled, SHA256: "1111111111111111111111111111111111111111111111111111111111111111", Since: at}
+		st.Nodes["52:54:00:12:34:62"] = &server.NodeState{Name: "web-2", State: server.StateFailed, Since: at, Detail: "disk too small"}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, state, nodes, config
+}
+
+func TestNodeReinstall(t *testing.T) {
+	_, state, nodes, config := nodeTree(t)
+	code, out, errb := runCLI(t, "node", "reinstall", "web-1", "--config", config)
+	if code != 0 || !strings.Contains(out, "web-1 (52:54:00:12:34:61): reinstall asked") {
+		t.Fatalf("reinstall: %d %q %q", code, out, errb)
+	}
+	st, err := server.ReadState(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := st.Nodes["52:54:00:12:34:61"]; !n.ReinstallRequested || n.State != server.StateInstalled || !n.WantsInstall() {
+		t.Fatalf("after reinstall: %+v", n)
+	}
+	if n := st.Nodes["52:54:00:12:34:62"]; n.ReinstallRequested || n.Detail != "disk too small" {
+		t.Fatalf("another node changed: %+v", n)
+	}
+	// Asked again, by MAC, with the state file named: nothing changes.
+	before, _ := os.ReadFile(state)
+	code, out, _ = runCLI(t, "node", "reinstall", "52-54-00-12-34-61", "--state-file", state)
+	if code != 0 || !strings.Contains(out, "asked already") {
+		t.Fatalf("again: %d %q", code, out)
+	}
+	if after, _ := os.ReadFile(state); string(after) != string(before) {
+		t.Fatal("asking again rewrote the file")
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"reinstall", "web-2", "--state-file", state}, 0, "failed, not installed: it installs at its next network boot anyway"},
+		{[]string{"reinstall", "web-3", "--state-file", state, "--nodes", nodes}, 0, "no install recorded"},
+		{[]string{"reinstall", "nfs-1", "--state-file", state, "--nodes", nodes}, 1, "has no install:"},
+		{[]string{"reinstall", "web-9", "--state-file", state}, 1, `node "web-9": no such node in ` + state + " (pass --nodes"},
+		{[]string{"reinstall", "--state-file", state}, 2, "name the node"},
+		{[]string{"reinstall", "web-1"}, 2, "which state file?"},
+		{[]string{"reboot", "web-1", "--state-file", state}, 2, `unknown action "reboot"`},
+	} {
+		code, out, errb := runCLI(t, append([]string{"node"}, tc.args...)...)
+		if code != tc.code || !strings.Contains(out+errb, tc.out) {
+			t.Errorf("%v: %d %q %q, want %d %q", tc.args, code, out, errb, tc.code, tc.out)
+		}
+	}
+	// A corrupt state file is an error naming it, and is left as it is.
+	if err := os.WriteFile(state, []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errb = runCLI(t, "node", "reinstall", "web-1", "--config", config)
+	if code != 1 || !strings.Contains(errb, state) || !strings.Contains(errb, "corrupt") {
+		t.Fatalf("corrupt: %d %q", code, errb)
+	}
+	if data, _ := os.ReadFile(state); string(data) != "{" {
+		t.Fatalf("the corrupt file was rewritten: %q", data)
+	}
+}
+
+func TestNodeList(t *testing.T) {
+	_, state, nodes, config := nodeTree(t)
+	code, out, errb := runCLI(t, "node", "list", "--config", config)
+	if code != 0 {
+		t.Fatalf("list: %d %q", code, errb)
+	}
+	want := []string{
+		`NAME +MAC +STATE +SINCE +NOTE`,
+		`web-1 +52:54:00:12:34:61 +installed +2026-11-30T17:02:11Z +nodes.yaml has another image \(reinstall to apply it\)`,
+		`web-2 +52:54:00:12:34:62 +failed +2026-11-30T17:02:11Z`,
+		`web-3 +52:54:00:12:34:63 +new +- +installs at its next network boot`,
+	}
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("list:\n%s", out)
+	}
+	for i, w := range want {
+		if !regexp.MustCompile("^" + w + " *$").MatchString(lines[i]) {
+			t.Errorf("line %d: %q, want %q", i, lines[i], w)
+		}
+	}
+	// Without the inventory: the records only.
+	_, out, _ = runCLI(t, "node", "list", "--state-file", state)
+	if strings.Contains(out, "web-3") || !strings.Contains(out, "web-2") {
+		t.Fatalf("list without nodes.yaml:\n%s", out)
+	}
+	_ = nodes
+}

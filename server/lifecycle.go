@@ -1,0 +1,449 @@
+package server
+
+// The install lifecycle (issue 14): a node whose inventory entry has
+// install: gets the install form of option 224 until it reports a
+// successful install, then its boot: form (default local), until an
+// operator asks for a reinstall (`ramboot node reinstall NAME`).
+//
+// What each node did is kept in the state file (--state-file, default
+// state.json next to the lease file), one record per node by MAC:
+//
+//	{"nodes": {"dc:a6:32:01:36:c3": {"name": "pi-r1-03", "state": "installed",
+//	  "image": "http://192.0.2.1:8080/img/debian.raw.xz", "sha256": "3f0c...",
+//	  "since": "2026-11-30T17:02:11Z", "detail": "/dev/mmcblk0 sha256=3f0c..."}}}
+//
+// Rules:
+//   - only the node's own reports change its record ("install",
+//     "install done", "install failed", which the report endpoint accepts
+//     only from the node's own address); DHCP never does;
+//   - a node gets the install form unless its record says installed and no
+//     reinstall is asked: a failed or interrupted install ("installing"
+//     with no outcome, as after a power cut) is tried again from the start
+//     at its next boot; only "install done" makes it installed;
+//   - a report of an install from a node that is installed with no
+//     reinstall asked is ignored (and logged): a node cannot wipe itself;
+//   - a changed image or sha256 in nodes.yaml does not reinstall an
+//     installed node: ask for it with `ramboot node reinstall NAME`;
+//   - the file is written atomically (a temporary file, fsync, rename,
+//     fsync of the directory) under an flock of FILE.lock, by the server
+//     and by `ramboot node`; the server reads it again when it changed
+//     (checked at each lookup of a node with install:), so a reinstall is
+//     in force at the node's next DHCP request without a signal;
+//   - a corrupt file is an error naming it: the server does not start, and
+//     a running server keeps the state it had and records nothing until
+//     the file is fixed. A missing file is an empty state: deleting it
+//     reinstalls every node with install:.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ramboot/ramboot/internal/report"
+	"github.com/ramboot/ramboot/server/inventory"
+)
+
+// A node's recorded install state.
+const (
+	StateInstalling = "installing"
+	StateInstalled  = "installed"
+	StateFailed     = "failed"
+)
+
+// The report stages the lifecycle acts on.
+const (
+	StageInstall       = report.Install
+	StageInstallDone   = report.InstallDone
+	StageInstallFailed = report.InstallFailed
+)
+
+// StateLockTimeout bounds the wait for another process's lock of the
+// state file.
+const StateLockTimeout = 10 * time.Second
+
+// NodeState is one node's record in the state file.
+type NodeState struct {
+	Name               string    `json:"name,omitempty"` // the inventory hostname, when known
+	State              string    `json:"state"`          // installing, installed, failed; "" with only a reinstall asked
+	Image              string    `json:"image,omitempty"`
+	SHA256             string    `json:"sha256,omitempty"`
+	Since              time.Time `json:"since"`
+	Detail             string    `json:"detail,omitempty"`
+	ReinstallRequested bool      `json:"reinstall_requested,omitempty"`
+}
+
+// WantsInstall reports whether a node with this record (nil: none) gets
+// the install form.
+func (n *NodeState) WantsInstall() bool {
+	return n == nil || n.State != StateInstalled || n.ReinstallRequested
+}
+
+// State is the state file: records by MAC (lower case, colons).
+type State struct {
+	Nodes map[string]*NodeState `json:"nodes"`
+}
+
+// DefaultStateFile is where serve keeps the state with no --state-file:
+// next to the lease file (leaseFile, or its default next to root).
+func DefaultStateFile(root, leaseFile string) string {
+	if leaseFile != "" {
+		return filepath.Join(filepath.Dir(leaseFile), "state.json")
+	}
+	return filepath.Join(filepath.Dir(filepath.Clean(root)), "state.json")
+}
+
+// ReadState reads a state file; a missing one is an empty state.
+func ReadState(path string) (*State, error) {
+	st, _, err := readState(path)
+	return st, err
+}
+
+// fileID tells whether a file was replaced or changed.
+type fileID struct {
+	dev, ino uint64
+	mtime    int64
+	size     int64
+}
+
+func statID(path string) (fileID, error) {
+	var s unix.Stat_t
+	if err := unix.Stat(path, &s); err != nil {
+		return fileID{}, err
+	}
+	return fileID{uint64(s.Dev), uint64(s.Ino), s.Mtim.Nano(), s.Size}, nil
+}
+
+func readState(path string) (*State, fileID, error) {
+	st := &State{Nodes: map[string]*NodeState{}}
+	id, err := statID(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return st, fileID{}, nil
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return st, fileID{}, nil
+	}
+	if err != nil {
+		return nil, id, fmt.Errorf("state file: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(st); err != nil {
+		return nil, id, fmt.Errorf("state file %s is corrupt (%v): fix it, or move it away to start over (every node with install: then installs again)", path, err)
+	}
+	if st.Nodes == nil {
+		st.Nodes = map[string]*NodeState{}
+	}
+	for k, n := range st.Nodes {
+		mac, err := net.ParseMAC(k)
+		if err != nil || mac.String() != k || n == nil {
+			return nil, id, fmt.Errorf("state file %s is corrupt: key %q is not a MAC like dc:a6:32:01:36:c2 with a record: fix it or remove that record", path, k)
+		}
+		switch n.State {
+		case StateInstalling, StateInstalled, StateFailed:
+		case "":
+			if !n.ReinstallRequested {
+				return nil, id, fmt.Errorf("state file %s is corrupt: node %s has no state: fix it or remove that record", path, k)
+			}
+		default:
+			return nil, id, fmt.Errorf("state file %s is corrupt: node %s: state %q is none of installing, installed, failed", path, k, n.State)
+		}
+	}
+	return st, id, nil
+}
+
+// UpdateState changes the state file under its lock: it reads the file,
+// calls fn, and writes the result atomically unless fn fails.
+func UpdateState(path string, fn func(*State) error) error {
+	_, _, err := updateState(path, fn)
+	return err
+}
+
+func updateState(path string, fn func(*State) error) (*State, fileID, error) {
+	unlock, err := lockState(path)
+	if err != nil {
+		return nil, fileID{}, err
+	}
+	defer unlock()
+	st, id, err := readState(path)
+	if err != nil {
+		return nil, id, err
+	}
+	if err := fn(st); err != nil {
+		return st, id, err
+	}
+	if err := writeState(path, st); err != nil {
+		return nil, id, err
+	}
+	id, err = statID(path)
+	return st, id, err
+}
+
+// lockState takes FILE.lock's flock, waiting at most StateLockTimeout.
+func lockState(path string) (func(), error) {
+	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o644)
+	if errors.Is(err, os.ErrPermission) {
+		// Made by another user (root's `ramboot node`, or the service's):
+		// flock needs no write access.
+		f, err = os.Open(path + ".lock")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state file lock: %w (is the directory writable?)", err)
+	}
+	keepOwner(f, filepath.Dir(path))
+	deadline := time.Now().Add(StateLockTimeout)
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("state file lock %s: %w", f.Name(), err)
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("state file %s: still locked by another process after %v (a ramboot serve or ramboot node stuck?)", path, StateLockTimeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// writeState writes st to path atomically: a temporary file in the same
+// directory, fsync, rename, fsync of the directory.
+func writeState(path string, st *State) error {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("state file: %w", err)
+	}
+	tmp := f.Name()
+	keepOwner(f, dir)
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("state file %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// keepOwner gives a file root made the owner of its directory (the
+// service's user, under systemd's DynamicUser=), so that `ramboot node` run
+// as root leaves a state the server can still write. Others are left alone.
+func keepOwner(f *os.File, dir string) {
+	if os.Geteuid() != 0 {
+		return
+	}
+	var st unix.Stat_t
+	if unix.Stat(dir, &st) == nil && st.Uid != 0 {
+		f.Chown(int(st.Uid), int(st.Gid))
+	}
+}
+
+// Sorted returns the records' MACs ordered by name, then MAC.
+func (st *State) Sorted() []string {
+	keys := make([]string, 0, len(st.Nodes))
+	for k := range st.Nodes {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := st.Nodes[keys[i]], st.Nodes[keys[j]]
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		return keys[i] < keys[j]
+	})
+	return keys
+}
+
+// lifecycle is the server's view of the state file.
+type lifecycle struct {
+	path string
+	mu   sync.Mutex
+	st   *State
+	id   fileID
+	bad  fileID // a file found corrupt, not read again until it changes
+}
+
+// openLifecycle reads the state file; a corrupt one is an error. It makes
+// the lifecycle act on the nodes' reports (OnReport).
+func (s *Server) openLifecycle() error {
+	p := s.StateFile
+	if p == "" {
+		p = DefaultStateFile(s.Root, s.LeaseFile)
+	}
+	st, id, err := readState(p)
+	if err != nil {
+		return fmt.Errorf("--state-file: %w", err)
+	}
+	s.lc = &lifecycle{path: p, st: st, id: id}
+	prev := s.OnReport
+	s.OnReport = func(key string, r report.Report) {
+		s.noteReport(key, r.Stage, r.Detail)
+		if prev != nil {
+			prev(key, r)
+		}
+	}
+	return nil
+}
+
+// record returns the state in force for mac, reading the file again if it
+// changed. A file that cannot be read leaves the last state in force.
+func (lc *lifecycle) record(s *Server, mac string) *NodeState {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	id, err := statID(lc.path)
+	if errors.Is(err, os.ErrNotExist) {
+		id, err = fileID{}, nil
+	}
+	if err == nil && id != lc.id && id != lc.bad {
+		st, nid, rerr := readState(lc.path)
+		if rerr != nil {
+			lc.bad = nid
+			s.log().Error("state file unreadable; the last state read stays in force and nothing is recorded until it is fixed", "err", rerr)
+		} else {
+			lc.st, lc.id, lc.bad = st, nid, fileID{}
+			s.log().Info("state file read again", "file", lc.path, "nodes", len(st.Nodes))
+		}
+	}
+	if n := lc.st.Nodes[mac]; n != nil {
+		c := *n
+		return &c
+	}
+	return nil
+}
+
+// lookup is the inventory's answer for a node with its install state
+// applied: a node with install: gets the install form until it is
+// recorded installed (and no reinstall is asked), then its boot form.
+func (s *Server) lookup(mac net.HardwareAddr, serial string, server net.IP) (inventory.Match, bool, error) {
+	m, ok, err := s.inventory().Lookup(mac, serial, server)
+	if err != nil || !ok || m.Install == "" {
+		return m, ok, err
+	}
+	var rec *NodeState
+	if s.lc != nil && mac != nil {
+		rec = s.lc.record(s, mac.String())
+	}
+	if rec.WantsInstall() {
+		m.Option224 = m.Install
+	}
+	return m, ok, nil
+}
+
+// errNoChange ends an UpdateState that has nothing to write.
+var errNoChange = errors.New("no change")
+
+// noteReport records an install's progress or outcome from a node's own
+// report (key is its MAC, as the report endpoint checked it).
+func (s *Server) noteReport(key, stage, detail string) {
+	if stage != StageInstall && stage != StageInstallDone && stage != StageInstallFailed {
+		return
+	}
+	if s.lc == nil {
+		return
+	}
+	mac, err := net.ParseMAC(key)
+	if err != nil {
+		return
+	}
+	key = mac.String()
+	m, ok, err := s.inventory().Lookup(mac, "", s.ServerIP)
+	if err != nil || !ok || m.Install == "" {
+		s.log().Warn("install report from a node with no install: in nodes.yaml; not recorded", "mac", key, "stage", stage, "detail", detail)
+		return
+	}
+	lc := s.lc
+	if stage == StageInstall {
+		// Progress comes every few seconds: the file is written once,
+		// when the install starts.
+		if rec := lc.record(s, key); rec != nil && rec.State == StateInstalling {
+			return
+		}
+	}
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	var ignored string
+	st, id, err := updateState(lc.path, func(st *State) error {
+		rec := st.Nodes[key]
+		if !rec.WantsInstall() {
+			ignored = "the node is installed and no reinstall is asked (ramboot node reinstall NAME asks)"
+			return errNoChange
+		}
+		if rec == nil {
+			rec = &NodeState{}
+			st.Nodes[key] = rec
+		}
+		rec.Name = m.Hostname
+		rec.Since = time.Now().UTC().Truncate(time.Second)
+		rec.Detail = detail
+		rec.Image = m.InstallImage
+		switch stage {
+		case StageInstall:
+			rec.State = StateInstalling
+			rec.SHA256 = m.InstallSHA256
+		case StageInstallDone:
+			rec.State = StateInstalled
+			rec.SHA256 = reportedSHA256(detail, m.InstallSHA256)
+			rec.ReinstallRequested = false
+		case StageInstallFailed:
+			rec.State = StateFailed
+			rec.SHA256 = m.InstallSHA256
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errNoChange):
+		lc.st, lc.id = st, id
+		s.log().Warn("install report ignored", "mac", key, "stage", stage, "why", ignored)
+	case err != nil:
+		s.log().Error("install state not recorded", "mac", key, "stage", stage, "err", err)
+	default:
+		lc.st, lc.id, lc.bad = st, id, fileID{}
+		rec := st.Nodes[key]
+		s.log().Info("install state", "mac", key, "name", rec.Name, "state", rec.State, "image", rec.Image, "sha256", rec.SHA256)
+	}
+}
+
+// reportedSHA256 is the digest in an "install done" detail ("DISK
+// sha256=HEX"), else def.
+func reportedSHA256(detail, def string) string {
+	for _, f := range strings.Fields(detail) {
+		if h, ok := strings.CutPrefix(f, "sha256="); ok && len(h) == 64 && strings.Trim(strings.ToLower(h), "0123456789abcdef") == "" {
+			return strings.ToLower(h)
+		}
+	}
+	return def
+}

@@ -1,0 +1,322 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/ramboot/ramboot/internal/report"
+	"github.com/ramboot/ramboot/server/dhcp"
+	"github.com/ramboot/ramboot/server/inventory"
+	"github.com/ramboot/ramboot/server/status"
+)
+
+const (
+	lcSHA  = "3f0c8a2b6f3c5d1e9a7b4c2d0e8f6a4b2c0d9e7f5a3b1c8d6e4f2a0b9c7d5e3f"
+	lcSHA2 = "0000000000000000000000000000000000000000000000000000000000000002"
+	lcMAC  = "52:54:00:12:34:61"
+)
+
+func lcNodes(sha string) string {
+	return `defaults:
+  option224: shell
+nodes:
+  - mac: ` + lcMAC + `
+    hostname: web-1
+    install: {image: "http://{{.Server}}:8080/img/debian.raw", sha256: ` + sha + `, disk: /dev/vda}
+  - mac: 52:54:00:12:34:62
+    hostname: web-2
+    install: {image: "http://{{.Server}}:8080/img/debian.raw", sha256: none}
+    boot: "local:LABEL=root"
+  - mac: 52:54:00:12:34:63
+    hostname: nfs-1
+`
+}
+
+var lcInstall = "install:http://192.0.2.1:8080/img/debian.raw#sha256=" + lcSHA + "&disk=/dev/vda&hostname=web-1"
+
+// lcServer is a server with nodes.yaml and a state file in dir, opened as
+// Run opens them.
+func lcServer(t *testing.T, dir, nodes string) (*Server, *syncBuffer) {
+	t.Helper()
+	root := filepath.Join(dir, "tree")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	nf := filepath.Join(dir, "nodes.yaml")
+	if err := os.WriteFile(nf, []byte(nodes), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	s := &Server{Root: root, Nodes: nf, ServerIP: net.IPv4(192, 0, 2, 1), Log: slog.New(slog.NewTextHandler(logs, nil))}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.openLifecycle(); err != nil {
+		t.Fatal(err)
+	}
+	return s, logs
+}
+
+// dhcp224 asks s, through the DHCP protocol handler, for option 224 as
+// ramboot's init does (a DISCOVER with vendor class "ramboot"), and reads
+// it back from the reply's wire bytes.
+func dhcp224(t *testing.T, s *Server, mac string) string {
+	t.Helper()
+	hw, _ := net.ParseMAC(mac)
+	req, err := dhcpv4.NewDiscovery(hw,
+		dhcpv4.WithOption(dhcpv4.OptClassIdentifier(dhcp.RambootVendorClass)),
+		dhcpv4.WithRequestedOptions(dhcpv4.GenericOptionCode(224)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := &dhcp.Server{Mode: dhcp.Proxy, ServerIP: s.ServerIP, Subnet: net.CIDRMask(24, 32), Decide: s.decide}
+	resp, ev := ds.Handle(req)
+	if resp == nil {
+		t.Fatalf("%s: no reply: %+v", mac, ev)
+	}
+	back, err := dhcpv4.FromBytes(resp.ToBytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(back.Options.Get(dhcpv4.GenericOptionCode(224)))
+}
+
+// say is the node's report as the report endpoint hands it on.
+func say(s *Server, stage, detail string) {
+	s.OnReport(lcMAC, report.Report{MAC: lcMAC, Stage: stage, Detail: detail})
+}
+
+func want224(t *testing.T, s *Server, step, want string) {
+	t.Helper()
+	if got := dhcp224(t, s, lcMAC); got != want {
+		t.Fatalf("%s: option 224 = %q, want %q", step, got, want)
+	}
+}
+
+func TestLifecycle(t *testing.T) {
+	dir := t.TempDir()
+	s, logs := lcServer(t, dir, lcNodes(lcSHA))
+	state := filepath.Join(dir, "state.json")
+	if s.lc.path != state {
+		t.Fatalf("state file %s, want %s (next to the tree)", s.lc.path, state)
+	}
+
+	want224(t, s, "new node", lcInstall)
+	if got := dhcp224(t, s, "52:54:00:12:34:63"); got != "shell" {
+		t.Fatalf("a node without install: got %q", got)
+	}
+	if _, err := os.Stat(state); !os.IsNotExist(err) {
+		t.Fatalf("DHCP wrote the state file: %v", err)
+	}
+
+	say(s, "network-up", "eth0 "+lcMAC)
+	say(s, StageInstall, "started http://192.0.2.1:8080/img/debian.raw -> /dev/vda")
+	rec := readRec(t, state)
+	if rec.State != StateInstalling || rec.Name != "web-1" || rec.Image != "http://192.0.2.1:8080/img/debian.raw" || rec.SHA256 != lcSHA {
+		t.Fatalf("after install started: %+v", rec)
+	}
+	st1, _ := os.Stat(state)
+	say(s, StageInstall, "1048576 of 4194304 bytes (50 MB/s)")
+	if st2, _ := os.Stat(state); !os.SameFile(st1, st2) {
+		t.Fatal("a progress report wrote the state file again")
+	}
+	want224(t, s, "installing (a power cut now means a clean retry)", lcInstall)
+
+	say(s, StageInstallFailed, "sha256 mismatch")
+	if rec := readRec(t, state); rec.State != StateFailed || rec.Detail != "sha256 mismatch" {
+		t.Fatalf("after failure: %+v", rec)
+	}
+	want224(t, s, "failed", lcInstall)
+
+	say(s, StageInstallDone, "/dev/vda sha256="+strings.ToUpper(lcSHA))
+	if rec := readRec(t, state); rec.State != StateInstalled || rec.SHA256 != lcSHA || rec.ReinstallRequested {
+		t.Fatalf("after done: %+v", rec)
+	}
+	want224(t, s, "installed", "local")
+
+	// An installed node cannot wipe itself by reporting an install.
+	say(s, StageInstallFailed, "made up")
+	say(s, StageInstall, "made up")
+	if rec := readRec(t, state); rec.State != StateInstalled {
+		t.Fatalf("an installed node's own report changed its state: %+v", rec)
+	}
+	if !strings.Contains(logs.String(), "install report ignored") {
+		t.Fatalf("the ignored report was not logged:\n%s", logs)
+	}
+	want224(t, s, "installed, after made-up reports", "local")
+
+	// A new image in nodes.yaml does not reinstall by itself.
+	if err := os.WriteFile(s.Nodes, []byte(lcNodes(lcSHA2)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	want224(t, s, "installed, image changed in nodes.yaml", "local")
+
+	// The operator asks (as `ramboot node reinstall` does, from another
+	// process): the running server sees it at the next request.
+	if err := UpdateState(state, func(st *State) error { st.Nodes[lcMAC].ReinstallRequested = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	newInstall := strings.Replace(lcInstall, lcSHA, lcSHA2, 1)
+	want224(t, s, "reinstall asked", newInstall)
+	say(s, StageInstall, "started")
+	want224(t, s, "reinstalling", newInstall)
+	say(s, StageInstallDone, "/dev/vda sha256="+lcSHA2)
+	if rec := readRec(t, state); rec.State != StateInstalled || rec.SHA256 != lcSHA2 || rec.ReinstallRequested {
+		t.Fatalf("after the reinstall: %+v", rec)
+	}
+	want224(t, s, "reinstalled", "local")
+
+	// A restart keeps the state.
+	s2, _ := lcServer(t, dir, lcNodes(lcSHA2))
+	want224(t, s2, "after a restart", "local")
+
+	// A node with boot: gets it once installed.
+	s2.OnReport("52:54:00:12:34:62", report.Report{Stage: StageInstallDone, Detail: "/dev/vda sha256=" + lcSHA})
+	if got := dhcp224(t, s2, "52:54:00:12:34:62"); got != "local:LABEL=root" {
+		t.Fatalf("installed node with boot: got %q", got)
+	}
+	// A node without install: is never recorded.
+	s2.OnReport("52:54:00:12:34:63", report.Report{Stage: StageInstallDone})
+	if st, err := ReadState(state); err != nil || st.Nodes["52:54:00:12:34:63"] != nil {
+		t.Fatalf("a node without install: was recorded: %v %+v", err, st)
+	}
+}
+
+func readRec(t *testing.T, path string) NodeState {
+	t.Helper()
+	st, err := ReadState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := st.Nodes[lcMAC]
+	if rec == nil {
+		t.Fatalf("no record for %s in %+v", lcMAC, st.Nodes)
+	}
+	if rec.Since.IsZero() {
+		t.Fatalf("record without since: %+v", rec)
+	}
+	return *rec
+}
+
+func TestLifecycleCorruptState(t *testing.T) {
+	dir := t.TempDir()
+	s, logs := lcServer(t, dir, lcNodes(lcSHA))
+	state := filepath.Join(dir, "state.json")
+	say(s, StageInstallDone, "/dev/vda sha256="+lcSHA)
+	want224(t, s, "installed", "local")
+
+	// A running server keeps the state it had and records nothing.
+	if err := os.WriteFile(state, []byte(`{"nodes": {`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want224(t, s, "file corrupt", "local")
+	if !strings.Contains(logs.String(), "state file unreadable") || !strings.Contains(logs.String(), state) {
+		t.Fatalf("the corrupt file was not logged by name:\n%s", logs)
+	}
+	say(s, StageInstallFailed, "x")
+	if data, _ := os.ReadFile(state); string(data) != `{"nodes": {` {
+		t.Fatalf("the corrupt file was overwritten: %q", data)
+	}
+
+	// A start refuses it, naming the file.
+	for _, bad := range []string{
+		`{"nodes": {`,
+		`{"nodes": {"52:54:00:12:34:61": {"state": "done"}}}`,
+		`{"nodes": {"web-1": {"state": "installed"}}}`,
+		`{"nodes": {}, "extra": 1}`,
+	} {
+		if err := os.WriteFile(state, []byte(bad), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s3 := &Server{Root: filepath.Join(dir, "tree")}
+		err := s3.openLifecycle()
+		if err == nil || !strings.Contains(err.Error(), state) || !strings.Contains(err.Error(), "corrupt") {
+			t.Errorf("%s: err = %v", bad, err)
+		}
+	}
+}
+
+// TestLongOption224 checks that an option 224 longer than one DHCP option
+// (255 bytes) goes out as several (RFC 3396) and is read back whole, as
+// ramboot's init reads it (the same library on both sides).
+func TestLongOption224(t *testing.T) {
+	long := "install:http://192.0.2.1:8080/" + strings.Repeat("d", 300) + "/debian.raw#sha256=" + lcSHA
+	inv, err := inventory.Parse([]byte("nodes:\n  - mac: " + lcMAC + "\n    option224: \"" + long + "\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{ServerIP: net.IPv4(192, 0, 2, 1), inv: inv}
+	hw, _ := net.ParseMAC(lcMAC)
+	req, _ := dhcpv4.NewDiscovery(hw, dhcpv4.WithOption(dhcpv4.OptClassIdentifier(dhcp.RambootVendorClass)))
+	resp, _ := (&dhcp.Server{Mode: dhcp.Proxy, ServerIP: s.ServerIP, Decide: s.decide}).Handle(req)
+	if resp == nil {
+		t.Fatal("no reply")
+	}
+	wire := resp.ToBytes()
+	if n := bytes.Count(wire, []byte{224, 255}); n < 1 {
+		t.Fatalf("no full-length option 224 piece in the reply")
+	}
+	back, err := dhcpv4.FromBytes(wire)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(back.Options.Get(dhcpv4.GenericOptionCode(224))); got != long {
+		t.Fatalf("read back %d bytes, want %d", len(got), len(long))
+	}
+}
+
+// TestLifecycleReportEndpoint drives the lifecycle through POST /report as
+// a node does: only the node's own address changes its state.
+func TestLifecycleReportEndpoint(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := lcServer(t, dir, lcNodes(lcSHA))
+	s.neighborMAC = func(string) string { return "" }
+	const other = "52:54:00:12:34:62"
+	s.Board.Record(lcMAC, status.Node{MAC: lcMAC, IP: "127.0.0.1", Kind: "ramboot-init"}, "dhcp ack", "")
+	s.Board.Record(other, status.Node{MAC: other, IP: "192.0.2.77", Kind: "ramboot-init"}, "dhcp ack", "")
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(hs.Close)
+	post := func(mac, stage, detail string) int {
+		t.Helper()
+		body, _ := json.Marshal(report.Report{MAC: mac, Stage: stage, Detail: detail})
+		resp, err := http.Post(hs.URL+report.Path, "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	want224(t, s, "new", lcInstall)
+	// 127.0.0.1 is lcMAC's: it cannot say web-2 is installed.
+	if code := post(other, StageInstallDone, "/dev/vda sha256="+lcSHA); code != http.StatusForbidden {
+		t.Fatalf("a report for another node: %d", code)
+	}
+	if st, err := ReadState(filepath.Join(dir, "state.json")); err != nil || st.Nodes[other] != nil {
+		t.Fatalf("a spoofed report was recorded: %v %+v", err, st)
+	}
+	if code := post(lcMAC, StageInstall, "started"); code != http.StatusNoContent {
+		t.Fatalf("install: %d", code)
+	}
+	want224(t, s, "installing", lcInstall)
+	if code := post(lcMAC, StageInstallDone, "/dev/vda sha256="+lcSHA); code != http.StatusNoContent {
+		t.Fatalf("install done: %d", code)
+	}
+	// The state is on disk when the node has its answer.
+	if rec := readRec(t, filepath.Join(dir, "state.json")); rec.State != StateInstalled {
+		t.Fatalf("after install done: %+v", rec)
+	}
+	want224(t, s, "installed", "local")
+}
