@@ -46,11 +46,20 @@ type Lease struct {
 // when taken: no scan of the range or the leases per request.
 //
 // An address is never offered or granted while another MAC holds an
-// unexpired lease or a pending offer on it, while it is set aside after a
-// DHCPDECLINE, or, for a client that is not that node, while the inventory
-// reserves it (Reserved). A MAC is offered its previous address only while
-// the lease on it is still that MAC's (valid, or expired and not yet
-// reassigned).
+// unexpired lease on it, while it is set aside after a DHCPDECLINE, or, for
+// a client that is not that node, while the inventory reserves it
+// (Reserved). A MAC is offered its previous address only while the lease
+// on it is still that MAC's (valid, or expired and not yet reassigned).
+//
+// An offer is a soft hold, as in Kea and dnsmasq (RFC 2131 4.3.1 lets a
+// server not reserve what it offers): it keeps its address from being
+// offered to another client while any other address is free; once none
+// is, the oldest offer not yet requested is reclaimed for the new client,
+// so a flood of DISCOVERs from made-up MACs cannot hold the range. And the
+// first REQUEST for an address nobody leases wins it, even if it was
+// offered to another MAC since (that client's REQUEST is then NAKed and it
+// starts over): a real client whose offer a flood reclaimed still gets the
+// address it asks for.
 //
 // Leases are durable before the ACK that grants them, by group commit: one
 // writer goroutine writes every change made so far (temp file, fsync,
@@ -93,6 +102,9 @@ type Pool struct {
 	reserved   map[uint32]string
 	resSrc     any // the map Reserved last returned
 	resInRange int
+	offerQ     []offerRef // dynamic offers, oldest first: the next to reclaim; stale refs skipped
+	offerHead  int
+	reclaimed  uint64 // offers reclaimed for another client
 
 	// persistence (group commit)
 	seq, durable uint64 // changes made, changes on disk
@@ -107,6 +119,12 @@ type offer struct {
 	mac     string
 	ip      uint32
 	expires time.Time
+	gen     uint32 // bumped when made again: only the newest offerRef counts
+}
+
+type offerRef struct {
+	o   *offer
+	gen uint32
 }
 
 type waiter struct {
@@ -296,15 +314,17 @@ func (p *Pool) pushFree(u uint32) {
 	p.free = append(p.free, u)
 }
 
-// takenBy says who other than mac holds u, or "" if nobody does.
-func (p *Pool) takenBy(u uint32, mac string, now time.Time) string {
+// takenBy says who other than mac holds u, or "" if nobody does. Another
+// MAC's offer counts when offers is set (for offering, not for granting:
+// offers are soft holds).
+func (p *Pool) takenBy(u uint32, mac string, now time.Time, offers bool) string {
 	if until, ok := p.quarantine[u]; ok && until.After(now) {
 		return "set aside until " + stamp(until) + " (a client declined it: another host uses it)"
 	}
 	if l := p.byIP[u]; l != nil && l.MAC != mac && l.Expires.After(now) {
 		return "leased to " + l.MAC + " until " + stamp(l.Expires)
 	}
-	if o := p.offerIP[u]; o != nil && o.mac != mac && o.expires.After(now) {
+	if o := p.offerIP[u]; offers && o != nil && o.mac != mac && o.expires.After(now) {
 		return "offered to " + o.mac
 	}
 	return ""
@@ -318,7 +338,7 @@ func (p *Pool) dynamic(u uint32, mac string, now time.Time) bool {
 	if _, r := p.reserved[u]; r {
 		return false
 	}
-	return p.takenBy(u, mac, now) == ""
+	return p.takenBy(u, mac, now, true) == ""
 }
 
 // allocate takes a free address: a never-used one first, then the one
@@ -352,19 +372,68 @@ func (p *Pool) allocate(mac string, now time.Time) (uint32, bool) {
 
 func (p *Pool) hold(mac string, u uint32, now time.Time) {
 	exp := now.Add(orDefault(p.OfferHold, defaultOfferHold))
-	if o := p.offers[mac]; o != nil {
-		if o.ip == u {
-			o.expires = exp
-			return
+	o := p.offers[mac]
+	switch {
+	case o != nil && o.ip == u:
+		o.expires = exp
+		o.gen++ // asked again: the newest offer, the last to be reclaimed
+	default:
+		if o != nil {
+			p.dropOffer(o)
 		}
-		p.dropOffer(o)
+		if o := p.offerIP[u]; o != nil { // another MAC's, lapsed or reclaimed
+			p.dropOffer(o)
+		}
+		o = &offer{mac: mac, ip: u, expires: exp}
+		p.offers[mac], p.offerIP[u] = o, o
+		heap.Push(&p.timers, timer{at: exp, offer: o})
+		if n := len(p.timers); n > 1024 && n > 4*(len(p.byMAC)+len(p.offers)+len(p.quarantine)) {
+			p.pruneTimers() // reclaimed offers' timers: a flood's, not yet due
+		}
 	}
-	if o := p.offerIP[u]; o != nil { // another MAC's, lapsed
-		p.dropOffer(o)
+	if _, r := p.reserved[u]; !r && p.inRange(u) {
+		p.offerQ = append(p.offerQ, offerRef{o, o.gen})
+		if live := len(p.offerQ) - p.offerHead; live > 1024 && live > 2*len(p.offers) {
+			p.compactOffers()
+		}
 	}
-	o := &offer{mac: mac, ip: u, expires: exp}
-	p.offers[mac], p.offerIP[u] = o, o
-	heap.Push(&p.timers, timer{at: exp, offer: o})
+}
+
+// reclaimOffer drops the oldest dynamic offer not yet requested (and not
+// mac's), so that its address may go to mac; false if there is none.
+func (p *Pool) reclaimOffer(mac string) bool {
+	for p.offerHead < len(p.offerQ) {
+		r := p.offerQ[p.offerHead]
+		p.offerQ[p.offerHead] = offerRef{}
+		p.offerHead++
+		if p.offerHead > 1024 && p.offerHead*2 > len(p.offerQ) {
+			p.offerQ = append([]offerRef(nil), p.offerQ[p.offerHead:]...)
+			p.offerHead = 0
+		}
+		if !p.liveOffer(r) || r.o.mac == mac {
+			continue
+		}
+		p.dropOffer(r.o)
+		p.reclaimed++
+		return true
+	}
+	return false
+}
+
+func (p *Pool) liveOffer(r offerRef) bool {
+	return p.offers[r.o.mac] == r.o && p.offerIP[r.o.ip] == r.o && r.o.gen == r.gen
+}
+
+// compactOffers drops stale refs (offers since requested, expired, made
+// again), keeping the queue within twice the offers outstanding.
+func (p *Pool) compactOffers() {
+	q := make([]offerRef, 0, 2*len(p.offers))
+	for _, r := range p.offerQ[p.offerHead:] {
+		if p.liveOffer(r) {
+			q = append(q, r)
+		}
+	}
+	p.offerQ, p.offerHead = q, 0
 }
 
 func (p *Pool) dropOffer(o *offer) {
@@ -416,7 +485,7 @@ func (p *Pool) Offer(mac net.HardwareAddr, requested, static net.IP) (net.IP, er
 		if s == nil {
 			return nil, fmt.Errorf("this node's fixed address %s is not IPv4", static)
 		}
-		if who := p.takenBy(ip2u(s), m, now); who != "" {
+		if who := p.takenBy(ip2u(s), m, now, true); who != "" {
 			return nil, fmt.Errorf("this node's fixed address %s is %s: no offer until it is free", s, who)
 		}
 		p.hold(m, ip2u(s), now)
@@ -430,11 +499,19 @@ func (p *Pool) Offer(mac net.HardwareAddr, requested, static net.IP) (net.IP, er
 		p.hold(m, ip2u(r), now)
 		return r, nil
 	}
-	if u, ok := p.allocate(m, now); ok {
-		p.hold(m, u, now)
-		return u2ip(u), nil
+	if o := p.offers[m]; o != nil && p.dynamic(o.ip, m, now) {
+		p.hold(m, o.ip, now) // asked again: the same address
+		return u2ip(o.ip), nil
 	}
-	return nil, p.fullErr()
+	for {
+		if u, ok := p.allocate(m, now); ok {
+			p.hold(m, u, now)
+			return u2ip(u), nil
+		}
+		if !p.reclaimOffer(m) {
+			return nil, p.fullErr()
+		}
+	}
 }
 
 // Grant binds ip to mac if it may: a fixed address (static) if no other
@@ -467,7 +544,7 @@ func (p *Pool) Grant(mac net.HardwareAddr, ip net.IP, hostname string, static bo
 			return Lease{}, 0, fmt.Errorf("%s is reserved for inventory node %s", ip4, who)
 		}
 	}
-	if who := p.takenBy(u, m, now); who != "" {
+	if who := p.takenBy(u, m, now, false); who != "" {
 		return Lease{}, 0, fmt.Errorf("%s is %s", ip4, who)
 	}
 	if p.File != "" && len(p.waiters) >= orInt(p.MaxPending, defaultMaxPending) {
@@ -496,6 +573,10 @@ func (p *Pool) Grant(mac net.HardwareAddr, ip net.IP, hostname string, static bo
 		} else {
 			p.dropOffer(o)
 		}
+	}
+	if o := p.offerIP[u]; o != nil { // another MAC's: the first REQUEST wins
+		delete(p.offers, o.mac)
+		delete(p.offerIP, u)
 	}
 	return *l, p.changed(), nil
 }
@@ -739,6 +820,33 @@ func (p *Pool) write(ls []Lease) error {
 		return fmt.Errorf("lease file: sync of its directory: %w", err)
 	}
 	return nil
+}
+
+// pruneTimers drops the timers of leases, offers and quarantines that
+// are gone or were replaced, so that the heap stays within a few times
+// what the pool holds however fast offers are reclaimed.
+func (p *Pool) pruneTimers() {
+	live := p.timers[:0]
+	for _, t := range p.timers {
+		switch {
+		case t.lease != nil:
+			if p.byMAC[t.lease.MAC] != t.lease || !t.at.Equal(t.lease.timerAt) {
+				continue
+			}
+		case t.offer != nil:
+			if p.offers[t.offer.mac] != t.offer {
+				continue
+			}
+		default:
+			if _, ok := p.quarantine[t.ip]; !ok {
+				continue
+			}
+		}
+		live = append(live, t)
+	}
+	clear(p.timers[len(live):])
+	p.timers = live
+	heap.Init(&p.timers)
 }
 
 // timer is a lease, offer or quarantine (ip) that ends at at.

@@ -2,6 +2,7 @@ package dhcp
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -206,7 +207,7 @@ func TestPoolDeclineQuarantine(t *testing.T) {
 	if err != nil || b.Equal(a) {
 		t.Fatalf("after decline offered %v %v", b, err)
 	}
-	if ip, err := p.Offer(hw(t, "02:00:00:00:00:02"), a, nil); err == nil {
+	if ip, err := p.Offer(hw(t, "02:00:00:00:00:02"), a, nil); err == nil && ip.Equal(a) {
 		t.Fatalf("declined address offered: %v", ip)
 	}
 	if _, err := p.Ack(hw(t, "02:00:00:00:00:02"), a, "", false); err == nil || !strings.Contains(err.Error(), "set aside") {
@@ -368,11 +369,130 @@ func TestPoolNoReofferOfAnAddressOfferedToAnother(t *testing.T) {
 	if ip, err := p.Offer(hw(t, "02:00:00:00:00:01"), nil, nil); err != nil || ip.Equal(a) {
 		t.Fatalf("1 offered %v %v while its old address is offered to 3", ip, err)
 	}
-	if _, err := p.Ack(hw(t, "02:00:00:00:00:01"), a, "", false); err == nil || !strings.Contains(err.Error(), "offered to 02:00:00:00:00:03") {
-		t.Fatalf("1 granted its old address while offered to 3: %v", err)
+	// An offer is a soft hold: the first REQUEST wins the address (1's,
+	// say after a reboot), and 3, NAKed, starts over and gets another.
+	if _, err := p.Ack(hw(t, "02:00:00:00:00:01"), a, "", false); err != nil {
+		t.Fatalf("1's REQUEST for its old address, offered to 3 but leased to nobody: %v", err)
 	}
-	if _, err := p.Ack(hw(t, "02:00:00:00:00:03"), a, "", false); err != nil {
-		t.Fatal(err)
+	if _, err := p.Ack(hw(t, "02:00:00:00:00:03"), a, "", false); err == nil || !strings.Contains(err.Error(), "leased to 02:00:00:00:00:01") {
+		t.Fatalf("3 granted the address 1 won: %v", err)
 	}
 	checkNoDoubles(t, p.Leases())
+}
+
+// A flood of DISCOVERs from made-up MACs: offers are soft holds, the
+// oldest reclaimed once nothing else is free, so the range never runs dry
+// of offers; a real client's DISCOVER then REQUEST succeeds during the
+// flood even after its offer was reclaimed; leases are never reclaimed;
+// the pool's state stays bounded by the range, not by the flood.
+func TestPoolOfferFloodReclaims(t *testing.T) {
+	p, clk := testPool(t, "192.0.2.100", "192.0.2.109", "") // 10 addresses
+	p.Reserved = func() map[string]string { return map[string]string{"192.0.2.109": "node-9"} }
+	flood := func(run, n int) map[string]bool {
+		got := map[string]bool{}
+		for i := range n {
+			mac := net.HardwareAddr{2, 0x66, byte(run), 0, byte(i >> 8), byte(i)}
+			ip, err := p.Offer(mac, nil, nil)
+			if err != nil {
+				t.Fatalf("flood DISCOVER %d: %v", i, err)
+			}
+			got[ip.String()] = true
+			clk.Add(time.Millisecond)
+		}
+		return got
+	}
+	// Three clients hold leases.
+	var leased []string
+	for i := 1; i <= 3; i++ {
+		leased = append(leased, lease(t, p, fmt.Sprintf("02:00:00:00:00:%02x", i), nil).String())
+	}
+	offered := flood(1, 2000)
+	for _, a := range leased {
+		if offered[a] {
+			t.Fatalf("the flood was offered %s, leased to a real client", a)
+		}
+	}
+	if offered["192.0.2.109"] {
+		t.Fatal("the flood was offered the inventory's 192.0.2.109")
+	}
+	if len(offered) != 6 {
+		t.Errorf("the flood was offered %d distinct addresses, want the 6 free ones", len(offered))
+	}
+
+	// A real client: DISCOVER, the flood goes on and reclaims its offer,
+	// then its REQUEST; it gets the address it was offered.
+	real := hw(t, "02:00:00:00:00:aa")
+	ip, err := p.Offer(real, nil, nil)
+	if err != nil {
+		t.Fatalf("a real client during the flood: %v", err)
+	}
+	if again, err := p.Offer(real, nil, nil); err != nil || !again.Equal(ip) {
+		t.Fatalf("its DISCOVER sent again was offered %v %v, want the same %v", again, err, ip)
+	}
+	flood(2, 50)
+	if _, err := p.Ack(real, ip, "", false); err != nil {
+		t.Fatalf("the real client's REQUEST for %v after the flood reclaimed its offer: %v", ip, err)
+	}
+	// Now leased: the flood never gets it.
+	if offered := flood(3, 500); offered[ip.String()] {
+		t.Fatalf("the flood was offered %v, leased to the real client", ip)
+	}
+	checkNoDoubles(t, p.Leases())
+	if n := len(p.Leases()); n != 4 {
+		t.Fatalf("%d leases after the flood, want the 4 real clients'", n)
+	}
+	// A flood MAC whose offer was reclaimed and that does REQUEST: the
+	// first REQUEST for an address wins, the other client's is refused.
+	a := hw(t, "02:00:00:00:00:b1")
+	ipa, _ := p.Offer(a, nil, nil)
+	var b net.HardwareAddr
+	for i := 0; ; i++ { // new MACs reclaim the older offers, then a's
+		b = net.HardwareAddr{2, 0, 0, 0, 0xb2, byte(i)}
+		ipb, err := p.Offer(b, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ipb.Equal(ipa) {
+			break
+		}
+		if i > 10 {
+			t.Fatalf("%v never reclaimed from a", ipa)
+		}
+	}
+	if _, err := p.Ack(a, ipa, "", false); err != nil {
+		t.Fatalf("a's REQUEST after its offer went to b: %v", err)
+	}
+	if _, err := p.Ack(b, ipa, "", false); err == nil {
+		t.Fatalf("b granted %v, leased to a", ipa)
+	}
+	checkNoDoubles(t, p.Leases())
+	// Bounded: offers by the range's size, their queue and the timers by a
+	// small multiple, whatever the flood's size.
+	if len(p.offers) > 10 || len(p.offerIP) > 10 {
+		t.Errorf("%d offers outstanding in a range of 10", len(p.offers))
+	}
+	if q := len(p.offerQ) - p.offerHead; q > 1024+2*10 {
+		t.Errorf("%d offers queued for reclaiming", q)
+	}
+	if len(p.timers) > 1024+4*20 {
+		t.Errorf("%d timers queued", len(p.timers))
+	}
+	// Leases all taken: a clear error, no offer reclaimed from a lease.
+	for i := 0; ; i++ {
+		mac := net.HardwareAddr{2, 0x77, 0, 0, 0, byte(i)}
+		ip, err := p.Offer(mac, nil, nil)
+		if errors.Is(err, ErrPoolFull) {
+			break
+		}
+		if err != nil || i > 10 {
+			t.Fatalf("offer %d: %v %v", i, ip, err)
+		}
+		if _, err := p.Ack(mac, ip, "", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkNoDoubles(t, p.Leases())
+	if n := len(p.Leases()); n != 9 {
+		t.Fatalf("%d leases in a full range of 9 dynamic addresses", n)
+	}
 }
