@@ -308,7 +308,24 @@ func TestServiceInstances(t *testing.T) {
 	for inst, p := range procs {
 		marks[inst] = len(svLog(p))
 	}
+	// The file keeps its modification time, so that the server's own
+	// watch for a changed file does not reload it: SIGHUP must.
+	old, err := os.Stat(nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
 	svWrite(t, nodes, "defaults:\n  option224: shell\nnodes:\n  - mac: 52:54:00:12:34:56\n    hostname: rack1-n1\n  - mac: 52:54:00:12:34:57\n    hostname: rack2-n1\n")
+	if err := os.Chtimes(nodes, old.ModTime(), old.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // longer than the watch's 2 s period
+	for inst, p := range procs {
+		for _, e := range svLog(p)[marks[inst]:] {
+			if e.msg() == "inventory loaded" {
+				t.Fatalf("ramboot@%s reloaded before SIGHUP: the test cannot tell SIGHUP's reload", inst)
+			}
+		}
+	}
 	for inst, p := range procs {
 		reload := u["ExecReload"]
 		if len(reload) != 2 || !strings.HasPrefix(reload[1], "/bin/kill -HUP $MAINPID") {

@@ -163,6 +163,17 @@ func (s *Server) Preflight() *Preflight {
 // Err is nil when the check found no problem, or every problem joined.
 func (p *Preflight) Err() error { return errors.Join(p.Problems...) }
 
+// plural is "s" (or the suffix given) unless n is 1.
+func plural(n int, suffix ...string) string {
+	if n == 1 {
+		return ""
+	}
+	if len(suffix) > 0 {
+		return suffix[0]
+	}
+	return "s"
+}
+
 func portOr(p, def int) int {
 	if p == 0 {
 		return def
@@ -348,18 +359,18 @@ func (s *Server) preflightInventory(p *Preflight, mode dhcp.Mode, ipnet *net.IPN
 			inside++
 		}
 	}
-	msg := fmt.Sprintf("inventory: %s, %d nodes", s.Nodes, len(inv.Nodes))
+	msg := fmt.Sprintf("inventory: %s, %d node%s", s.Nodes, len(inv.Nodes), plural(len(inv.Nodes)))
 	if inv.Defaults.Option224 != "" {
 		msg += ", defaults with option 224"
 	}
 	switch {
 	case fixed == 0:
 	case mode == dhcp.Full && from != nil:
-		msg += fmt.Sprintf(", %d fixed addresses (%d inside the range, kept out of the dynamic pool; %d outside it)", fixed, inside, fixed-inside)
+		msg += fmt.Sprintf(", %d fixed address%s (%d inside the range, kept out of the dynamic pool; %d outside it)", fixed, plural(fixed, "es"), inside, fixed-inside)
 	case mode == dhcp.Full:
-		msg += fmt.Sprintf(", %d fixed addresses", fixed)
+		msg += fmt.Sprintf(", %d fixed address%s", fixed, plural(fixed, "es"))
 	default:
-		p.warn("%s: %d nodes have a fixed address, which only --dhcp full hands out: in %s mode the network's DHCP server gives addresses (ramboot dhcp-config writes its config from this file)", s.Nodes, fixed, mode)
+		p.warn("%s: %d node%s with a fixed address, which only --dhcp full hands out: in %s mode the network's DHCP server gives addresses (ramboot dhcp-config writes its config from this file)", s.Nodes, fixed, plural(fixed), mode)
 	}
 	p.ok("%s", msg)
 }

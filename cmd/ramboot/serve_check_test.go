@@ -87,7 +87,7 @@ nodes:
     address: 127.0.0.10
   - mac: 52:54:00:00:00:02
     hostname: n2
-    address: 127.0.0.250
+    address: 127.0.0.150
   - serial: 9ffefdef
     hostname: pi1
 `)
@@ -112,7 +112,7 @@ nodes:
 	}
 	for _, w := range []string{"config: " + cfg, "tree: " + tree + ": board virt (arm64, kernel Image), 3 files",
 		"interface: " + lo + ", 127.0.0.1/8", "dhcp: full on " + lo, "range 127.0.0.100-127.0.0.200 (101 addresses)",
-		"inventory: " + nodes + ", 3 nodes, defaults with option 224, 2 fixed addresses (0 inside the range, kept out of the dynamic pool; 2 outside it)",
+		"inventory: " + nodes + ", 3 nodes, defaults with option 224, 2 fixed addresses (1 inside the range, kept out of the dynamic pool; 1 outside it)",
 		"tftp: " + tl.LocalAddr().String(), "http: " + hl.Addr().String(), "ok: "} {
 		if !strings.Contains(out, w) {
 			t.Errorf("summary lacks %q:\n%s", w, out)
@@ -123,7 +123,7 @@ nodes:
 	}
 	// Proxy mode with the same inventory: the addresses are Kea's to give.
 	code, out, _ = runCLI(t, "serve", "--check", "--root", tree, "--interface", lo, "--nodes", nodes, "--tftp", tl.LocalAddr().String(), "--http", hl.Addr().String())
-	if code != 0 || !strings.Contains(out, "dhcp: proxy on "+lo+", ports 67 and 4011") || !strings.Contains(out, "warning: "+nodes+": 2 nodes have a fixed address, which only --dhcp full hands out") {
+	if code != 0 || !strings.Contains(out, "dhcp: proxy on "+lo+", ports 67 and 4011") || !strings.Contains(out, "warning: "+nodes+": 2 nodes with a fixed address, which only --dhcp full hands out") {
 		t.Errorf("proxy: exit %d\n%s", code, out)
 	}
 }
