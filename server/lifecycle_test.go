@@ -320,3 +320,39 @@ func TestLifecycleReportEndpoint(t *testing.T) {
 	}
 	want224(t, s, "installed", "local")
 }
+
+// FuzzReadState: a state file either is refused or reads back the same
+// after the server writes it out.
+func FuzzReadState(f *testing.F) {
+	f.Add([]byte(`{"nodes": {"52:54:00:12:34:61": {"name": "web-1", "state": "installed", "sha256": "` + lcSHA + `", "since": "2026-11-30T17:02:11Z", "reinstall_requested": true}}}`))
+	f.Add([]byte(`{"nodes": {"52:54:00:12:34:62": {"state": "", "since": "0001-01-01T00:00:00Z", "reinstall_requested": true}}}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 16<<10 {
+			return
+		}
+		p := filepath.Join(t.TempDir(), "state.json")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		st, err := ReadState(p)
+		if err != nil {
+			if !strings.Contains(err.Error(), p) {
+				t.Fatalf("error without the file's name: %v", err)
+			}
+			return
+		}
+		if err := writeState(p, st); err != nil {
+			t.Fatal(err)
+		}
+		again, err := ReadState(p)
+		if err != nil {
+			t.Fatalf("written back, then: %v", err)
+		}
+		a, _ := json.Marshal(st)
+		b, _ := json.Marshal(again)
+		if !bytes.Equal(a, b) {
+			t.Fatalf("round trip:\n%s\n%s", a, b)
+		}
+	})
+}

@@ -20,6 +20,8 @@ func FuzzInventory(f *testing.F) {
 	f.Add([]byte("defaults:\n  hostname: rack\n  tftp_prefix: mac\nnodes: []\n"))
 	f.Add([]byte("defaults:\n  option224: '{{.MACHyphen}}-{{.Serial}}-{{.Hostname}}'\nnodes:\n  - serial: 12345678\n"))
 	f.Add([]byte("nodes:\n  - &a {mac: 'dc:a6:32:01:36:c2'}\n  - *a\n"))
+	f.Add([]byte(lifecycleYAML))
+	f.Add([]byte("defaults:\n  install: {image: 'tftp://{{.Server}}/{{.Serial}}.img', sha256: none, then: local}\n  boot: 'local:{{.Hostname}}'\nnodes:\n  - {mac: 02:00:00:00:00:01, hostname: a}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 16<<10 {
 			return
@@ -40,6 +42,9 @@ func FuzzInventory(f *testing.F) {
 			}
 			if m.Hostname != want || !m.Address.Equal(n.ip) {
 				t.Fatalf("node of line %d by %s: %+v, want hostname %q address %v", n.line, how, m, want, n.ip)
+			}
+			if m.Install != "" && (!strings.HasPrefix(m.Install, "install:") || !strings.Contains(m.Install, "#sha256=") || len(m.Install) > MaxInstallForm || m.Option224 == "") {
+				t.Fatalf("node of line %d: install form %q, then %q", n.line, m.Install, m.Option224)
 			}
 			switch m.TFTPPrefix {
 			case "serial", "mac", "none":
@@ -66,7 +71,7 @@ func FuzzInventory(f *testing.F) {
 		if err != nil {
 			t.Fatalf("parsed, written back as\n%s\nthen: %v", out, err)
 		}
-		opts := cmp.Options{cmpopts.IgnoreUnexported(Inventory{}, Node{}), cmpopts.EquateEmpty()}
+		opts := cmp.Options{cmpopts.IgnoreUnexported(Inventory{}, Node{}, Install{}), cmpopts.EquateEmpty()}
 		if d := cmp.Diff(inv, again, opts); d != "" {
 			t.Fatalf("round trip through\n%s\n(-first +second):\n%s", out, d)
 		}
