@@ -266,19 +266,18 @@ func (s *Server) preflightTree(p *Preflight) {
 			p.problem("%s: %v: rebuild the tree", mp, err)
 			return nil, false
 		}
-		missing := 0
+		// File names are relative to the tree's root, in a board's
+		// directory too ("rpi4/Image", and the firmware at the root).
 		for _, f := range m.Files {
-			fp := filepath.Join(s.Root, dir, filepath.FromSlash(f.Name))
+			fp := filepath.Join(s.Root, filepath.FromSlash(f.Name))
 			st, err := os.Stat(fp)
 			switch {
 			case err != nil:
-				p.problem("tree: %s is listed in %s but missing: rebuild the tree", filepath.Join(dir, f.Name), filepath.Join(dir, "manifest.json"))
-				missing++
+				p.problem("tree: %s is listed in %s but missing: rebuild the tree", f.Name, filepath.Join(dir, "manifest.json"))
 			case !st.Mode().IsRegular():
 				p.problem("tree: %s is not a regular file", fp)
-				missing++
 			case st.Size() != f.Size:
-				p.problem("tree: %s has %d bytes, its manifest says %d: rebuild the tree", filepath.Join(dir, f.Name), st.Size(), f.Size)
+				p.problem("tree: %s has %d bytes, its manifest says %d: rebuild the tree", f.Name, st.Size(), f.Size)
 			}
 		}
 		if m.Board != "" && m.Kernel != "" {

@@ -226,3 +226,45 @@ func TestServeCheckStateDirectory(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
 }
+
+// TestServeCheckMixedTree: a mixed tree (make image BOARD=rpi4,pc) has a
+// root manifest naming its boards and one manifest per board directory;
+// --check reads them all.
+func TestServeCheckMixedTree(t *testing.T) {
+	lo := loopback(t)
+	root := t.TempDir()
+	write := func(p, s string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, p), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("bootcode.bin", "boot")
+	write("manifest.json", `{"boards": ["rpi4", "pc"], "files": [{"name": "bootcode.bin", "size": 4}]}`)
+	write("rpi4/Image", "k")
+	write("rpi4/rootfs.cpio.gz", "r")
+	write("rpi4/manifest.json", `{"board": "rpi4", "arch": "arm64", "kernel_file": "Image", "files": [{"name": "bootcode.bin", "size": 4}, {"name": "rpi4/Image", "size": 1}, {"name": "rpi4/rootfs.cpio.gz", "size": 1}]}`)
+	write("pc/vmlinuz", "k")
+	write("pc/rootfs.cpio.gz", "r")
+	write("pc/manifest.json", `{"board": "pc", "arch": "amd64", "kernel_file": "vmlinuz", "files": [{"name": "pc/vmlinuz", "size": 1}, {"name": "pc/rootfs.cpio.gz", "size": 1}]}`)
+	args := []string{"serve", "--check", "--root", root, "--interface", lo, "--tftp", "127.0.0.1:0", "--http", "127.0.0.1:0"}
+	code, out, _ := runCLI(t, args...)
+	if code != 0 || !strings.Contains(out, "tree: "+root+": mixed, boards rpi4 (arm64), pc (amd64)") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	// A board directory without its kernel, another without a manifest,
+	// firmware at the root changed.
+	os.Remove(filepath.Join(root, "pc", "vmlinuz"))
+	os.Remove(filepath.Join(root, "rpi4", "manifest.json"))
+	write("bootcode.bin", "other")
+	code, out, _ = runCLI(t, args...)
+	for _, w := range []string{"pc/vmlinuz is listed in pc/manifest.json but missing", "board pc has no kernel pc/vmlinuz", "no rpi4/manifest.json: not a built tree",
+		"bootcode.bin has 5 bytes, its manifest says 4"} {
+		if code != 1 || !strings.Contains(out, w) {
+			t.Errorf("exit %d; output lacks %q:\n%s", code, w, out)
+		}
+	}
+}
