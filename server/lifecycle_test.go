@@ -356,3 +356,33 @@ func FuzzReadState(f *testing.F) {
 		}
 	})
 }
+
+// TestUpdateStateLocked: writers that each add a record at the same time
+// (the server and `ramboot node`, or two servers sharing the file) lose
+// none: each reads the file under the lock before it writes.
+func TestUpdateStateLocked(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "state.json")
+	const n = 16
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			mac := net.HardwareAddr{0x52, 0x54, 0, 0, 0, byte(i)}.String()
+			errs <- UpdateState(p, func(st *State) error {
+				st.Nodes[mac] = &NodeState{State: StateInstalled}
+				return nil
+			})
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := ReadState(p)
+	if err != nil || len(st.Nodes) != n {
+		t.Fatalf("%d of %d records: %v", len(st.Nodes), n, err)
+	}
+	if left, _ := filepath.Glob(p + ".*.tmp"); len(left) > 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
+}
