@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -130,29 +131,20 @@ func (s *Server) localNet() *net.IPNet {
 	return &net.IPNet{IP: s.ServerIP.Mask(mask), Mask: mask}
 }
 
-// maxRelaysLogged bounds the relays remembered for logging once.
-const maxRelaysLogged = 256
-
 // refuseRelay answers nothing to a client behind a relay on another
-// subnet: the pool's addresses are the local subnet's, wrong there. The
-// first request through each relay is logged as "no-address", the rest as
-// "ignored".
+// subnet: the pool's addresses are the local subnet's, wrong there. A
+// request through a relay is logged as "no-address" once per relay a
+// minute (with how many more came); the rest are "ignored" and held back
+// from Log.
 func (s *Server) refuseRelay(gi net.IP, ev Event) Event {
-	s.mu.Lock()
-	if s.relays == nil {
-		s.relays = map[string]bool{}
-	}
-	first := !s.relays[gi.String()]
-	if first && len(s.relays) < maxRelaysLogged {
-		s.relays[gi.String()] = true
-	}
-	s.mu.Unlock()
-	ev.Type = "ignored"
+	relay, _ := netip.AddrFromSlice(gi)
+	held, first := s.relays.Allow(relay.Unmap(), time.Now())
+	ev.Type, ev.quiet = "ignored", !first
 	if first {
 		ev.Type = "no-address"
 	}
-	ev.Detail = fmt.Sprintf("relayed by %s: no address pool for that subnet (the pool %s-%s is %s's), not answering",
-		gi, s.Pool.Start, s.Pool.End, s.localNet())
+	ev.Detail = fmt.Sprintf("relayed by %s: no address pool for that subnet (the pool %s-%s is %s's), not answering%s",
+		gi, s.Pool.Start, s.Pool.End, s.localNet(), held)
 	return ev
 }
 

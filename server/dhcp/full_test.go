@@ -2,6 +2,7 @@ package dhcp
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -305,5 +306,60 @@ func TestFullModeOverSocket(t *testing.T) {
 	}
 	if refused != 1 {
 		t.Fatalf("refusal logged %d times, want once: %+v", refused, evs.all())
+	}
+}
+
+// A flood of packets that do not parse, and of requests through relays
+// with no pool, is logged once per sender (relay) a minute, the rest held
+// back and counted; never an offer from the wrong subnet.
+func TestFloodsLoggedOncePerClient(t *testing.T) {
+	s := fullServer(t, "")
+	var logged, held events
+	s.Log, s.Held = logged.log, held.log
+	send, replies, rc := serveOnLoopback(t, s)
+	raw, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for i := range 20 {
+		if _, err := raw.WriteTo([]byte{1, 1, 6, 0, byte(i)}, rc.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		for _, relay := range []net.IP{net.IPv4(198, 51, 100, 1), net.IPv4(203, 0, 113, 1)} {
+			d := initDiscover(t, fmt.Sprintf("dc:a6:32:00:01:%02x", i), 1)
+			d.GatewayIPAddr = relay
+			send(d)
+		}
+	}
+	// The loop is one: once this OFFER comes, all of the above was handled.
+	d := initDiscover(t, "dc:a6:32:00:00:01", 1)
+	send(d)
+	r, ok := recv(t, replies, 5*time.Second)
+	if !ok || r.m.TransactionID != d.TransactionID || r.m.MessageType() != dhcpv4.MessageTypeOffer {
+		t.Fatalf("after the floods: %v %v, want the local client's OFFER", ok, r.m)
+	}
+	count := func(l []Event) map[string]int {
+		m := map[string]int{}
+		for _, e := range l {
+			m[e.Type]++
+		}
+		return m
+	}
+	if got := count(logged.all()); got["bad-packet"] != 1 || got["no-address"] != 2 || got["ignored"] != 0 {
+		t.Errorf("logged %v, want 1 bad-packet and 2 no-address (one per relay)", got)
+	}
+	if got := count(held.all()); got["bad-packet"] != 19 || got["ignored"] != 4 || len(got) != 2 {
+		t.Errorf("held back %v, want 19 bad-packet and 4 ignored", got)
+	}
+	for _, e := range logged.all() {
+		if e.Type == "no-address" && !strings.Contains(e.Detail, "no address pool for that subnet") {
+			t.Errorf("relay refusal says %q", e.Detail)
+		}
+	}
+	if len(s.Pool.Leases()) != 0 {
+		t.Fatalf("leases %+v", s.Pool.Leases())
 	}
 }

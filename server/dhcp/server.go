@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
+	"net/netip"
 	"syscall"
+	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"golang.org/x/sys/unix"
+
+	"github.com/ramboot/ramboot/server/internal/ratelog"
 )
 
 // Mode is how the server takes part in DHCP.
@@ -45,6 +48,8 @@ type Event struct {
 	Address net.IP
 	Detail  string
 	Err     error
+
+	quiet bool // held back by a once-per-client-a-minute limit: not for Log
 }
 
 // Server answers DHCP on one interface.
@@ -57,13 +62,27 @@ type Server struct {
 	Subnet   net.IPMask
 	Router   net.IP
 	DNS      []net.IP
-	Log      func(Event) // nil: silent
+	// Log sees one Event per request answered or ignored. Packets that
+	// cannot be parsed ("bad-packet") and requests through a relay with no
+	// pool ("no-address") are logged at most once per client address (the
+	// relay's) a minute, the line saying how many more were not: a flood
+	// of them costs a few lines. nil: silent.
+	Log func(Event)
+	// Held, if set, sees the events held back from Log by that limit, so
+	// that counters stay exact. It is called from the serving loop and
+	// must return quickly.
+	Held func(Event)
 
-	mu     sync.Mutex
-	relays map[string]bool // relays already logged as refused
+	badPackets, relays ratelog.Limiter
 }
 
 func (s *Server) log(e Event) {
+	if e.quiet {
+		if s.Held != nil {
+			s.Held(e)
+		}
+		return
+	}
 	if s.Log != nil {
 		s.Log(e)
 	}
@@ -132,7 +151,7 @@ func (s *Server) serve(ctx context.Context, pc net.PacketConn, bootServer bool) 
 		}
 		req, err := dhcpv4.FromBytes(buf[:n])
 		if err != nil {
-			s.log(Event{Type: "bad-packet", Detail: peer.String(), Err: err})
+			s.badPacket(peer, err)
 			continue
 		}
 		if req.OpCode != dhcpv4.OpcodeBootRequest {
@@ -172,6 +191,18 @@ func (s *Server) serve(ctx context.Context, pc net.PacketConn, bootServer bool) 
 			s.send(pc, resp, dst, ev)
 		})
 	}
+}
+
+// badPacket logs a packet that does not parse, once per sender address
+// a minute.
+func (s *Server) badPacket(peer net.Addr, err error) {
+	var from netip.Addr
+	if u, ok := peer.(*net.UDPAddr); ok {
+		from, _ = netip.AddrFromSlice(u.IP)
+		from = from.Unmap()
+	}
+	held, ok := s.badPackets.Allow(from, time.Now())
+	s.log(Event{Type: "bad-packet", Detail: peer.String() + held.String(), Err: err, quiet: !ok})
 }
 
 func (s *Server) send(pc net.PacketConn, resp *dhcpv4.DHCPv4, dst net.Addr, ev Event) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -197,35 +196,6 @@ func waitRunning(t testing.TB, s *Server, n int) {
 			t.Fatalf("%d transfers in flight, want %d", got, n)
 		}
 		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func TestRefusalLogBound(t *testing.T) {
-	var r refusalLog
-	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
-	if _, ok := r.allow(addr(1), now); !ok {
-		t.Fatal("first refusal not logged")
-	}
-	if _, ok := r.allow(addr(1), now.Add(time.Second)); ok {
-		t.Error("second refusal from the same address logged")
-	}
-	logged := 1
-	for i := 2; i < 10_000; i++ {
-		if _, ok := r.allow(addr(i), now.Add(2*time.Second)); ok {
-			logged++
-		}
-	}
-	if logged != refusalLogAddrs || len(r.last) != refusalLogAddrs {
-		t.Errorf("logged %d, remembered %d addresses; want %d each", logged, len(r.last), refusalLogAddrs)
-	}
-	// A minute on, the log has room again and says how many went unlogged.
-	n, ok := r.allow(addr(20_000), now.Add(2*time.Second+refusalLogInterval))
-	if !ok || n != 10_000-1-refusalLogAddrs {
-		t.Errorf("after the interval: logged %v with %d unlogged, want true with %d", ok, n, 10_000-1-refusalLogAddrs)
-	}
-	if _, ok := r.allow(addr(1), now.Add(time.Second+refusalLogInterval)); !ok {
-		t.Error("the first address is not logged again after the interval")
 	}
 }
 

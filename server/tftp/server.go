@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ramboot/ramboot/server/internal/ratelog"
 )
 
 // Defaults for the zero values of Server's fields.
@@ -31,13 +33,6 @@ const (
 	// DefaultMaxTimeout is the largest "timeout" option (RFC 2349) granted:
 	// a stalled transfer then ends after at most (Retries+1) × 10 s.
 	DefaultMaxTimeout = 10 * time.Second
-)
-
-// Refused requests are logged at most once per client address per
-// refusalLogInterval; at most refusalLogAddrs addresses are remembered.
-const (
-	refusalLogInterval = time.Minute
-	refusalLogAddrs    = 1024
 )
 
 // ErrServerClosed is returned by Serve and ListenAndServe after Close or
@@ -60,8 +55,9 @@ const (
 
 // Event describes one finished request (or one bad packet on the listening
 // socket). Log receives exactly one Event per request served; a request
-// refused for a limit is logged at most once per client address a minute
-// (Err tells how many others were not logged), and a repeated request for a
+// refused for a limit, and a packet on the listening socket that is no
+// request, are logged at most once per client address a minute each (Err
+// tells how many more were not logged), and a repeated request for a
 // transfer still running (same client address, port and file) is dropped
 // without an Event.
 type Event struct {
@@ -154,6 +150,11 @@ type Server struct {
 	// most one a minute per client). It is called from the listener's
 	// loop and must return quickly.
 	OnRefuse func()
+	// Held, if set, sees the malformed-packet events held back from Log
+	// (Log sees at most one a minute per client address), so that counters
+	// stay exact. It is called from the listener's loop and must return
+	// quickly.
+	Held func(Event)
 
 	mu        sync.Mutex
 	closed    bool // no new requests (Close or Shutdown)
@@ -163,7 +164,8 @@ type Server struct {
 	inflight  sync.WaitGroup
 	running   map[transferKey]struct{} // requests being served
 	perClient map[netip.Addr]int       // transfers in flight per client address
-	refusals  refusalLog
+	refusals  ratelog.Limiter // refused requests: logged once per client a minute
+	malformed ratelog.Limiter // packets that are no request: the same
 
 	onTransferEnd func(*transfer) // tests: sees each transfer once it ended
 }
@@ -313,7 +315,15 @@ func (s *Server) Serve(conn net.PacketConn) error {
 		start := time.Now()
 		req, err := parseRequest(buf[:n])
 		if err != nil {
-			s.log(Event{Remote: remote, Kind: KindError, Err: err})
+			ev := Event{Remote: remote, Kind: KindError, Err: err}
+			if held, ok := s.malformed.Allow(remote.AddrPort().Addr().Unmap(), start); ok {
+				if held != (ratelog.Held{}) {
+					ev.Err = fmt.Errorf("%w%s", err, held)
+				}
+				s.log(ev)
+			} else if s.Held != nil {
+				s.Held(ev)
+			}
 			if n >= 2 && (buf[1] == byte(opRRQ) || buf[1] == byte(opWRQ)) && buf[0] == 0 {
 				conn.WriteTo(appendError(nil, errIllegalOp, "malformed request"), remote)
 			}
@@ -332,10 +342,10 @@ func (s *Server) Serve(conn net.PacketConn) error {
 			if s.OnRefuse != nil {
 				s.OnRefuse()
 			}
-			if n, ok := s.refusals.allow(key.remote.Addr(), start); ok {
+			if held, ok := s.refusals.Allow(key.remote.Addr(), start); ok {
 				err := refused
-				if n > 0 {
-					err = fmt.Errorf("%w (%d refusals from other addresses not logged)", refused, n)
+				if held != (ratelog.Held{}) {
+					err = fmt.Errorf("%w%s", refused, held)
 				}
 				s.log(Event{Remote: remote, Path: req.Filename, Kind: KindRefused, Err: err})
 			}
@@ -459,49 +469,6 @@ func (s *Server) endTransfer(key transferKey) {
 	}
 	s.mu.Unlock()
 	s.inflight.Done()
-}
-
-// refusalLog rate-limits the log of refused requests: once per client
-// address per refusalLogInterval, remembering at most refusalLogAddrs
-// addresses (a flood from more is counted, not logged).
-type refusalLog struct {
-	mu         sync.Mutex
-	last       map[netip.Addr]time.Time
-	suppressed int // refusals not logged for want of room since the last logged one
-	swept      time.Time
-}
-
-// allow reports whether a refusal from addr at now is logged, and how many
-// refusals from addresses that found no room were not logged before it.
-func (r *refusalLog) allow(addr netip.Addr, now time.Time) (int, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if t, ok := r.last[addr]; ok && now.Sub(t) < refusalLogInterval {
-		return 0, false
-	}
-	if r.last == nil {
-		r.last = map[netip.Addr]time.Time{}
-	}
-	if _, ok := r.last[addr]; !ok && len(r.last) >= refusalLogAddrs {
-		// Full: sweep expired addresses, at most once an interval so a
-		// flood costs O(1) per packet.
-		if now.Sub(r.swept) >= refusalLogInterval {
-			r.swept = now
-			for a, t := range r.last {
-				if now.Sub(t) >= refusalLogInterval {
-					delete(r.last, a)
-				}
-			}
-		}
-		if len(r.last) >= refusalLogAddrs {
-			r.suppressed++
-			return 0, false
-		}
-	}
-	r.last[addr] = now
-	n := r.suppressed
-	r.suppressed = 0
-	return n, true
 }
 
 func (s *Server) addActive(c *net.UDPConn) bool {

@@ -499,36 +499,54 @@ func TestResolve(t *testing.T) {
 	}
 }
 
-// Bad packets on the listening socket are logged and the loop goes on.
+// Bad packets on the listening socket are logged, once per client
+// address a minute (the rest go to Held), and the loop goes on.
 func TestBadPackets(t *testing.T) {
 	root := t.TempDir()
 	writeFile(t, root, "f", []byte("fine"))
-	ts := startServer(t, &Server{Root: root})
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	var mu sync.Mutex
+	var held []Event
+	ts := startServer(t, &Server{Root: root, Held: func(e Event) { mu.Lock(); held = append(held, e); mu.Unlock() }})
 	srv, _ := net.ResolveUDPAddr("udp4", ts.Addr)
-	for _, p := range [][]byte{{}, {0}, {0, 4, 0, 1}, {0, 1}, {0, 1, 'f', 0}, {0, 1, 'f', 0, 'm', 'a', 'i', 'l', 0}, {9, 9, 9}} {
-		conn.WriteToUDP(p, srv)
+	send := func(from net.IP, pkts ...[]byte) {
+		conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: from})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		for _, p := range pkts {
+			conn.WriteToUDP(p, srv)
+		}
 	}
+	bad := [][]byte{{}, {0}, {0, 4, 0, 1}, {0, 1}, {0, 1, 'f', 0}, {0, 1, 'f', 0, 'm', 'a', 'i', 'l', 0}, {9, 9, 9}}
+	send(net.IPv4(127, 0, 0, 1), bad...)
+	send(net.IPv4(127, 0, 0, 2), bad...)
 	var got bytes.Buffer
 	if _, err := (&testClient{}).Get(ts.Addr, "f", &got); err != nil || got.String() != "fine" {
 		t.Fatalf("after bad packets: %q, %v", got.String(), err)
 	}
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	bad := 0
+	mu.Lock()
+	defer mu.Unlock()
+	logged := map[string]int{}
 	for _, e := range ts.events {
 		if e.Kind == KindError && errors.Is(e.Err, errMalformed) {
-			bad++
+			logged[addrHost(e.Remote)]++
 		}
 	}
+	if logged["127.0.0.1"] != 1 || logged["127.0.0.2"] != 1 {
+		t.Errorf("bad packets logged %v times per address, want once each: %v", logged, ts.events)
+	}
 	// The empty datagram may not be delivered as a packet by every stack;
-	// the others must each be logged.
-	if bad < 6 {
-		t.Errorf("logged %d bad packets, want at least 6: %v", bad, ts.events)
+	// the others must each be logged or held.
+	if n := len(held); n < 2*5 {
+		t.Errorf("%d bad packets held back, want at least 10: %v", n, held)
+	}
+	for _, e := range held {
+		if e.Kind != KindError || !errors.Is(e.Err, errMalformed) {
+			t.Errorf("held %+v", e)
+		}
 	}
 }
 
