@@ -164,8 +164,8 @@ type Server struct {
 	inflight  sync.WaitGroup
 	running   map[transferKey]struct{} // requests being served
 	perClient map[netip.Addr]int       // transfers in flight per client address
-	refusals  ratelog.Limiter // refused requests: logged once per client a minute
-	malformed ratelog.Limiter // packets that are no request: the same
+	refusals  ratelog.Limiter          // refused requests: logged once per client a minute
+	malformed ratelog.Limiter          // packets that are no request: the same
 
 	onTransferEnd func(*transfer) // tests: sees each transfer once it ended
 }

@@ -6,7 +6,9 @@ import (
 	"time"
 )
 
-func addr(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
+func addr(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+}
 
 func TestOncePerAddressWithCounts(t *testing.T) {
 	var l Limiter
