@@ -191,7 +191,7 @@ func (c PXEConfigs) pxeFile(what, args string, notes []string) []byte {
 func (c PXEConfigs) ipxeScript(what, args string) []byte {
 	base := strings.TrimRight(c.IPXEBase, "/")
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "#!ipxe\n%s (`ramboot pxelinux --ipxe-base`) for %s.\n", pxeMarker, what)
+	fmt.Fprintf(&b, "#!ipxe\n%s (`ramboot pxelinux --ipxe`) for %s.\n", pxeMarker, what)
 	// initrd= names the initramfs for the kernel's EFI stub under UEFI.
 	fmt.Fprintf(&b, "kernel %s/%s %s initrd=rootfs.cpio.gz\ninitrd %s/%s\nboot\n",
 		base, c.Board.path(c.Board.Kernel), args, base, c.Board.path("rootfs.cpio.gz"))

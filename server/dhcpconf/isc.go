@@ -14,6 +14,9 @@ func iscForce(codes ...byte) string {
 		strings.ReplaceAll(colonHex(codes), ":", ", "))
 }
 
+// iscOpt is option name's data, or "-" when the client did not send it.
+func iscOpt(name string) string { return `pick-first-value(option ` + name + `, "-")` }
+
 func isc(m *model) []byte {
 	var b bytes.Buffer
 	header(&b, m, "#", "dhcpd -t -cf FILE")
@@ -35,16 +38,21 @@ func isc(m *model) []byte {
 		w("default-lease-time 3600;")
 		w("max-lease-time 7200;")
 	}
-	initE := `(option vendor-class-identifier = "ramboot" or substring(option vendor-class-identifier, 0, 8) = "ramboot:" or suffix(option vendor-class-identifier, 8) = ":ramboot")`
-	ipxeE := `(exists user-class and option user-class = "iPXE")`
+	// dhcpd's expressions on an option the client did not send do not
+	// evaluate, and a class whose match does not evaluate does not
+	// match, even under "not": each option read goes through
+	// pick-first-value with a stand-in, so every test is true or false.
+	vc, uc, arch, cid := iscOpt("vendor-class-identifier"), iscOpt("user-class"), iscOpt("pxe-system-type"), iscOpt("pxe-client-id")
+	initE := fmt.Sprintf(`(%s = "ramboot" or substring(%s, 0, 8) = "ramboot:" or suffix(%s, 8) = ":ramboot")`, vc, vc, vc)
+	ipxeE := fmt.Sprintf(`(%s = "iPXE")`, uc)
 	var x86 []string
 	for _, a := range x86Arches {
-		x86 = append(x86, fmt.Sprintf("option pxe-system-type = %02x:%02x", a>>8, a&0xff))
+		x86 = append(x86, fmt.Sprintf("%s = %02x:%02x", arch, a>>8, a&0xff))
 	}
 	x86E := "(" + strings.Join(x86, " or ") + ")"
-	pxeE := `substring(option vendor-class-identifier, 0, 9) = "PXEClient"`
-	piIDE := fmt.Sprintf("(substring(option pxe-client-id, 0, 5) = %s or substring(option pxe-client-id, 0, 5) = %s)",
-		colonHex([]byte("\x00RPi4")), colonHex([]byte("\x00RPi5")))
+	pxeE := fmt.Sprintf(`substring(%s, 0, 9) = "PXEClient"`, vc)
+	piIDE := fmt.Sprintf("(substring(%s, 0, 5) = %s or substring(%s, 0, 5) = %s)", cid,
+		colonHex([]byte("\x00RPi4")), cid, colonHex([]byte("\x00RPi5")))
 	var macs []string
 	for _, o := range piOUIsNot3() {
 		macs = append(macs, "substring(hardware, 1, 3) = "+colonHex(o))
@@ -67,7 +75,7 @@ func isc(m *model) []byte {
 		initBody = []string{"option ramboot-224 " + quote(m.def224) + ";", iscForce(224)}
 	}
 	class("ramboot-init", "ramboot's init (vendor class PXEClient:ramboot): option 224, the defaults' unless its host has one", initE, initBody...)
-	biosE := "(option pxe-system-type = 00:00)"
+	biosE := "(" + arch + " = 00:00)"
 	ipxeX86 := fmt.Sprintf("not %s and %s and %s", initE, ipxeE, x86E)
 	if m.PXELinux {
 		// An iPXE ROM on a BIOS PC is a BIOS PC too: pxelinux.0 (below).
@@ -102,7 +110,7 @@ func isc(m *model) []byte {
 			pc+" and "+biosE, "next-server "+s+";", `filename "undionly.kpxe";`)
 	}
 	class("ramboot-pc-uefi", "PC x86-64 UEFI PXE firmware: iPXE on the firmware's network driver",
-		pc+" and (option pxe-system-type = 00:07 or option pxe-system-type = 00:09)", "next-server "+s+";", `filename "snponly.efi";`)
+		pc+" and ("+arch+" = 00:07 or "+arch+" = 00:09)", "next-server "+s+";", `filename "snponly.efi";`)
 	if full {
 		w("")
 		w("subnet %s netmask %s {", m.Net.IP, net.IP(m.Net.Mask))

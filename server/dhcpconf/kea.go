@@ -63,6 +63,11 @@ func keaClasses(m *model) []string {
 	piOpts := func(menu []byte, what string) []string {
 		return []string{
 			`"next-server": ` + js(s),
+			// Kea parses option 43 into sub-options and writes them back
+			// sorted, without the end byte (6, 9, 10 instead of
+			// dnsmasq's 6, 10, 9, 255); defined as binary in the class,
+			// it goes out as the bytes given.
+			`"option-def": [ { "name": "vendor-encapsulated-options", "code": 43, "type": "binary" } ]`,
 			opts(keaOpt("vendor-class-identifier", nil, "PXEClient"),
 				"// option 43: "+what+"\n        "+keaOpt("vendor-encapsulated-options", menu, ""),
 				keaOpt("tftp-server-name", nil, s)),
