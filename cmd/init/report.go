@@ -6,8 +6,10 @@ package main
 // gave it option 224, for that server's status page and metrics. Reports
 // are best effort and never hold up a boot: a report is queued without
 // waiting (a full queue drops it), one goroutine sends the queue, each
-// POST is bounded by reportTimeout, and past the point of no return the
-// last report waits at most reportFlush to go out.
+// POST is bounded by reportTimeout (and tried once more after a network
+// error: an emulated or busy node's first connection can be slow), and
+// past the point of no return the last report waits at most reportFlush
+// to go out.
 //
 // Where reports go: the kernel command line's ramboot.report=URL (set by
 // `ramboot serve`'s iPXE scripts; "off" for none), else
@@ -19,7 +21,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"net"
 	"net/http"
 	"net/url"
@@ -37,7 +39,7 @@ const (
 	// reportQueue is how many reports wait at most; more are dropped.
 	reportQueue = 32
 	// reportTimeout bounds one report's POST, connection included.
-	reportTimeout = 2 * time.Second
+	reportTimeout = 5 * time.Second
 	// reportFlush bounds the wait for the last report before switch_root
 	// or kexec.
 	reportFlush = time.Second
@@ -106,7 +108,12 @@ func (r *reporter) drain(logf func(string, ...any)) {
 		}
 		t := r.target.Load()
 		it.r.MAC = t.mac
-		if err := r.post(t, it.r); err != nil && r.failed.Add(1) == 1 {
+		err := r.post(t, it.r)
+		var se statusError
+		if err != nil && !errors.As(err, &se) {
+			err = r.post(t, it.r)
+		}
+		if err != nil && r.failed.Add(1) == 1 {
 			logf("report: %v (reports are best effort: the boot goes on)", err)
 		}
 	}
@@ -131,10 +138,15 @@ func (r *reporter) post(t *reportTarget, rep report.Report) error {
 	}
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("POST %s: %s", t.url, resp.Status)
+		return statusError("POST " + t.url + ": " + resp.Status)
 	}
 	return nil
 }
+
+// statusError is a server's answer other than 2xx: not tried again.
+type statusError string
+
+func (e statusError) Error() string { return string(e) }
 
 // flush waits until the reports queued so far are sent (or given up),
 // at most d. It returns at once if reports have nowhere to go.

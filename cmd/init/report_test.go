@@ -3,11 +3,13 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -110,5 +112,42 @@ func TestReportURL(t *testing.T) {
 		if got := reportURL(tc.cmdline, tc.from); got != tc.want {
 			t.Errorf("reportURL(%q, %v) = %q, want %q", tc.cmdline, tc.from, got, tc.want)
 		}
+	}
+}
+
+// A report whose first try fails on the network is tried once more; one
+// the server refuses is not.
+func TestReportRetry(t *testing.T) {
+	var mu sync.Mutex
+	var tries []string
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var rep report.Report
+		json.NewDecoder(r.Body).Decode(&rep)
+		mu.Lock()
+		tries = append(tries, rep.Stage)
+		first := len(tries) == 1
+		mu.Unlock()
+		switch {
+		case first: // the connection drops
+			c, _, _ := http.NewResponseController(w).Hijack()
+			c.Close()
+		case rep.Stage == report.Failed:
+			http.Error(w, "no", http.StatusForbidden)
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	defer hs.Close()
+	var r reporter
+	r.start(hs.URL+report.Path, "52:54:00:12:34:56", "test", t.Logf)
+	r.send(report.Report{Stage: report.NetworkUp})
+	r.send(report.Report{Stage: report.Failed})
+	if !r.flush(10 * time.Second) {
+		t.Fatal("flush timed out")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(tries, " ") != "network-up network-up failed" {
+		t.Errorf("the server saw %q, want network-up twice and failed once", tries)
 	}
 }
