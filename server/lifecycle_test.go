@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -299,7 +300,27 @@ func TestLifecycleReportEndpoint(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
+	// A PC's iPXE script carries the same option 224 on the kernel's
+	// command line.
+	tree := filepath.Join(dir, "tree")
+	if err := os.WriteFile(filepath.Join(tree, "manifest.json"), []byte(`{"board":"pc","arch":"amd64","kernel_file":"vmlinuz"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := func(step, want string) {
+		t.Helper()
+		resp, err := http.Get(hs.URL + "/boot/52-54-00-12-34-61.ipxe?arch=amd64")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), " ramboot.224="+want+" ") {
+			t.Fatalf("%s: iPXE script without ramboot.224=%s:\n%s", step, want, body)
+		}
+	}
 	want224(t, s, "new", lcInstall)
+	// {{.Server}} is the address the script was asked on.
+	script("new", strings.Replace(lcInstall, "192.0.2.1", "127.0.0.1", 1))
 	// 127.0.0.1 is lcMAC's: it cannot say web-2 is installed.
 	if code := post(other, StageInstallDone, "/dev/vda sha256="+lcSHA); code != http.StatusForbidden {
 		t.Fatalf("a report for another node: %d", code)
@@ -319,6 +340,7 @@ func TestLifecycleReportEndpoint(t *testing.T) {
 		t.Fatalf("after install done: %+v", rec)
 	}
 	want224(t, s, "installed", "local")
+	script("installed", "local")
 }
 
 // FuzzReadState: a state file either is refused or reads back the same
