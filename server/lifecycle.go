@@ -308,7 +308,11 @@ func (s *Server) openLifecycle() error {
 	if err != nil {
 		return fmt.Errorf("--state-file: %w", err)
 	}
+	first := s.lc == nil
 	s.lc = &lifecycle{path: p, st: st, id: id}
+	if !first {
+		return nil // OnReport calls the lifecycle already
+	}
 	prev := s.OnReport
 	s.OnReport = func(key string, r report.Report) {
 		s.noteReport(key, r.Stage, r.Detail)
