@@ -132,22 +132,21 @@ func PiMenu(match string) []byte {
 // uses it as its TFTP server).
 func PiProxyOffer(req *dhcpv4.DHCPv4, serverIP net.IP, menu string) (*dhcpv4.DHCPv4, error) {
 	mt := dhcpv4.MessageTypeOffer
-	if req.MessageType() == dhcpv4.MessageTypeRequest {
+	if msgType(req) == dhcpv4.MessageTypeRequest {
 		mt = dhcpv4.MessageTypeAck
 	}
-	resp, err := dhcpv4.NewReplyFromRequest(req,
-		dhcpv4.WithMessageType(mt),
-		dhcpv4.WithServerIP(net.IPv4zero),
-		dhcpv4.WithYourIP(net.IPv4zero),
-		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(serverIP)),
-		dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient")),
-		dhcpv4.WithGeneric(dhcpv4.OptionVendorSpecificInformation, PiMenu(menu)),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("pi proxy reply: %w", err)
+	sid := serverIP.To4()
+	if sid == nil {
+		return nil, fmt.Errorf("pi proxy reply: server address %v is not IPv4", serverIP)
 	}
+	resp := newReply(req)
+	o := resp.Options
+	o[dhcpv4.OptionDHCPMessageType.Code()] = []byte{byte(mt)}
+	o[dhcpv4.OptionServerIdentifier.Code()] = sid
+	o[dhcpv4.OptionClassIdentifier.Code()] = []byte("PXEClient")
+	o[dhcpv4.OptionVendorSpecificInformation.Code()] = PiMenu(menu)
 	if g := req.Options.Get(dhcpv4.OptionClientMachineIdentifier); g != nil {
-		resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, g))
+		o[dhcpv4.OptionClientMachineIdentifier.Code()] = g
 	}
 	return resp, nil
 }

@@ -23,7 +23,7 @@ func (s *Server) full(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhcp
 		return nil, s.refuseRelay(gi, ev), 0
 	}
 	mac := req.ClientHWAddr
-	switch req.MessageType() {
+	switch msgType(req) {
 	case dhcpv4.MessageTypeDiscover:
 		ip, err := s.Pool.Offer(mac, req.RequestedIPAddress(), d.Address)
 		if err != nil {
@@ -152,14 +152,10 @@ func (s *Server) refuseRelay(gi net.IP, ev Event) Event {
 // is broadcast (replyAddr), or sent to the relay with the broadcast bit set
 // so the relay broadcasts it.
 func (s *Server) nak(req *dhcpv4.DHCPv4, ev Event, why string) (*dhcpv4.DHCPv4, Event) {
-	resp, err := dhcpv4.NewReplyFromRequest(req,
+	resp := newReply(req,
 		dhcpv4.WithMessageType(dhcpv4.MessageTypeNak),
 		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(s.ServerIP)),
 		dhcpv4.WithOption(dhcpv4.OptMessage(why)))
-	if err != nil {
-		ev.Type, ev.Err = "error", err
-		return nil, ev
-	}
 	if gi := req.GatewayIPAddr; gi != nil && !gi.IsUnspecified() {
 		resp.SetBroadcast()
 	}
@@ -188,10 +184,7 @@ func (s *Server) reply(req *dhcpv4.DHCPv4, c Client, d Decision, mt dhcpv4.Messa
 		mask = net.CIDRMask(24, 32)
 	}
 	mods = append(mods, dhcpv4.WithNetmask(mask))
-	resp, err := dhcpv4.NewReplyFromRequest(req, mods...)
-	if err != nil {
-		return nil, err
-	}
+	resp := newReply(req, mods...)
 	asked := map[uint8]bool{}
 	for _, o := range req.ParameterRequestList() {
 		asked[o.Code()] = true

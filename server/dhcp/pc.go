@@ -59,11 +59,7 @@ func (s *Server) pcProxy(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*d
 		ev.Type, ev.Detail = "ignored", fmt.Sprintf("no boot program for %s (option 93 = %d): %s", c.Kind, c.Arch, archHint(c.Arch))
 		return nil, ev
 	}
-	resp, err := s.proxyReply(req)
-	if err != nil {
-		ev.Type, ev.Err = "error", err
-		return nil, ev
-	}
+	resp := s.proxyReply(req)
 	s.setBootFile(resp, req, c, d.BootFile)
 	if c.Kind == PCFirmware && c.Arch == ArchBIOS {
 		resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, pxeDiscoveryBypass))
@@ -104,11 +100,7 @@ func (s *Server) bootServer(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) 
 		ev.Type, ev.Detail = "ignored", fmt.Sprintf("no boot program for option 93 = %d: %s", c.Arch, archHint(c.Arch))
 		return nil, ev
 	}
-	resp, err := s.proxyReply(req) // an ACK: only REQUEST and INFORM get here
-	if err != nil {
-		ev.Type, ev.Err = "error", err
-		return nil, ev
-	}
+	resp := s.proxyReply(req) // an ACK: only REQUEST and INFORM get here
 	s.setBootFile(resp, req, c, d.BootFile)
 	ev.Type, ev.Detail = "ack", "boot server: boot file "+d.BootFile
 	return resp, ev

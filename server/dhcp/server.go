@@ -136,7 +136,7 @@ func (s *Server) serve(ctx context.Context, pc net.PacketConn, bootServer bool) 
 	if s.Menu == "" {
 		s.Menu = "Raspberry Pi Boot"
 	}
-	buf := make([]byte, 4096)
+	buf, out := make([]byte, 4096), make([]byte, 0, 1500)
 	for {
 		n, peer, err := pc.ReadFrom(buf)
 		if err != nil {
@@ -175,7 +175,7 @@ func (s *Server) serve(ctx context.Context, pc net.PacketConn, bootServer bool) 
 		if resp == nil || commit == 0 {
 			s.log(ev)
 			if resp != nil {
-				s.send(pc, resp, dst, ev)
+				out = s.send(pc, out[:0], resp, dst, ev)
 			}
 			continue
 		}
@@ -188,7 +188,7 @@ func (s *Server) serve(ctx context.Context, pc net.PacketConn, bootServer bool) 
 				return
 			}
 			s.log(ev)
-			s.send(pc, resp, dst, ev)
+			s.send(pc, nil, resp, dst, ev)
 		})
 	}
 }
@@ -205,10 +205,13 @@ func (s *Server) badPacket(peer net.Addr, err error) {
 	s.log(Event{Type: "bad-packet", Detail: peer.String() + held.String(), Err: err, quiet: !ok})
 }
 
-func (s *Server) send(pc net.PacketConn, resp *dhcpv4.DHCPv4, dst net.Addr, ev Event) {
-	if _, err := pc.WriteTo(resp.ToBytes(), dst); err != nil {
+// send writes resp to dst, encoded in buf (returned for the next).
+func (s *Server) send(pc net.PacketConn, buf []byte, resp *dhcpv4.DHCPv4, dst net.Addr, ev Event) []byte {
+	buf = appendPacket(buf, resp)
+	if _, err := pc.WriteTo(buf, dst); err != nil {
 		s.log(Event{Client: ev.Client, Type: "send-error", Err: err})
 	}
+	return buf
 }
 
 // replyAddr follows RFC 2131 4.1: to a relay at giaddr:67; a NAK is
@@ -217,7 +220,7 @@ func replyAddr(req, resp *dhcpv4.DHCPv4, peer net.Addr) net.Addr {
 	if gi := req.GatewayIPAddr; gi != nil && !gi.IsUnspecified() {
 		return &net.UDPAddr{IP: gi, Port: 67}
 	}
-	if resp.MessageType() == dhcpv4.MessageTypeNak {
+	if msgType(resp) == dhcpv4.MessageTypeNak {
 		return &net.UDPAddr{IP: net.IPv4bcast, Port: 68}
 	}
 	if ci := req.ClientIPAddr; ci != nil && !ci.IsUnspecified() {
@@ -230,7 +233,7 @@ func replyAddr(req, resp *dhcpv4.DHCPv4, peer net.Addr) net.Addr {
 func (s *Server) HandleBootServer(req *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, Event) {
 	c := Classify(req)
 	ev := Event{Client: c}
-	if mt := req.MessageType(); mt != dhcpv4.MessageTypeRequest && mt != dhcpv4.MessageTypeInform {
+	if mt := msgType(req); mt != dhcpv4.MessageTypeRequest && mt != dhcpv4.MessageTypeInform {
 		ev.Type, ev.Detail = "ignored", "boot server: "+mt.String()
 		return nil, ev
 	}
@@ -264,7 +267,7 @@ func (s *Server) Handle(req *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, Event) {
 func (s *Server) handle(req *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, Event, Commit) {
 	c := Classify(req)
 	ev := Event{Client: c}
-	mt := req.MessageType()
+	mt := msgType(req)
 	switch mt {
 	case dhcpv4.MessageTypeDiscover, dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeInform:
 	case dhcpv4.MessageTypeDecline:
@@ -306,7 +309,7 @@ func (s *Server) proxy(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhc
 	// address the client took) is not ours to answer (RFC 2131 4.3.2);
 	// dnsmasq's proxy stays silent too. An ACK from here, with no
 	// address, could be taken by the client in place of the router's.
-	if req.MessageType() == dhcpv4.MessageTypeRequest {
+	if msgType(req) == dhcpv4.MessageTypeRequest {
 		if sid := req.ServerIdentifier(); sid != nil && !sid.IsUnspecified() && !sid.Equal(s.ServerIP) {
 			ev.Type, ev.Detail = "ignored", "client chose server "+sid.String()
 			return nil, ev
@@ -323,11 +326,7 @@ func (s *Server) proxy(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhc
 		return resp, ev
 	case RambootInit:
 		// No address, only what to do: option 224.
-		resp, err := s.proxyReply(req)
-		if err != nil {
-			ev.Type, ev.Err = "error", err
-			return nil, ev
-		}
+		resp := s.proxyReply(req)
 		if d.Option224 != "" {
 			resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(224), []byte(d.Option224)))
 		}
@@ -342,11 +341,7 @@ func (s *Server) proxy(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhc
 	}
 	if c.Kind == IPXE && d.BootFile != "" {
 		// iPXE: no address, its script's URL as the boot file.
-		resp, err := s.proxyReply(req, dhcpv4.WithOption(dhcpv4.OptBootFileName(d.BootFile)))
-		if err != nil {
-			ev.Type, ev.Err = "error", err
-			return nil, ev
-		}
+		resp := s.proxyReply(req, dhcpv4.WithOption(dhcpv4.OptBootFileName(d.BootFile)))
 		resp.BootFileName = d.BootFile
 		ev.Type, ev.Detail = typeOf(resp), "ipxe script "+d.BootFile
 		return resp, ev
@@ -357,12 +352,12 @@ func (s *Server) proxy(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhc
 
 // proxyReply is a proxyDHCP answer without an address: an OFFER to a
 // DISCOVER, else an ACK, from this server, class "PXEClient".
-func (s *Server) proxyReply(req *dhcpv4.DHCPv4, more ...dhcpv4.Modifier) (*dhcpv4.DHCPv4, error) {
+func (s *Server) proxyReply(req *dhcpv4.DHCPv4, more ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
 	mt := dhcpv4.MessageTypeOffer
-	if req.MessageType() != dhcpv4.MessageTypeDiscover {
+	if msgType(req) != dhcpv4.MessageTypeDiscover {
 		mt = dhcpv4.MessageTypeAck
 	}
-	return dhcpv4.NewReplyFromRequest(req, append([]dhcpv4.Modifier{
+	return newReply(req, append([]dhcpv4.Modifier{
 		dhcpv4.WithMessageType(mt),
 		dhcpv4.WithYourIP(net.IPv4zero),
 		dhcpv4.WithServerIP(s.ServerIP),
@@ -372,7 +367,7 @@ func (s *Server) proxyReply(req *dhcpv4.DHCPv4, more ...dhcpv4.Modifier) (*dhcpv
 }
 
 func typeOf(m *dhcpv4.DHCPv4) string {
-	switch m.MessageType() {
+	switch msgType(m) {
 	case dhcpv4.MessageTypeOffer:
 		return "offer"
 	case dhcpv4.MessageTypeAck:
@@ -380,7 +375,7 @@ func typeOf(m *dhcpv4.DHCPv4) string {
 	case dhcpv4.MessageTypeNak:
 		return "nak"
 	}
-	return m.MessageType().String()
+	return msgType(m).String()
 }
 
 func quote(s string) string {

@@ -186,3 +186,31 @@ func FuzzHandle(f *testing.F) {
 		full.Handle(req)
 	})
 }
+
+// BenchmarkProxyPiDiscover is the proxy path per Pi 4 DISCOVER, bytes in
+// to bytes out (parse, classify, decide, reply, encode, the event), as the
+// serving loop runs it (less the socket): e2e's BenchmarkProxyDHCP compares the whole
+// process with dnsmasq; this is the part to profile
+// (go test -run '^$' -bench ProxyPi -cpuprofile cpu.out ./server/dhcp).
+func BenchmarkProxyPiDiscover(b *testing.B) {
+	t := &testing.T{}
+	raw := piDiscover(t).ToBytes()
+	var logged int
+	s := &Server{Mode: Proxy, ServerIP: net.IPv4(192, 0, 2, 1), Menu: "Raspberry Pi Boot",
+		Decide: func(c Client, ip net.IP) Decision { return Decision{} },
+		Log:    func(e Event) { logged++ }}
+	out := make([]byte, 0, 1500)
+	b.ReportAllocs()
+	for b.Loop() {
+		req, err := dhcpv4.FromBytes(raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp, ev, _ := s.handle(req)
+		s.log(ev)
+		if resp == nil {
+			b.Fatalf("no reply: %+v", ev)
+		}
+		out = appendPacket(out[:0], resp)
+	}
+}
