@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -131,15 +132,15 @@ func TestMetricsTFTPAndHTTP(t *testing.T) {
 
 	after := scrape(t, base)
 	for series, want := range map[string]float64{
-		`ramboot_tftp_transfers_total{result="started"}`:   4,
-		`ramboot_tftp_transfers_total{result="completed"}`: 3,
-		`ramboot_tftp_transfers_total{result="failed"}`:    1,
-		`ramboot_tftp_bytes_total`:                         3 * float64(len(file)),
-		`ramboot_errors_total{kind="tftp_not_found"}`:      1,
-		`ramboot_http_transfers_total{result="started"}`:   2,
-		`ramboot_http_transfers_total{result="completed"}`: 1,
-		`ramboot_http_transfers_total{result="failed"}`:    1,
-		`ramboot_errors_total{kind="http_not_found"}`:      1,
+		`ramboot_tftp_transfers_total{result="started"}`:                                               4,
+		`ramboot_tftp_transfers_total{result="completed"}`:                                             3,
+		`ramboot_tftp_transfers_total{result="failed"}`:                                                1,
+		`ramboot_tftp_bytes_total`:                                                                     3 * float64(len(file)),
+		`ramboot_errors_total{kind="tftp_not_found"}`:                                                  1,
+		`ramboot_http_transfers_total{result="started"}`:                                               2,
+		`ramboot_http_transfers_total{result="completed"}`:                                             1,
+		`ramboot_http_transfers_total{result="failed"}`:                                                1,
+		`ramboot_errors_total{kind="http_not_found"}`:                                                  1,
 		`ramboot_node_stage{mac="52:54:00:12:34:56",node="node-7",source="server",stage="dhcp offer"}`: 1,
 	} {
 		if got := metric(after, series); got != want {
@@ -349,10 +350,10 @@ func TestMetricsDHCP(t *testing.T) {
 		}
 	}
 	for series, want := range map[string]float64{
-		`ramboot_dhcp_replies_total{kind="pi4",type="offer"}`:          1,
-		`ramboot_dhcp_replies_total{kind="ramboot-init",type="offer"}`: 2,
-		`ramboot_dhcp_replies_total{kind="ipxe",type="offer"}`:         0,
-		`ramboot_errors_total{kind="dhcp_malformed"}`:                  1,
+		`ramboot_dhcp_replies_total{kind="pi4",type="offer"}`:                                          1,
+		`ramboot_dhcp_replies_total{kind="ramboot-init",type="offer"}`:                                 2,
+		`ramboot_dhcp_replies_total{kind="ipxe",type="offer"}`:                                         0,
+		`ramboot_errors_total{kind="dhcp_malformed"}`:                                                  1,
 		`ramboot_node_stage{mac="52:54:00:12:34:56",node="node-7",source="server",stage="dhcp offer"}`: 1,
 	} {
 		if got := metric(text, series); got != want {
@@ -361,5 +362,42 @@ func TestMetricsDHCP(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("scrape:\n%s", grepLines(text, "ramboot_"))
+	}
+}
+
+// BenchmarkScrape: the server's CPU for one scrape of /metrics (with an
+// inventory of 100 nodes on the board), to set beside
+// e2e's BenchmarkMetricsScrape.
+func BenchmarkScrape(b *testing.B) {
+	dir := b.TempDir()
+	var yaml strings.Builder
+	yaml.WriteString("nodes:\n")
+	s := &Server{Root: dir, Log: slog.New(slog.DiscardHandler)}
+	for i := range 100 {
+		mac := fmt.Sprintf("52:54:00:00:%02x:%02x", i/256, i%256)
+		fmt.Fprintf(&yaml, "  - mac: %s\n    hostname: node-%d\n", mac, i)
+		s.Board.Record(mac, status.Node{MAC: mac}, "dhcp offer", "")
+		s.Board.Report(mac, status.Node{}, "switch_root", "")
+	}
+	s.Nodes = filepath.Join(dir, "nodes.yaml")
+	if err := os.WriteFile(s.Nodes, []byte(yaml.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Reload(); err != nil {
+		b.Fatal(err)
+	}
+	h := s.Handler()
+	for _, enc := range []string{"identity", "gzip"} {
+		b.Run(enc, func(b *testing.B) {
+			size := 0
+			for b.Loop() {
+				rec := &responseRecorder{header: http.Header{}}
+				req, _ := http.NewRequest("GET", MetricsPath, nil)
+				req.Header.Set("Accept-Encoding", enc)
+				h.ServeHTTP(rec, req)
+				size = rec.body.Len()
+			}
+			b.ReportMetric(float64(size), "bytes/scrape")
+		})
 	}
 }
