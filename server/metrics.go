@@ -146,8 +146,11 @@ func newServerMetrics(s *Server) *serverMetrics {
 	}
 	reg.MustRegister(m.dhcpReplies, m.dhcpIgnored, m.tftpTransfers, m.tftpBytes, m.httpTransfers, m.httpBytes, m.errors, m.reports,
 		&nodeCollector{s: s},
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		// The Go runtime's metrics (memory, GC, goroutines), but not the
+		// process collector: reading /proc/self at each scrape (its
+		// limits, fds, netstat) costs four times the rest together
+		// (BenchmarkScrape); node_exporter and systemd have those.
+		collectors.NewGoCollector())
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		// Scrapes are cheap but not free: a few at once, each bounded.
 		MaxRequestsInFlight: 4,
@@ -303,7 +306,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		seen[key] = true
-		rec, ok := c.s.Board.Node(key)
+		rec, ok := c.s.Board.Head(key)
 		if !ok {
 			continue
 		}

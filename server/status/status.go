@@ -284,6 +284,25 @@ func (b *Board) Node(key string) (Node, bool) {
 	return e.node.copy(), true
 }
 
+// Head returns the node recorded under key without its steps: its last
+// stage, its last report and when it was last seen, cheaply (the metrics
+// read it for every inventory node at every scrape).
+func (b *Board) Head(key string) (Node, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.nodes[key]
+	if !ok {
+		return Node{}, false
+	}
+	n := e.node
+	n.Steps = nil
+	if n.Reported != nil {
+		r := *n.Reported
+		n.Reported = &r
+	}
+	return n, true
+}
+
 func (n Node) copy() Node {
 	n.Steps = append([]Step(nil), n.Steps...)
 	if n.Reported != nil {
