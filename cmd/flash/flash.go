@@ -84,7 +84,11 @@ func (e *env) flash(ctx context.Context, o *options, stderr io.Writer) (string, 
 	defer tgt.f.Close()
 	prog := newProgress(stderr, e.stderrTTY, src.size, src.meter)
 	start := time.Now()
-	written, rerr, werr := pump(ctx, dec, tgt.f, tgt.size, src.abort, prog.update)
+	var w io.Writer = tgt.f
+	if tgt.block {
+		w = &zeroWriter{f: tgt.f}
+	}
+	written, rerr, werr := pump(ctx, dec, w, tgt.size, src.abort, prog.update)
 	if rerr == nil && werr == nil {
 		// Read what the decompressor left (padding, trailing bytes), so that
 		// the checksum covers the whole file as served.
