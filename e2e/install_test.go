@@ -27,37 +27,45 @@ import (
 // And the ways an install goes wrong end in the shell with the reason,
 // the disk untouched where nothing had to be written.
 
-// diskImage is the install image, built once per run: an MBR disk with a
-// FAT boot partition laid out as on a Pi (config.txt, cmdline.txt, the
-// kernel and an initramfs) and an ext4 root holding the Debian root
-// image's files.
-var diskImage struct {
+// diskImage is an install image, built once per run and board:
+//
+//   - virt: an MBR disk with a FAT boot partition laid out as on a Pi
+//     (config.txt, cmdline.txt, the kernel and an initramfs) and an ext4
+//     root holding the Debian root image's files;
+//   - pc: a GPT disk with an EFI system partition and an ext4 root whose
+//     /boot holds the kernel, the initramfs and GRUB's grub.cfg (a default
+//     entry and a recovery one), as Debian lays it out.
+type diskImage struct {
 	once            sync.Once
 	path, sha, name string
 	rawSize         int64
 	err             error
 }
 
-// installImage returns the zstd-compressed disk image's path in the
-// tree's images/ and its digest.
-func installImage(t *testing.T, src string) (name, sum string, rawSize int64) {
+var diskImages sync.Map // board -> *diskImage
+
+// installImage returns the zstd-compressed disk image's name in the
+// tree's images/, its digest and its raw size.
+func installImage(t *testing.T, board, src string) (name, sum string, rawSize int64) {
 	t.Helper()
 	for _, tool := range [][2]string{{"sfdisk", "fdisk"}, {"mkfs.vfat", "dosfstools"}, {"mcopy", "mtools"}, {"mkfs.ext4", "e2fsprogs"}, {"unsquashfs", "squashfs-tools"}, {"zstd", "zstd"}} {
 		need(t, tool[0], tool[1])
 	}
-	r := rootImage(t, "virt", "", "debian")
-	diskImage.once.Do(func() {
+	r := rootImage(t, board, "", "debian")
+	v, _ := diskImages.LoadOrStore(board, &diskImage{})
+	d := v.(*diskImage)
+	d.once.Do(func() {
 		t0 := time.Now()
-		diskImage.err = buildDiskImage(t, src, r.Image)
-		t.Logf("install disk image: %v", time.Since(t0).Round(time.Second))
+		d.err = buildDiskImage(t, d, board, src, r.Image)
+		t.Logf("install disk image for %s: %v", board, time.Since(t0).Round(time.Second))
 	})
-	if diskImage.err != nil {
-		t.Fatal(diskImage.err)
+	if d.err != nil {
+		t.Fatal(d.err)
 	}
-	return diskImage.name, diskImage.sha, diskImage.rawSize
+	return d.name, d.sha, d.rawSize
 }
 
-func buildDiskImage(t *testing.T, src, squash string) error {
+func buildDiskImage(t *testing.T, diskImage *diskImage, board, src, squash string) error {
 	work, err := os.MkdirTemp("", "ramboot-disk-")
 	if err != nil {
 		return err
@@ -75,7 +83,8 @@ func buildDiskImage(t *testing.T, src, squash string) error {
 	di := filepath.Join(work, "diskinit")
 	build := exec.Command("go", "build", "-o", di, "./e2e/testdata/diskinit")
 	build.Dir = srcDir(t)
-	build.Env = append(os.Environ(), "GOARCH=arm64", "CGO_ENABLED=0")
+	goarch := map[string]string{"virt": "arm64", "pc": "amd64"}[board]
+	build.Env = append(os.Environ(), "GOARCH="+goarch, "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("building diskinit: %v\n%s", err, out)
 	}
@@ -96,52 +105,81 @@ func buildDiskImage(t *testing.T, src, squash string) error {
 	cw.Write(bin)
 	cw.Close()
 	zw.Close()
+	initrd := append(base, extra.Bytes()...)
+	kernelFile := map[string]string{"virt": "Image", "pc": "vmlinuz"}[board]
+	kernel, err := os.ReadFile(filepath.Join(src, kernelFile))
+	if err != nil {
+		return err
+	}
 	boot := filepath.Join(work, "boot")
 	os.MkdirAll(boot, 0o755)
-	files := map[string][]byte{
-		// [pi4] does not apply on virt: the firmware's rules pick [all].
-		"config.txt":  []byte("# as on a Pi\n[pi4]\nkernel=kernel8-not-this.img\n[all]\narm_64bit=1\nkernel=vmlinuz\ninitramfs initrd.img followkernel\n"),
-		"cmdline.txt": []byte("console=ttyAMA0 root=/dev/vda2 rw panic=-1\n"),
-		"initrd.img":  append(base, extra.Bytes()...),
-	}
-	if files["vmlinuz"], err = os.ReadFile(filepath.Join(src, "Image")); err != nil {
-		return err
-	}
-	var names []string
-	for n, b := range files {
-		if err := os.WriteFile(filepath.Join(boot, n), b, 0o644); err != nil {
-			return err
-		}
-		names = append(names, filepath.Join(boot, n))
-	}
-	bootImg := filepath.Join(work, "boot.img")
-	if err := sh("mkfs.vfat", "-C", "-n", "BOOTFS", "-F", "32", "-i", "12345678", bootImg, "98304"); err != nil {
-		return err
-	}
-	if err := sh("mcopy", append([]string{"-i", bootImg}, append(names, "::/")...)...); err != nil {
-		return err
-	}
 	rootDir := filepath.Join(work, "root")
 	if err := sh("unsquashfs", "-q", "-n", "-d", rootDir, squash); err != nil {
 		return err
 	}
-	rootImg := filepath.Join(work, "root.img")
-	if err := sh("mkfs.ext4", "-q", "-L", "rootfs", "-U", "6c586e13-0000-4000-8000-000000000002", "-E", "lazy_itable_init=0,root_owner=0:0",
-		"-d", rootDir, rootImg, "600M"); err != nil {
+	files := map[string][]byte{}
+	switch board {
+	case "virt":
+		// [pi4] does not apply on virt: the firmware's rules pick [all].
+		files["config.txt"] = []byte("# as on a Pi\n[pi4]\nkernel=kernel8-not-this.img\n[all]\narm_64bit=1\nkernel=vmlinuz\ninitramfs initrd.img followkernel\n")
+		files["cmdline.txt"] = []byte("console=ttyAMA0 root=/dev/vda2 rw panic=-1\n")
+		files["initrd.img"] = initrd
+		files["vmlinuz"] = kernel
+	case "pc":
+		files["EFI/BOOT/README"] = []byte("the EFI system partition\n")
+		grub := "set default=0\nset timeout=5\n\n" +
+			"menuentry 'Debian GNU/Linux' --class debian {\n\tlinux /boot/vmlinuz root=/dev/vda2 rw console=ttyS0 panic=-1\n\tinitrd /boot/initrd.img\n}\n" +
+			"menuentry 'Debian GNU/Linux (recovery mode)' {\n\tlinux /boot/vmlinuz root=/dev/vda2 ro single console=ttyS0\n\tinitrd /boot/initrd.img\n}\n"
+		os.MkdirAll(filepath.Join(rootDir, "boot", "grub"), 0o755)
+		for n, b := range map[string][]byte{"boot/vmlinuz": kernel, "boot/initrd.img": initrd, "boot/grub/grub.cfg": []byte(grub)} {
+			if err := os.WriteFile(filepath.Join(rootDir, n), b, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	var names []string
+	for n, b := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(boot, n)), 0o755)
+		if err := os.WriteFile(filepath.Join(boot, n), b, 0o644); err != nil {
+			return err
+		}
+		if !strings.Contains(n, "/") {
+			names = append(names, filepath.Join(boot, n))
+		}
+	}
+	if board == "pc" {
+		names = append(names, filepath.Join(boot, "EFI"))
+	}
+	bootImg := filepath.Join(work, "boot.img")
+	if err := sh("mkfs.vfat", "-C", "-n", "BOOTFS", "-F", "32", "-i", "12345678", bootImg, "65536"); err != nil {
 		return err
 	}
-	// MBR: 1 MiB, the 96 MiB boot partition, the 600 MiB root.
+	if err := sh("mcopy", append([]string{"-s", "-i", bootImg}, append(names, "::/")...)...); err != nil {
+		return err
+	}
+	rootImg := filepath.Join(work, "root.img")
+	if err := sh("mkfs.ext4", "-q", "-L", "rootfs", "-U", "6c586e13-0000-4000-8000-000000000002", "-E", "lazy_itable_init=0,root_owner=0:0",
+		"-d", rootDir, rootImg, "520M"); err != nil {
+		return err
+	}
+	// 1 MiB, the 64 MiB boot partition, the 520 MiB root (and 1 MiB for
+	// GPT's backup table).
 	disk := filepath.Join(work, "disk.img")
-	const bootStart, bootSectors, rootSectors = 2048, 98304 * 2, 600 * 2048
+	const bootStart, bootSectors, rootSectors = 2048, 65536 * 2, 520 * 2048
 	if err := os.WriteFile(disk, nil, 0o644); err != nil {
 		return err
 	}
-	if err := os.Truncate(disk, int64(bootStart+bootSectors+rootSectors)*512); err != nil {
+	if err := os.Truncate(disk, int64(bootStart+bootSectors+rootSectors+2048)*512); err != nil {
 		return err
 	}
+	table := fmt.Sprintf("label: dos\nlabel-id: 0x6c586e13\nstart=%d, size=%d, type=c\nstart=%d, size=%d, type=83\n",
+		bootStart, bootSectors, bootStart+bootSectors, rootSectors)
+	if board == "pc" {
+		table = fmt.Sprintf("label: gpt\nstart=%d, size=%d, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\nstart=%d, size=%d, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n",
+			bootStart, bootSectors, bootStart+bootSectors, rootSectors)
+	}
 	sf := exec.Command("sfdisk", "--quiet", disk)
-	sf.Stdin = strings.NewReader(fmt.Sprintf("label: dos\nlabel-id: 0x6c586e13\nstart=%d, size=%d, type=c\nstart=%d, size=%d, type=83\n",
-		bootStart, bootSectors, bootStart+bootSectors, rootSectors))
+	sf.Stdin = strings.NewReader(table)
 	if out, err := sf.CombinedOutput(); err != nil {
 		return fmt.Errorf("sfdisk: %v\n%s", err, out)
 	}
@@ -155,7 +193,7 @@ func buildDiskImage(t *testing.T, src, squash string) error {
 	}
 	fi, _ := os.Stat(disk)
 	diskImage.rawSize = fi.Size()
-	diskImage.name = "debian-disk.img.zst"
+	diskImage.name = "debian-" + board + "-disk.img.zst"
 	out := filepath.Join(src, "images", diskImage.name)
 	os.MkdirAll(filepath.Dir(out), 0o755)
 	if err := sh("zstd", "-q", "-f", "-T0", "-3", disk, "-o", out); err != nil {
@@ -171,19 +209,30 @@ func buildDiskImage(t *testing.T, src, squash string) error {
 	return nil
 }
 
-// bootWithDisk boots the virt machine from the tree with a virtio disk.
+// bootWithDisk boots the virt machine from the tree with a virtio disk;
+// it powers off when the guest reboots.
 func bootWithDisk(t *testing.T, l *Lab, src, disk, extra string) *VM {
+	return bootWithDiskOpt(t, l, src, disk, extra, "-no-reboot")
+}
+
+// bootWithDiskOpt is bootWithDisk with a reboot option: "-no-reboot", or
+// "" for a machine that restarts (from the network, as a datacenter's do).
+func bootWithDiskOpt(t *testing.T, l *Lab, src, disk, extra, reboot string) *VM {
 	t.Helper()
-	return StartVM(t, "ip", "netns", "exec", l.NS, qemu(t),
+	args := []string{"netns", "exec", l.NS, qemu(t),
 		"-M", "virt", "-cpu", "cortex-a72", "-m", "1536", "-smp", "2",
-		"-nographic", "-no-reboot",
+		"-nographic"}
+	if reboot != "" {
+		args = append(args, reboot)
+	}
+	return StartVM(t, "ip", append(args,
 		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
 		"-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
 		"-drive", "if=none,id=d0,format=raw,file="+disk,
 		"-device", "virtio-blk-pci,drive=d0",
 		"-kernel", filepath.Join(src, "Image"),
 		"-initrd", filepath.Join(src, "rootfs.cpio.gz"),
-		"-append", strings.TrimSpace("console=ttyAMA0 panic=-1 "+extra))
+		"-append", strings.TrimSpace("console=ttyAMA0 panic=-1 "+extra))...)
 }
 
 // newDisk makes a sparse raw disk of size bytes in dir, filled with a
@@ -206,7 +255,7 @@ func newDisk(t *testing.T, dir string, size int64) string {
 func TestInstallThenLocalVirt(t *testing.T) {
 	labSkip(t)
 	src, _ := image(t, "virt")
-	name, sum, rawSize := installImage(t, src)
+	name, sum, rawSize := installImage(t, "virt", src)
 	l := NewLab(t)
 	l.Dnsmasq(t, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--dhcp-host=52:54:00:12:34:56,192.0.2.122")
 	srv := svStart(t, l, src, "--dhcp", "off")
@@ -226,7 +275,7 @@ func TestInstallThenLocalVirt(t *testing.T) {
 	vm := bootWithDisk(t, l, src, disk, "ramboot.224="+v)
 	vm.Expect(`224: install http://192\.0\.2\.1:8080/images/`+name+` onto auto`, 120*time.Second)
 	vm.Expect(`install: started .* -> /dev/vda`, 30*time.Second)
-	m := vm.Expect(`install: wrote ([\d.]+ [KMG]i?B) to /dev/vda in ([\d.]+m?s) \(([\d.]+ [KMG]i?B/s)\); sha256 verified`, 600*time.Second)
+	m := vm.Expect(`install: (?:flash: )?wrote ([\d.]+ [KMG]i?B) to /dev/vda in ([\d.]+m?s) \(([\d.]+ [KMG]i?B/s)\); sha256 verified`, 600*time.Second)
 	t.Logf("install: %s in %s (%s), %d bytes raw", m[1], m[2], m[3], rawSize)
 	vm.Expect(`install: host name n1`, 60*time.Second)
 	vm.Expect(`install: root's authorized_keys`, 30*time.Second)
@@ -242,8 +291,8 @@ func TestInstallThenLocalVirt(t *testing.T) {
 	// What the install left on the disk: the seed on the boot partition,
 	// the root partition grown to the disk's end (2 GiB).
 	out, err := exec.Command("sfdisk", "--dump", disk).CombinedOutput()
-	if err != nil || !regexp.MustCompile(`start=\s*198656, size=\s*3995648, type=83`).Match(out) {
-		t.Errorf("partition 2 not grown to the disk's end (want 3995648 sectors from 198656):\n%s", out)
+	if err != nil || !regexp.MustCompile(`start=\s*133120, size=\s*4061184, type=83`).Match(out) {
+		t.Errorf("partition 2 not grown to the disk's end (want 4061184 sectors from 133120):\n%s", out)
 	}
 	if out, err := exec.Command("mtype", "-i", disk+"@@1M", "::/user-data").CombinedOutput(); err != nil || !strings.Contains(string(out), "hostname: n1") {
 		t.Errorf("the seed's user-data on the boot partition: %v\n%s", err, out)
@@ -266,7 +315,7 @@ func TestInstallThenLocalVirt(t *testing.T) {
 func TestInstallBadInputs(t *testing.T) {
 	labSkip(t)
 	src, _ := image(t, "virt")
-	name, sum, _ := installImage(t, src)
+	name, sum, _ := installImage(t, "virt", src)
 	r := rootImage(t, "virt", "", "debian")
 	l := NewLab(t)
 	l.Dnsmasq(t, "--dhcp-range=192.0.2.100,192.0.2.150,12h")
@@ -303,4 +352,112 @@ func TestInstallBadInputs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestInstallLocalPC: a BIOS PC (iPXE from serve, option 224 from the
+// inventory) installs the pc disk image and boots it at once
+// (then=local): GRUB's grub.cfg on the root partition, its default entry,
+// kexec, the login prompt under the new host name. Then the same disk on
+// a UEFI PC with option 224 "local".
+func TestInstallLocalPC(t *testing.T) {
+	labSkip(t)
+	src, _ := image(t, "pc")
+	name, sum, _ := installImage(t, "pc", src)
+	disk := newDisk(t, t.TempDir(), 2<<30)
+	drive := []string{"-drive", "if=none,id=d0,format=raw,file=" + disk, "-device", "virtio-blk-pci,drive=d0"}
+	const mac = "52:54:00:12:34:60"
+	{
+		l := NewLab(t)
+		router := l.Peer(t, "192.0.2.2")
+		l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--no-ping")
+		pcServe(t, l, src, mac, "pc-n1", "install:http://{{.Server}}:8080/images/"+name+"#sha256="+sum+"&disk=/dev/vda&hostname=pc-n1&then=local", "--dhcp", "proxy")
+		t0 := time.Now()
+		vm := l.BootPC(t, mac, false, drive...)
+		vm.Expect(`224: install http://192\.0\.2\.1:8080/images/`+name+` onto /dev/vda`, 240*time.Second)
+		m := vm.Expect(`install: (?:flash: )?wrote ([\d.]+ [KMG]i?B) to /dev/vda in ([\d.]+m?s) \(([\d.]+ [KMG]i?B/s)\); sha256 verified`, 600*time.Second)
+		t.Logf("BIOS PC install: %s in %s (%s)", m[1], m[2], m[3])
+		vm.Expect(`install done: /dev/vda sha256=`+sum, 60*time.Second)
+		vm.Expect(`local: booting /dev/vda2 \(grub: Debian GNU/Linux\)`, 60*time.Second)
+		vm.Expect(`diskinit: switch_root to /dev/vda2`, 120*time.Second)
+		vm.Expect(`(?m)^pc-n1 login:`, 300*time.Second)
+		t.Logf("BIOS PC: option 224 to the installed system's login prompt: %v", time.Since(t0).Round(time.Second))
+		noPanic(t, vm)
+		vm.Stop()
+	}
+	{
+		l := NewLab(t)
+		router := l.Peer(t, "192.0.2.2")
+		l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--no-ping")
+		pcServe(t, l, src, mac, "pc-n1", "local", "--dhcp", "proxy")
+		t0 := time.Now()
+		vm := l.BootPC(t, mac, true, drive...)
+		vm.Expect(`224: local`, 240*time.Second)
+		vm.Expect(`local: booting /dev/vda2 \(grub: Debian GNU/Linux\)`, 60*time.Second)
+		vm.Expect(`(?m)^pc-n1 login:`, 300*time.Second)
+		t.Logf("UEFI PC: local boot to the login prompt: %v", time.Since(t0).Round(time.Second))
+		noPanic(t, vm)
+	}
+}
+
+// TestInstallLifecycleVirt: the inventory drives it. A node whose entry
+// says install: gets the install form; the power fails mid-write (QEMU
+// killed) and the next boot gets the install again; that one finishes,
+// the node reports install done and reboots, and from then on the server
+// hands it "local": the installed system boots to its login prompt. An
+// operator's `ramboot node reinstall` puts it back to the install.
+func TestInstallLifecycleVirt(t *testing.T) {
+	labSkip(t)
+	src, _ := image(t, "virt")
+	name, sum, _ := installImage(t, "virt", src)
+	l := NewLab(t)
+	router := l.Peer(t, "192.0.2.2")
+	l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--no-ping")
+	nodes := filepath.Join(l.Dir, "nodes.yaml")
+	state := filepath.Join(l.Dir, "state.json")
+	svWrite(t, nodes, "nodes:\n  - mac: 52:54:00:12:34:56\n    hostname: n2\n    install:\n"+
+		"      image: \"http://{{.Server}}:8080/images/"+name+"\"\n      sha256: "+sum+"\n      disk: /dev/vda\n")
+	svStart(t, l, src, "--dhcp", "proxy", "--nodes", nodes, "--state-file", state)
+	disk := newDisk(t, t.TempDir(), 2<<30)
+	nodeCmd := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(svBinary(t), append([]string{"node"}, append(args, "--state-file", state, "--nodes", nodes)...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ramboot node %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+
+	// 1. The power fails while the image is written.
+	vm := bootWithDisk(t, l, src, disk, "")
+	vm.Expect(`224: install http://192\.0\.2\.1:8080/images/`+name+` onto /dev/vda`, 120*time.Second)
+	vm.Expect(`install: flash: .* written, .*%`, 300*time.Second)
+	vm.Stop()
+	if out := nodeCmd("list"); regexp.MustCompile(`(?m)^n2\s.*\binstalled\b`).MatchString(out) {
+		t.Fatalf("after a power cut mid-write the server has the node installed:\n%s", out)
+	} else {
+		t.Logf("after the power cut:\n%s", out)
+	}
+
+	// 2. The next boot installs again, reports, reboots into ramboot, gets
+	// local and boots the installed system.
+	t0 := time.Now()
+	vm = bootWithDiskOpt(t, l, src, disk, "", "")
+	vm.Expect(`224: install http://192\.0\.2\.1:8080/images/`+name, 120*time.Second)
+	vm.Expect(`install done: /dev/vda sha256=`+sum, 600*time.Second)
+	vm.Expect(`install: rebooting into the installed system`, 60*time.Second)
+	vm.Expect(`224: local \(from `, 180*time.Second)
+	vm.Expect(`local: booting /dev/vda1 \(config\.txt: vmlinuz\)`, 60*time.Second)
+	vm.Expect(`(?m)^n2 login:`, 300*time.Second)
+	t.Logf("install, reboot, local boot to the login prompt: %v", time.Since(t0).Round(time.Second))
+	noPanic(t, vm)
+	vm.Stop()
+	if out := nodeCmd("list"); !regexp.MustCompile(`(?m)^n2\s.*\binstalled\b`).MatchString(out) {
+		t.Errorf("the server does not have the node installed:\n%s", out)
+	}
+
+	// 3. A reinstall request: the next boot gets the install form again.
+	nodeCmd("reinstall", "n2")
+	vm = bootWithDisk(t, l, src, disk, "")
+	vm.Expect(`224: install http://192\.0\.2\.1:8080/images/`+name, 120*time.Second)
+	vm.Stop()
 }

@@ -143,6 +143,9 @@ func (in *Init) flash(ctx context.Context, spec bootspec.InstallSpec, disk strin
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("flash: %w", err)
 	}
+	// PID 1's reaper collects every exit (cmd.Wait would find none):
+	// the status comes from its table.
+	exited := procs.wait(cmd.Process.Pid)
 	var last []string
 	sc := bufio.NewScanner(pr)
 	sc.Split(scanLinesOrCR)
@@ -157,18 +160,25 @@ func (in *Init) flash(ctx context.Context, spec bootspec.InstallSpec, disk strin
 		}
 		last = append(last, line)
 		if time.Since(lastReport) >= 2*time.Second {
-			in.stage("install: %s", line)
 			in.lifecycle(stageInstall, line)
 			lastReport = time.Now()
 		}
 	}
-	if err := cmd.Wait(); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("flash stopped: %w", ctx.Err())
-		}
-		return fmt.Errorf("flash %s: %v: %s", disk, err, strings.Join(last, " / "))
+	pr.Close()
+	var status int
+	select {
+	case status = <-exited:
+	case <-ctx.Done():
+		cmd.Process.Kill()
+		<-exited
+		return fmt.Errorf("flash stopped: %w", ctx.Err())
 	}
-	in.stage("install: %s", strings.Join(last, " / "))
+	if status != 0 {
+		return fmt.Errorf("flash %s: exit status %d: %s", disk, status, strings.Join(last, " / "))
+	}
+	if len(last) > 0 {
+		in.lifecycle(stageInstall, last[len(last)-1])
+	}
 	return nil
 }
 
