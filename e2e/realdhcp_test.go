@@ -88,6 +88,10 @@ func rdStartDHCP(t testing.TB, l *Lab, format, cf string) *Proc {
 	switch format {
 	case "kea":
 		kea := rdSbin(t, "kea-dhcp4", "kea-dhcp4-server")
+		// Kea opens no socket on an interface that is not running, and
+		// br0 runs only once a port has carrier: an idle host on the
+		// bridge, as any real network has, before QEMU's tap comes up.
+		l.Peer(t, "192.0.2.250")
 		p = Start(t, "kea-dhcp4", "ip", rdPrivate(l, "env", "KEA_LOCKFILE_DIR="+l.Dir, "KEA_PIDFILE_DIR="+l.Dir, kea, "-c", cf)...)
 		p.Expect(`DHCP4_STARTED`, 20*time.Second)
 	case "isc":
@@ -197,8 +201,6 @@ func TestRealDHCP(t *testing.T) {
 			rdTFTPD(t, l, tree)
 			rdHTTPD(t, l, tree)
 			nodes := rdNodes(t, l, "shell")
-			// The Pi's host first: Kea opens no socket on a bridge
-			// without a running port (br0 has no carrier before).
 			pi, c := dhcpPeer(t, l, "192.0.2.50", piMAC)
 			rdStartDHCP(t, l, format, rdDHCPConfig(t, l, format, nodes))
 
