@@ -213,6 +213,12 @@ func TestRamRootVirt(t *testing.T) {
 	if !downloaded {
 		t.Errorf("the status page has no finished image download on the node 52:54:00:12:34:56:\n%s", body)
 	}
+	// The init's own reports: switch_root was flushed before the point
+	// of no return.
+	nodeReports(t, l, "http://192.0.2.1:8080", "52:54:00:12:34:56", 10*time.Second, "network-up", "action", "downloaded", "switch_root")
+	metricsHave(t, l, "http://192.0.2.1:8080",
+		`ramboot_node_stage\{mac="52:54:00:12:34:56",node="node-7",source="node",stage="switch_root"\} 1`,
+		`ramboot_reports_total\{stage="switch_root"\} [1-9]`)
 	used := realOS(t, l, vm, srv, "192.0.2.120", "node-7", "/dev/null")
 	t.Logf("node memory in use after boot: %.1f MB (image %.1f MB)", float64(used)/1e6, float64(r.Size)/1e6)
 }

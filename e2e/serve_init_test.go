@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -37,7 +38,7 @@ func TestServeInitProxy224(t *testing.T) {
 	}
 
 	t.Run("shell", func(t *testing.T) {
-		_, srv, vm := setup(t, "shell")
+		l, srv, vm := setup(t, "shell")
 		t0 := time.Now()
 		vm.Expect(`network: eth0: proxyDHCP offer \(no address\) from 192\.0\.2\.1`, 120*time.Second)
 		vm.Expect(`lease 192\.0\.2\.1[0-5][0-9]/24 from 192\.0\.2\.2 .*option 224 "shell" \(from 192\.0\.2\.1\)`, 30*time.Second)
@@ -46,11 +47,17 @@ func TestServeInitProxy224(t *testing.T) {
 		shellRoundTrip(t, vm)
 		t.Logf("guest: shell from serve's option 224 in %v", time.Since(t0).Round(time.Millisecond))
 		offerLogged(t, srv, `option 224 "shell"`)
+		// The init's own reports, on its record and in the metrics.
+		nodeReports(t, l, "http://192.0.2.1:8080", "52:54:00:12:34:56", 10*time.Second, "network-up", "action", "shell")
+		metricsHave(t, l, "http://192.0.2.1:8080",
+			`ramboot_dhcp_replies_total\{kind="ramboot-init",type="offer"\} [1-9]`,
+			`ramboot_node_stage\{mac="52:54:00:12:34:56",node="node-7",source="node",stage="shell"\} 1`,
+			`ramboot_node_last_seen_timestamp_seconds\{mac="52:54:00:12:34:56",node="node-7"\} `)
 		noPanic(t, vm)
 	})
 
 	t.Run("chain", func(t *testing.T) {
-		_, srv, vm := setup(t, "http://{{.Server}}:8080/boot/{{.MACHyphen}}.ipxe")
+		l, srv, vm := setup(t, "http://{{.Server}}:8080/boot/{{.MACHyphen}}.ipxe")
 		t0 := time.Now()
 		vm.Expect(`224: chain http://192\.0\.2\.1:8080/boot/52-54-00-12-34-56\.ipxe \(from DHCP option 224 from 192\.0\.2\.1\)`, 120*time.Second)
 		vm.Expect(`kexec: loaded; booting`, 120*time.Second)
@@ -68,6 +75,18 @@ func TestServeInitProxy224(t *testing.T) {
 				return e.msg() == "http" && e.str("path") == p && e.str("range") == ""
 			})
 		}
+		// The first kernel's init reported its kexec (flushed before it),
+		// the second's its shell (to ramboot.report= from the script).
+		got := nodeReports(t, l, "http://192.0.2.1:8080", "52:54:00:12:34:56", 10*time.Second, "network-up", "action", "kexec", "shell")
+		if i := slices.Index(got, "kexec"); i < 0 || !slices.Contains(got[i:], "shell") {
+			t.Errorf("reports %q: no shell after the kexec", got)
+		}
+		metricsHave(t, l, "http://192.0.2.1:8080",
+			`ramboot_reports_total\{stage="kexec"\} [1-9]`,
+			`ramboot_http_transfers_total\{result="completed"\} [3-9]`,
+			// The second init's shell or, its network coming up behind
+			// the shell, its network-up.
+			`ramboot_node_stage\{mac="52:54:00:12:34:56",node="node-7",source="node",stage="(shell|network-up)"\} 1`)
 		noPanic(t, vm)
 	})
 }
