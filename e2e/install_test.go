@@ -46,7 +46,7 @@ var diskImages sync.Map // board -> *diskImage
 
 // installImage returns the zstd-compressed disk image's name in the
 // tree's images/, its digest and its raw size.
-func installImage(t *testing.T, board, src string) (name, sum string, rawSize int64) {
+func installImage(t testing.TB, board, src string) (name, sum string, rawSize int64) {
 	t.Helper()
 	for _, tool := range [][2]string{{"sfdisk", "fdisk"}, {"mkfs.vfat", "dosfstools"}, {"mcopy", "mtools"}, {"mkfs.ext4", "e2fsprogs"}, {"unsquashfs", "squashfs-tools"}, {"zstd", "zstd"}} {
 		need(t, tool[0], tool[1])
@@ -65,7 +65,7 @@ func installImage(t *testing.T, board, src string) (name, sum string, rawSize in
 	return d.name, d.sha, d.rawSize
 }
 
-func buildDiskImage(t *testing.T, diskImage *diskImage, board, src, squash string) error {
+func buildDiskImage(t testing.TB, diskImage *diskImage, board, src, squash string) error {
 	work, err := os.MkdirTemp("", "ramboot-disk-")
 	if err != nil {
 		return err
@@ -211,13 +211,13 @@ func buildDiskImage(t *testing.T, diskImage *diskImage, board, src, squash strin
 
 // bootWithDisk boots the virt machine from the tree with a virtio disk;
 // it powers off when the guest reboots.
-func bootWithDisk(t *testing.T, l *Lab, src, disk, extra string) *VM {
+func bootWithDisk(t testing.TB, l *Lab, src, disk, extra string) *VM {
 	return bootWithDiskOpt(t, l, src, disk, extra, "-no-reboot")
 }
 
 // bootWithDiskOpt is bootWithDisk with a reboot option: "-no-reboot", or
 // "" for a machine that restarts (from the network, as a datacenter's do).
-func bootWithDiskOpt(t *testing.T, l *Lab, src, disk, extra, reboot string) *VM {
+func bootWithDiskOpt(t testing.TB, l *Lab, src, disk, extra, reboot string) *VM {
 	t.Helper()
 	args := []string{"netns", "exec", l.NS, qemu(t),
 		"-M", "virt", "-cpu", "cortex-a72", "-m", "1536", "-smp", "2",
@@ -237,7 +237,7 @@ func bootWithDiskOpt(t *testing.T, l *Lab, src, disk, extra, reboot string) *VM 
 
 // newDisk makes a sparse raw disk of size bytes in dir, filled with a
 // marker in its first sector so that a test can tell "untouched".
-func newDisk(t *testing.T, dir string, size int64) string {
+func newDisk(t testing.TB, dir string, size int64) string {
 	t.Helper()
 	p := filepath.Join(dir, "disk.raw")
 	if err := os.WriteFile(p, bytes.Repeat([]byte("UNTOUCHED"), 56), 0o644); err != nil {
