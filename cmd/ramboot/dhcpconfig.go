@@ -55,6 +55,8 @@ Examples:
   dhcpd -t -cf /etc/dhcp/dhcpd.conf
   ramboot dhcp-config --format dnsmasq --nodes nodes.yaml --server 192.0.2.10 --interface eth1 > /etc/dnsmasq.d/ramboot.conf
   dnsmasq --test
+  ramboot dhcp-config --format isc --pxelinux --nodes nodes.yaml --server 192.0.2.10 --interface eth1 --range 192.0.2.100-192.0.2.199 > /etc/dhcp/dhcpd.conf
+      # BIOS PCs boot pxelinux.0 (tftpd-hpa; 'ramboot pxelinux' writes pxelinux.cfg/)
 
 Flags:
 ` + fs.FlagUsages()
