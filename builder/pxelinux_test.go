@@ -180,3 +180,54 @@ func TestWritePXEConfigs(t *testing.T) {
 		t.Errorf("files after the rerun (-want +got):\n%s", d)
 	}
 }
+
+// TestFindPXEBoard: a pc tree, a mixed tree with pc in pc/, and a tree
+// without an x86 board.
+func TestFindPXEBoard(t *testing.T) {
+	write := func(root, name, data string) {
+		t.Helper()
+		p := filepath.Join(root, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pc := t.TempDir()
+	write(pc, "manifest.json", `{"board": "pc", "arch": "amd64", "kernel_file": "vmlinuz"}`)
+	write(pc, "cmdline.txt", "console=ttyS0,115200 ramboot.board=pc\n")
+	mixed := t.TempDir()
+	write(mixed, "manifest.json", `{"boards": ["rpi4", "pc"]}`)
+	write(mixed, "rpi4/manifest.json", `{"board": "rpi4", "arch": "arm64", "kernel_file": "Image"}`)
+	write(mixed, "pc/manifest.json", `{"board": "pc", "arch": "amd64", "kernel_file": "vmlinuz"}`)
+	write(mixed, "pc/cmdline.txt", "console=ttyS0,115200 ramboot.board=pc\n")
+	pi := t.TempDir()
+	write(pi, "manifest.json", `{"board": "rpi4", "arch": "arm64", "kernel_file": "Image"}`)
+
+	for _, tc := range []struct {
+		root string
+		want PXEBoard
+		err  string
+	}{
+		{pc, PXEBoard{Kernel: "vmlinuz", Cmdline: "console=ttyS0,115200 ramboot.board=pc"}, ""},
+		{mixed, PXEBoard{Dir: "pc", Kernel: "vmlinuz", Cmdline: "console=ttyS0,115200 ramboot.board=pc"}, ""},
+		{pi, PXEBoard{}, "pxelinux boots x86 PCs"},
+		{t.TempDir(), PXEBoard{}, "is not a ramboot tree"},
+	} {
+		got, err := FindPXEBoard(tc.root)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want one saying %q", tc.root, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.root, err)
+			continue
+		}
+		if d := cmp.Diff(tc.want, got); d != "" {
+			t.Errorf("%s (-want +got):\n%s", tc.root, d)
+		}
+	}
+}
