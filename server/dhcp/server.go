@@ -52,11 +52,15 @@ type Event struct {
 	quiet bool // held back by a once-per-client-a-minute limit: not for Log
 }
 
+// DefaultMenu is the Pi bootloader's PXE_OPTION43 default, the option 43
+// menu text a Server sends unless Menu says otherwise.
+const DefaultMenu = "Raspberry Pi Boot"
+
 // Server answers DHCP on one interface.
 type Server struct {
 	Mode     Mode
 	ServerIP net.IP // this server's address on the interface
-	Menu     string // Pi option 43 menu text; default "Raspberry Pi Boot"
+	Menu     string // Pi option 43 menu text; default DefaultMenu
 	Decide   Decider
 	Pool     *Pool // full mode
 	Subnet   net.IPMask
@@ -133,9 +137,6 @@ func (s *Server) serve(ctx context.Context, pc net.PacketConn, bootServer bool) 
 		<-ctx.Done()
 		pc.Close()
 	}()
-	if s.Menu == "" {
-		s.Menu = "Raspberry Pi Boot"
-	}
 	buf, out := make([]byte, 4096), make([]byte, 0, 1500)
 	for {
 		n, peer, err := pc.ReadFrom(buf)
@@ -389,8 +390,12 @@ func quote(s string) string {
 // one, with the Pi 3B ROM's three trailing spaces for a Pi 3 when it is
 // the default.
 func (s *Server) piMenu(c Client) string {
-	if c.Model == "RPi3" && s.Menu == "Raspberry Pi Boot" {
+	menu := s.Menu
+	if menu == "" {
+		menu = DefaultMenu
+	}
+	if c.Model == "RPi3" && menu == DefaultMenu {
 		return Pi3Menu
 	}
-	return s.Menu
+	return menu
 }
