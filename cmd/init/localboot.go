@@ -89,9 +89,12 @@ func (in *Init) localBoot(ctx context.Context, spec bootspec.LocalSpec) error {
 	if err := pool.UnmountAll(unix.MNT_DETACH); err != nil {
 		in.stage("local: unmount: %v", err)
 	}
-	if _, err := kernelImage(c.kernel); err != nil {
+	// The architecture check, done once: kexec gets the unpacked kernel.
+	k, err := kernelImage(c.kernel)
+	if err != nil {
 		return fmt.Errorf("%s: %w", c, err)
 	}
+	c.kernel = k
 	in.stage("local: booting %s: kernel %d bytes, initramfs %d bytes, cmdline %q", c, len(c.kernel), len(c.initrd), c.cmdline)
 	plan := &ipxe.BootPlan{Kernel: c.kernel, KernelURL: c.dev + ":" + c.label, Cmdline: c.cmdline}
 	if len(c.initrd) > 0 {
