@@ -291,7 +291,8 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 
 	if s.DHCP != dhcp.Off {
-		ds := &dhcp.Server{Mode: s.DHCP, ServerIP: ip, Subnet: ipnet.Mask, Decide: s.decide, Log: s.dhcpLog}
+		ds := &dhcp.Server{Mode: s.DHCP, ServerIP: ip, Subnet: ipnet.Mask, Decide: s.decide, Log: s.dhcpLog,
+			Held: s.metrics().countDHCP} // not logged (once per client a minute), still counted
 		if s.DHCP == dhcp.Full {
 			from, to, ok := strings.Cut(s.Range, "-")
 			lf := s.LeaseFile

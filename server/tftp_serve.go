@@ -104,7 +104,8 @@ func (s *Server) serveTFTP(ctx context.Context, start func(string, func(context.
 	}
 	ts := &tftp.Server{Root: s.Root, Resolve: s.resolveTFTP, Log: s.tftpLog,
 		MaxTransfers: s.TFTPMaxTransfers, MaxTransfersPerClient: s.TFTPMaxPerClient, MaxTimeout: s.TFTPMaxTimeout,
-		OnRefuse: s.metrics().errors.WithLabelValues(errTFTPBusy).Inc}
+		OnRefuse: s.metrics().errors.WithLabelValues(errTFTPBusy).Inc,
+		Held:     s.metrics().countTFTP} // malformed packets not logged (once per client a minute), still counted
 	var boards []string
 	for _, b := range s.treeBoards() {
 		boards = append(boards, b.Name+" ("+b.Arch+")")
