@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"bytes"
 	"net"
 	"path/filepath"
 	"testing"
@@ -178,12 +179,25 @@ func FuzzHandle(f *testing.F) {
 			return
 		}
 		proxy := &Server{Mode: Proxy, ServerIP: net.IPv4(192, 0, 2, 1), Decide: func(Client, net.IP) Decision { return Decision{Option224: "shell"} }}
-		if resp, _ := proxy.Handle(req); resp != nil && !resp.YourIPAddr.IsUnspecified() {
+		resp, _ := proxy.Handle(req)
+		if resp != nil && !resp.YourIPAddr.IsUnspecified() {
 			t.Fatalf("proxy mode offered %v", resp.YourIPAddr)
 		}
 		p, _ := OpenPool(net.IPv4(192, 0, 2, 100), net.IPv4(192, 0, 2, 110), "")
 		full := &Server{Mode: Full, ServerIP: net.IPv4(192, 0, 2, 1), Pool: p}
-		full.Handle(req)
+		fresp, _ := full.Handle(req)
+		// The serving loop's encoder writes what the library would.
+		for _, m := range []*dhcpv4.DHCPv4{req, resp, fresp} {
+			if m == nil || len(m.ClientHWAddr) > 255 {
+				continue
+			}
+			if got, want := appendPacket(nil, m), m.ToBytes(); !bytes.Equal(got, want) {
+				t.Fatalf("appendPacket %x, ToBytes %x", got, want)
+			}
+			if msgType(m) != m.MessageType() {
+				t.Fatalf("msgType %v, MessageType %v", msgType(m), m.MessageType())
+			}
+		}
 	})
 }
 
