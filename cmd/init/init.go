@@ -232,8 +232,13 @@ func (in *Init) boot(kver string) string {
 			value, source = v, src
 		}
 	}
-	if spec, err := bootspec.Parse(value); err == nil && spec.Kind == bootspec.NFS {
-		<-in.modulesDone // NFS and overlay must be in before act mounts them
+	if spec, err := bootspec.Parse(value); err == nil {
+		switch spec.Kind {
+		case bootspec.NFS, bootspec.Local, bootspec.Install:
+			// NFS and overlay, the disk drivers and their file systems
+			// must be in before act mounts them.
+			<-in.modulesDone
+		}
 	}
 	outcome := in.actBounded(ctx, value, source, env)
 	in.reportOutcome(value, outcome)
