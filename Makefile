@@ -58,7 +58,7 @@ test: deps $(BIN)
 	tree=$$(ls -d $(CACHE_DIR)/extract/*/usr/lib/modules/$$release $(CACHE_DIR)/extract/*/lib/modules/$$release 2>/dev/null | head -1); \
 	test -n "$$tree" || { echo "no unpacked kernel $$release in $(CACHE_DIR)"; exit 1; }; \
 	( ./$(BIN) rootfs --board virt --out out/test-virt --quiet && ./$(BIN) rootfs --board pc --out out/test-pc --quiet ) >out/test-rootfs.log 2>&1 & \
-	RAMBOOT_STRICT=1 RAMBOOT_NET_TESTS=1 RAMBOOT_KERNEL_TREE=$$tree $(GO) test -p 1 -count=1 -timeout 60m ./...
+	RAMBOOT_STRICT=1 RAMBOOT_NET_TESTS=1 RAMBOOT_KERNEL_TREE=$$tree $(GO) test -p 1 -count=1 -timeout 80m ./...
 
 ## unit: the fast tests only (-short: no downloads, no QEMU, no lab; about a minute)
 # The switches of `make test` are unset: nothing here talks to the archive,
