@@ -249,60 +249,6 @@ func newDisk(t testing.TB, dir string, size int64) string {
 	return p
 }
 
-// TestInstallThenLocalVirt: install, edit, then boot the installed system
-// at once (then=local), to its login prompt under the new name. (Option
-// 224 "local" alone, from the server, is TestInstallLifecycleVirt's.)
-func TestInstallThenLocalVirt(t *testing.T) {
-	labSkip(t)
-	src, _ := image(t, "virt")
-	name, sum, rawSize := installImage(t, "virt", src)
-	l := NewLab(t)
-	l.Dnsmasq(t, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--dhcp-host=52:54:00:12:34:56,192.0.2.122")
-	srv := svStart(t, l, src, "--dhcp", "off")
-	_ = srv
-	// root's keys and the seed, served by the tree.
-	key, _ := sshKeys(t)
-	pub, _ := os.ReadFile(key + ".pub")
-	os.MkdirAll(filepath.Join(src, "seed", "n1"), 0o755)
-	os.WriteFile(filepath.Join(src, "keys-n1"), pub, 0o644)
-	os.WriteFile(filepath.Join(src, "seed", "n1", "user-data"), []byte("#cloud-config\nhostname: n1\n"), 0o644)
-	os.WriteFile(filepath.Join(src, "seed", "n1", "meta-data"), []byte("instance-id: n1-e2e\n"), 0o644)
-	disk := newDisk(t, t.TempDir(), 2<<30)
-
-	v := "install:http://192.0.2.1:8080/images/" + name + "#sha256=" + sum +
-		"&hostname=n1&keys=http://192.0.2.1:8080/keys-n1&seed=http://192.0.2.1:8080/seed/n1&then=local"
-	t0 := time.Now()
-	vm := bootWithDisk(t, l, src, disk, "ramboot.224="+v)
-	vm.Expect(`224: install http://192\.0\.2\.1:8080/images/`+name+` onto auto`, 120*time.Second)
-	vm.Expect(`install: started .* -> /dev/vda`, 30*time.Second)
-	m := vm.Expect(`install: (?:flash: )?wrote ([\d.]+ [KMG]i?B) to /dev/vda in ([\d.]+m?s) \(([\d.]+ [KMG]i?B/s)\); sha256 verified`, 600*time.Second)
-	t.Logf("install: %s in %s (%s), %d bytes raw", m[1], m[2], m[3], rawSize)
-	vm.Expect(`install: host name n1`, 60*time.Second)
-	vm.Expect(`install: root's authorized_keys`, 30*time.Second)
-	vm.Expect(`install: cloud-init seed on`, 30*time.Second)
-	vm.Expect(`install done: /dev/vda sha256=`+sum, 30*time.Second)
-	vm.Expect(`local: booting /dev/vda1 \(config\.txt: vmlinuz\)`, 60*time.Second)
-	vm.Expect(`diskinit: switch_root to /dev/vda2`, 120*time.Second)
-	vm.Expect(`(?m)^n1 login:`, 300*time.Second)
-	t.Logf("option 224 to the installed system's login prompt: %v", time.Since(t0).Round(time.Second))
-	// root's key from keys= logs in to the installed system.
-	if out := sshUntil(t, l, "192.0.2.122", "hostname; findmnt -no SOURCE /", 240*time.Second); !strings.Contains(out, "n1") || !strings.Contains(out, "/dev/vda2") {
-		t.Errorf("ssh into the installed system: hostname and root %q, want n1 on /dev/vda2", out)
-	}
-	noPanic(t, vm)
-	vm.Stop()
-
-	// What the install left on the disk: the seed on the boot partition,
-	// the root partition grown to the disk's end (2 GiB).
-	out, err := exec.Command("sfdisk", "--dump", disk).CombinedOutput()
-	if err != nil || !regexp.MustCompile(`start=\s*133120, size=\s*4061184, type=83`).Match(out) {
-		t.Errorf("partition 2 not grown to the disk's end (want 4061184 sectors from 133120):\n%s", out)
-	}
-	if out, err := exec.Command("mtype", "-i", disk+"@@1M", "::/user-data").CombinedOutput(); err != nil || !strings.Contains(string(out), "hostname: n1") {
-		t.Errorf("the seed's user-data on the boot partition: %v\n%s", err, out)
-	}
-}
-
 // TestInstallBadInputs: each wrong install ends in the provisioning shell
 // with its reason; where the failure comes before writing, the disk is
 // untouched.
@@ -394,10 +340,13 @@ func TestInstallLocalPC(t *testing.T) {
 }
 
 // TestInstallLifecycleVirt: the inventory drives it. A node whose entry
-// says install: gets the install form; the power fails mid-write (QEMU
+// says install: (with a host name, root's keys and a cloud-init seed)
+// gets the install form; the power fails mid-write (QEMU
 // killed) and the next boot gets the install again; that one finishes,
 // the node reports install done and reboots, and from then on the server
-// hands it "local": the installed system boots to its login prompt. An
+// hands it "local": the installed system boots to its login prompt, SSH
+// logs in with the key, the seed is on the boot partition and the root
+// partition fills the disk. An
 // operator's `ramboot node reinstall` puts it back to the install.
 func TestInstallLifecycleVirt(t *testing.T) {
 	labSkip(t)
@@ -405,11 +354,24 @@ func TestInstallLifecycleVirt(t *testing.T) {
 	name, sum, _ := installImage(t, "virt", src)
 	l := NewLab(t)
 	router := l.Peer(t, "192.0.2.2")
-	l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--no-ping")
+	l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--dhcp-host=52:54:00:12:34:56,192.0.2.123", "--no-ping")
+	// root's keys and a cloud-init seed, served from the tree. With them
+	// option 224 is longer than one DHCP option (255 bytes): it goes out
+	// split, as RFC 3396 says, and the init joins it.
+	// A key of its own: the root image already has the run's key, and
+	// keys= must replace it.
+	key := filepath.Join(t.TempDir(), "id-n2")
+	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key)
+	pub, _ := os.ReadFile(key + ".pub")
+	os.MkdirAll(filepath.Join(src, "seed", "n2"), 0o755)
+	os.WriteFile(filepath.Join(src, "keys-n2"), pub, 0o644)
+	os.WriteFile(filepath.Join(src, "seed", "n2", "user-data"), []byte("#cloud-config\nhostname: n2\n"), 0o644)
+	os.WriteFile(filepath.Join(src, "seed", "n2", "meta-data"), []byte("instance-id: n2-e2e\n"), 0o644)
 	nodes := filepath.Join(l.Dir, "nodes.yaml")
 	state := filepath.Join(l.Dir, "state.json")
 	svWrite(t, nodes, "nodes:\n  - mac: 52:54:00:12:34:56\n    hostname: n2\n    install:\n"+
-		"      image: \"http://{{.Server}}:8080/images/"+name+"\"\n      sha256: "+sum+"\n      disk: /dev/vda\n")
+		"      image: \"http://{{.Server}}:8080/images/"+name+"\"\n      sha256: "+sum+"\n      disk: /dev/vda\n"+
+		"      keys: \"http://{{.Server}}:8080/keys-n2\"\n      seed: \"http://{{.Server}}:8080/seed/n2\"\n")
 	svStart(t, l, src, "--dhcp", "proxy", "--nodes", nodes, "--state-file", state)
 	disk := newDisk(t, t.TempDir(), 2<<30)
 	nodeCmd := func(args ...string) string {
@@ -437,14 +399,45 @@ func TestInstallLifecycleVirt(t *testing.T) {
 	t0 := time.Now()
 	vm = bootWithDiskOpt(t, l, src, disk, "", "")
 	vm.Expect(`224: install http://192\.0\.2\.1:8080/images/`+name, 120*time.Second)
-	vm.Expect(`install done: /dev/vda sha256=`+sum, 600*time.Second)
+	m := vm.Expect(`install: (?:flash: )?wrote ([\d.]+ [KMG]i?B) to /dev/vda in ([\d.]+m?s) \(([\d.]+ [KMG]i?B/s)\); sha256 verified`, 600*time.Second)
+	t.Logf("install: %s in %s (%s)", m[1], m[2], m[3])
+	vm.Expect(`install: host name n2`, 60*time.Second)
+	vm.Expect(`install: root's authorized_keys`, 30*time.Second)
+	vm.Expect(`install: cloud-init seed on`, 30*time.Second)
+	vm.Expect(`install done: /dev/vda sha256=`+sum, 60*time.Second)
 	vm.Expect(`install: rebooting into the installed system`, 60*time.Second)
 	vm.Expect(`224: local \(from `, 180*time.Second)
 	vm.Expect(`local: booting /dev/vda1 \(config\.txt: vmlinuz\)`, 60*time.Second)
 	vm.Expect(`(?m)^n2 login:`, 300*time.Second)
 	t.Logf("install, reboot, local boot to the login prompt: %v", time.Since(t0).Round(time.Second))
+	// root's key from keys= logs in to the installed system.
+	var sshOut string
+	for deadline := time.Now().Add(240 * time.Second); ; time.Sleep(3 * time.Second) {
+		out, err := l.Exec(t, 60*time.Second, "ssh", "-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+			"-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", "root@192.0.2.123", "hostname; findmnt -no SOURCE /")
+		if err == nil || time.Now().After(deadline) {
+			sshOut = out
+			break
+		}
+	}
+	if !strings.Contains(sshOut, "n2") || !strings.Contains(sshOut, "/dev/vda2") {
+		t.Errorf("ssh with the keys= key into the installed system: %q, want host name n2 and root /dev/vda2", sshOut)
+	}
+	// The run's key, which the image had, is gone: keys= replaced it.
+	if out, err := sshRun(t, l, "192.0.2.123", "true"); err == nil {
+		t.Errorf("the image's own key still logs in after keys= replaced root's authorized_keys: %s", out)
+	}
 	noPanic(t, vm)
 	vm.Stop()
+	// What the install left on the disk: the seed on the boot partition,
+	// the root partition grown to the disk's end (2 GiB).
+	out, err := exec.Command("sfdisk", "--dump", disk).CombinedOutput()
+	if err != nil || !regexp.MustCompile(`start=\s*133120, size=\s*4061184, type=83`).Match(out) {
+		t.Errorf("partition 2 not grown to the disk's end (want 4061184 sectors from 133120):\n%s", out)
+	}
+	if out, err := exec.Command("mtype", "-i", disk+"@@1M", "::/user-data").CombinedOutput(); err != nil || !strings.Contains(string(out), "hostname: n2") {
+		t.Errorf("the seed's user-data on the boot partition: %v\n%s", err, out)
+	}
 	if out := nodeCmd("list"); !regexp.MustCompile(`(?m)^n2\s.*\binstalled\b`).MatchString(out) {
 		t.Errorf("the server does not have the node installed:\n%s", out)
 	}
