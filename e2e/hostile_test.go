@@ -6,8 +6,8 @@ package e2e
 // each load runs, a Raspberry Pi 4 bootloader replay (serve_pi_test.go's
 // DISCOVER, then serve_tftp_test.go's lock-step TFTP client) boots
 // byte-exact from the same server, and the server's peak memory (VmHWM),
-// threads and open files stay within stated bounds. `ramboot serve`
-// exposes no goroutine count: threads are reported instead.
+// goroutines (go_goroutines on its /metrics), threads and open files stay
+// within stated bounds.
 //
 // Each scenario logs one row, "| load | ... |", for the table of point 6.
 
@@ -48,6 +48,9 @@ const (
 	hsMaxMB      = 48
 	hsMaxThreads = 24
 	hsBaseFDs    = 64
+	// Goroutines (go_goroutines on /metrics): one per TFTP transfer held,
+	// and TFTP holds at most --tftp-max-transfers (1000) at once.
+	hsMaxGoroutines = 1000 + 200
 )
 
 // --- the server's process: memory, threads, open files ---
@@ -438,6 +441,7 @@ type hsRow struct {
 	load, mode, summary string
 	idleMB, peakMB      float64
 	threads, fds        int
+	goroutines          int // peak go_goroutines scraped from /metrics; -1 if no scrape answered
 	logLines            int
 	rcvbufErrs          int64 // datagrams the server's sockets dropped (buffer full)
 	pi                  hsPiResult
@@ -445,11 +449,11 @@ type hsRow struct {
 }
 
 func (r hsRow) String() string {
-	return fmt.Sprintf("| %s | %s | %.1f (idle %.1f) | %d | %d | %d | %d | %s | %.0fs |",
-		r.load, r.mode, r.peakMB, r.idleMB, r.threads, r.fds, r.rcvbufErrs, r.logLines, r.pi, r.took.Seconds())
+	return fmt.Sprintf("| %s | %s | %.1f (idle %.1f) | %d | %d | %d | %d | %d | %s | %.0fs |",
+		r.load, r.mode, r.peakMB, r.idleMB, r.goroutines, r.threads, r.fds, r.rcvbufErrs, r.logLines, r.pi, r.took.Seconds())
 }
 
-const hsTableHead = "| load | mode | peak RSS MB (VmHWM) | threads (no goroutine count exposed) | open fds | server socket drops (UDP RcvbufErrors) | log lines | real Pi 4 client served | took |\n|---|---|---|---|---|---|---|---|---|"
+const hsTableHead = "| load | mode | peak RSS MB (VmHWM) | peak goroutines (/metrics) | threads | open fds | server socket drops (UDP RcvbufErrors) | log lines | real Pi 4 client served | took |\n|---|---|---|---|---|---|---|---|---|---|"
 
 func hsScenario(t *testing.T, c hsCase) hsRow {
 	t0 := time.Now()
@@ -470,6 +474,26 @@ func hsScenario(t *testing.T, c hsCase) hsRow {
 	logFrom := len(svLog(srv))
 
 	s := hsSample(pid)
+	// The server's own goroutine count, scraped from /metrics while the
+	// load runs.
+	peakG, gStop, gDone := -1, make(chan struct{}), make(chan struct{})
+	goroutines := regexp.MustCompile(`(?m)^go_goroutines (\d+)`)
+	go func() {
+		defer close(gDone)
+		for {
+			if body, err := inNetnsGet(l.NS, "http://192.0.2.1:8080/metrics"); err == nil {
+				if m := goroutines.FindStringSubmatch(body); m != nil {
+					n, _ := strconv.Atoi(m[1])
+					peakG = max(peakG, n)
+				}
+			}
+			select {
+			case <-gStop:
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}()
 	rcv0 := sbUDPRcvbufErrors(l.NS)
 	idle := float64(s.startHWM) / 1024
 	type loadRes struct {
@@ -492,9 +516,11 @@ func hsScenario(t *testing.T, c hsCase) hsRow {
 	lr := <-lc
 	pr := <-pc
 	s.Stop()
+	close(gStop)
+	<-gDone
 	lines := svLog(srv)
 	row := hsRow{load: load.desc, mode: mode, summary: lr.sum, idleMB: idle, peakMB: s.MB(),
-		threads: s.peakThreads, fds: s.peakFDs, logLines: len(lines) - logFrom, pi: pr, took: time.Since(t0),
+		threads: s.peakThreads, fds: s.peakFDs, goroutines: peakG, logLines: len(lines) - logFrom, pi: pr, took: time.Since(t0),
 		rcvbufErrs: sbUDPRcvbufErrors(l.NS) - rcv0}
 	t.Logf("%s: load: %s", c.name, lr.sum)
 	t.Logf("%s: row: %s", c.name, row)
@@ -511,6 +537,11 @@ func hsScenario(t *testing.T, c hsCase) hsRow {
 	}
 	if s.MB() > c.maxMB {
 		t.Errorf("%s: peak RSS %.1f MB, bound %.0f MB", c.name, s.MB(), c.maxMB)
+	}
+	if peakG < 0 {
+		t.Errorf("%s: no answer from /metrics during the load: no goroutine count", c.name)
+	} else if peakG > hsMaxGoroutines {
+		t.Errorf("%s: %d goroutines, bound %d", c.name, peakG, hsMaxGoroutines)
 	}
 	if s.peakThreads > c.maxTh {
 		t.Errorf("%s: %d threads, bound %d", c.name, s.peakThreads, c.maxTh)
