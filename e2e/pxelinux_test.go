@@ -59,9 +59,10 @@ func TestPXELinuxNFSRoot(t *testing.T) {
 	// and the initramfs by TFTP.
 	vm.Expect(`Filename: pxelinux\.0`, 180*time.Second)
 	vm.Expect(`pxelinux\.0 : \d+ bytes \[PXE-NBP\]`, 60*time.Second)
-	// A slow load draws progress with cursor escapes between "..." and "ok".
-	vm.Expect(`Loading vmlinuz\.\.\.[^\n]*ok`, 180*time.Second)
-	vm.Expect(`Loading rootfs\.cpio\.gz\.\.\.[^\n]*ok`, 180*time.Second)
+	// pxelinux's "Loading vmlinuz... ok" lines are not matched: the
+	// firmware's console draws cursor escapes into the middle of words
+	// ("Loa\x1b[25;03H\x1b[25;04Hding"). The kernel's command line below
+	// and ramboot's init starting prove both files were loaded.
 	// The kernel's own line: syslinux puts BOOT_IMAGE= first, then the
 	// APPEND line of pxelinux.cfg/01-52-54-00-12-34-71.
 	vm.Expect(`Command line: BOOT_IMAGE=vmlinuz initrd=rootfs\.cpio\.gz console=tty0 console=ttyS0,115200 ramboot\.board=pc ramboot\.224=nfs://192\.0\.2\.1/srv/nodes/pc-11\?vers=3 ramboot\.hostname=pc-11`, 180*time.Second)
