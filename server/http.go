@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/server/status"
@@ -200,22 +199,6 @@ func isImage(name string) bool {
 // maxDetail bounds a status detail: the name and range come from the client.
 const maxDetail = 200
 
-// clip cuts s to at most max bytes, on a UTF-8 boundary, marking the cut.
-func clip(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	const mark = "..."
-	if max <= len(mark) {
-		return mark[:max]
-	}
-	cut := max - len(mark)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + mark
-}
-
 // serveImage serves a root image with http.ServeContent (ranges keep
 // working) and records on the status board, under the node that has the
 // client's IP, when the download starts and how it ends.
@@ -233,13 +216,13 @@ func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, name string,
 		key = "ip " + ip
 	}
 	node := status.Node{IP: ip}
-	shown := clip(name, 120)
+	shown := report.Clip(name, 120)
 	started := fmt.Sprintf("%s: started (%d bytes", shown, st.Size())
 	rng := r.Header.Get("Range")
 	if rng != "" {
-		started += ", range " + clip(rng, 40)
+		started += ", range " + report.Clip(rng, 40)
 	}
-	s.Board.Record(key, node, "image download", clip(started+")", maxDetail))
+	s.Board.Record(key, node, "image download", report.Clip(started+")", maxDetail))
 
 	t0 := time.Now()
 	cw := &countingWriter{ResponseWriter: w}
@@ -283,7 +266,7 @@ func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, name string,
 		stage = "image downloaded"
 		detail = fmt.Sprintf("%s: %d bytes in %s (%s MB/s)", shown, cw.n, d.Round(time.Millisecond), rate)
 	}
-	s.Board.Record(key, node, stage, clip(detail, maxDetail))
+	s.Board.Record(key, node, stage, report.Clip(detail, maxDetail))
 }
 
 // agentMAC is the MAC in a User-Agent like "ramboot-init (mac=52:54:00:12:34:56)",

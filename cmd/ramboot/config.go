@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/ramboot/ramboot/internal/textdist"
 )
 
 // cliOnly marks a flag that is an action of one command line (--config,
@@ -223,7 +225,7 @@ func nearestFlag(fs *pflag.FlagSet, key string) string {
 		if _, ok := f.Annotations[cliOnly]; ok {
 			return
 		}
-		d := editDistance(alt, f.Name)
+		d := textdist.Levenshtein(alt, f.Name)
 		// A key that is a part of a flag's name ("max-transfers") is near it.
 		if strings.Contains(f.Name, alt) || strings.Contains(alt, f.Name) {
 			d = min(d, abs(len(f.Name)-len(alt))/2)
@@ -247,27 +249,6 @@ func abs(n int) int {
 		return -n
 	}
 	return n
-}
-
-// editDistance is Levenshtein's distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := 1
-			if a[i-1] == b[j-1] {
-				c = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // configKeys lists the keys a config file may hold, for help text.

@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/ramboot/ramboot/internal/textdist"
 )
 
 // compressionSuffixes are the module file suffixes Open recognises after ".ko".
@@ -478,7 +480,7 @@ func suggest(name string, all []string) []string {
 	var cs []cand
 	maxDist := 1 + len(name)/4
 	for _, n := range all {
-		d := editDistance(name, n)
+		d := textdist.Levenshtein(name, n)
 		if d <= maxDist || (len(name) >= 3 && strings.Contains(n, name)) || (len(n) >= 3 && strings.Contains(name, n)) {
 			cs = append(cs, cand{n, d})
 		}
@@ -494,27 +496,6 @@ func suggest(name string, all []string) []string {
 		out = append(out, cs[i].name)
 	}
 	return out
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 func appendUnique(s []string, v string) []string {
