@@ -297,17 +297,10 @@ func growDisk(disk string) error {
 	if err != nil {
 		return err
 	}
-	r, err := growpart.Grow(f, size)
-	if err != nil {
+	if _, err := growpart.Grow(f, size); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if r.NewEnd == r.OldEnd {
-		return nil
-	}
-	return nil
+	return f.Sync()
 }
 
 // rereadPartitions asks the kernel to read disk's partition table again.
