@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -324,29 +325,16 @@ func rereadPartitions(disk string) error {
 func diskPartitions(ctx context.Context, disk string) ([]string, error) {
 	name := filepath.Base(disk)
 	for i := 0; ; i++ {
-		m, _ := filepath.Glob(filepath.Join("/sys/class/block", name, name+"*", "partition"))
-		if len(m) > 0 {
-			type part struct {
-				n    int
-				name string
-			}
-			var ps []part
+		if m := sysPartitions(name); len(m) > 0 {
+			num := map[string]int{}
+			var out []string
 			for _, p := range m {
 				b, _ := os.ReadFile(p)
-				n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-				ps = append(ps, part{n, filepath.Base(filepath.Dir(p))})
+				dev := "/dev/" + filepath.Base(filepath.Dir(p))
+				num[dev], _ = strconv.Atoi(strings.TrimSpace(string(b)))
+				out = append(out, dev)
 			}
-			for a := range ps {
-				for b := a + 1; b < len(ps); b++ {
-					if ps[b].n < ps[a].n {
-						ps[a], ps[b] = ps[b], ps[a]
-					}
-				}
-			}
-			var out []string
-			for _, p := range ps {
-				out = append(out, "/dev/"+p.name)
-			}
+			sort.Slice(out, func(i, j int) bool { return num[out[i]] < num[out[j]] })
 			return out, nil
 		}
 		if i == 20 {

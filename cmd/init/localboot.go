@@ -321,9 +321,13 @@ func findInstalled(ctx context.Context, devs block.BlockDevices, pool *mount.Poo
 	return cands, notes
 }
 
-func hasPartitions(name string) bool {
+func hasPartitions(name string) bool { return len(sysPartitions(name)) > 0 }
+
+// sysPartitions lists the "partition" files (each holds its number) of
+// disk name's partitions in sysfs.
+func sysPartitions(name string) []string {
 	m, _ := filepath.Glob(filepath.Join("/sys/class/block", name, name+"*", "partition"))
-	return len(m) > 0
+	return m
 }
 
 func readBootFile(p string) ([]byte, error) {
