@@ -177,11 +177,11 @@ func build(o Options) (*model, error) {
 	}
 	// The defaults go to every client not listed, so they must not vary
 	// per client: render them for two made-up clients and compare.
-	a, _, err := inv.Lookup(net.HardwareAddr{2, 0, 0, 0, 0, 1}, "00000001", o.Server)
+	a, err := unlisted(inv, o.Server, 0)
 	if err != nil {
 		return nil, fmt.Errorf("defaults: %w", err)
 	}
-	b, _, err := inv.Lookup(net.HardwareAddr{2, 0, 0, 0, 0, 2}, "00000002", o.Server)
+	b, err := unlisted(inv, o.Server, a.k+1)
 	if err != nil {
 		return nil, fmt.Errorf("defaults: %w", err)
 	}
@@ -192,6 +192,9 @@ func build(o Options) (*model, error) {
 		return nil, fmt.Errorf("defaults: option224: %w", err)
 	}
 	m.def224 = a.Option224
+	if a.Install != "" {
+		m.skipped = append(m.skipped, installNote("the defaults' install: (every node not listed)", a.Match))
+	}
 	for i, n := range inv.Nodes {
 		if n.MAC == "" {
 			m.skipped = append(m.skipped, fmt.Sprintf("node %d (serial %s) has no mac: a DHCP server can match the serial only in the Pi bootloader's option 97, which ramboot's init does not send, so it gets the defaults. Add its mac: to nodes.yaml to give it its own option 224, hostname or address.", i+1, n.Serial))
@@ -208,6 +211,9 @@ func build(o Options) (*model, error) {
 		if err := checkValue(r.Option224); err != nil {
 			return nil, fmt.Errorf("nodes.yaml line %d: option224: %w", r.Line, err)
 		}
+		if r.Install != "" {
+			m.skipped = append(m.skipped, installNote(fmt.Sprintf("node %s (nodes.yaml line %d) has install:", mac, r.Line), r))
+		}
 		h := host{tag: fmt.Sprintf("node%d", i+1), mac: mac.String(), hostname: r.Hostname, option224: r.Option224, line: r.Line}
 		if r.Address != nil {
 			h.address = r.Address.String()
@@ -222,6 +228,38 @@ func build(o Options) (*model, error) {
 	}
 	sort.SliceStable(m.hosts, func(i, j int) bool { return m.hosts[i].line < m.hosts[j].line })
 	return m, nil
+}
+
+// defaultsMatch is what the defaults give one made-up client.
+type defaultsMatch struct {
+	inventory.Match
+	k uint32 // the client's number
+}
+
+// unlisted looks up the first made-up client from number k on that is
+// not in the inventory (neither its MAC nor its serial), so that the
+// defaults' rendering is never a listed node's.
+func unlisted(inv *inventory.Inventory, server net.IP, k uint32) (defaultsMatch, error) {
+	for ; ; k++ {
+		mac := net.HardwareAddr{2, 0, byte(k >> 24), byte(k >> 16), byte(k >> 8), byte(k)}
+		m, _, err := inv.Lookup(mac, fmt.Sprintf("%08x", k+1), server)
+		if err != nil || m.Line == 0 {
+			return defaultsMatch{m, k}, err
+		}
+	}
+}
+
+// installNote says what a static config does with an install: entry.
+// The lifecycle (install once, then boot: until a reinstall) is state
+// that only `ramboot serve` keeps; a DHCP server's config hands out one
+// option 224, so it gets the boot: form, and the install form is printed
+// for the operator to give for one boot.
+func installNote(who string, r inventory.Match) string {
+	form := r.Install
+	if len(form) > 255 {
+		form = fmt.Sprintf("(%d bytes, more than a DHCP option holds: serve the image, keys and seed at shorter URLs)", len(form))
+	}
+	return fmt.Sprintf("%s; this config gives it the boot: form %q. A DHCP server's config cannot follow the install lifecycle (install once, then boot, until a reinstall): only `ramboot serve` keeps that state. To install with this server, set its option 224 to the install form for one boot, then back: %s", who, r.Option224, form)
 }
 
 // checkValue refuses option values no config syntax can carry as text.

@@ -289,3 +289,43 @@ func TestPXELinux(t *testing.T) {
 		})
 	}
 }
+
+// TestInstallNodes: a static config cannot follow the install lifecycle.
+// A node with install: gets its boot: form, and the header says so and
+// prints the install form, in every format; nothing in nodes.yaml is
+// silently dropped.
+func TestInstallNodes(t *testing.T) {
+	const sha = "3f0c8a2b6f3c5d1e9a7b4c2d0e8f6a4b2c0d9e7f5a3b1c8d6e4f2a0b9c7d5e3f"
+	inv, err := inventory.Parse([]byte(`nodes:
+  - mac: 02:00:00:00:00:01
+    hostname: pi-r1-01
+    install:
+      image: "http://{{.Server}}:8080/img/debian.raw.xz"
+      sha256: ` + sha + `
+  - mac: 02:00:00:00:00:02
+    hostname: pi-r1-02
+    install:
+      image: "http://{{.Server}}:8080/img/debian.raw.xz"
+      sha256: ` + sha + `
+    boot: "nfs://{{.Server}}/srv/{{.Hostname}}"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip, n, err := ParseServer("192.0.2.10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range Formats {
+		var b bytes.Buffer
+		if err := Generate(&b, Options{Format: format, Inventory: inv, Server: ip, Net: n, Interface: "eth1"}); err != nil {
+			t.Fatalf("%s: %v", format, err)
+		}
+		out := b.String()
+		wantAll(t, out,
+			`node 02:00:00:00:00:01 (nodes.yaml line 2) has install:; this config gives it the boot: form "local"`,
+			`node 02:00:00:00:00:02 (nodes.yaml line 7) has install:; this config gives it the boot: form "nfs://192.0.2.10/srv/pi-r1-02"`,
+			"install:http://192.0.2.10:8080/img/debian.raw.xz#sha256="+sha,
+			"only `ramboot serve` keeps that state")
+	}
+}
