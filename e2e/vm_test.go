@@ -109,7 +109,10 @@ func (vm *VM) Expect(re string, timeout time.Duration) []string {
 		vm.mu.Unlock()
 		select {
 		case <-vm.done:
-			vm.t.Fatalf("QEMU exited before the console printed %q", re)
+			// The console tail and QEMU's own exit status, in the
+			// failure line itself: the full console printed at cleanup
+			// may be cut in the middle by whoever shows the log.
+			vm.t.Fatalf("QEMU exited (%v) before the console printed %q; the console's last lines:\n%s", vm.cmd.ProcessState, re, tailLines(vm.Output(), 25))
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -117,6 +120,15 @@ func (vm *VM) Expect(re string, timeout time.Duration) []string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// tailLines is the last n lines of s.
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // Send types s on the console.
