@@ -111,6 +111,9 @@ func TestServePi3Replay(t *testing.T) {
 	if off.ClassIdentifier() != "PXEClient" {
 		t.Errorf("option 60 to the Pi 3: %q", off.ClassIdentifier())
 	}
+	if lt := off.IPAddressLeaseTime(0); lt != dhcp.DefaultBootLease {
+		t.Errorf("option 51 to the Pi 3: %v, want serve's --boot-lease default %v (a lease committed at the OFFER is a short one)", lt, dhcp.DefaultBootLease)
+	}
 	e, _ := svWaitLog(t, srv, 0, 5*time.Second, "Pi 3 offer", func(e svLogLine) bool {
 		return e.msg() == "dhcp" && e.str("mac") == mac3 && e.str("event") == "offer"
 	})

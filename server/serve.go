@@ -47,6 +47,7 @@ type Server struct {
 	BootServerPort int
 	Log            *slog.Logger
 	LeaseTime      time.Duration // full DHCP: how long a lease lasts; 0 is dhcp.DefaultLeaseTime
+	BootLease      time.Duration // full DHCP: a Pi 3B ROM's lease, committed at the OFFER; 0 is dhcp.DefaultBootLease
 
 	// Limits; zero means the default named. The status board's is
 	// Board.MaxOthers.
@@ -307,7 +308,7 @@ func (s *Server) Run(ctx context.Context) error {
 				network := &net.IPNet{IP: ipnet.IP.Mask(ipnet.Mask), Mask: ipnet.Mask}
 				return fmt.Errorf("--range %s is not inside %s's network %s", s.Range, s.Interface, network)
 			}
-			pool.LeaseTime, pool.Reserved, ds.Pool = s.LeaseTime, s.fixedAddresses(), pool
+			pool.LeaseTime, pool.BootLease, pool.Reserved, ds.Pool = s.LeaseTime, s.BootLease, s.fixedAddresses(), pool
 		}
 		port := s.DHCPPort
 		if port == 0 {

@@ -44,11 +44,22 @@ func (s *Server) full(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhcp
 			// The Pi 3B's ROM never sends a DHCPREQUEST: it takes the
 			// offered address and goes on to TFTP. Commit the lease now,
 			// or the address would be offered to the next client.
-			if _, commit, err = s.Pool.Grant(mac, ip, d.Hostname, d.Address != nil); err != nil {
+			// The lease is a short boot lease: the address has to last
+			// through the firmware's TFTP only (its Linux asks for its
+			// own), and a flood of made-up Pi 3 MACs then cannot hold
+			// the range for a whole lease time.
+			l, c, err := s.Pool.GrantBoot(mac, ip, d.Hostname, d.Address != nil)
+			if err != nil {
 				ev.Type, ev.Err = "no-address", err
 				return nil, ev, 0
 			}
-			ev.Detail = "lease committed at offer (the Pi 3 ROM sends no REQUEST)"
+			commit = c
+			// Option 51 says what is left of it, in whole seconds
+			// rounded up (Expires is kept to the second).
+			if left := l.Expires.Sub(s.Pool.now()); left > 0 {
+				resp.UpdateOption(dhcpv4.OptIPAddressLeaseTime((left + time.Second - 1).Truncate(time.Second)))
+			}
+			ev.Detail = "lease committed at offer until " + l.Expires.Format(time.RFC3339) + " (the Pi 3 ROM sends no REQUEST)"
 		}
 		return resp, ev, commit
 	case dhcpv4.MessageTypeRequest:

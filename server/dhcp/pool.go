@@ -19,6 +19,10 @@ import (
 // otherwise.
 const DefaultLeaseTime = 12 * time.Hour
 
+// DefaultBootLease is how long a lease committed at the OFFER lasts (see
+// Pool.BootLease).
+const DefaultBootLease = 10 * time.Minute
+
 const (
 	defaultOfferHold   = 30 * time.Second
 	defaultDeclineHold = 10 * time.Minute
@@ -69,8 +73,15 @@ type Lease struct {
 // which no address is held by two MACs, so a kill -9 at any point loses no
 // ACKed lease and doubles none.
 type Pool struct {
-	Start, End  net.IP
-	LeaseTime   time.Duration // default DefaultLeaseTime
+	Start, End net.IP
+	LeaseTime  time.Duration // default DefaultLeaseTime
+	// BootLease is how long a lease granted at the OFFER lasts, for a
+	// client that never sends a REQUEST (the Pi 3B's boot ROM: the
+	// address only has to last through its firmware's TFTP, and its
+	// Linux asks for its own lease). Short, so that a flood of made-up
+	// Pi 3 MACs cannot hold the range for a whole LeaseTime; default
+	// DefaultBootLease, never more than LeaseTime.
+	BootLease   time.Duration
 	OfferHold   time.Duration // how long an offered address stays reserved; default 30s
 	DeclineHold time.Duration // how long a declined address is set aside; default 10m
 	File        string        // "" keeps leases in memory only
@@ -219,6 +230,11 @@ func (p *Pool) leaseTime() time.Duration {
 		return maxLeaseTime
 	}
 	return p.LeaseTime
+}
+
+// bootLease is BootLease, within (0, leaseTime].
+func (p *Pool) bootLease() time.Duration {
+	return min(orDefault(p.BootLease, DefaultBootLease), p.leaseTime())
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -520,6 +536,18 @@ func (p *Pool) Offer(mac net.HardwareAddr, requested, static net.IP) (net.IP, er
 // is on disk once the returned commit is durable (see Durable): send the
 // ACK then.
 func (p *Pool) Grant(mac net.HardwareAddr, ip net.IP, hostname string, static bool) (Lease, Commit, error) {
+	return p.grant(mac, ip, hostname, static, p.leaseTime())
+}
+
+// GrantBoot is Grant for a client that sends no REQUEST (the Pi 3B's
+// ROM), called at the OFFER: the lease lasts BootLease, or as long as
+// the client's current lease on ip if that ends later (a Pi 3 whose
+// Linux already holds a full lease keeps it across a reboot).
+func (p *Pool) GrantBoot(mac net.HardwareAddr, ip net.IP, hostname string, static bool) (Lease, Commit, error) {
+	return p.grant(mac, ip, hostname, static, p.bootLease())
+}
+
+func (p *Pool) grant(mac net.HardwareAddr, ip net.IP, hostname string, static bool, d time.Duration) (Lease, Commit, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
@@ -562,7 +590,9 @@ func (p *Pool) Grant(mac net.HardwareAddr, ip net.IP, hostname string, static bo
 	if l == nil {
 		l = &Lease{MAC: m, IP: ip4.String(), ip: u}
 	}
-	l.Expires = now.Add(p.leaseTime()).UTC().Truncate(time.Second)
+	if exp := now.Add(d).UTC().Truncate(time.Second); d == p.leaseTime() || l.Expires.Before(exp) {
+		l.Expires = exp
+	}
 	l.Hostname, l.Static = hostname, static
 	p.byMAC[m], p.byIP[u] = l, l
 	p.queueLease(l)
