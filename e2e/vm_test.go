@@ -114,15 +114,12 @@ func reachedInit(console string) bool {
 // per VM: a second such exit fails the test.
 func (vm *VM) restartOnce() bool {
 	vm.t.Helper()
-	out := vm.Output()
 	vm.mu.Lock()
-	again := vm.restarted
-	vm.mu.Unlock()
-	if again || reachedInit(out) {
+	out := vm.out.String()
+	if vm.restarted || reachedInit(out) {
+		vm.mu.Unlock()
 		return false
 	}
-	vm.t.Logf("QEMU exited (%v) before Linux ran an init; starting the guest again, once. The console's last lines:\n%s", vm.cmd.ProcessState, tailLines(out, 25))
-	vm.mu.Lock()
 	vm.restarted = true
 	vm.out.Reset()
 	vm.mark = 0
@@ -130,6 +127,7 @@ func (vm *VM) restartOnce() bool {
 		fmt.Fprintf(vm.log, "\n===== QEMU exited (%v) before Linux ran an init; started again =====\n", vm.cmd.ProcessState)
 	}
 	vm.mu.Unlock()
+	vm.t.Logf("QEMU exited (%v) before Linux ran an init; starting the guest again, once. The console's last lines:\n%s", vm.cmd.ProcessState, tailLines(out, 25))
 	vm.start()
 	return true
 }

@@ -536,7 +536,7 @@ func (p *Pool) Offer(mac net.HardwareAddr, requested, static net.IP) (net.IP, er
 // is on disk once the returned commit is durable (see Durable): send the
 // ACK then.
 func (p *Pool) Grant(mac net.HardwareAddr, ip net.IP, hostname string, static bool) (Lease, Commit, error) {
-	return p.grant(mac, ip, hostname, static, p.leaseTime())
+	return p.grant(mac, ip, hostname, static, p.leaseTime(), false)
 }
 
 // GrantBoot is Grant for a client that sends no REQUEST (the Pi 3B's
@@ -544,10 +544,12 @@ func (p *Pool) Grant(mac net.HardwareAddr, ip net.IP, hostname string, static bo
 // the client's current lease on ip if that ends later (a Pi 3 whose
 // Linux already holds a full lease keeps it across a reboot).
 func (p *Pool) GrantBoot(mac net.HardwareAddr, ip net.IP, hostname string, static bool) (Lease, Commit, error) {
-	return p.grant(mac, ip, hostname, static, p.bootLease())
+	return p.grant(mac, ip, hostname, static, p.bootLease(), true)
 }
 
-func (p *Pool) grant(mac net.HardwareAddr, ip net.IP, hostname string, static bool, d time.Duration) (Lease, Commit, error) {
+// grant leases ip to mac for d; keepLonger keeps a later end the lease
+// already has.
+func (p *Pool) grant(mac net.HardwareAddr, ip net.IP, hostname string, static bool, d time.Duration, keepLonger bool) (Lease, Commit, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
@@ -590,7 +592,7 @@ func (p *Pool) grant(mac net.HardwareAddr, ip net.IP, hostname string, static bo
 	if l == nil {
 		l = &Lease{MAC: m, IP: ip4.String(), ip: u}
 	}
-	if exp := now.Add(d).UTC().Truncate(time.Second); d == p.leaseTime() || l.Expires.Before(exp) {
+	if exp := now.Add(d).UTC().Truncate(time.Second); !keepLonger || l.Expires.Before(exp) {
 		l.Expires = exp
 	}
 	l.Hostname, l.Static = hostname, static

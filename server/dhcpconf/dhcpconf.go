@@ -177,11 +177,11 @@ func build(o Options) (*model, error) {
 	}
 	// The defaults go to every client not listed, so they must not vary
 	// per client: render them for two made-up clients and compare.
-	a, err := unlisted(inv, o.Server, 0)
+	a, k, err := unlisted(inv, o.Server, 0)
 	if err != nil {
 		return nil, fmt.Errorf("defaults: %w", err)
 	}
-	b, err := unlisted(inv, o.Server, a.k+1)
+	b, _, err := unlisted(inv, o.Server, k+1)
 	if err != nil {
 		return nil, fmt.Errorf("defaults: %w", err)
 	}
@@ -193,7 +193,7 @@ func build(o Options) (*model, error) {
 	}
 	m.def224 = a.Option224
 	if a.Install != "" {
-		m.skipped = append(m.skipped, installNote("the defaults' install: (every node not listed)", a.Match))
+		m.skipped = append(m.skipped, installNote("the defaults' install: (every node not listed)", a))
 	}
 	for i, n := range inv.Nodes {
 		if n.MAC == "" {
@@ -230,21 +230,16 @@ func build(o Options) (*model, error) {
 	return m, nil
 }
 
-// defaultsMatch is what the defaults give one made-up client.
-type defaultsMatch struct {
-	inventory.Match
-	k uint32 // the client's number
-}
-
 // unlisted looks up the first made-up client from number k on that is
 // not in the inventory (neither its MAC nor its serial), so that the
-// defaults' rendering is never a listed node's.
-func unlisted(inv *inventory.Inventory, server net.IP, k uint32) (defaultsMatch, error) {
+// defaults' rendering is never a listed node's; it returns the client's
+// number too.
+func unlisted(inv *inventory.Inventory, server net.IP, k uint32) (inventory.Match, uint32, error) {
 	for ; ; k++ {
 		mac := net.HardwareAddr{2, 0, byte(k >> 24), byte(k >> 16), byte(k >> 8), byte(k)}
 		m, _, err := inv.Lookup(mac, fmt.Sprintf("%08x", k+1), server)
 		if err != nil || m.Line == 0 {
-			return defaultsMatch{m, k}, err
+			return m, k, err
 		}
 	}
 }
