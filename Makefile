@@ -53,12 +53,19 @@ deps:
 CACHE_DIR = $${XDG_CACHE_HOME:-$$HOME/.cache}/ramboot
 test: deps $(BIN)
 	$(GO) vet ./...
+	$(GO) mod tidy -diff
 	./$(BIN) build --board virt --out out/test-virt --quiet
 	release=$$(sed -n 's/.*"release": "\(.*\)".*/\1/p' out/test-virt/manifest.json | head -1); \
 	tree=$$(ls -d $(CACHE_DIR)/extract/*/usr/lib/modules/$$release $(CACHE_DIR)/extract/*/lib/modules/$$release 2>/dev/null | head -1); \
 	test -n "$$tree" || { echo "no unpacked kernel $$release in $(CACHE_DIR)"; exit 1; }; \
 	( ./$(BIN) rootfs --board virt --out out/test-virt --quiet && ./$(BIN) rootfs --board pc --out out/test-pc --quiet ) >out/test-rootfs.log 2>&1 & \
-	RAMBOOT_STRICT=1 RAMBOOT_NET_TESTS=1 RAMBOOT_KERNEL_TREE=$$tree $(GO) test -p 1 -count=1 -timeout 80m ./...
+	{ RAMBOOT_STRICT=1 RAMBOOT_NET_TESTS=1 RAMBOOT_KERNEL_TREE=$$tree $(GO) test -v -p 1 -count=1 -timeout 80m ./...; \
+	  echo $$? >out/test.rc; } 2>&1 | tee out/test.log
+	@echo "== the 15 slowest tests (out/test.log has them all)"
+	@awk '/^--- (PASS|FAIL)/ { t = $$4; gsub(/[()s]/, "", t); printf "%8.1fs  %-5s %s\n", t, substr($$2, 1, length($$2) - 1), $$3 } \
+		/^(ok|FAIL)[ \t]+github.com/ { t = $$3; sub(/s$$/, "", t); total += t } \
+		END { printf "%8.1fs  total of the packages\n", total > "/dev/stderr" }' out/test.log 2>out/test.total | sort -rn | head -15; cat out/test.total
+	@exit $$(cat out/test.rc)
 
 ## unit: the fast tests only (-short: no downloads, no QEMU, no lab; about a minute)
 # The switches of `make test` are unset: nothing here talks to the archive,
