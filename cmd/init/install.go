@@ -88,43 +88,6 @@ func (in *Init) install(ctx context.Context, spec bootspec.InstallSpec) (err err
 	return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
 }
 
-// installDisk resolves disk=: a /dev path as given, or "auto", the only
-// internal disk (not removable, not empty).
-func installDisk(ctx context.Context, want string) (string, error) {
-	devs, err := waitDisks(ctx, "")
-	if want != bootspec.DefaultDisk {
-		p, err := filepath.EvalSymlinks(want)
-		if err != nil {
-			return "", fmt.Errorf("disk=%s: %w (the disks here: %s)", want, err, orNone(devNames(usableDisks(nil))))
-		}
-		return p, nil
-	}
-	if err != nil {
-		return "", err
-	}
-	var disks []string
-	for _, d := range devs {
-		sys := filepath.Join("/sys/class/block", d.Name)
-		if _, err := os.Stat(filepath.Join(sys, "partition")); err == nil {
-			continue
-		}
-		if b, _ := os.ReadFile(filepath.Join(sys, "removable")); strings.TrimSpace(string(b)) == "1" {
-			continue
-		}
-		if b, _ := os.ReadFile(filepath.Join(sys, "size")); strings.TrimSpace(string(b)) == "0" {
-			continue
-		}
-		disks = append(disks, "/dev/"+d.Name)
-	}
-	switch len(disks) {
-	case 0:
-		return "", fmt.Errorf("disk=auto: no internal disk (the block devices here: %s); is its driver in the board's modules?", orNone(devNames(devs)))
-	case 1:
-		return disks[0], nil
-	}
-	return "", fmt.Errorf("disk=auto: several internal disks (%s): name one with disk=/dev/NAME", strings.Join(disks, ", "))
-}
-
 // flash runs the flash command and relays its progress.
 func (in *Init) flash(ctx context.Context, spec bootspec.InstallSpec, disk string) error {
 	args := []string{"--yes", "--disk-image"}
