@@ -29,6 +29,17 @@ package server
 //     and by `ramboot node`; the server reads it again when it changed
 //     (checked at each lookup of a node with install:), so a reinstall is
 //     in force at the node's next DHCP request without a signal;
+//   - a DHCP answer never waits for the file: lookups read the state in
+//     force from memory (an atomic pointer to a State nobody changes once
+//     it is in force). A report's write (flock, read, change, write,
+//     fsync, rename) and a re-read of the file run under lifecycle.mu,
+//     which a lookup only tries: while a write is under way, or waits for
+//     `ramboot node`'s lock, lookups answer from the state in force, and
+//     the written state comes into force once it is on disk;
+//   - the file holds a record for each node nodes.yaml lists by MAC with
+//     an install, and at most MaxUnlistedRecords for others (MACs only the
+//     defaults' install: covers, which any host can make up): a new one
+//     beyond that drops the oldest (one not installed first), logged;
 //   - a corrupt file is an error naming it: the server does not start, and
 //     a running server keeps the state it had and records nothing until
 //     the file is fixed. A missing file is an empty state: deleting it
@@ -45,6 +56,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -288,14 +300,32 @@ func (st *State) Sorted() []string {
 	return keys
 }
 
+// MaxUnlistedRecords bounds the state's records for MACs that nodes.yaml
+// does not list (nodes that only the defaults' install: covers): beyond
+// it, a new record drops the oldest.
+const MaxUnlistedRecords = 256
+
 // lifecycle is the server's view of the state file.
 type lifecycle struct {
 	path string
-	mu   sync.Mutex
-	st   *State
-	id   fileID
-	bad  fileID // a file found corrupt, not read again until it changes
+	// snap is the state in force, read by lookups without a lock. Its
+	// State is never changed once stored: a change stores a new one.
+	snap atomic.Pointer[lcSnap]
+	// mu orders the changes of snap (a report's write, a re-read of the
+	// file another process changed). A lookup only tries it: it never
+	// waits for a write.
+	mu          sync.Mutex
+	bad         fileID // under mu: a file found corrupt, not read again until it changes
+	maxUnlisted int    // default MaxUnlistedRecords
 }
+
+// lcSnap is a state in force and the file it was read from.
+type lcSnap struct {
+	st *State
+	id fileID
+}
+
+func (lc *lifecycle) set(st *State, id fileID) { lc.snap.Store(&lcSnap{st, id}) }
 
 // openLifecycle reads the state file; a corrupt one is an error. It makes
 // the lifecycle act on the nodes' reports (OnReport).
@@ -309,7 +339,8 @@ func (s *Server) openLifecycle() error {
 		return fmt.Errorf("--state-file: %w", err)
 	}
 	first := s.lc == nil
-	s.lc = &lifecycle{path: p, st: st, id: id}
+	s.lc = &lifecycle{path: p, maxUnlisted: MaxUnlistedRecords}
+	s.lc.set(st, id)
 	if !first {
 		return nil // OnReport calls the lifecycle already
 	}
@@ -324,29 +355,70 @@ func (s *Server) openLifecycle() error {
 }
 
 // record returns the state in force for mac, reading the file again if it
-// changed. A file that cannot be read leaves the last state in force.
+// changed. It never waits: while a write or another re-read is under way
+// it answers from the state in force. A file that cannot be read leaves
+// the last state in force.
 func (lc *lifecycle) record(s *Server, mac string) *NodeState {
-	lc.mu.Lock()
-	defer lc.mu.Unlock()
-	id, err := statID(lc.path)
-	if errors.Is(err, os.ErrNotExist) {
-		id, err = fileID{}, nil
+	if lc.mu.TryLock() {
+		lc.refresh(s)
+		lc.mu.Unlock()
 	}
-	if err == nil && id != lc.id && id != lc.bad {
-		st, nid, rerr := readState(lc.path)
-		if rerr != nil {
-			lc.bad = nid
-			s.log().Error("state file unreadable; the last state read stays in force and nothing is recorded until it is fixed", "err", rerr)
-		} else {
-			lc.st, lc.id, lc.bad = st, nid, fileID{}
-			s.log().Info("state file read again", "file", lc.path, "nodes", len(st.Nodes))
-		}
-	}
-	if n := lc.st.Nodes[mac]; n != nil {
+	if n := lc.snap.Load().st.Nodes[mac]; n != nil {
 		c := *n
 		return &c
 	}
 	return nil
+}
+
+// refresh reads the file again if it changed since the state in force was
+// read; lc.mu is held.
+func (lc *lifecycle) refresh(s *Server) {
+	id, err := statID(lc.path)
+	if errors.Is(err, os.ErrNotExist) {
+		id, err = fileID{}, nil
+	}
+	if err != nil || id == lc.snap.Load().id || id == lc.bad {
+		return
+	}
+	st, nid, rerr := readState(lc.path)
+	if rerr != nil {
+		lc.bad = nid
+		s.log().Error("state file unreadable; the last state read stays in force and nothing is recorded until it is fixed", "err", rerr)
+		return
+	}
+	lc.set(st, nid)
+	lc.bad = fileID{}
+	s.log().Info("state file read again", "file", lc.path, "nodes", len(st.Nodes))
+}
+
+// makeRoom drops records of MACs that inv does not list until fewer than
+// max are left, for a new one: those not installed first, then the
+// oldest. It returns the MACs dropped.
+func makeRoom(st *State, inv *inventory.Inventory, max int) []string {
+	var others []string
+	for k := range st.Nodes {
+		if mac, err := net.ParseMAC(k); err == nil && !inv.Listed(mac) {
+			others = append(others, k)
+		}
+	}
+	if len(others) < max {
+		return nil
+	}
+	sort.Slice(others, func(i, j int) bool {
+		a, b := st.Nodes[others[i]], st.Nodes[others[j]]
+		if ai, bi := a.State == StateInstalled, b.State == StateInstalled; ai != bi {
+			return !ai
+		}
+		if !a.Since.Equal(b.Since) {
+			return a.Since.Before(b.Since)
+		}
+		return others[i] < others[j]
+	})
+	drop := others[:len(others)-max+1]
+	for _, k := range drop {
+		delete(st.Nodes, k)
+	}
+	return drop
 }
 
 // lookup is the inventory's answer for a node with its install state
@@ -400,6 +472,7 @@ func (s *Server) noteReport(key, stage, detail string) {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
 	var ignored string
+	var dropped []string
 	st, id, err := updateState(lc.path, func(st *State) error {
 		rec := st.Nodes[key]
 		if !rec.WantsInstall() {
@@ -407,6 +480,9 @@ func (s *Server) noteReport(key, stage, detail string) {
 			return errNoChange
 		}
 		if rec == nil {
+			if !s.inventory().Listed(mac) {
+				dropped = makeRoom(st, s.inventory(), max(lc.maxUnlisted, 1))
+			}
 			rec = &NodeState{}
 			st.Nodes[key] = rec
 		}
@@ -430,12 +506,16 @@ func (s *Server) noteReport(key, stage, detail string) {
 	})
 	switch {
 	case errors.Is(err, errNoChange):
-		lc.st, lc.id = st, id
+		lc.set(st, id)
 		s.log().Warn("install report ignored", "mac", key, "stage", stage, "why", ignored)
 	case err != nil:
 		s.log().Error("install state not recorded", "mac", key, "stage", stage, "err", err)
 	default:
-		lc.st, lc.id, lc.bad = st, id, fileID{}
+		lc.set(st, id)
+		lc.bad = fileID{}
+		for _, k := range dropped {
+			s.log().Warn("install state record dropped: more records than MaxUnlistedRecords for MACs nodes.yaml does not list (list the nodes by mac: to keep theirs)", "mac", k, "max", max(lc.maxUnlisted, 1), "for", key)
+		}
 		rec := st.Nodes[key]
 		s.log().Info("install state", "mac", key, "name", rec.Name, "state", rec.State, "image", rec.Image, "sha256", rec.SHA256)
 	}

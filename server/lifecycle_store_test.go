@@ -1,0 +1,162 @@
+package server
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ramboot/ramboot/internal/report"
+)
+
+// TestLifecycleLookupNotBlockedByWrite: while a report's write waits for
+// the state file's lock (held here as `ramboot node` would hold it, or as
+// a slow disk holds an fsync), DHCP lookups still answer at once from the
+// state in force; the write lands once the lock is free, and the next
+// lookup sees it.
+func TestLifecycleLookupNotBlockedByWrite(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := lcServer(t, dir, lcNodes(lcSHA))
+	state := filepath.Join(dir, "state.json")
+	say(s, StageInstall, "started")
+	want224(t, s, "installing", lcInstall)
+
+	unlock, err := lockState(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		say(s, StageInstallDone, "/dev/vda sha256="+lcSHA)
+		close(done)
+	}()
+	// The writer holds the lifecycle's lock while it waits for the file's.
+	for deadline := time.Now().Add(5 * time.Second); s.lc.mu.TryLock(); {
+		s.lc.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("the report's write never started")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	var slowest time.Duration
+	for i := 0; i < 20; i++ {
+		start := time.Now()
+		got := dhcp224(t, s, lcMAC)
+		d := time.Since(start)
+		slowest = max(slowest, d)
+		if d > 100*time.Millisecond {
+			t.Fatalf("lookup %d took %v while a write waited for the lock", i, d)
+		}
+		if got != lcInstall {
+			t.Fatalf("lookup %d during the write: option 224 %q, want the state in force (%q)", i, got, lcInstall)
+		}
+	}
+	select {
+	case <-done:
+		t.Fatal("the report was written while another process held the state file's lock")
+	default:
+	}
+	t.Logf("20 lookups during a stuck write: slowest %v", slowest)
+	unlock()
+	select {
+	case <-done:
+	case <-time.After(StateLockTimeout):
+		t.Fatal("the write did not finish once the lock was free")
+	}
+	if rec := readRec(t, state); rec.State != StateInstalled {
+		t.Fatalf("after the lock was freed: %+v", rec)
+	}
+	want224(t, s, "installed, written", "local")
+}
+
+// TestLifecycleUnlistedBounded: the defaults' install: covers every MAC,
+// so any host can make up MACs and report installs under them: their
+// records are bounded (the oldest not installed dropped first, each drop
+// logged), while every node nodes.yaml lists keeps its record.
+func TestLifecycleUnlistedBounded(t *testing.T) {
+	dir := t.TempDir()
+	nodes := `defaults:
+  install: {image: "http://{{.Server}}:8080/img/debian.raw", sha256: none}
+nodes:
+  - mac: ` + lcMAC + `
+    hostname: web-1
+  - mac: 52:54:00:12:34:62
+    hostname: web-2
+`
+	s, logs := lcServer(t, dir, nodes)
+	s.lc.maxUnlisted = 4
+	state := filepath.Join(dir, "state.json")
+	tell := func(mac, stage string) {
+		s.OnReport(mac, report.Report{MAC: mac, Stage: stage, Detail: "/dev/vda"})
+	}
+	made := func(i int) string { return fmt.Sprintf("02:00:00:00:%02x:%02x", i>>8, i&0xff) }
+
+	tell(lcMAC, StageInstallDone)
+	tell("52:54:00:12:34:62", StageInstall)
+	tell(made(0), StageInstallDone) // an unlisted node that did install
+	for i := 1; i <= 40; i++ {
+		tell(made(i), StageInstall)
+	}
+	st, err := ReadState(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		lcMAC:               StateInstalled,
+		"52:54:00:12:34:62": StateInstalling,
+		made(0):             StateInstalled, // installed: dropped last
+		made(38):            StateInstalling,
+		made(39):            StateInstalling,
+		made(40):            StateInstalling,
+	}
+	if len(st.Nodes) != len(want) {
+		t.Errorf("%d records, want %d (2 listed + 4 others): %v", len(st.Nodes), len(want), st.Sorted())
+	}
+	for mac, state := range want {
+		if n := st.Nodes[mac]; n == nil || n.State != state {
+			t.Errorf("%s: record %+v, want %s", mac, n, state)
+		}
+	}
+	if got := strings.Count(logs.String(), "install state record dropped"); got != 37 {
+		t.Errorf("%d drops logged, want 37:\n%s", got, logs)
+	}
+	// The server's view is the file's.
+	if got := len(s.lc.snap.Load().st.Nodes); got != len(want) {
+		t.Errorf("state in force has %d records, want %d", got, len(want))
+	}
+	// Only installed others left: the oldest of them goes.
+	for i := 41; i <= 44; i++ {
+		tell(made(i), StageInstallDone)
+	}
+	st, _ = ReadState(state)
+	if st.Nodes[made(0)] != nil || st.Nodes[lcMAC] == nil || st.Nodes["52:54:00:12:34:62"] == nil || st.Nodes[made(44)] == nil {
+		t.Errorf("after four more installed others: %v", st.Sorted())
+	}
+	if n := len(st.Nodes); n != 6 {
+		t.Errorf("%d records, want 6", n)
+	}
+}
+
+// TestMakeRoomListed: records of listed nodes never count against the
+// bound, however many there are.
+func TestMakeRoomListed(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("defaults:\n  install: {image: \"http://x/i.raw\", sha256: none}\nnodes:\n")
+	st := &State{Nodes: map[string]*NodeState{}}
+	for i := 0; i < 10; i++ {
+		mac := net.HardwareAddr{0x52, 0x54, 0, 0, 0, byte(i)}.String()
+		fmt.Fprintf(&b, "  - mac: %s\n", mac)
+		st.Nodes[mac] = &NodeState{State: StateInstalling}
+	}
+	s, _ := lcServer(t, dir, b.String())
+	if dropped := makeRoom(st, s.inventory(), 1); len(dropped) != 0 || len(st.Nodes) != 10 {
+		t.Fatalf("listed nodes' records dropped: %v", dropped)
+	}
+	st.Nodes["02:00:00:00:00:01"] = &NodeState{State: StateFailed}
+	if dropped := makeRoom(st, s.inventory(), 1); len(dropped) != 1 || dropped[0] != "02:00:00:00:00:01" || len(st.Nodes) != 10 {
+		t.Fatalf("dropped %v, left %d", dropped, len(st.Nodes))
+	}
+}
