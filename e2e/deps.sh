@@ -28,7 +28,7 @@ have fdtput || need+=(device-tree-compiler)
 # a foreign architecture (arm64 on amd64) qemu-user through binfmt_misc.
 # Disk images for the install and local boot tests: partition tables,
 # FAT and ext4 file systems built without mounting.
-for p in sfdisk:fdisk mkfs.vfat:dosfstools mcopy:mtools mkfs.ext4:e2fsprogs; do
+for p in growpart:cloud-guest-utils sfdisk:fdisk mkfs.vfat:dosfstools mcopy:mtools mkfs.ext4:e2fsprogs; do
 	have_sbin "${p%%:*}" || need+=("${p#*:}")
 done
 for p in mmdebstrap:mmdebstrap mksquashfs:squashfs-tools unsquashfs:squashfs-tools qemu-aarch64-static:qemu-user-static update-binfmts:binfmt-support arch-test:arch-test zstd:zstd depmod:kmod; do
