@@ -309,6 +309,7 @@ func (s *Server) Run(ctx context.Context) error {
 				return fmt.Errorf("--range %s is not inside %s's network %s", s.Range, s.Interface, network)
 			}
 			pool.LeaseTime, pool.BootLease, pool.Reserved, ds.Pool = s.LeaseTime, s.BootLease, s.fixedAddresses(), pool
+			s.Registry().Register(&declineCollector{pool}) // already there if Run runs again
 		}
 		port := s.DHCPPort
 		if port == 0 {

@@ -109,13 +109,19 @@ func (s *Server) full(req *dhcpv4.DHCPv4, c Client, d Decision, ev Event) (*dhcp
 			return nil, ev, 0
 		}
 		ev.Address = ip
-		hold, err := s.Pool.Decline(mac, ip)
+		d, err := s.Pool.Decline(mac, ip)
 		if err != nil {
 			ev.Type, ev.Detail = "ignored", "decline: "+err.Error()
 			return nil, ev, 0
 		}
 		ev.Type = "decline"
-		ev.Detail = fmt.Sprintf("the client found %s in use by another host; address set aside for %s", ip, hold)
+		ev.Detail = fmt.Sprintf("the client found %s in use by another host; address set aside for %s", ip, d.Hold)
+		if d.FreedOwn != nil {
+			ev.Detail += fmt.Sprintf("; %s, which this client declined before, is free again (one declined address per client)", d.FreedOwn)
+		}
+		if d.FreedOldest != nil {
+			ev.Detail += fmt.Sprintf("; %s, declined by %s, is free again (the pool sets aside at most %d declined addresses)", d.FreedOldest, d.OldestMAC, d.Max)
+		}
 		if m := req.Message(); m != "" {
 			ev.Detail += " (client says " + strconv.Quote(m) + ")"
 		}

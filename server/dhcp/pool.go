@@ -52,7 +52,10 @@ type Lease struct {
 // An address is never offered or granted while another MAC holds an
 // unexpired lease on it, while it is set aside after a DHCPDECLINE, or, for
 // a client that is not that node, while the inventory reserves it
-// (Reserved). A MAC is offered its previous address only while the lease
+// (Reserved). What DECLINEs set aside is bounded, so that made-up MACs
+// (each DISCOVER, then DECLINE of its offer) cannot drain the range: one
+// address per MAC at a time (its next DECLINE frees the one before), and
+// MaxDeclined in all (the oldest is freed for a new one). A MAC is offered its previous address only while the lease
 // on it is still that MAC's (valid, or expired and not yet reassigned).
 //
 // An offer is a soft hold, as in Kea and dnsmasq (RFC 2131 4.3.1 lets a
@@ -84,7 +87,11 @@ type Pool struct {
 	BootLease   time.Duration
 	OfferHold   time.Duration // how long an offered address stays reserved; default 30s
 	DeclineHold time.Duration // how long a declined address is set aside; default 10m
-	File        string        // "" keeps leases in memory only
+	// MaxDeclined bounds the addresses set aside at once after DECLINEs;
+	// beyond it the oldest goes back to the pool. Default a quarter of the
+	// range's dynamic addresses (at least 1).
+	MaxDeclined int
+	File        string // "" keeps leases in memory only
 	Now         func() time.Time
 	// Reserved, if set, returns the inventory's fixed addresses (address
 	// -> the node, for messages). They are never given to another client,
@@ -104,7 +111,11 @@ type Pool struct {
 	byIP       map[uint32]*Lease
 	offers     map[string]*offer // by MAC, not persisted
 	offerIP    map[uint32]*offer
-	quarantine map[uint32]time.Time // declined addresses, until when
+	quarantine map[uint32]*setAside // declined addresses
+	declinedBy map[string]uint32    // MAC -> the address its DECLINE set aside
+	declQ      []*setAside          // set aside, oldest first; stale entries skipped
+	declHead   int
+	declStats  DeclineStats
 	timers     timerHeap
 	next       uint64   // cursor: addresses from here to End never handed out since start
 	free       []uint32 // addresses that became free, oldest first; checked again when taken
@@ -124,6 +135,32 @@ type Pool struct {
 	done         chan struct{}
 	startWriter  sync.Once
 	writeErr     error
+}
+
+// setAside is an address a client declined, set aside until until.
+type setAside struct {
+	ip    uint32
+	mac   string
+	until time.Time
+}
+
+// DeclineStats counts what DECLINEs did.
+type DeclineStats struct {
+	SetAside    uint64 // DECLINEs honoured: an address set aside
+	FreedOwn    uint64 // addresses freed early by the same client's next DECLINE
+	FreedOldest uint64 // addresses freed early to keep within MaxDeclined
+	Held        int    // addresses set aside now
+}
+
+// Declined is what one DECLINE did.
+type Declined struct {
+	Hold time.Duration // how long the address is set aside
+	// Addresses this DECLINE freed early to keep within the bounds: the
+	// client's previous declined address, and the oldest one set aside
+	// (by OldestMAC) when MaxDeclined were.
+	FreedOwn, FreedOldest net.IP
+	OldestMAC             string
+	Max                   int // MaxDeclined in force
 }
 
 type offer struct {
@@ -162,7 +199,7 @@ func OpenPool(start, end net.IP, file string) (*Pool, error) {
 	p := &Pool{Start: s, End: e, File: file,
 		byMAC: map[string]*Lease{}, byIP: map[uint32]*Lease{},
 		offers: map[string]*offer{}, offerIP: map[uint32]*offer{},
-		quarantine: map[uint32]time.Time{}, inFree: map[uint32]bool{},
+		quarantine: map[uint32]*setAside{}, declinedBy: map[string]uint32{}, inFree: map[uint32]bool{},
 		next: uint64(ip2u(s)),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -280,16 +317,12 @@ func (p *Pool) tick(now time.Time) {
 			}
 			p.dropOffer(o)
 		default:
-			until, ok := p.quarantine[t.ip]
-			if !ok {
-				continue
+			a := t.aside
+			if a == nil || p.quarantine[a.ip] != a {
+				continue // freed early
 			}
-			if until.After(now) {
-				heap.Push(&p.timers, timer{at: until, ip: t.ip})
-				continue
-			}
-			delete(p.quarantine, t.ip)
-			p.pushFree(t.ip)
+			p.unquarantine(a)
+			p.pushFree(a.ip)
 		}
 	}
 }
@@ -334,8 +367,8 @@ func (p *Pool) pushFree(u uint32) {
 // MAC's offer counts when offers is set (for offering, not for granting:
 // offers are soft holds).
 func (p *Pool) takenBy(u uint32, mac string, now time.Time, offers bool) string {
-	if until, ok := p.quarantine[u]; ok && until.After(now) {
-		return "set aside until " + stamp(until) + " (a client declined it: another host uses it)"
+	if a := p.quarantine[u]; a != nil && a.until.After(now) {
+		return "set aside until " + stamp(a.until) + " (a client declined it: another host uses it)"
 	}
 	if l := p.byIP[u]; l != nil && l.MAC != mac && l.Expires.After(now) {
 		return "leased to " + l.MAC + " until " + stamp(l.Expires)
@@ -651,8 +684,10 @@ func (p *Pool) Release(mac net.HardwareAddr, ip net.IP) {
 // Decline sets ip aside for DeclineHold: mac found another host using it
 // (RFC 2131 4.3.3). mac's lease or offer on it ends. Only the client that
 // holds or was offered ip may decline it, so nobody can drain the pool
-// with made-up DECLINEs.
-func (p *Pool) Decline(mac net.HardwareAddr, ip net.IP) (time.Duration, error) {
+// with made-up DECLINEs; and a made-up MAC's DISCOVER and DECLINE sets
+// aside one address at most (a client's next DECLINE frees the one
+// before), MaxDeclined in all (the oldest is freed for a new one).
+func (p *Pool) Decline(mac net.HardwareAddr, ip net.IP) (Declined, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
@@ -660,20 +695,49 @@ func (p *Pool) Decline(mac net.HardwareAddr, ip net.IP) (time.Duration, error) {
 	m := mac.String()
 	ip4 := ip.To4()
 	if ip4 == nil {
-		return 0, fmt.Errorf("declined address %s is not IPv4", ip)
+		return Declined{}, fmt.Errorf("declined address %s is not IPv4", ip)
 	}
 	u := ip2u(ip4)
 	l, o := p.byIP[u], p.offerIP[u]
 	ownLease, ownOffer := l != nil && l.MAC == m, o != nil && o.mac == m
 	if !ownLease && !ownOffer {
-		return 0, fmt.Errorf("%s was neither leased nor offered to this client", ip4)
+		return Declined{}, fmt.Errorf("%s was neither leased nor offered to this client", ip4)
 	}
-	hold := orDefault(p.DeclineHold, defaultDeclineHold)
-	_, queued := p.quarantine[u]
-	p.quarantine[u] = now.Add(hold)
-	if !queued {
-		heap.Push(&p.timers, timer{at: now.Add(hold), ip: u})
+	d := Declined{Hold: orDefault(p.DeclineHold, defaultDeclineHold)}
+	if a := p.quarantine[u]; a != nil { // set aside already (a fixed address): again, from now
+		p.unquarantine(a)
 	}
+	if prev, ok := p.declinedBy[m]; ok {
+		if a := p.quarantine[prev]; a != nil && a.mac == m {
+			p.unquarantine(a)
+			p.pushFree(a.ip)
+			p.declStats.FreedOwn++
+			d.FreedOwn = u2ip(a.ip)
+		}
+	}
+	d.Max = p.maxDeclined()
+	if len(p.quarantine) >= d.Max {
+		if a := p.oldestDeclined(); a != nil {
+			p.unquarantine(a)
+			p.pushFree(a.ip)
+			p.declStats.FreedOldest++
+			d.FreedOldest, d.OldestMAC = u2ip(a.ip), a.mac
+		}
+	}
+	a := &setAside{ip: u, mac: m, until: now.Add(d.Hold)}
+	p.quarantine[u], p.declinedBy[m] = a, u
+	p.declQ = append(p.declQ, a)
+	if live := len(p.declQ) - p.declHead; live > 1024 && live > 2*len(p.quarantine) {
+		q := make([]*setAside, 0, 2*len(p.quarantine))
+		for _, a := range p.declQ[p.declHead:] {
+			if p.quarantine[a.ip] == a {
+				q = append(q, a)
+			}
+		}
+		p.declQ, p.declHead = q, 0 // ended holds dropped
+	}
+	heap.Push(&p.timers, timer{at: a.until, aside: a})
+	p.declStats.SetAside++
 	if ownOffer {
 		delete(p.offers, m)
 		delete(p.offerIP, u)
@@ -682,7 +746,52 @@ func (p *Pool) Decline(mac net.HardwareAddr, ip net.IP) (time.Duration, error) {
 		p.dropLease(l)
 		p.changed()
 	}
-	return hold, nil
+	return d, nil
+}
+
+// maxDeclined is MaxDeclined, or a quarter of the dynamic addresses.
+func (p *Pool) maxDeclined() int {
+	if p.MaxDeclined > 0 {
+		return p.MaxDeclined
+	}
+	size := int64(ip2u(p.End)) - int64(ip2u(p.Start)) + 1 - int64(p.resInRange)
+	return int(max(size/4, 1))
+}
+
+// unquarantine ends a's hold (its address is not freed here).
+func (p *Pool) unquarantine(a *setAside) {
+	if p.quarantine[a.ip] == a {
+		delete(p.quarantine, a.ip)
+	}
+	if u, ok := p.declinedBy[a.mac]; ok && u == a.ip {
+		delete(p.declinedBy, a.mac)
+	}
+}
+
+// oldestDeclined is the address set aside the longest, nil if none.
+func (p *Pool) oldestDeclined() *setAside {
+	for p.declHead < len(p.declQ) {
+		a := p.declQ[p.declHead]
+		p.declQ[p.declHead] = nil
+		p.declHead++
+		if p.declHead > 1024 && p.declHead*2 > len(p.declQ) {
+			p.declQ = append([]*setAside(nil), p.declQ[p.declHead:]...)
+			p.declHead = 0
+		}
+		if p.quarantine[a.ip] == a {
+			return a
+		}
+	}
+	return nil
+}
+
+// DeclineStats counts what DECLINEs did so far.
+func (p *Pool) DeclineStats() DeclineStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.declStats
+	st.Held = len(p.quarantine)
+	return st
 }
 
 // Leases lists the leases, expired ones not yet reassigned included,
@@ -870,7 +979,7 @@ func (p *Pool) pruneTimers() {
 				continue
 			}
 		default:
-			if _, ok := p.quarantine[t.ip]; !ok {
+			if t.aside == nil || p.quarantine[t.aside.ip] != t.aside {
 				continue
 			}
 		}
@@ -881,12 +990,12 @@ func (p *Pool) pruneTimers() {
 	heap.Init(&p.timers)
 }
 
-// timer is a lease, offer or quarantine (ip) that ends at at.
+// timer is a lease, offer or declined address (aside) that ends at at.
 type timer struct {
 	at    time.Time
 	lease *Lease
 	offer *offer
-	ip    uint32
+	aside *setAside
 }
 
 type timerHeap []timer

@@ -199,8 +199,8 @@ func TestPoolDeclineQuarantine(t *testing.T) {
 	if _, err := p.Decline(hw(t, "02:00:00:00:00:02"), a); err == nil {
 		t.Fatal("a stranger's DECLINE was honoured")
 	}
-	if hold, err := p.Decline(hw(t, "02:00:00:00:00:01"), a); err != nil || hold != 10*time.Minute {
-		t.Fatalf("decline: %v %v", hold, err)
+	if d, err := p.Decline(hw(t, "02:00:00:00:00:01"), a); err != nil || d.Hold != 10*time.Minute {
+		t.Fatalf("decline: %+v %v", d, err)
 	}
 	// Set aside: neither the decliner nor anyone else gets it.
 	b, err := p.Offer(hw(t, "02:00:00:00:00:01"), a, nil)
