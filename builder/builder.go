@@ -384,7 +384,7 @@ func (b *Build) fetchKernel(ctx context.Context) error {
 		}
 		b.outFiles[bk.ImageName()] = buf.Bytes()
 		if err := os.MkdirAll(filepath.Dir(cached), 0o755); err == nil {
-			_ = writeAtomic(cached, buf.Bytes())
+			_ = writeDurable(cached, buf.Bytes()) // on disk before it is the cache's: a cached file is used as found
 		}
 	default:
 		b.bigFiles[bk.ImageName()] = k.ImagePath

@@ -263,8 +263,10 @@ func (r *Rootfs) root(ctx context.Context) error {
 		os.Remove(tmp)
 		return explainMmdebstrap(err, out.String(), suite, arch)
 	}
-	if err := os.Rename(tmp, r.Tarball); err != nil {
-		return err
+	// On disk before it is the cache's: a cached root is used as found.
+	if err := renameDurable(tmp, r.Tarball); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("root: %w", err)
 	}
 	r.b.logf("root: mmdebstrap done in %.0fs", time.Since(t0).Seconds())
 	return nil
@@ -686,13 +688,86 @@ func (r *Rootfs) squash(ctx context.Context) error {
 	}
 	r.SHA256 = hex.EncodeToString(h.Sum(nil))
 	r.Size = n
-	if err := os.Rename(tmp, r.Image); err != nil {
-		return err
-	}
-	sumLine := fmt.Sprintf("%s  %s\n", r.SHA256, filepath.Base(r.Image))
-	if err := writeAtomic(r.Image+".sha256", []byte(sumLine)); err != nil {
+	if err := publishImage(tmp, r.Image, r.SHA256, os.Rename); err != nil {
+		os.Remove(tmp)
 		return err
 	}
 	r.b.logf("squashfs: %s, %.1f MB (zstd) in %.0fs", r.Image, float64(n)/1e6, time.Since(t0).Seconds())
+	return nil
+}
+
+// publishImage puts the image built in tmp at image, with its digest in
+// image.sha256, both on disk. The digest comes first: a reader (the
+// init's ramroot, which fetches URL.sha256 and checks the image against
+// it) never sees a new image with an old or missing digest. Between the
+// two renames it may see the old image with the new digest, which fails
+// its check: a retry, never a wrong image accepted.
+func publishImage(tmp, image, sum string, rename func(from, to string) error) error {
+	if err := syncPath(tmp); err != nil {
+		return err
+	}
+	line := fmt.Sprintf("%s  %s\n", sum, filepath.Base(image))
+	if err := writeDurable(image+".sha256", []byte(line)); err != nil {
+		return err
+	}
+	if err := rename(tmp, image); err != nil {
+		return fmt.Errorf("image %s: %w", image, err)
+	}
+	return syncPath(filepath.Dir(image))
+}
+
+// renameDurable renames a written file into place with its data on disk
+// before the rename, and the rename on disk after it.
+func renameDurable(tmp, dst string) error {
+	if err := syncPath(tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return err
+	}
+	return syncPath(filepath.Dir(dst))
+}
+
+// writeDurable is writeAtomic with the data on disk before the rename and
+// the rename on disk after it.
+func writeDurable(p string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", p, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = renameDurable(tmp, p)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", p, err)
+	}
+	return nil
+}
+
+// syncPath fsyncs a file or a directory by name.
+func syncPath(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", p, err)
+	}
 	return nil
 }
