@@ -25,41 +25,362 @@ import (
 // USB disk can take seconds to appear).
 const diskWait = 10 * time.Second
 
-// installDisk resolves disk=: a /dev path as given, or "auto", the only
-// internal disk (not removable, not empty).
+// How disk=auto waits for the disks: NVMe, SCSI, SATA and USB disks are
+// probed after their drivers load, one by one, for seconds. The disks are
+// taken once no new one appeared for settleQuiet, and after settleMax at
+// the latest.
+const (
+	settleQuiet = 3 * time.Second
+	settleMax   = 30 * time.Second
+)
+
+// nodeSys is the node's sysfs; tests use a fake tree.
+const nodeSys sysfs = "/sys"
+
+// installDisk resolves disk=: auto, the only internal disk once the
+// disks have settled; /dev/disk/by-id/ID, resolved from sysfs (there is
+// no udev); or a /dev path as given.
 func installDisk(ctx context.Context, want string) (string, error) {
-	devs, err := waitDisks(ctx, "")
+	return chooseDisk(ctx, nodeSys, want, settleQuiet, settleMax)
+}
+
+func chooseDisk(ctx context.Context, sys sysfs, want string, quiet, max time.Duration) (string, error) {
 	if want != bootspec.DefaultDisk {
-		p, err := filepath.EvalSymlinks(want)
-		if err != nil {
-			return "", fmt.Errorf("disk=%s: %w (the disks here: %s)", want, err, orNone(devNames(usableDisks(nil))))
-		}
-		return p, nil
+		return sys.waitNamed(ctx, want, diskWait)
 	}
+	names, err := sys.settle(ctx, quiet, max)
 	if err != nil {
 		return "", err
 	}
-	var disks []string
-	for _, d := range devs {
-		sys := filepath.Join("/sys/class/block", d.Name)
-		if _, err := os.Stat(filepath.Join(sys, "partition")); err == nil {
+	var disks, passed []string
+	for _, n := range names {
+		if why := sys.notAuto(n); why != "" {
+			passed = append(passed, "/dev/"+n+": "+why)
 			continue
 		}
-		if b, _ := os.ReadFile(filepath.Join(sys, "removable")); strings.TrimSpace(string(b)) == "1" {
-			continue
-		}
-		if b, _ := os.ReadFile(filepath.Join(sys, "size")); strings.TrimSpace(string(b)) == "0" {
-			continue
-		}
-		disks = append(disks, "/dev/"+d.Name)
+		disks = append(disks, "/dev/"+n)
+	}
+	over := ""
+	if len(passed) > 0 {
+		over = "; passed over: " + strings.Join(passed, ", ")
 	}
 	switch len(disks) {
 	case 0:
-		return "", fmt.Errorf("disk=auto: no internal disk (the block devices here: %s); is its driver in the board's modules?", orNone(devNames(devs)))
+		return "", fmt.Errorf("disk=auto: no internal disk (the disks here: %s%s); is its driver in the board's modules? A removable or USB disk is written only when named: disk=/dev/NAME or disk=/dev/disk/by-id/ID", orNone(devList(names)), over)
 	case 1:
 		return disks[0], nil
 	}
-	return "", fmt.Errorf("disk=auto: several internal disks (%s): name one with disk=/dev/NAME", strings.Join(disks, ", "))
+	return "", fmt.Errorf("disk=auto: several internal disks (%s): name one with disk=/dev/NAME or disk=/dev/disk/by-id/ID%s%s", strings.Join(disks, ", "), sys.idHint(disks), over)
+}
+
+// waitNamed waits up to wait for a named disk: /dev/disk/by-id/ID or a
+// /dev path.
+func (sys sysfs) waitNamed(ctx context.Context, want string, wait time.Duration) (string, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		var err error
+		if id, ok := strings.CutPrefix(want, byIDDir); ok {
+			if name := sys.ids()[id]; name != "" {
+				return "/dev/" + name, nil
+			}
+			err = fmt.Errorf("no disk has the id %s (the ids here, from sysfs: %s)", id, orNone(strings.Join(sys.idList(), " ")))
+		} else {
+			var p string
+			if p, err = filepath.EvalSymlinks(want); err == nil {
+				return p, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("disk=%s: %w (the disks here: %s)", want, err, orNone(devList(sys.wholeDisks())))
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func devList(names []string) string {
+	var n []string
+	for _, d := range names {
+		n = append(n, "/dev/"+d)
+	}
+	return strings.Join(n, " ")
+}
+
+// sysfs is a sysfs mount: the kernel's view of the block devices.
+type sysfs string
+
+func (sys sysfs) block(name string, elem ...string) string {
+	return filepath.Join(append([]string{string(sys), "class", "block", name}, elem...)...)
+}
+
+// attr reads one attribute, trailing white space cut (as udev does).
+func (sys sysfs) attr(name string, elem ...string) string {
+	b, err := os.ReadFile(sys.block(name, elem...))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimRight(string(b), " \t\n\r\x00")
+}
+
+// wholeDisks lists the whole disks (no partitions; no loop, RAM, optical
+// or MTD devices), sorted.
+func (sys sysfs) wholeDisks() []string {
+	ents, _ := os.ReadDir(filepath.Join(string(sys), "class", "block"))
+	var out []string
+	for _, e := range ents {
+		n := e.Name()
+		if skipDisk.MatchString(n) || strings.HasPrefix(n, "mtdblock") {
+			continue
+		}
+		if _, err := os.Stat(sys.block(n, "partition")); err == nil {
+			continue
+		}
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// settle waits until no new disk has appeared for quiet (and at least one
+// is there), or max has passed, and returns the disks.
+func (sys sysfs) settle(ctx context.Context, quiet, max time.Duration) ([]string, error) {
+	start := time.Now()
+	last := start
+	seen := map[string]bool{}
+	poll := quiet / 8
+	if poll > 250*time.Millisecond {
+		poll = 250 * time.Millisecond
+	}
+	for {
+		names := sys.wholeDisks()
+		for _, n := range names {
+			if !seen[n] {
+				seen[n] = true
+				last = time.Now()
+			}
+		}
+		now := time.Now()
+		if len(names) > 0 && now.Sub(last) >= quiet || now.Sub(start) >= max {
+			return names, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+}
+
+var (
+	emmcBoot = regexp.MustCompile(`^mmcblk\d+boot\d+$`)
+	emmcRPMB = regexp.MustCompile(`^mmcblk\d+rpmb$`)
+	usbBus   = regexp.MustCompile(`^usb\d+$`)
+)
+
+// notAuto says why disk=auto does not take a whole disk, or "".
+func (sys sysfs) notAuto(name string) string {
+	switch {
+	case emmcBoot.MatchString(name):
+		return "an eMMC boot area"
+	case emmcRPMB.MatchString(name):
+		return "an eMMC RPMB area"
+	case sys.attr(name, "size") == "0":
+		return "empty (no medium)"
+	case sys.attr(name, "removable") == "1":
+		return "removable"
+	case sys.onUSB(name):
+		return "on USB"
+	}
+	return ""
+}
+
+// onUSB says whether the disk's device path in /sys/devices passes a
+// USB bus.
+func (sys sysfs) onUSB(name string) bool {
+	p, err := filepath.EvalSymlinks(sys.block(name))
+	if err != nil {
+		return false
+	}
+	for _, el := range strings.Split(filepath.ToSlash(p), "/") {
+		if usbBus.MatchString(el) {
+			return true
+		}
+	}
+	return false
+}
+
+// byIDDir is where udev would make the by-id links.
+const byIDDir = "/dev/disk/by-id/"
+
+// ids gives each disk and partition the /dev/disk/by-id names udev's
+// 60-persistent-storage.rules would, from sysfs (the init has no udev):
+//
+//	nvme-MODEL_SERIAL, nvme-MODEL_SERIAL_NSID, nvme-WWID   NVMe (model, serial, wwid, nsid)
+//	ata-MODEL_SERIAL                                     SATA (ATA IDENTIFY data in device/vpd_pg89)
+//	wwn-0xNAA, scsi-3NAA                                 SATA and SCSI with an NAA device/wwid
+//	virtio-SERIAL                                        virtio (serial)
+//	mmc-NAME_SERIAL                                      SD and eMMC (device/name, device/serial)
+//
+// and a partition, its disk's names with -partN. USB disks' usb-... names
+// come from USB descriptors udev reads, which are not resolved here.
+func (sys sysfs) ids() map[string]string {
+	out := map[string]string{}
+	for _, disk := range sys.wholeDisks() {
+		names := sys.diskIDs(disk)
+		for _, id := range names {
+			out[id] = disk
+		}
+		if len(names) == 0 {
+			continue
+		}
+		for _, p := range sysPartitionsIn(sys, disk) {
+			part := filepath.Base(filepath.Dir(p))
+			n := sys.attr(part, "partition")
+			if n == "" {
+				n = sys.attr(disk, part, "partition")
+			}
+			for _, id := range names {
+				out[id+"-part"+n] = part
+			}
+		}
+	}
+	return out
+}
+
+// idList lists the whole disks' ids, sorted.
+func (sys sysfs) idList() []string {
+	var out []string
+	for id := range sys.ids() {
+		if !strings.Contains(id, "-part") {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// idHint names the disks' ids, for an error that asks to name one.
+func (sys sysfs) idHint(disks []string) string {
+	var hints []string
+	for _, d := range disks {
+		if ids := sys.diskIDs(strings.TrimPrefix(d, "/dev/")); len(ids) > 0 {
+			hints = append(hints, d+" is "+byIDDir+ids[0])
+		}
+	}
+	if len(hints) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(hints, ", ") + ")"
+}
+
+func sysPartitionsIn(sys sysfs, name string) []string {
+	m, _ := filepath.Glob(filepath.Join(sys.block(name), name+"*", "partition"))
+	return m
+}
+
+var nvmeDisk = regexp.MustCompile(`^nvme\d+n\d+$`)
+
+// diskIDs are a whole disk's by-id names, udev's preferred one first.
+func (sys sysfs) diskIDs(disk string) []string {
+	var out []string
+	add := func(s string) {
+		if s = udevName(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	switch {
+	case nvmeDisk.MatchString(disk):
+		model, serial := sys.attr(disk, "device", "model"), sys.attr(disk, "device", "serial")
+		if model == "" {
+			model = sys.attr(disk, "model")
+		}
+		if serial == "" {
+			serial = sys.attr(disk, "serial")
+		}
+		if model != "" && serial != "" {
+			add("nvme-" + model + "_" + serial)
+			if nsid := sys.attr(disk, "nsid"); nsid != "" {
+				add("nvme-" + model + "_" + serial + "_" + nsid)
+			}
+		}
+		if w := sys.attr(disk, "wwid"); w != "" {
+			add("nvme-" + w)
+		}
+	case strings.HasPrefix(disk, "vd"):
+		if s := sys.attr(disk, "serial"); s != "" {
+			add("virtio-" + s)
+		}
+	case strings.HasPrefix(disk, "mmcblk") && !emmcBoot.MatchString(disk) && !emmcRPMB.MatchString(disk):
+		name, serial := sys.attr(disk, "device", "name"), sys.attr(disk, "device", "serial")
+		if name != "" && serial != "" {
+			add("mmc-" + name + "_" + serial)
+		}
+	case strings.HasPrefix(disk, "sd"):
+		ata := strings.TrimSpace(sys.attr(disk, "device", "vendor")) == "ATA"
+		if ata {
+			if model, serial, ok := ataIdentify(sys.block(disk, "device", "vpd_pg89")); ok {
+				add("ata-" + model + "_" + serial)
+			}
+		}
+		if w, ok := strings.CutPrefix(sys.attr(disk, "device", "wwid"), "naa."); ok && w != "" {
+			add("wwn-0x" + strings.ToLower(w))
+			if !ata {
+				add("scsi-3" + strings.ToLower(w))
+			}
+		}
+	}
+	return out
+}
+
+// ataIdentify reads the model and serial number from the ATA IDENTIFY
+// DEVICE data in an ATA Information VPD page (89h): the data starts at
+// byte 60; the serial is words 10-19, the model words 27-46, each word's
+// bytes swapped.
+func ataIdentify(p string) (model, serial string, ok bool) {
+	b, err := os.ReadFile(p)
+	if err != nil || len(b) < 60+512 || b[1] != 0x89 {
+		return "", "", false
+	}
+	id := b[60 : 60+512]
+	str := func(from, to int) string {
+		s := make([]byte, 0, (to-from)*2)
+		for w := from; w < to; w++ {
+			s = append(s, id[2*w+1], id[2*w])
+		}
+		return udevName(string(s))
+	}
+	model, serial = str(27, 47), str(10, 20)
+	return model, serial, model != "" && serial != ""
+}
+
+// udevName is a name as udev writes it into a link with
+// string_escape=replace: white space cut at both ends, each run of it
+// inside one _, characters outside udev's safe set (letters, digits,
+// #+-.:=@_ and UTF-8) a _.
+func udevName(s string) string {
+	s = strings.Trim(s, " \t\n\r\v\f")
+	var b strings.Builder
+	space := false
+	for _, r := range s {
+		switch {
+		case strings.ContainsRune(" \t\n\r\v\f", r):
+			space = true
+			continue
+		case space:
+			b.WriteByte('_')
+			space = false
+		}
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune("#+-.:=@_", r), r >= 0x80 && r != 0xfffd:
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
 }
 
 // waitDisks returns the block devices to search (partitions and whole
@@ -84,6 +405,9 @@ func waitDisks(ctx context.Context, target string) (block.BlockDevices, error) {
 			if time.Now().After(deadline) {
 				if err == nil {
 					err = fmt.Errorf("no disk or partition %s among %s", target, orNone(devNames(devs)))
+					if strings.HasPrefix(target, byIDDir) {
+						err = fmt.Errorf("%w (the disk ids here, from sysfs: %s)", err, orNone(strings.Join(nodeSys.idList(), " ")))
+					}
 				}
 				return nil, err
 			}
@@ -134,14 +458,22 @@ var mbrPartUUID = regexp.MustCompile(`^([0-9a-fA-F]{8})-([0-9]{2})$`)
 func matchTarget(devs block.BlockDevices, target string) (block.BlockDevices, error) {
 	switch {
 	case strings.HasPrefix(target, "/dev/"):
-		p, err := filepath.EvalSymlinks(target)
-		if err != nil {
-			if strings.HasPrefix(target, "/dev/disk/") {
-				return nil, fmt.Errorf("%s: %w (there is no udev in ramboot's init to make /dev/disk links: name the disk /dev/NAME, or the partition PARTUUID=, UUID= or LABEL=)", target, err)
+		var name string
+		if id, ok := strings.CutPrefix(target, byIDDir); ok {
+			// No udev here: the id is resolved from sysfs, and waitDisks
+			// waits for a disk that has it.
+			if name = nodeSys.ids()[id]; name == "" {
+				return nil, nil
 			}
-			return nil, nil
+		} else if strings.HasPrefix(target, "/dev/disk/") {
+			return nil, fmt.Errorf("%s: there is no udev in ramboot's init to make /dev/disk links: name the disk /dev/NAME or /dev/disk/by-id/ID, or the partition PARTUUID=, UUID= or LABEL=", target)
+		} else {
+			p, err := filepath.EvalSymlinks(target)
+			if err != nil {
+				return nil, nil
+			}
+			name = filepath.Base(p)
 		}
-		name := filepath.Base(p)
 		var out block.BlockDevices
 		for _, d := range devs {
 			if d.Name == name || isPartitionOf(d.Name, name) {
