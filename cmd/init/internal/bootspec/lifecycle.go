@@ -66,6 +66,9 @@ func checkTarget(t string) error {
 		if strings.Contains(t, "/../") || strings.HasSuffix(t, "/..") || len(t) == len("/dev/") {
 			return fmt.Errorf("local:%s: want a device like /dev/vda, /dev/mmcblk0p1 or /dev/disk/by-id/...", t)
 		}
+		if udevLink(t) {
+			return fmt.Errorf("local:%s: %s", t, noUdev)
+		}
 		return nil
 	case strings.HasPrefix(t, "PARTUUID="), strings.HasPrefix(t, "UUID="), strings.HasPrefix(t, "LABEL="):
 		_, val, _ := strings.Cut(t, "=")
@@ -75,6 +78,19 @@ func checkTarget(t string) error {
 		return nil
 	}
 	return fmt.Errorf("local:%s: name a disk or partition as /dev/NAME, /dev/disk/by-id/ID, PARTUUID=, UUID= or LABEL=", t)
+}
+
+// The init has no udev: of the /dev/disk links only /dev/disk/by-id/ID
+// is known, resolved from sysfs.
+const noUdev = "the node's init has no udev to make /dev/disk links: name the disk /dev/NAME or /dev/disk/by-id/ID (resolved from sysfs)"
+
+// udevLink says whether p is a /dev/disk link other than a by-id name.
+func udevLink(p string) bool {
+	id, ok := strings.CutPrefix(p, "/dev/disk/by-id/")
+	if ok {
+		return id == "" || strings.Contains(id, "/")
+	}
+	return strings.HasPrefix(p, "/dev/disk/")
 }
 
 func parseInstall(s, v string) (Spec, error) {
@@ -116,6 +132,9 @@ func parseInstall(s, v string) (Spec, error) {
 		case "disk":
 			if val != DefaultDisk && !strings.HasPrefix(val, "/dev/") || strings.Contains(val, "..") {
 				return Spec{}, parseErr(s, "disk=%q: want auto (the only internal disk), /dev/NAME or /dev/disk/by-id/ID", val)
+			}
+			if udevLink(val) {
+				return Spec{}, parseErr(s, "disk=%s: %s", val, noUdev)
 			}
 			in.Disk = val
 		case "hostname":
