@@ -22,6 +22,8 @@ import (
 // nodeOpts are `ramboot node`'s flags: where serve keeps its state.
 type nodeOpts struct {
 	stateFile, config, root, leaseFile, nodes string
+
+	dirs serviceDirs // the units' directories; zero: shippedUnits()
 }
 
 func nodeFlags(stderr io.Writer) (*pflag.FlagSet, *nodeOpts) {
@@ -53,9 +55,13 @@ Examples:
   ramboot node reinstall web-1 --config /etc/ramboot/serve.yaml
   ramboot node reinstall 52:54:00:12:34:61 --state-file /var/lib/ramboot/state.json
 
-Under systemd (StateDirectory=), serve keeps the state in
-$STATE_DIRECTORY/state.json; set STATE_DIRECTORY the same, or pass
---state-file.
+With no flags, the service's config, /etc/ramboot/serve.yaml, if there
+is one. The state file is found as serve finds it: the config's
+state-file, or state.json next to its lease-file; else, for a config of
+the shipped systemd units (/etc/ramboot/serve.yaml: /var/lib/ramboot;
+/etc/ramboot/NAME.yaml for ramboot@NAME: /var/lib/ramboot/NAME), that
+unit's state directory if it exists ($STATE_DIRECTORY if set); else
+ROOT/../state.json.
 
 Flags:
 ` + fs.FlagUsages()
@@ -63,6 +69,16 @@ Flags:
 
 // files works out the state file (and nodes.yaml, if any) as serve does.
 func (o *nodeOpts) files() (state, nodes string, err error) {
+	d := o.dirs
+	if d == (serviceDirs{}) {
+		d = shippedUnits()
+	}
+	if o.config == "" && o.stateFile == "" && o.leaseFile == "" && o.root == "" {
+		// On the service's host, no flag is needed.
+		if c := filepath.Join(d.config, "serve.yaml"); fileExists(c) {
+			o.config = c
+		}
+	}
 	if o.config != "" {
 		sfs, so := serveFlags(io.Discard)
 		if err := sfs.Parse(nil); err != nil {
@@ -86,9 +102,7 @@ func (o *nodeOpts) files() (state, nodes string, err error) {
 		}
 	}
 	if o.leaseFile == "" {
-		if sd, _, _ := strings.Cut(os.Getenv("STATE_DIRECTORY"), ":"); sd != "" {
-			o.leaseFile = filepath.Join(sd, "leases.json")
-		}
+		o.leaseFile = d.leaseFile(o.config, os.Getenv("STATE_DIRECTORY")) // as serve does
 	}
 	state = o.stateFile
 	switch {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -83,8 +82,12 @@ a flag on the command line wins over the file:
   nodes: /etc/ramboot/nodes.yaml
   log-format: json
 
-Under systemd (dist/systemd/ramboot.service) the full-DHCP lease file
-defaults to $STATE_DIRECTORY/leases.json.
+With no --lease-file, the full-DHCP lease file (and the install state,
+state.json, next to it) is in $STATE_DIRECTORY under systemd
+(dist/systemd: /var/lib/ramboot); for a config of those units
+(/etc/ramboot/serve.yaml, /etc/ramboot/NAME.yaml) run by hand, in that
+unit's state directory if it exists; else next to --root. ramboot node
+--config finds it the same way.
 
 Status page: http://ADDRESS:8080/status (JSON: /status.json)
 
@@ -115,13 +118,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	o.DHCP = dhcp.Mode(o.dhcpMode)
-	if o.LeaseFile == "" {
-		// Under systemd's StateDirectory= (the unit in dist/systemd),
-		// leases go there: the tree's parent is read-only in the sandbox.
-		if sd, _, _ := strings.Cut(os.Getenv("STATE_DIRECTORY"), ":"); sd != "" {
-			o.LeaseFile = filepath.Join(sd, "leases.json")
-		}
-	}
+	// Under systemd's StateDirectory= (the units in dist/systemd), leases
+	// and the install state go there: the tree's parent is read-only in
+	// the sandbox. `ramboot node` finds them the same way.
+	o.defaultFiles(shippedUnits(), os.Getenv("STATE_DIRECTORY"))
 	level := slog.LevelInfo
 	if o.verbose {
 		level = slog.LevelDebug
