@@ -5,20 +5,14 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"strings"
 
-	"github.com/u-root/u-root/pkg/boot"
-	"github.com/u-root/u-root/pkg/boot/bls"
-	"github.com/u-root/u-root/pkg/boot/grub"
-	"github.com/u-root/u-root/pkg/boot/syslinux"
 	"github.com/u-root/u-root/pkg/mount"
 	"github.com/u-root/u-root/pkg/mount/block"
-	"github.com/u-root/uio/uio"
 	"golang.org/x/sys/unix"
 
+	"github.com/ramboot/ramboot/cmd/init/internal/bootcfg"
+	"github.com/ramboot/ramboot/cmd/init/internal/bootfs"
 	"github.com/ramboot/ramboot/cmd/init/internal/bootspec"
 	"github.com/ramboot/ramboot/cmd/init/internal/ipxe"
 	"github.com/ramboot/ramboot/cmd/init/internal/piconfig"
@@ -27,10 +21,12 @@ import (
 // The local boot action (option 224 "local[:TARGET]"): find the OS
 // installed on the node's own disks and kexec it. A Pi boot partition is
 // read as the Pi firmware reads it (config.txt, cmdline.txt); a PC's as
-// its boot loader would, with u-root's parsers: BLS (systemd-boot)
-// entries, GRUB's grub.cfg, syslinux/extlinux. Every file system is
-// mounted read-only and unmounted again before kexec: the disks are left
-// as they were.
+// its boot loader would: BLS (systemd-boot) entries, GRUB's grub.cfg,
+// syslinux/extlinux (bootcfg). Every file system is mounted read-only and
+// unmounted again before kexec: the disks are left as they were. A disk
+// is not trusted: every name a configuration gives stays inside its
+// partition and every read is bounded (bootfs), so a hostile one ends in
+// the shell with the reason, never with PID 1 out of memory.
 
 // localCandidate is one bootable system found.
 type localCandidate struct {
@@ -98,89 +94,60 @@ func (in *Init) localBoot(ctx context.Context, spec bootspec.LocalSpec) error {
 	return nil
 }
 
-// findInstalled mounts each device read-only and looks for a boot
-// configuration. notes say why a device that held one was passed over.
+// findInstalled mounts each device read-only (no device nodes, no
+// set-uid, no exec) and looks for a boot configuration through bootcfg:
+// names confined to the partition, every read bounded. The kernels and
+// initramfses kept, all partitions together, stay within what memory
+// allows (bootBudget). notes say why a device that held a configuration
+// was passed over.
 func findInstalled(ctx context.Context, devs block.BlockDevices, pool *mount.Pool, model piconfig.Model) (cands []localCandidate, notes []string) {
+	budget := bootBudget()
 	for _, d := range devs {
 		if hasPartitions(d.Name) {
 			continue // its partitions are in the list
 		}
-		mp, err := pool.Mount(d, mount.ReadOnly)
+		mp, err := pool.Mount(d, mount.ReadOnly|unix.MS_NODEV|unix.MS_NOSUID|unix.MS_NOEXEC)
 		if err != nil {
 			continue // no file system the kernel knows: swap, raw data, an empty partition
 		}
 		dev := "/dev/" + d.Name
-		pi, err := piconfig.Read(os.DirFS(mp.Path), model)
+		c, err := findOn(ctx, mp.Path, model, budget)
 		switch {
-		case err == nil:
-			c := localCandidate{dev: dev, how: "config.txt", label: pi.Kernel, cmdline: pi.Cmdline}
-			if c.kernel, err = readBootFile(filepath.Join(mp.Path, pi.Kernel)); err == nil && pi.Initrd != "" {
-				c.initrd, err = readBootFile(filepath.Join(mp.Path, pi.Initrd))
-			}
-			if err != nil {
-				notes = append(notes, fmt.Sprintf("%s: %v", dev, err))
-				continue
-			}
-			cands = append(cands, c)
+		case errors.Is(err, bootcfg.ErrNone):
 			continue
-		case !errors.Is(err, piconfig.ErrNotPi):
+		case err != nil:
 			notes = append(notes, fmt.Sprintf("%s: %v", dev, err))
 			continue
 		}
-		var imgs []boot.OSImage
-		how := ""
-		if imgs, _ = bls.ScanBLSEntries(quietLog{}, mp.Path, nil, ""); len(imgs) > 0 {
-			how = "bls"
-		} else if imgs, _ = grub.ParseLocalConfig(ctx, mp.Path, devs, pool); len(imgs) > 0 {
-			how = "grub"
-		} else if imgs, _ = syslinux.ParseLocalConfig(ctx, mp.Path); len(imgs) > 0 {
-			how = "syslinux"
-		}
-		if len(imgs) == 0 {
-			continue
-		}
-		// The configuration's default entry comes first.
-		li, ok := imgs[0].(*boot.LinuxImage)
-		if !ok {
-			notes = append(notes, fmt.Sprintf("%s: %s's default entry %q is not a Linux kernel (%T): ramboot kexecs Linux only", dev, how, imgs[0].Label(), imgs[0]))
-			continue
-		}
-		c := localCandidate{dev: dev, how: how, label: li.Label(), cmdline: li.Cmdline}
-		if li.Kernel == nil {
-			notes = append(notes, fmt.Sprintf("%s: %s entry %q has no kernel", dev, how, li.Label()))
-			continue
-		}
-		if c.kernel, err = readAllAt(li.Kernel); err == nil && li.Initrd != nil {
-			c.initrd, err = readAllAt(li.Initrd)
-		}
-		if err != nil {
-			notes = append(notes, fmt.Sprintf("%s: %s entry %q: %v", dev, how, li.Label(), err))
-			continue
-		}
+		c.dev = dev
+		budget -= int64(len(c.kernel) + len(c.initrd))
 		cands = append(cands, c)
 	}
 	return cands, notes
 }
 
-func readBootFile(p string) ([]byte, error) {
-	f, err := os.Open(p)
+// findOn reads the boot configuration of the partition mounted at dir.
+func findOn(ctx context.Context, dir string, model piconfig.Model, budget int64) (localCandidate, error) {
+	p, err := bootfs.Open(dir, min(maxBootFile, budget), budget)
 	if err != nil {
-		return nil, err
+		return localCandidate{}, err
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxBootFile+1))
-	if err == nil && len(b) > maxBootFile {
-		err = fmt.Errorf("%s: more than %d MB", p, maxBootFile>>20)
+	defer p.Close()
+	b, err := bootcfg.Find(ctx, p, model)
+	if err != nil {
+		return localCandidate{}, err
 	}
-	return b, err
+	return localCandidate{how: b.How, label: b.Label, kernel: b.Kernel, initrd: b.Initrd, cmdline: b.Cmdline}, nil
 }
 
-func readAllAt(r io.ReaderAt) ([]byte, error) {
-	b, err := uio.ReadAll(r)
-	if err == nil && len(b) > maxBootFile {
-		err = fmt.Errorf("more than %d MB", maxBootFile>>20)
+// bootBudget bounds the kernels and initramfses findInstalled keeps: two
+// of the largest, or half of the memory available, whichever is less.
+func bootBudget() int64 {
+	budget := int64(2 * maxBootFile)
+	if _, avail, err := memInfo(); err == nil && avail/2 < budget {
+		budget = avail / 2
 	}
-	return b, err
+	return budget
 }
 
 // dedupe drops candidates that boot the same thing: a Debian cloud
@@ -205,9 +172,3 @@ func dedupe(cands []localCandidate) []localCandidate {
 	}
 	return out
 }
-
-// quietLog drops u-root's parser chatter.
-type quietLog struct{}
-
-func (quietLog) Printf(string, ...any) {}
-func (quietLog) Print(...any)          {}

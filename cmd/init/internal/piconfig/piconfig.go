@@ -10,7 +10,7 @@
 //     filter; [none] matches nothing; any other filter ([tryboot],
 //     [gpio4=1], [EDID=...], [0x12345678], [HDMI:1], [board-type=...])
 //     is a condition ramboot cannot see and is taken as false.
-//   - include FILE, at most 8 deep.
+//   - include FILE, at most 8 deep and MaxIncludes in all.
 //   - kernel=, initramfs FILE [followkernel|ADDR], auto_initramfs=1,
 //     os_prefix=, cmdline=, arm_64bit=.
 //   - The kernel's default name: kernel_2712.img then kernel8.img on a
@@ -21,6 +21,10 @@
 //     initramfs8; kernel_2712.img: initramfs_2712), if it exists.
 //   - cmdline.txt: its first line.
 //
+// Every file is read with a bound while reading (MaxConfig): the
+// partition may be hostile. Names stay inside fsys (give it an os.Root's
+// or bootfs's FS, never os.DirFS, to keep symbolic links inside too).
+//
 // The device tree stays the running one (the firmware's, with its
 // overlays applied): kexec hands it to the new kernel.
 package piconfig
@@ -30,6 +34,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -112,6 +117,13 @@ var modelFilters = map[string]bool{
 	"pi0w": true, "pi02": true,
 }
 
+const (
+	// MaxConfig bounds config.txt, each include and cmdline.txt.
+	MaxConfig = 256 << 10
+	// MaxIncludes bounds the include lines followed in all.
+	MaxIncludes = 32
+)
+
 // ErrNotPi says the partition has no config.txt: not a Pi boot partition.
 var ErrNotPi = errors.New("no config.txt")
 
@@ -172,7 +184,7 @@ func Read(fsys fs.FS, m Model) (Boot, error) {
 		cf = "cmdline.txt"
 	}
 	cf = st.osPrefix + cf
-	data, err := fs.ReadFile(fsys, cf)
+	data, err := readFile(fsys, cf)
 	switch {
 	case err == nil:
 		line, _, _ := strings.Cut(string(data), "\n")
@@ -195,6 +207,29 @@ type reader struct {
 	// a non-model filter made the section false.
 	model string
 	other bool
+	// includes followed so far.
+	includes int
+}
+
+// readFile reads name from fsys, failing once more than MaxConfig bytes
+// came (fs.ReadFile would read a hostile file whole before any check).
+func readFile(fsys fs.FS, name string) ([]byte, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", name, fi.Mode().Type())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfig+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxConfig {
+		return nil, fmt.Errorf("%s: larger than %d KB", name, MaxConfig>>10)
+	}
+	return data, nil
 }
 
 func (r *reader) exists(name string) bool {
@@ -213,7 +248,7 @@ func (r *reader) file(name string, depth int) error {
 	if depth > 8 {
 		return fmt.Errorf("config.txt: includes nest deeper than 8 at %s", name)
 	}
-	data, err := fs.ReadFile(r.fsys, name)
+	data, err := readFile(r.fsys, name)
 	if err != nil {
 		if depth == 0 && errors.Is(err, fs.ErrNotExist) {
 			return ErrNotPi
@@ -239,6 +274,9 @@ func (r *reader) file(name string, depth int) error {
 			continue
 		}
 		if rest, ok := strings.CutPrefix(line, "include "); ok {
+			if r.includes++; r.includes > MaxIncludes {
+				return fmt.Errorf("config.txt: more than %d includes (an include loop?) at %s in %s", MaxIncludes, strings.TrimSpace(rest), name)
+			}
 			if err := r.file(path.Clean(strings.TrimSpace(rest)), depth+1); err != nil {
 				return err
 			}

@@ -93,6 +93,16 @@ func TestReadErrors(t *testing.T) {
 		{"kernel missing", fstest.MapFS{"config.txt": file("kernel=vmlinuz\n")}, Model{"pi4"}, "kernel vmlinuz, which is not on the partition"},
 		{"initramfs missing", fstest.MapFS{"config.txt": file("initramfs initrd.img followkernel\n"), "kernel8.img": file("k")}, Model{"pi4"}, "initramfs initrd.img"},
 		{"include loop", fstest.MapFS{"config.txt": file("include config.txt\n")}, Model{"pi4"}, "deeper than 8"},
+		// Eight includes a level: 8^8 reads at the depth limit without a count.
+		{"include fan-out", fstest.MapFS{
+			"config.txt": file(strings.Repeat("include a.txt\n", 8)),
+			"a.txt":      file(strings.Repeat("include b.txt\n", 8)),
+			"b.txt":      file(strings.Repeat("include c.txt\n", 8)),
+			"c.txt":      file(""),
+		}, Model{"pi4"}, "more than 32 includes"},
+		{"config.txt too large", fstest.MapFS{"config.txt": file(strings.Repeat("#\n", MaxConfig))}, Model{"pi4"}, "larger than 256 KB"},
+		{"cmdline.txt too large", fstest.MapFS{"config.txt": file(""), "kernel8.img": file("k"), "cmdline.txt": file(strings.Repeat("x", MaxConfig+1))}, Model{"pi4"}, "larger than 256 KB"},
+		{"include outside", fstest.MapFS{"config.txt": file("include ../../etc/shadow\n")}, Model{"pi4"}, "../../etc/shadow"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Read(tt.fs, tt.m)
