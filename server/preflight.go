@@ -119,6 +119,7 @@ func (s *Server) Preflight() *Preflight {
 	}
 
 	s.preflightInventory(p, mode, ipnet, from, to)
+	s.preflightState(p)
 
 	// Listen addresses, as Run would take them, without binding.
 	if ipnet != nil {
