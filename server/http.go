@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ramboot/ramboot/internal/report"
@@ -29,7 +28,8 @@ const (
 	// browsers send well under 2 kB).
 	DefaultHTTPMaxHeaderBytes = 32 << 10
 	// DefaultHTTPMaxConns bounds the connections open at once; more wait
-	// in the listen backlog until one closes.
+	// in the listen backlog until one closes. The per-client bound and
+	// the stall timeout are in httplimit.go.
 	DefaultHTTPMaxConns = 1000
 )
 
@@ -44,8 +44,10 @@ func positive[T int | time.Duration](v, def T) T {
 // and no WriteTimeout: root images take minutes to download, and a
 // ReadTimeout runs out during a long response too (it cancels the request's
 // context). Every request is bounded anyway: its header by
-// HTTPHeaderTimeout and HTTPMaxHeaderBytes, and a request with a body,
-// which nothing here takes, is refused without reading the body.
+// HTTPHeaderTimeout and HTTPMaxHeaderBytes, a request with a body, which
+// nothing here takes but reports, is refused without reading the body,
+// and the listener (httpListener) bounds the connections per client and
+// ends a response that makes no progress for HTTPStallTimeout.
 func (s *Server) httpServer() *http.Server {
 	return &http.Server{
 		Handler:           s.Handler(),
@@ -93,67 +95,6 @@ func refuse(w http.ResponseWriter, code int, msg string) {
 		w.Header().Set("Allow", "GET, HEAD")
 	}
 	http.Error(w, msg, code)
-}
-
-// limitListener lets at most n connections be open at once: Accept waits
-// for one to close.
-func limitListener(l net.Listener, n int) net.Listener {
-	return &limitedListener{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{})}
-}
-
-type limitedListener struct {
-	net.Listener
-	sem       chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
-}
-
-func (l *limitedListener) Accept() (net.Conn, error) {
-	select {
-	case l.sem <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.sem
-		return nil, err
-	}
-	release := func() { <-l.sem }
-	if tc, ok := c.(*net.TCPConn); ok {
-		// Keep *net.TCPConn's methods: ReadFrom (sendfile) and CloseWrite.
-		return &limitedTCPConn{TCPConn: tc, release: release}, nil
-	}
-	return &limitedConn{Conn: c, release: release}, nil
-}
-
-func (l *limitedListener) Close() error {
-	l.closeOnce.Do(func() { close(l.done) })
-	return l.Listener.Close()
-}
-
-type limitedConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitedConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.release)
-	return err
-}
-
-type limitedTCPConn struct {
-	*net.TCPConn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitedTCPConn) Close() error {
-	err := c.TCPConn.Close()
-	c.once.Do(c.release)
-	return err
 }
 
 // serveFile serves a file of the tree. os.Root keeps every lookup inside

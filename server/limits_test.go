@@ -76,7 +76,7 @@ func TestHTTPLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	hs := s.httpServer()
-	go hs.Serve(limitListener(ln, s.HTTPMaxConns))
+	go hs.Serve(s.httpListener(ln))
 	t.Cleanup(func() { hs.Close() })
 	addr := ln.Addr().String()
 	dial := func() net.Conn {

@@ -62,6 +62,13 @@ type Server struct {
 	ReportBurst        int           // DefaultReportBurst
 	ReportTotalRate    int           // reports/s of all nodes: DefaultReportTotalRate
 
+	// HTTPMaxConnsPerClient bounds the connections of one client address
+	// (an IPv6 client's /64): more are refused at once. HTTPStallTimeout
+	// closes a connection whose response makes no progress that long (the
+	// client stopped reading). Zero means the default named.
+	HTTPMaxConnsPerClient int           // DefaultHTTPMaxConnsPerClient
+	HTTPStallTimeout      time.Duration // DefaultHTTPStallTimeout
+
 	// OnReport, if set, is called with each report a node made of its
 	// own boot (POST /report) once it is checked and on the status board:
 	// key is the node's board key (its MAC). It runs in the HTTP handler
@@ -81,6 +88,8 @@ type Server struct {
 	met         metricsState
 	reports     reportState
 	neighborMAC func(ip string) string // tests; nil reads /proc/net/arp
+
+	httpConnState httpConnState // the HTTP listener's (httplimit.go)
 
 	mu  sync.RWMutex
 	inv *inventory.Inventory
@@ -339,8 +348,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 
 	hs := s.httpServer()
-	hl = limitListener(hl, positive(s.HTTPMaxConns, DefaultHTTPMaxConns))
-	s.log().Info("http listening", "addr", hl.Addr().String(), "interface", s.Interface, "status", "http://"+hl.Addr().String()+"/status")
+	hl = s.httpListener(hl)
+	s.log().Info("http listening", "addr", hl.Addr().String(), "interface", s.Interface, "status", "http://"+hl.Addr().String()+"/status",
+		"max_conns", positive(s.HTTPMaxConns, DefaultHTTPMaxConns), "max_conns_per_client", positive(s.HTTPMaxConnsPerClient, DefaultHTTPMaxConnsPerClient),
+		"stall_timeout", positive(s.HTTPStallTimeout, DefaultHTTPStallTimeout).String())
 	start("http", func(ctx context.Context) error {
 		go func() { <-ctx.Done(); hs.Close() }()
 		if err := hs.Serve(hl); !errors.Is(err, http.ErrServerClosed) {

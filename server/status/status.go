@@ -4,9 +4,10 @@
 package status
 
 import (
+	"bytes"
 	"encoding/json"
-	"fmt"
 	"html/template"
+	"io"
 	"net/http"
 	"sort"
 	"sync"
@@ -344,32 +345,111 @@ func (b *Board) Nodes() []Node {
 	return out
 }
 
-var page = template.Must(template.New("status").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>ramboot: {{len .}} nodes</title>
+// page is the status page in three parts, written a node at a time (see
+// ServeHTTP): the head (given the number of nodes), a row per node (its
+// Head), the foot.
+var page = template.Must(template.New("head").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>ramboot: {{.}} nodes</title>
 <meta http-equiv="refresh" content="5">
 <style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}
 td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}code{font-size:12px}</style></head>
-<body><h1>ramboot serve</h1><p>{{len .}} nodes seen. JSON: <a href="/status.json">/status.json</a></p>
+<body><h1>ramboot serve</h1><p>{{.}} nodes seen. JSON: <a href="/status.json">/status.json</a></p>
 <table><tr><th>MAC</th><th>serial</th><th>hostname</th><th>IP</th><th>kind</th><th>last stage</th><th>detail</th><th>reported by the node</th><th>last seen</th></tr>
-{{range .}}<tr><td><code>{{.MAC}}</code></td><td><code>{{.Serial}}</code></td><td>{{.Hostname}}</td><td>{{.IP}}</td><td>{{.Kind}}</td>
+{{define "row"}}<tr><td><code>{{.MAC}}</code></td><td><code>{{.Serial}}</code></td><td>{{.Hostname}}</td><td>{{.IP}}</td><td>{{.Kind}}</td>
 <td><b>{{.Stage}}</b></td><td>{{.Detail}}</td>
 <td>{{with .Reported}}<b>{{.Stage}}</b> {{.Detail}} ({{.At.Format "15:04:05"}}){{end}}</td><td>{{.Last.Format "15:04:05"}}</td></tr>
-{{end}}</table></body></html>
-`))
+{{end}}{{define "foot"}}</table></body></html>
+{{end}}`))
 
-// ServeHTTP serves the page at / and JSON at /status.json.
+// order returns the board's keys, most recently seen first (Nodes'
+// order), without copying the nodes.
+func (b *Board) order() []string {
+	type item struct {
+		key, mac string
+		last     time.Time
+	}
+	b.mu.Lock()
+	items := make([]item, 0, len(b.nodes))
+	for k, e := range b.nodes {
+		items = append(items, item{k, e.node.MAC, e.node.Last})
+	}
+	b.mu.Unlock()
+	sort.Slice(items, func(i, j int) bool {
+		if !items[i].last.Equal(items[j].last) {
+			return items[i].last.After(items[j].last)
+		}
+		if items[i].mac != items[j].mac {
+			return items[i].mac < items[j].mac
+		}
+		return items[i].key < items[j].key
+	})
+	keys := make([]string, len(items))
+	for i, it := range items {
+		keys[i] = it.key
+	}
+	return keys
+}
+
+// jsonChunk is how much of /status.json is gathered before a write.
+const jsonChunk = 32 << 10
+
+// ServeHTTP serves the page at /status and JSON at /status.json
+// ({"nodes":[...]}, most recently seen first), both written a node at a
+// time: the lock is held to copy one node, never while writing, and a
+// reader costs the list of keys, one node and a 32 kB buffer however
+// slowly it reads (the whole board, with every node's steps, is several
+// MB when full). A node dropped from the board meanwhile is left out.
 func (b *Board) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	nodes := b.Nodes()
+	keys := b.order()
 	if r.URL.Path == "/status.json" {
 		w.Header().Set("Content-Type", "application/json")
-		if err := json.NewEncoder(w).Encode(map[string]any{"nodes": nodes}); err != nil {
-			http.Error(w, fmt.Sprint(err), http.StatusInternalServerError)
-		}
+		b.writeJSON(w, keys)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := page.Execute(w, nodes); err != nil {
-		http.Error(w, fmt.Sprint(err), http.StatusInternalServerError)
-		return
+	if page.Execute(w, len(keys)) != nil {
+		return // the client is gone
 	}
+	for _, k := range keys {
+		n, ok := b.Head(k)
+		if !ok {
+			continue
+		}
+		if page.ExecuteTemplate(w, "row", n) != nil {
+			return
+		}
+	}
+	page.ExecuteTemplate(w, "foot", nil)
+}
+
+// writeJSON writes {"nodes":[...]} with the nodes under keys, a chunk at
+// a time.
+func (b *Board) writeJSON(w io.Writer, keys []string) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	buf.WriteString(`{"nodes":[`)
+	sep := false
+	for _, k := range keys {
+		n, ok := b.Node(k)
+		if !ok {
+			continue
+		}
+		if sep {
+			buf.WriteByte(',')
+		}
+		sep = true
+		if err := enc.Encode(n); err != nil {
+			return err
+		}
+		buf.Truncate(buf.Len() - 1) // Encode's newline
+		if buf.Len() >= jsonChunk {
+			if _, err := w.Write(buf.Bytes()); err != nil {
+				return err
+			}
+			buf.Reset()
+		}
+	}
+	buf.WriteString("]}\n")
+	_, err := w.Write(buf.Bytes())
+	return err
 }
