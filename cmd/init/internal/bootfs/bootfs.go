@@ -320,7 +320,7 @@ func (s fileScheme) rel(u *url.URL) (string, error) {
 	case strings.HasPrefix(c, s.p.Dir+"/"):
 		return strings.TrimPrefix(c, s.p.Dir+"/"), nil
 	}
-	return "", s.p.refuse(fmt.Errorf("%s: %w (it names %s)", strings.TrimPrefix(u.String(), "file://"), ErrOutside, c))
+	return "", s.p.refuse(fmt.Errorf("%s: %w", c, ErrOutside))
 }
 
 // fetch is a configuration file while parsing, the partition's file
