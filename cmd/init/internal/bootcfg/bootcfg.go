@@ -23,7 +23,9 @@ import (
 	"io/fs"
 	"log"
 	"net/url"
+	"os"
 	"path"
+	"path/filepath"
 	"sync"
 
 	"github.com/u-root/u-root/pkg/boot"
@@ -89,6 +91,9 @@ func Find(ctx context.Context, p *bootfs.Partition, model piconfig.Model) (*Boot
 		return nil, fmt.Errorf("bls: %w", err)
 	}
 
+	// syslinux's parser joins an entry's initrds in a temporary file
+	// (boot.CatInitrdsWithFileCache) and leaves it: in the init's RAM.
+	defer removeCombinedInitrds()
 	for _, how := range []string{"grub", "syslinux"} {
 		p.StartParse()
 		var imgs []boot.OSImage
@@ -159,6 +164,15 @@ func readAllAt(r io.ReaderAt, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: more than %d MB", bootfs.ErrTooLarge, max>>20)
 	}
 	return b, nil
+}
+
+// removeCombinedInitrds removes the files boot.CatInitrdsWithFileCache
+// made (os.CreateTemp("", "combined-initrd")).
+func removeCombinedInitrds() {
+	m, _ := filepath.Glob(filepath.Join(os.TempDir(), "combined-initrd*"))
+	for _, f := range m {
+		os.Remove(f)
+	}
 }
 
 // unwrapURL drops curl's "encountered error ... with URL" wrapping: the

@@ -256,3 +256,19 @@ func FuzzBLS(f *testing.F) {
 		check(t, b, err)
 	})
 }
+
+// TestSyslinuxInitrdsRemoved: the temporary file u-root's syslinux
+// parser joins initrds in does not outlive Find.
+func TestSyslinuxInitrdsRemoved(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	b, err := find(t, tree(t, map[string]string{"syslinux.cfg": "label l\n kernel /k\n initrd /i,/i\n", "k": "K", "i": "I"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := append(append([]byte("I"), make([]byte, 511)...), 'I'); !bytes.Equal(b.Initrd, want) {
+		t.Errorf("initrd %q, want I, padding, I", b.Initrd)
+	}
+	if m, _ := filepath.Glob(filepath.Join(os.TempDir(), "*")); len(m) != 0 {
+		t.Errorf("left behind: %v", m)
+	}
+}

@@ -53,6 +53,7 @@ const (
 	MaxDirEntries = 256
 )
 
+// The refusals, for errors.Is.
 var (
 	ErrOutside    = errors.New("outside the partition")
 	ErrNotRegular = errors.New("not a regular file")
@@ -72,7 +73,7 @@ type Partition struct {
 	parseDone bool  // EndParse was called
 	budget    int64 // bytes left for the files a configuration names
 	refused   error
-	open_     []*os.File // files handed to a parser, closed by Close
+	handed    []*os.File // files handed to a parser, closed by Close
 }
 
 // Open opens the partition mounted at dir: each file a configuration
@@ -87,10 +88,10 @@ func Open(dir string, maxFile, budget int64) (*Partition, error) {
 
 // Close releases the partition's directory.
 func (p *Partition) Close() error {
-	for _, f := range p.open_ {
+	for _, f := range p.handed {
 		f.Close()
 	}
-	p.open_ = nil
+	p.handed = nil
 	return p.root.Close()
 }
 
@@ -226,14 +227,14 @@ func (p *Partition) section(name string) (*io.SectionReader, error) {
 		return nil, p.refuse(fmt.Errorf("%s: %w: %s, more than %s", name, ErrTooLarge, size(fi.Size()), size(max)))
 	}
 	p.budget -= fi.Size()
-	p.open_ = append(p.open_, f)
+	p.handed = append(p.handed, f)
 	return io.NewSectionReader(f, 0, fi.Size()), nil
 }
 
 func (p *Partition) closeLast() {
-	if n := len(p.open_); n > 0 {
-		p.open_[n-1].Close()
-		p.open_ = p.open_[:n-1]
+	if n := len(p.handed); n > 0 {
+		p.handed[n-1].Close()
+		p.handed = p.handed[:n-1]
 	}
 }
 
