@@ -54,6 +54,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -93,6 +94,22 @@ type NodeState struct {
 	Since              time.Time `json:"since"`
 	Detail             string    `json:"detail,omitempty"`
 	ReinstallRequested bool      `json:"reinstall_requested,omitempty"`
+	// Generation is the install generation: the one the install form
+	// asks for (gen=), then the one the node's disk carries once it
+	// reported it. 0 (a record from before generations) counts as 1.
+	Generation int `json:"generation,omitempty"`
+}
+
+// MaxGeneration bounds a record's generation (gen= takes nine digits).
+const MaxGeneration = 999999999
+
+// Gen is the install generation in force for a node with this record
+// (nil: none): 1 until a reinstall starts a new one.
+func (n *NodeState) Gen() int {
+	if n == nil || n.Generation < 1 {
+		return 1
+	}
+	return n.Generation
 }
 
 // WantsInstall reports whether a node with this record (nil: none) gets
@@ -170,6 +187,9 @@ func readState(path string) (*State, fileID, error) {
 			}
 		default:
 			return nil, id, fmt.Errorf("state file %s is corrupt: node %s: state %q is none of installing, installed, failed", path, k, n.State)
+		}
+		if n.Generation < 0 || n.Generation > MaxGeneration {
+			return nil, id, fmt.Errorf("state file %s is corrupt: node %s: generation %d is not from 1 to %d: fix it or remove that record", path, k, n.Generation, MaxGeneration)
 		}
 	}
 	return st, id, nil
@@ -434,7 +454,7 @@ func (s *Server) lookup(mac net.HardwareAddr, serial string, server net.IP) (inv
 		rec = s.lc.record(s, mac.String())
 	}
 	if rec.WantsInstall() {
-		m.Option224 = m.Install
+		m.Option224 = inventory.WithGeneration(m.Install, rec.Gen())
 	}
 	return m, ok, nil
 }
@@ -471,13 +491,29 @@ func (s *Server) noteReport(key, stage, detail string) {
 	}
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
-	var ignored string
+	var ignored, still string
 	var dropped []string
 	st, id, err := updateState(lc.path, func(st *State) error {
 		rec := st.Nodes[key]
 		if !rec.WantsInstall() {
 			ignored = "the node is installed and no reinstall is asked (ramboot node reinstall NAME asks)"
 			return errNoChange
+		}
+		if stage == StageInstallDone && rec != nil && rec.ReinstallRequested {
+			// A disk left as it was does not answer a reinstall unless it
+			// carries the generation asked (that install's own report was
+			// lost): a newer one means the generation asked was too low
+			// (a state file restored from a backup): ask for the next.
+			if g, ok := reportedGen(detail); ok && keptDisk(detail) && g != rec.Gen() {
+				if g < rec.Gen() {
+					ignored = fmt.Sprintf("the disk was left at generation %d, below the %d the reinstall asks for", g, rec.Gen())
+					return errNoChange
+				}
+				still = fmt.Sprintf("the node's disk carries generation %d, newer than the %d asked: generation %d asked; it installs at its next network boot", g, rec.Gen(), g+1)
+				rec.Generation = g + 1
+				rec.Detail = detail
+				return nil
+			}
 		}
 		if rec == nil {
 			if !s.inventory().Listed(mac) {
@@ -490,6 +526,7 @@ func (s *Server) noteReport(key, stage, detail string) {
 		rec.Since = time.Now().UTC().Truncate(time.Second)
 		rec.Detail = detail
 		rec.Image = m.InstallImage
+		rec.Generation = rec.Gen()
 		switch stage {
 		case StageInstall:
 			rec.State = StateInstalling
@@ -498,6 +535,11 @@ func (s *Server) noteReport(key, stage, detail string) {
 			rec.State = StateInstalled
 			rec.SHA256 = reportedSHA256(detail, m.InstallSHA256)
 			rec.ReinstallRequested = false
+			// The node's disk carries the generation it reported: a
+			// later reinstall asks for one above it.
+			if g, ok := reportedGen(detail); ok && g > rec.Generation {
+				rec.Generation = g
+			}
 		case StageInstallFailed:
 			rec.State = StateFailed
 			rec.SHA256 = m.InstallSHA256
@@ -508,6 +550,10 @@ func (s *Server) noteReport(key, stage, detail string) {
 	case errors.Is(err, errNoChange):
 		lc.set(st, id)
 		s.log().Warn("install report ignored", "mac", key, "stage", stage, "why", ignored)
+	case err == nil && still != "":
+		lc.set(st, id)
+		lc.bad = fileID{}
+		s.log().Warn("reinstall still asked", "mac", key, "why", still, "detail", detail)
 	case err != nil:
 		s.log().Error("install state not recorded", "mac", key, "stage", stage, "err", err)
 	default:
@@ -520,6 +566,30 @@ func (s *Server) noteReport(key, stage, detail string) {
 		s.log().Info("install state", "mac", key, "name", rec.Name, "state", rec.State, "image", rec.Image, "sha256", rec.SHA256)
 	}
 }
+
+// reportedGen is the install generation in an "install done" detail
+// ("DISK sha256=HEX gen=N ..."); ok is false when it names none (an init
+// from before generations).
+func reportedGen(detail string) (gen int, ok bool) {
+	for _, f := range strings.Fields(detail) {
+		v, found := strings.CutPrefix(f, "gen=")
+		if !found {
+			continue
+		}
+		v = strings.TrimRight(v, ".,;:)")
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > MaxGeneration {
+			return 0, false
+		}
+		return n, true
+	}
+	return 0, false
+}
+
+// keptDisk tells an "install done" of a disk the init left as it was (it
+// already carried that image at the generation asked or a later one:
+// cmd/init/install.go writes this phrase) from one it wrote.
+func keptDisk(detail string) bool { return strings.Contains(detail, " already installed ") }
 
 // reportedSHA256 is the digest in an "install done" detail ("DISK
 // sha256=HEX"), else def.

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -43,7 +44,7 @@ nodes:
 `
 }
 
-var lcInstall = "install:http://192.0.2.1:8080/img/debian.raw#sha256=" + lcSHA + "&disk=/dev/vda&hostname=web-1"
+var lcInstall = "install:http://192.0.2.1:8080/img/debian.raw#sha256=" + lcSHA + "&disk=/dev/vda&hostname=web-1&gen=1"
 
 // lcServer is a server with nodes.yaml and a state file in dir, opened as
 // Run opens them.
@@ -167,15 +168,19 @@ func TestLifecycle(t *testing.T) {
 
 	// The operator asks (as `ramboot node reinstall` does, from another
 	// process): the running server sees it at the next request.
-	if err := UpdateState(state, func(st *State) error { st.Nodes[lcMAC].ReinstallRequested = true; return nil }); err != nil {
+	if err := UpdateState(state, func(st *State) error {
+		n := st.Nodes[lcMAC]
+		n.ReinstallRequested, n.Generation = true, n.Gen()+1
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
-	newInstall := strings.Replace(lcInstall, lcSHA, lcSHA2, 1)
+	newInstall := strings.Replace(strings.Replace(lcInstall, lcSHA, lcSHA2, 1), "&gen=1", "&gen=2", 1)
 	want224(t, s, "reinstall asked", newInstall)
 	say(s, StageInstall, "started")
 	want224(t, s, "reinstalling", newInstall)
-	say(s, StageInstallDone, "/dev/vda sha256="+lcSHA2)
-	if rec := readRec(t, state); rec.State != StateInstalled || rec.SHA256 != lcSHA2 || rec.ReinstallRequested {
+	say(s, StageInstallDone, "/dev/vda sha256="+lcSHA2+" gen=2")
+	if rec := readRec(t, state); rec.State != StateInstalled || rec.SHA256 != lcSHA2 || rec.ReinstallRequested || rec.Generation != 2 {
 		t.Fatalf("after the reinstall: %+v", rec)
 	}
 	want224(t, s, "reinstalled", "local")
@@ -348,6 +353,7 @@ func TestLifecycleReportEndpoint(t *testing.T) {
 func FuzzReadState(f *testing.F) {
 	f.Add([]byte(`{"nodes": {"52:54:00:12:34:61": {"name": "web-1", "state": "installed", "sha256": "` + lcSHA + `", "since": "2026-11-30T17:02:11Z", "reinstall_requested": true}}}`))
 	f.Add([]byte(`{"nodes": {"52:54:00:12:34:62": {"state": "", "since": "0001-01-01T00:00:00Z", "reinstall_requested": true}}}`))
+	f.Add([]byte(`{"nodes": {"52:54:00:12:34:63": {"state": "installing", "since": "2026-11-30T17:02:11Z", "generation": 7}}}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 16<<10 {
@@ -406,5 +412,126 @@ func TestUpdateStateLocked(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(p + ".*.tmp"); len(left) > 0 {
 		t.Fatalf("temporary files left: %v", left)
+	}
+}
+
+// TestLifecycleGenerations: the install form carries the node's install
+// generation; a lost "install done" is learnt from the next boot's report
+// of a disk left as it was; a reinstall asks for a generation above the
+// one the disk carries, and a disk newer than the one asked keeps the
+// reinstall asked, one generation higher.
+func TestLifecycleGenerations(t *testing.T) {
+	dir := t.TempDir()
+	s, logs := lcServer(t, dir, lcNodes(lcSHA))
+	state := filepath.Join(dir, "state.json")
+	form := func(gen string) string { return strings.Replace(lcInstall, "&gen=1", "&gen="+gen, 1) }
+	reinstall := func() {
+		t.Helper()
+		if err := UpdateState(state, func(st *State) error {
+			n := st.Nodes[lcMAC]
+			n.ReinstallRequested, n.Generation = true, n.Gen()+1
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept := func(g int) string {
+		return fmt.Sprintf("/dev/vda sha256=%s gen=%d already installed at generation %d on 2026-12-07T13:00:00Z: the disk is not written", lcSHA, g, g)
+	}
+
+	// A node with no record is at generation 1.
+	want224(t, s, "new node", form("1"))
+	say(s, StageInstall, "started")
+	if rec := readRec(t, state); rec.Generation != 1 || rec.State != StateInstalling {
+		t.Fatalf("after install started: %+v", rec)
+	}
+	// Its "install done" is lost: the next boot finds the disk installed
+	// and says so; the server records it installed at that generation.
+	want224(t, s, "report lost", form("1"))
+	say(s, StageInstallDone, kept(1))
+	if rec := readRec(t, state); rec.State != StateInstalled || rec.Generation != 1 || rec.SHA256 != lcSHA || !strings.Contains(rec.Detail, "already installed") {
+		t.Fatalf("after the next boot's report: %+v", rec)
+	}
+	want224(t, s, "installed", "local")
+
+	// A reinstall asks for generation 2; the install's own report is
+	// lost; the next boot finds generation 2 on the disk: the reinstall is
+	// answered, not asked again.
+	reinstall()
+	want224(t, s, "reinstall asked", form("2"))
+	say(s, StageInstall, "started")
+	want224(t, s, "reinstalling, report lost", form("2"))
+	say(s, StageInstallDone, kept(2))
+	if rec := readRec(t, state); rec.State != StateInstalled || rec.Generation != 2 || rec.ReinstallRequested {
+		t.Fatalf("after a kept disk at the generation asked: %+v", rec)
+	}
+	want224(t, s, "reinstalled", "local")
+
+	// The state file goes back (a backup): the server has the node at
+	// generation 1, its disk carries 4. A reinstall asks for 2; the disk,
+	// at 4, is left as it was: the reinstall stays asked, at 5.
+	if err := UpdateState(state, func(st *State) error { st.Nodes[lcMAC].Generation = 1; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	reinstall()
+	want224(t, s, "reinstall from an old state", form("2"))
+	say(s, StageInstallDone, kept(4))
+	if rec := readRec(t, state); !rec.ReinstallRequested || rec.Generation != 5 || rec.State != StateInstalled {
+		t.Fatalf("after a newer disk was reported: %+v", rec)
+	}
+	if !strings.Contains(logs.String(), "reinstall still asked") {
+		t.Errorf("the bump was not logged:\n%s", logs)
+	}
+	want224(t, s, "reinstall asked again", form("5"))
+	// A report of a kept disk below the generation asked answers nothing.
+	say(s, StageInstallDone, kept(3))
+	if rec := readRec(t, state); !rec.ReinstallRequested || rec.Generation != 5 {
+		t.Fatalf("after a kept disk below the generation asked: %+v", rec)
+	}
+	say(s, StageInstall, "started")
+	say(s, StageInstallDone, "/dev/vda sha256="+lcSHA+" gen=5")
+	if rec := readRec(t, state); rec.State != StateInstalled || rec.Generation != 5 || rec.ReinstallRequested {
+		t.Fatalf("after the install at 5: %+v", rec)
+	}
+
+	// No record, and the node's disk carries generation 3 (the record was
+	// removed): the form asks for 1, the disk is kept and the server
+	// learns 3 from it.
+	if err := UpdateState(state, func(st *State) error { delete(st.Nodes, lcMAC); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	want224(t, s, "state deleted", form("1"))
+	say(s, StageInstallDone, kept(3))
+	if rec := readRec(t, state); rec.State != StateInstalled || rec.Generation != 3 {
+		t.Fatalf("after a kept disk with no record: %+v", rec)
+	}
+	reinstall()
+	want224(t, s, "reinstall after the state was deleted", form("4"))
+
+	// An old init names no generation: as before, installed.
+	say(s, StageInstallDone, "/dev/vda sha256="+lcSHA)
+	if rec := readRec(t, state); rec.State != StateInstalled || rec.Generation != 4 || rec.ReinstallRequested {
+		t.Fatalf("after a report without gen=: %+v", rec)
+	}
+}
+
+func TestReportedGen(t *testing.T) {
+	for _, tc := range []struct {
+		detail string
+		gen    int
+		ok     bool
+	}{
+		{"/dev/vda sha256=" + lcSHA + " gen=3", 3, true},
+		{"/dev/vda sha256=none gen=12 already installed at generation 12 on 2026-12-07T13:00:00Z: the disk is not written", 12, true},
+		{"/dev/vda sha256=" + lcSHA, 0, false},
+		{"gen=x", 0, false},
+		{"gen=-1", 0, false},
+		{"gen=1000000000", 0, false},
+		{"", 0, false},
+	} {
+		gen, ok := reportedGen(tc.detail)
+		if gen != tc.gen || ok != tc.ok {
+			t.Errorf("reportedGen(%q) = %d, %v; want %d, %v", tc.detail, gen, ok, tc.gen, tc.ok)
+		}
 	}
 }

@@ -30,6 +30,13 @@ import (
 // Only a complete, synced install with its edits applied is reported
 // "install done"; anything else is "install failed" and the node stays in
 // the shell, where the server's next answer is the install again.
+//
+// Installs are idempotent (installrecord.go): the last write of an
+// install is a record of it on the disk (image, digest, install
+// generation); a disk whose record already covers the install asked for
+// is not written again, and the node reports so and boots it. The
+// outcome is delivered until the server acknowledges it (report.go,
+// deliver), bounded: a lost one costs nothing, the next boot reports it.
 
 // The lifecycle's stages, as the node reports them to the server.
 const (
@@ -39,15 +46,17 @@ const (
 )
 
 // lifecycle reports an install stage to the server (and the console).
-// The outcome goes out before anything else happens: "install done"
-// decides what the server answers this node next.
-func (in *Init) lifecycle(stage, detail string) {
+// The outcome goes out before anything else happens, delivered until the
+// server acknowledges it (bounded): "install done" decides what the
+// server answers this node next. It reports whether the server
+// acknowledged an outcome.
+func (in *Init) lifecycle(stage, detail string) bool {
 	in.stage("%s: %s", stage, detail)
 	if stage == stageInstall {
 		in.report(stage, detail)
-		return
+		return false
 	}
-	in.reportLast(stage, detail)
+	return in.deliverOutcome(stage, detail)
 }
 
 // flashBin is the flash command in the initramfs.
@@ -63,23 +72,63 @@ func (in *Init) install(ctx context.Context, spec bootspec.InstallSpec) (err err
 	if err != nil {
 		return err
 	}
+	// Before anything is written: a disk that holds this install already
+	// (its record, read with the partitions mounted read-only) is kept.
+	found, rerr := diskRecord(disk)
+	switch {
+	case found != nil:
+		ok, why := found.covers(spec)
+		if ok {
+			return in.keepInstalled(ctx, spec, disk, found)
+		}
+		in.stage("install: %s holds %s, not this install: %s", disk, found, why)
+	case rerr != nil:
+		in.stage("install: no install record read on %s (%v)", disk, rerr)
+	}
 	in.lifecycle(stageInstall, fmt.Sprintf("started %s -> %s", redact(spec.URL), disk))
 	if err := in.flash(ctx, spec, disk); err != nil {
 		return err
 	}
-	if err := in.postInstall(ctx, spec, disk); err != nil {
+	where, err := in.postInstall(ctx, spec, disk)
+	if err != nil {
 		return fmt.Errorf("%s is written, but the post-install edits failed: %w", disk, err)
 	}
 	unix.Sync()
-	digest := spec.SHA256
-	if spec.NoDigest {
-		digest = "none"
+	rec := newRecord(spec, disk, time.Now())
+	detail := fmt.Sprintf("%s sha256=%s gen=%d", disk, rec.SHA256, rec.Gen)
+	if where == "" {
+		detail += " (no install record on the disk)"
 	}
-	in.lifecycle(stageInstallDone, fmt.Sprintf("%s sha256=%s", disk, digest))
+	in.lifecycle(stageInstallDone, detail)
 	in.stage("install: done on %s", disk)
 	if spec.Then == "local" {
 		return in.localBoot(ctx, bootspec.LocalSpec{Target: disk})
 	}
+	return in.rebootInstalled()
+}
+
+// keepInstalled goes on with a disk that holds the install already: it
+// reports "install done" saying so (the server learns what a lost report
+// did not tell it), then does what then= says. With then=reboot and no
+// acknowledgement from the server, it boots the disk instead: the server
+// would hand the same install form again at the reboot, and the node
+// would reboot for as long as the server does not hear it.
+func (in *Init) keepInstalled(ctx context.Context, spec bootspec.InstallSpec, disk string, r *foundRecord) error {
+	in.stage("install: %s holds %s: the install asks for generation %d, so the disk is kept", disk, r, spec.Gen)
+	acked := in.lifecycle(stageInstallDone, fmt.Sprintf("%s sha256=%s gen=%d already installed at generation %d on %s (%s:/%s): the disk is not written",
+		disk, r.SHA256, r.Gen, r.Gen, r.Time.Format(time.RFC3339), r.part, r.path))
+	if spec.Then == "reboot" && acked {
+		return in.rebootInstalled()
+	}
+	if spec.Then == "reboot" {
+		in.stage("install: the server did not acknowledge: booting the installed system here rather than rebooting into the same install form")
+	}
+	return in.localBoot(ctx, bootspec.LocalSpec{Target: disk})
+}
+
+// rebootInstalled reboots into the installed system, past the point of no
+// return.
+func (in *Init) rebootInstalled() error {
 	if err := in.commit(); err != nil {
 		return err
 	}
@@ -161,26 +210,25 @@ func scanLinesOrCR(data []byte, atEOF bool) (int, []byte, error) {
 
 // postInstall grows the last partition, then edits the written system:
 // host name and root's keys on its Linux root, the NoCloud seed on its
-// boot partition.
-func (in *Init) postInstall(ctx context.Context, spec bootspec.InstallSpec, disk string) error {
+// boot partition; last, it writes the install record (on an ext4 Linux
+// root, else on the FAT boot partition). It returns where the record is
+// ("" if there was no place for it).
+func (in *Init) postInstall(ctx context.Context, spec bootspec.InstallSpec, disk string) (string, error) {
 	if spec.Grow {
 		if err := growDisk(disk); err != nil {
 			in.stage("install: not grown: %v", err)
 		} else if err := rereadPartitions(disk); err != nil {
-			return err
+			return "", err
 		}
-	}
-	if spec.Hostname == "" && spec.Keys == nil && spec.Seed == nil {
-		return nil
 	}
 	// Partitions appear once the kernel has re-read the table.
 	parts, err := diskPartitions(ctx, disk)
 	if err != nil {
-		return err
+		return "", err
 	}
 	var pool mount.Pool
 	defer pool.UnmountAll(0)
-	var root, bootfs string
+	var root, bootfs, rootDev, bootDev, rootType string
 	for _, p := range parts {
 		if root != "" && bootfs != "" {
 			break
@@ -195,29 +243,29 @@ func (in *Init) postInstall(ctx context.Context, spec bootspec.InstallSpec, disk
 		}
 		switch {
 		case root == "" && isDir(filepath.Join(mp.Path, "etc")) && isDir(filepath.Join(mp.Path, "usr")):
-			root = mp.Path
+			root, rootDev, rootType = mp.Path, p, mp.FSType
 		case bootfs == "" && mp.FSType == "vfat":
-			bootfs = mp.Path
+			bootfs, bootDev = mp.Path, p
 		}
 	}
 	f := newFetcher()
 	if spec.Hostname != "" || spec.Keys != nil {
 		if root == "" {
-			return fmt.Errorf("no Linux root file system (with /etc and /usr) on %s's partitions for hostname= or keys=", disk)
+			return "", fmt.Errorf("no Linux root file system (with /etc and /usr) on %s's partitions for hostname= or keys=", disk)
 		}
 		if spec.Hostname != "" {
 			if err := setHostname(root, spec.Hostname); err != nil {
-				return err
+				return "", err
 			}
 			in.stage("install: host name %s", spec.Hostname)
 		}
 		if spec.Keys != nil {
 			keys, err := f.Fetch(ctx, spec.Keys.String())
 			if err != nil {
-				return fmt.Errorf("keys=%s: %w", spec.Keys, err)
+				return "", fmt.Errorf("keys=%s: %w", spec.Keys, err)
 			}
 			if err := writeKeys(root, keys); err != nil {
-				return err
+				return "", err
 			}
 			in.stage("install: root's authorized_keys (%d bytes)", len(keys))
 		}
@@ -228,22 +276,42 @@ func (in *Init) postInstall(ctx context.Context, spec bootspec.InstallSpec, disk
 			dir = root
 		}
 		if dir == "" {
-			return fmt.Errorf("seed=: no boot partition (FAT) or Linux root on %s for the cloud-init seed", disk)
+			return "", fmt.Errorf("seed=: no boot partition (FAT) or Linux root on %s for the cloud-init seed", disk)
 		}
 		base := strings.TrimSuffix(spec.Seed.String(), "/")
 		for _, name := range []string{"user-data", "meta-data"} {
 			b, err := f.Fetch(ctx, base+"/"+name)
 			if err != nil {
-				return fmt.Errorf("seed %s: %w", name, err)
+				return "", fmt.Errorf("seed %s: %w", name, err)
 			}
 			if err := writeSynced(filepath.Join(dir, name), b, 0o644); err != nil {
-				return err
+				return "", err
 			}
 		}
 		in.stage("install: cloud-init seed on %s", dir)
 	}
+	// The install record, the install's last write: a disk holds one
+	// only when everything before it is written and synced.
 	unix.Sync()
-	return pool.UnmountAll(0)
+	dir, rel, dev := "", "", ""
+	switch {
+	case root != "" && strings.HasPrefix(rootType, "ext"):
+		dir, rel, dev = root, recordOnRoot, rootDev
+	case bootfs != "":
+		dir, rel, dev = bootfs, recordOnBoot, bootDev
+	}
+	where := ""
+	if dir == "" {
+		in.stage("install: no install record: no ext4 Linux root or FAT boot partition on %s (a lost install done would install this disk again)", disk)
+	} else {
+		if err := writeRecord(dir, rel, newRecord(spec, disk, time.Now())); err != nil {
+			return "", fmt.Errorf("the install record %s:/%s: %w", dev, rel, err)
+		}
+		where = dev + ":/" + rel
+		in.stage("install: install record (generation %d) on %s", spec.Gen, where)
+	}
+	unix.Sync()
+	return where, pool.UnmountAll(0)
 }
 
 func isDir(p string) bool {

@@ -11,6 +11,14 @@ package main
 // past the point of no return the last report waits at most reportFlush
 // to go out.
 //
+// An install's outcome ("install done", "install failed") is the
+// exception: the server's next answer depends on it, so it is delivered
+// (deliver): after the reports queued before it, posted until the server
+// answers 2xx, with a backoff from deliverBackoff, for at most
+// deliverFor, each failed attempt on the console. Then the node goes on
+// either way: the install record on its disk keeps a lost "install done"
+// from re-flashing it, and the next boot's report tells the server.
+//
 // Where reports go: the kernel command line's ramboot.report=URL (set by
 // `ramboot serve`'s iPXE scripts; "off" for none), else
 // http://SERVER:8080/report, SERVER being the DHCP server that sent
@@ -43,6 +51,11 @@ const (
 	// reportFlush bounds the wait for the last report before switch_root
 	// or kexec.
 	reportFlush = time.Second
+	// deliverFor bounds the delivery of an install's outcome, attempts
+	// and waits included.
+	deliverFor = 30 * time.Second
+	// deliverBackoff is the first wait between two attempts; it doubles.
+	deliverBackoff = 500 * time.Millisecond
 )
 
 // reporter sends reports; its zero value queues them until start.
@@ -108,10 +121,10 @@ func (r *reporter) drain(logf func(string, ...any)) {
 		}
 		t := r.target.Load()
 		it.r.MAC = t.mac
-		err := r.post(t, it.r)
-		var se statusError
+		err := r.post(context.Background(), t, it.r)
+		var se *statusError
 		if err != nil && !errors.As(err, &se) {
-			err = r.post(t, it.r)
+			err = r.post(context.Background(), t, it.r)
 		}
 		if err != nil && r.failed.Add(1) == 1 {
 			logf("report: %v (reports are best effort: the boot goes on)", err)
@@ -119,12 +132,12 @@ func (r *reporter) drain(logf func(string, ...any)) {
 	}
 }
 
-func (r *reporter) post(t *reportTarget, rep report.Report) error {
+func (r *reporter) post(ctx context.Context, t *reportTarget, rep report.Report) error {
 	body, err := json.Marshal(rep)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), reportTimeout)
+	ctx, cancel := context.WithTimeout(ctx, reportTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(body))
 	if err != nil {
@@ -138,15 +151,83 @@ func (r *reporter) post(t *reportTarget, rep report.Report) error {
 	}
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return statusError("POST " + t.url + ": " + resp.Status)
+		return &statusError{code: resp.StatusCode, msg: "POST " + t.url + ": " + resp.Status}
 	}
 	return nil
 }
 
-// statusError is a server's answer other than 2xx: not tried again.
-type statusError string
+// statusError is a server's answer other than 2xx: a queued report is not
+// tried again.
+type statusError struct {
+	code int
+	msg  string
+}
 
-func (e statusError) Error() string { return string(e) }
+func (e *statusError) Error() string { return e.msg }
+
+// retryable tells whether a delivery tries again after err: after a
+// network error, a server error, 429, and 403 or 404 (the server may not
+// know the node's address yet, or its report endpoint is starting);
+// not after another refusal, which the same report would get again.
+func retryable(err error) bool {
+	var se *statusError
+	if !errors.As(err, &se) {
+		return true
+	}
+	switch c := se.code; {
+	case c >= 500, c == http.StatusTooManyRequests, c == http.StatusForbidden, c == http.StatusNotFound:
+		return true
+	}
+	return false
+}
+
+// errNoReports is deliver's answer when reports have nowhere to go.
+var errNoReports = errors.New("reports are off (no ramboot.report= URL and no DHCP server to send them to)")
+
+// deliver sends rep after the reports queued before it (waiting for those
+// at most reportFlush) and posts it until the server answers 2xx, at most
+// for bound: attempts back off from first, doubling, and each failed one
+// is logged. It returns how many attempts were made and nil once the
+// server acknowledged, else the last error.
+func (r *reporter) deliver(rep report.Report, bound, first time.Duration, logf func(string, ...any)) (int, error) {
+	if !r.started.Load() {
+		return 0, errNoReports
+	}
+	r.flush(reportFlush)
+	t := r.target.Load()
+	rep.MAC = t.mac
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	wait := first
+	for n := 1; ; n++ {
+		err := r.post(ctx, t, rep)
+		if err == nil {
+			return n, nil
+		}
+		if !retryable(err) {
+			logf("report: %s: attempt %d: %v: not tried again", rep.Stage, n, err)
+			return n, err
+		}
+		left := time.Until(deadlineOf(ctx))
+		if left <= 0 {
+			logf("report: %s: attempt %d: %v", rep.Stage, n, err)
+			return n, err
+		}
+		wait = min(wait, left)
+		logf("report: %s: attempt %d: %v; again in %v", rep.Stage, n, err, wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return n, err
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
+
+func deadlineOf(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
+}
 
 // flush waits until the reports queued so far are sent (or given up),
 // at most d. It returns at once if reports have nowhere to go.
@@ -210,6 +291,24 @@ func (in *Init) reportProgress(stage string, n, total int64) {
 func (in *Init) reportLast(stage, detail string) {
 	in.report(stage, detail)
 	in.rep.flush(reportFlush)
+}
+
+// deliverOutcome delivers an install's outcome (deliver): it reports
+// whether the server acknowledged it.
+func (in *Init) deliverOutcome(stage, detail string) bool {
+	t0 := time.Now()
+	n, err := in.rep.deliver(report.Report{Stage: stage, Detail: report.Clip(detail, report.MaxDetail)}, deliverFor, deliverBackoff, in.stage)
+	switch {
+	case err == nil:
+		if n > 1 {
+			in.stage("report: %s: acknowledged at attempt %d, after %v", stage, n, time.Since(t0).Round(time.Millisecond))
+		}
+		return true
+	case errors.Is(err, errNoReports):
+		return false
+	}
+	in.stage("report: %s: not acknowledged after %d attempts in %v: the node goes on (the install record on its disk tells the server at its next boot)", stage, n, time.Since(t0).Round(time.Second))
+	return false
 }
 
 // reportOutcome reports how the boot action ended: the shell option 224

@@ -4,6 +4,8 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -150,4 +152,127 @@ func TestReportRetry(t *testing.T) {
 	if strings.Join(tries, " ") != "network-up network-up failed" {
 		t.Errorf("the server saw %q, want network-up twice and failed once", tries)
 	}
+}
+
+// An install's outcome is delivered until the server acknowledges it: a
+// server that refuses it (network error, 503, 429, 403 while it does not
+// know the node yet, 404) gets it again after a backoff, each attempt
+// logged; the reports queued before it arrive first.
+func TestDeliverRetries(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	var at []time.Time
+	answers := []int{0, http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusForbidden, http.StatusNotFound, http.StatusNoContent}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var rep report.Report
+		json.NewDecoder(r.Body).Decode(&rep)
+		mu.Lock()
+		seen = append(seen, rep.Stage)
+		if rep.Stage != report.InstallDone {
+			mu.Unlock()
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		at = append(at, time.Now())
+		code := answers[len(at)-1]
+		mu.Unlock()
+		if rep.MAC != "52:54:00:12:34:56" {
+			http.Error(w, "no mac", http.StatusBadRequest)
+			return
+		}
+		if code == 0 { // the connection drops
+			c, _, _ := http.NewResponseController(w).Hijack()
+			c.Close()
+			return
+		}
+		w.WriteHeader(code)
+	}))
+	defer hs.Close()
+	var logs syncLog
+	var r reporter
+	r.start(hs.URL+report.Path, "52:54:00:12:34:56", "test", logs.logf)
+	r.send(report.Report{Stage: report.Install, Detail: "started"})
+	n, err := r.deliver(report.Report{Stage: report.InstallDone, Detail: "/dev/vda sha256=none gen=1"}, 20*time.Second, 50*time.Millisecond, logs.logf)
+	if err != nil || n != len(answers) {
+		t.Fatalf("deliver: %d attempts, %v; want %d, nil", n, err, len(answers))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen[0] != report.Install {
+		t.Errorf("the server saw %q: the report queued before the outcome came after it", seen)
+	}
+	// The waits double: 50, 100, 200, 400, 800 ms.
+	for i := 1; i < len(at); i++ {
+		if d, min := at[i].Sub(at[i-1]), 50*time.Millisecond<<(i-1); d < min {
+			t.Errorf("attempt %d came %v after the one before, want at least %v", i+1, d, min)
+		}
+	}
+	if got := strings.Count(logs.String(), "report: install done: attempt"); got != len(answers)-1 {
+		t.Errorf("%d failed attempts logged, want %d:\n%s", got, len(answers)-1, logs.String())
+	}
+	for _, want := range []string{"503 Service Unavailable; again in", "429 Too Many Requests", "403 Forbidden", "404 Not Found"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("no %q in the log:\n%s", want, logs.String())
+		}
+	}
+}
+
+// A refusal that the same report would get again ends the delivery at
+// once; a server that never acknowledges ends it at its bound; with
+// nowhere to report, nothing waits.
+func TestDeliverGivesUp(t *testing.T) {
+	code := http.StatusBadRequest
+	var mu sync.Mutex
+	tries := 0
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		tries++
+		c := code
+		mu.Unlock()
+		w.WriteHeader(c)
+	}))
+	defer hs.Close()
+	var r reporter
+	r.start(hs.URL+report.Path, "52:54:00:12:34:56", "test", t.Logf)
+	n, err := r.deliver(report.Report{Stage: report.InstallFailed}, 5*time.Second, 10*time.Millisecond, t.Logf)
+	mu.Lock()
+	if err == nil || n != 1 || tries != 1 {
+		t.Errorf("400: %d attempts (server saw %d), %v; want 1 and an error", n, tries, err)
+	}
+	mu.Unlock()
+
+	mu.Lock()
+	code, tries = http.StatusBadGateway, 0
+	mu.Unlock()
+	t0 := time.Now()
+	n, err = r.deliver(report.Report{Stage: report.InstallDone}, time.Second, 10*time.Millisecond, t.Logf)
+	d := time.Since(t0)
+	if err == nil || n < 5 || d < 900*time.Millisecond || d > 3*time.Second {
+		t.Errorf("502 for ever: %d attempts in %v, %v; want several, about 1s, an error", n, d, err)
+	}
+
+	var off reporter
+	t0 = time.Now()
+	if _, err := off.deliver(report.Report{Stage: report.InstallDone}, time.Minute, time.Second, t.Logf); !errors.Is(err, errNoReports) || time.Since(t0) > 100*time.Millisecond {
+		t.Errorf("with nowhere to report: %v after %v", err, time.Since(t0))
+	}
+}
+
+// syncLog collects log lines from several goroutines.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) logf(f string, a ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(&l.b, f+"\n", a...)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -45,10 +45,12 @@ func nodeUsage(fs *pflag.FlagSet) string {
 The install lifecycle of the nodes whose nodes.yaml entry has install:
 (see README, "Install and local boot"). ramboot serve hands such a node
 the install until it reports a good install, then its boot: form (default
-local). list prints each node's recorded state; reinstall asks for a new
-install at the node's next network boot (a node is named by its hostname,
-MAC or Pi serial). The running server sees the change at once: no restart
-or signal.
+local). list prints each node's recorded state and install generation;
+reinstall starts a new generation: the node re-flashes its disk at its next
+network boot (a node is named by its hostname, MAC or Pi serial). Nothing
+else does: a node whose disk already carries its generation's install is
+left as it was, whatever the server last heard from it. The running server
+sees the change at once: no restart or signal.
 
 Examples:
   ramboot node list --config /etc/ramboot/serve.yaml
@@ -175,7 +177,7 @@ func nodeList(w io.Writer, state string, inv *inventory.Inventory) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tMAC\tSTATE\tSINCE\tNOTE")
+	fmt.Fprintln(tw, "NAME\tMAC\tSTATE\tGEN\tSINCE\tNOTE")
 	for _, k := range st.Sorted() {
 		n := st.Nodes[k]
 		name, state, since := n.Name, n.State, "-"
@@ -202,7 +204,7 @@ func nodeList(w io.Writer, state string, inv *inventory.Inventory) error {
 				notes = append(notes, "nodes.yaml has another image (reinstall to apply it)")
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, k, state, since, strings.Join(notes, "; "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", name, k, state, n.Gen(), since, strings.Join(notes, "; "))
 	}
 	if inv != nil {
 		var fresh []string
@@ -215,7 +217,7 @@ func nodeList(w io.Writer, state string, inv *inventory.Inventory) error {
 			if name == "" {
 				name = "-"
 			}
-			fresh = append(fresh, fmt.Sprintf("%s\t%s\tnew\t-\tinstalls at its next network boot\n", name, mac))
+			fresh = append(fresh, fmt.Sprintf("%s\t%s\tnew\t1\t-\tinstalls at its next network boot\n", name, mac))
 		}
 		sort.Strings(fresh)
 		for _, l := range fresh {
@@ -225,7 +227,12 @@ func nodeList(w io.Writer, state string, inv *inventory.Inventory) error {
 	return tw.Flush()
 }
 
-// nodeReinstall asks for a reinstall of the node called name.
+// nodeReinstall asks for a reinstall of the node called name: a new
+// install generation, one above the record's (which the server raises to
+// the one the node's disk reports). Whatever the record says, the node's
+// disk may carry an install of the record's generation (its report was
+// lost), and the init leaves such a disk alone: only a new generation
+// re-flashes it.
 func nodeReinstall(w io.Writer, state string, inv *inventory.Inventory, name string) error {
 	key, label, err := resolveNode(state, inv, name)
 	if err != nil {
@@ -234,19 +241,25 @@ func nodeReinstall(w io.Writer, state string, inv *inventory.Inventory, name str
 	var msg string
 	err = server.UpdateState(state, func(st *server.State) error {
 		n := st.Nodes[key]
-		switch {
-		case n == nil:
-			msg = fmt.Sprintf("%s (%s): no install recorded: it installs at its next network boot anyway", label, key)
-			return errNothing
-		case n.ReinstallRequested:
-			msg = fmt.Sprintf("%s (%s): a reinstall is asked already: it installs at its next network boot", label, key)
-			return errNothing
-		case n.State != server.StateInstalled:
-			msg = fmt.Sprintf("%s (%s): %s, not installed: it installs at its next network boot anyway", label, key, n.State)
+		if n != nil && n.ReinstallRequested {
+			msg = fmt.Sprintf("%s (%s): a reinstall is asked already (install generation %d): it installs at its next network boot", label, key, n.Gen())
 			return errNothing
 		}
-		n.ReinstallRequested = true
-		msg = fmt.Sprintf("%s (%s): reinstall asked: it installs at its next network boot (reboot or power-cycle it)", label, key)
+		was := "installed"
+		switch {
+		case n == nil:
+			was = "no install recorded"
+			n = &server.NodeState{}
+			if _, err := net.ParseMAC(strings.ReplaceAll(label, "-", ":")); err != nil {
+				n.Name = label
+			}
+			st.Nodes[key] = n
+		case n.State != server.StateInstalled:
+			was = n.State + ", not installed"
+		}
+		from := n.Gen()
+		n.ReinstallRequested, n.Generation = true, from+1
+		msg = fmt.Sprintf("%s (%s): %s; reinstall asked (install generation %d, after %d): it re-flashes its disk at its next network boot (reboot or power-cycle it)", label, key, was, from+1, from)
 		return nil
 	})
 	if err != nil && !errors.Is(err, errNothing) {

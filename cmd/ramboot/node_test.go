@@ -58,14 +58,14 @@ func nodeTree(t *testing.T) (dir, state, nodes, config string) {
 func TestNodeReinstall(t *testing.T) {
 	_, state, nodes, config := nodeTree(t)
 	code, out, errb := runCLI(t, "node", "reinstall", "web-1", "--config", config)
-	if code != 0 || !strings.Contains(out, "web-1 (52:54:00:12:34:61): reinstall asked") {
+	if code != 0 || !strings.Contains(out, "web-1 (52:54:00:12:34:61): installed; reinstall asked (install generation 2, after 1)") {
 		t.Fatalf("reinstall: %d %q %q", code, out, errb)
 	}
 	st, err := server.ReadState(state)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := st.Nodes["52:54:00:12:34:61"]; !n.ReinstallRequested || n.State != server.StateInstalled || !n.WantsInstall() {
+	if n := st.Nodes["52:54:00:12:34:61"]; !n.ReinstallRequested || n.State != server.StateInstalled || !n.WantsInstall() || n.Generation != 2 {
 		t.Fatalf("after reinstall: %+v", n)
 	}
 	if n := st.Nodes["52:54:00:12:34:62"]; n.ReinstallRequested || n.Detail != "disk too small" {
@@ -85,8 +85,8 @@ func TestNodeReinstall(t *testing.T) {
 		code int
 		out  string
 	}{
-		{[]string{"reinstall", "web-2", "--state-file", state}, 0, "failed, not installed: it installs at its next network boot anyway"},
-		{[]string{"reinstall", "web-3", "--state-file", state, "--nodes", nodes}, 0, "no install recorded"},
+		{[]string{"reinstall", "web-2", "--state-file", state}, 0, "failed, not installed; reinstall asked (install generation 2, after 1)"},
+		{[]string{"reinstall", "web-3", "--state-file", state, "--nodes", nodes}, 0, "no install recorded; reinstall asked (install generation 2, after 1)"},
 		{[]string{"reinstall", "nfs-1", "--state-file", state, "--nodes", nodes}, 1, "has no install:"},
 		{[]string{"reinstall", "web-9", "--state-file", state}, 1, `node "web-9": no such node in ` + state + " (pass --nodes"},
 		{[]string{"reinstall", "--state-file", state}, 2, "name the node"},
@@ -97,6 +97,21 @@ func TestNodeReinstall(t *testing.T) {
 		if code != tc.code || !strings.Contains(out+errb, tc.out) {
 			t.Errorf("%v: %d %q %q, want %d %q", tc.args, code, out, errb, tc.code, tc.out)
 		}
+	}
+	// A node not installed (its report may have been lost while its disk
+	// carries the install) and one with no record get a new generation
+	// too: only a new one re-flashes a disk.
+	st, err = server.ReadState(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"52:54:00:12:34:62", "52:54:00:12:34:63"} {
+		if n := st.Nodes[k]; n == nil || !n.ReinstallRequested || n.Generation != 2 || !n.WantsInstall() {
+			t.Errorf("%s after reinstall: %+v", k, n)
+		}
+	}
+	if n := st.Nodes["52:54:00:12:34:63"]; n != nil && (n.Name != "web-3" || n.State != "") {
+		t.Errorf("web-3's new record: %+v", n)
 	}
 	// A corrupt state file is an error naming it, and is left as it is.
 	if err := os.WriteFile(state, []byte("{"), 0o644); err != nil {
@@ -118,10 +133,10 @@ func TestNodeList(t *testing.T) {
 		t.Fatalf("list: %d %q", code, errb)
 	}
 	want := []string{
-		`NAME +MAC +STATE +SINCE +NOTE`,
-		`web-1 +52:54:00:12:34:61 +installed +2026-11-30T17:02:11Z +nodes.yaml has another image \(reinstall to apply it\)`,
-		`web-2 +52:54:00:12:34:62 +failed +2026-11-30T17:02:11Z`,
-		`web-3 +52:54:00:12:34:63 +new +- +installs at its next network boot`,
+		`NAME +MAC +STATE +GEN +SINCE +NOTE`,
+		`web-1 +52:54:00:12:34:61 +installed +1 +2026-11-30T17:02:11Z +nodes.yaml has another image \(reinstall to apply it\)`,
+		`web-2 +52:54:00:12:34:62 +failed +1 +2026-11-30T17:02:11Z`,
+		`web-3 +52:54:00:12:34:63 +new +1 +- +installs at its next network boot`,
 	}
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
 	if len(lines) != len(want) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"text/template"
 )
@@ -13,7 +14,11 @@ import (
 // Install is a node's install: what ramboot's init writes to the node's
 // own disk, rendered as option 224's install form:
 //
-//	install:URL#sha256=HEX&disk=D&hostname=H&keys=URL&seed=URL&grow=0&then=local
+//	install:URL#sha256=HEX&disk=D&hostname=H&keys=URL&seed=URL&grow=0&then=local&gen=N
+//
+// The form rendered here ends before gen=: the install generation comes
+// from the node's record in the server's state file, and the server adds
+// it (WithGeneration) when it hands the form out.
 //
 // Image, Keys, Seed and Hostname are templates like option224. Fields at
 // their default (disk auto, grow true, then reboot) are left out of the
@@ -35,10 +40,26 @@ type Install struct {
 	image, hostname, keys, seed *template.Template
 }
 
-// MaxInstallForm is the longest rendered install form served. Past 255
-// bytes it is sent as several options (RFC 3396); this bound keeps a DHCP
-// reply well inside the 1500 bytes ramboot's init accepts.
+// MaxInstallForm is the longest rendered install form served, gen=
+// included. Past 255 bytes it is sent as several options (RFC 3396); this
+// bound keeps a DHCP reply well inside the 1500 bytes ramboot's init
+// accepts.
 const MaxInstallForm = 512
+
+// maxGenSuffix is the room kept for "&gen=N" (at most nine digits, as
+// ramboot's init accepts).
+const maxGenSuffix = len("&gen=999999999")
+
+// WithGeneration adds the install generation to a rendered install form:
+// the init leaves a disk alone that carries the same image at this
+// generation or a later one. gen < 1 leaves the form as it is (an init
+// reads a missing gen= as 0).
+func WithGeneration(form string, gen int) string {
+	if form == "" || gen < 1 {
+		return form
+	}
+	return form + "&gen=" + strconv.Itoa(gen)
+}
 
 // sampleVars stand in for a node's at load, to check rendered values.
 var sampleVars = Vars{MAC: "02:00:00:00:00:01", MACHyphen: "02-00-00-00-00-01", Serial: "00000001", Hostname: "node-1", Server: "192.0.2.1"}
@@ -208,8 +229,8 @@ func (in *Install) render(v Vars) (form, image string, err error) {
 	if in.Then == "local" {
 		add("then", "local")
 	}
-	if b.Len() > MaxInstallForm {
-		return "", "", fmt.Errorf("install: option 224 would be %d bytes, more than %d: serve the image, keys and seed at shorter URLs", b.Len(), MaxInstallForm)
+	if b.Len()+maxGenSuffix > MaxInstallForm {
+		return "", "", fmt.Errorf("install: option 224 would be %d bytes with its install generation, more than %d: serve the image, keys and seed at shorter URLs", b.Len()+maxGenSuffix, MaxInstallForm)
 	}
 	return b.String(), image, nil
 }

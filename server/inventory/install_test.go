@@ -152,3 +152,48 @@ func TestInstallParseErrors(t *testing.T) {
 		}
 	}
 }
+
+// The server adds the node's install generation to the rendered form; a
+// form that passed the load checks has room for the largest one.
+func TestInstallWithGeneration(t *testing.T) {
+	form := "install:http://192.0.2.1/i.img#sha256=none"
+	for _, tc := range []struct {
+		gen  int
+		want string
+	}{
+		{0, form},
+		{1, form + "&gen=1"},
+		{42, form + "&gen=42"},
+	} {
+		if got := WithGeneration(form, tc.gen); got != tc.want {
+			t.Errorf("WithGeneration(%q, %d) = %q, want %q", form, tc.gen, got, tc.want)
+		}
+	}
+	if got := WithGeneration("", 3); got != "" {
+		t.Errorf("WithGeneration of no form = %q", got)
+	}
+	// The longest image URL the load accepts still fits with gen=999999999.
+	node := "nodes:\n  - mac: 02:00:00:00:00:01\n    "
+	long := ""
+	for n := MaxInstallForm; n > 0; n-- {
+		inv, err := Parse([]byte(node + "install: {image: \"http://192.0.2.1/" + strings.Repeat("a", n) + "\", sha256: none}\n"))
+		if err != nil {
+			continue
+		}
+		mac, _ := net.ParseMAC("02:00:00:00:00:01")
+		m, _, err := inv.Lookup(mac, "", net.IPv4(192, 0, 2, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		long = m.Install
+		break
+	}
+	if long == "" {
+		t.Fatal("no image URL length loads")
+	}
+	if got := WithGeneration(long, 999999999); len(got) > MaxInstallForm {
+		t.Errorf("the longest form loaded, %d bytes, is %d with its generation: more than %d", len(long), len(got), MaxInstallForm)
+	} else {
+		t.Logf("longest form %d bytes, %d with gen=999999999", len(long), len(got))
+	}
+}

@@ -50,6 +50,10 @@ type Boot struct {
 // ErrNone says the partition has no boot configuration.
 var ErrNone = errors.New("no boot configuration")
 
+// ErrParserPanic says a u-root parser panicked on the partition's
+// configuration (a bug the fuzz targets look for).
+var ErrParserPanic = errors.New("the parser panicked")
+
 // Find reads the partition's boot configuration and the kernel and
 // initramfs of its default entry. An error other than ErrNone says why a
 // partition that has a configuration cannot be booted.
@@ -190,12 +194,19 @@ func unwrapURL(err error) error {
 // hostile disk's 256 KB configurations on the console.
 var logMu sync.Mutex
 
-func quietly[T any](f func() (T, error)) (T, error) {
+// quietly runs a u-root parser with the log silenced, and turns a panic
+// of the parser into an error: PID 1 must not die of a disk's bytes.
+func quietly[T any](f func() (T, error)) (_ T, err error) {
 	logMu.Lock()
 	defer logMu.Unlock()
 	w := log.Writer()
 	log.SetOutput(io.Discard)
 	defer log.SetOutput(w)
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrParserPanic, r)
+		}
+	}()
 	return f()
 }
 

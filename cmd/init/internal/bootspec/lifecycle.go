@@ -3,6 +3,7 @@ package bootspec
 import (
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -11,7 +12,7 @@ import (
 //
 //	local
 //	local:/dev/mmcblk0 | local:/dev/vda2 | local:PARTUUID=... | local:UUID=... | local:LABEL=...
-//	install:URL#sha256=HEX&disk=auto&hostname=NAME&keys=URL&seed=URL&grow=1&then=reboot
+//	install:URL#sha256=HEX&disk=auto&hostname=NAME&keys=URL&seed=URL&grow=1&then=reboot&gen=N
 
 // LocalSpec is option 224 "local[:TARGET]".
 type LocalSpec struct {
@@ -43,7 +44,15 @@ type InstallSpec struct {
 	Grow bool
 	// Then is what follows a good install: "reboot" or "local".
 	Then string
+	// Gen is the install generation the server asks for (gen=N; 0 when
+	// not given). A disk whose install record carries this generation or
+	// a later one, of the same image, is not written again: only a new
+	// generation (an operator's reinstall) re-flashes a disk.
+	Gen int
 }
+
+// MaxGen bounds gen=: nine digits.
+const MaxGen = 999999999
 
 // DefaultDisk is an install's disk when none is named.
 const DefaultDisk = "auto"
@@ -166,8 +175,14 @@ func parseInstall(s, v string) (Spec, error) {
 				return Spec{}, parseErr(s, "then=%q: want reboot or local", val)
 			}
 			in.Then = val
+		case "gen":
+			n, err := strconv.Atoi(val)
+			if err != nil || n < 0 || n > MaxGen || strconv.Itoa(n) != val {
+				return Spec{}, parseErr(s, "gen=%q: want the install generation, a number from 0 to %d", val, MaxGen)
+			}
+			in.Gen = n
 		default:
-			return Spec{}, parseErr(s, "unknown install setting %q (install takes sha256, disk, hostname, keys, seed, grow, then)", k)
+			return Spec{}, parseErr(s, "unknown install setting %q (install takes sha256, disk, hostname, keys, seed, grow, then, gen)", k)
 		}
 	}
 	if in.SHA256 == "" && !in.NoDigest {
@@ -201,6 +216,9 @@ func (in InstallSpec) String() string {
 	}
 	if in.Then != "" && in.Then != "reboot" {
 		kv = append(kv, "then="+in.Then)
+	}
+	if in.Gen != 0 {
+		kv = append(kv, "gen="+strconv.Itoa(in.Gen))
 	}
 	return "install:" + in.URL.String() + "#" + strings.Join(kv, "&")
 }

@@ -25,6 +25,12 @@ func TestParseLifecycle(t *testing.T) {
 		{"install:tftp://192.0.2.1/i.img#sha256=none,disk=/dev/vda,hostname=n1,keys=http://192.0.2.1/k,seed=http://192.0.2.1/seed/n1/,grow=0,then=local",
 			Spec{Kind: Install, Install: InstallSpec{URL: mustURL("tftp://192.0.2.1/i.img"), NoDigest: true, Disk: "/dev/vda", Hostname: "n1",
 				Keys: mustURL("http://192.0.2.1/k"), Seed: mustURL("http://192.0.2.1/seed/n1/"), Grow: false, Then: "local"}}},
+		{"install:http://192.0.2.1/i.img#sha256=none&gen=7",
+			Spec{Kind: Install, Install: InstallSpec{URL: mustURL("http://192.0.2.1/i.img"), NoDigest: true, Disk: "auto", Grow: true, Then: "reboot", Gen: 7}}},
+		{"install:http://192.0.2.1/i.img#sha256=none&gen=0",
+			Spec{Kind: Install, Install: InstallSpec{URL: mustURL("http://192.0.2.1/i.img"), NoDigest: true, Disk: "auto", Grow: true, Then: "reboot"}}},
+		{"install:http://192.0.2.1/i.img#gen=999999999,sha256=none",
+			Spec{Kind: Install, Install: InstallSpec{URL: mustURL("http://192.0.2.1/i.img"), NoDigest: true, Disk: "auto", Grow: true, Then: "reboot", Gen: MaxGen}}},
 	} {
 		got, err := Parse(tt.in)
 		if err != nil {
@@ -66,10 +72,29 @@ func TestParseLifecycleErrors(t *testing.T) {
 		{"install:http://h/i#sha256=none&grow=maybe", "grow="},
 		{"install:http://h/i#sha256=none&color=red", "unknown install setting"},
 		{"install:http://h/i#sha256=none&sha256=none", "given twice"},
+		{"install:http://h/i#sha256=none&gen=", "gen=\"\""},
+		{"install:http://h/i#sha256=none&gen=-1", "gen=\"-1\""},
+		{"install:http://h/i#sha256=none&gen=01", "gen=\"01\""},
+		{"install:http://h/i#sha256=none&gen=+1", "gen=\"+1\""},
+		{"install:http://h/i#sha256=none&gen=1000000000", "gen=\"1000000000\""},
+		{"install:http://h/i#sha256=none&gen=1&gen=2", "given twice"},
 	} {
 		_, err := Parse(tt.in)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Parse(%q) = %v, want an error containing %q", tt.in, err, tt.want)
 		}
+	}
+}
+
+// The install form's writer puts gen= last, and only when it is set: the
+// form the server renders and the one the init parses agree.
+func TestInstallGenString(t *testing.T) {
+	in := InstallSpec{URL: mustURL("http://192.0.2.1/i.img"), SHA256: hex64, Disk: "auto", Grow: true, Then: "local", Gen: 12}
+	if got, want := in.String(), "install:http://192.0.2.1/i.img#sha256="+hex64+"&then=local&gen=12"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	in.Gen = 0
+	if got := in.String(); strings.Contains(got, "gen=") {
+		t.Errorf("String() with no generation = %q, want no gen=", got)
 	}
 }
