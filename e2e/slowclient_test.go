@@ -445,9 +445,13 @@ func TestSlowClients(t *testing.T) {
 	s.Stop()
 	outcomes := map[string]int{}
 	var examples []string
+	got503 := 0
 	for i, h := range hs {
 		o, why := scOutcome(h)
 		outcomes[o]++
+		if why == "503" {
+			got503++
+		}
 		if i < 2 || o == "open" && len(examples) < 8 {
 			examples = append(examples, fmt.Sprintf("#%d %s: %s (%s)", i, h.path, o, why))
 		}
@@ -459,8 +463,8 @@ func TestSlowClients(t *testing.T) {
 	stalledLogged := countLog(srv, logFrom, func(e svLogLine) bool {
 		return strings.Contains(e.msg(), "client stopped reading") && strings.HasPrefix(e.str("remote"), scAtkAddr+":")
 	})
-	t.Logf("attacker: %d connections dialed in %.1fs; serve: %v refused (metric), %v open before the node ran (metric, with the scrape's own), %v closed as stalled within %.0fs, %v open after; client side: %v; %s",
-		scConns, dialed.Seconds(), refused, open, stalled, tStalled.Seconds(), openAfter, outcomes, strings.Join(examples, "; "))
+	t.Logf("attacker: %d connections dialed in %.1fs; serve: %v refused (metric), %v open before the node ran (metric, with the scrape's own), %v closed as stalled within %.0fs, %v open after; client side: %v (%d of the refused read serve's 503 before the close); %s",
+		scConns, dialed.Seconds(), refused, open, stalled, tStalled.Seconds(), openAfter, outcomes, got503, strings.Join(examples, "; "))
 	t.Logf("row: | %d non-reading connections, one host (%s) | %v held, %v refused | %v closed after --http-stall-timeout %v | node idle %.2fs | node under load %.2fs | peak RSS %.1f MB (%.1f at start, %.1f before the attack, board full), threads %d, fds %d | %d log lines | %.0fs |",
 		scConns, "images/big.img and /status.json", scConns-int(refused), refused, stalled, scStall, idle.total.Seconds(), loaded.total.Seconds(),
 		s.MB(), startMB, beforeMB, s.peakThreads, s.peakFDs, len(lines), time.Since(t0).Seconds())
