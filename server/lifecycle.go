@@ -359,7 +359,7 @@ func (s *Server) openLifecycle() error {
 		return fmt.Errorf("--state-file: %w", err)
 	}
 	first := s.lc == nil
-	s.lc = &lifecycle{path: p, maxUnlisted: MaxUnlistedRecords}
+	s.lc = &lifecycle{path: p, maxUnlisted: positive(s.StateMaxUnlisted, MaxUnlistedRecords)}
 	s.lc.set(st, id)
 	if !first {
 		return nil // OnReport calls the lifecycle already

@@ -86,7 +86,10 @@ nodes:
     hostname: web-2
 `
 	s, logs := lcServer(t, dir, nodes)
-	s.lc.maxUnlisted = 4
+	s.StateMaxUnlisted = 4 // --state-max-unlisted
+	if err := s.openLifecycle(); err != nil {
+		t.Fatal(err)
+	}
 	state := filepath.Join(dir, "state.json")
 	tell := func(mac, stage string) {
 		s.OnReport(mac, report.Report{MAC: mac, Stage: stage, Detail: "/dev/vda"})

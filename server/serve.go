@@ -44,10 +44,12 @@ type Server struct {
 	TFTPAddr  string    // default <interface address>:69
 	DHCPPort  int       // default 67 (tests use others)
 	// BootServerPort is the PXE boot server's port, default 4011.
-	BootServerPort int
-	Log            *slog.Logger
-	LeaseTime      time.Duration // full DHCP: how long a lease lasts; 0 is dhcp.DefaultLeaseTime
-	BootLease      time.Duration // full DHCP: a Pi 3B ROM's lease, committed at the OFFER; 0 is dhcp.DefaultBootLease
+	BootServerPort   int
+	Log              *slog.Logger
+	LeaseTime        time.Duration // full DHCP: how long a lease lasts; 0 is dhcp.DefaultLeaseTime
+	BootLease        time.Duration // full DHCP: a Pi 3B ROM's lease, committed at the OFFER; 0 is dhcp.DefaultBootLease
+	MaxDeclined      int           // full DHCP: addresses set aside after DECLINEs at once; 0 is a quarter of the range
+	StateMaxUnlisted int           // install state records kept for MACs nodes.yaml does not list; 0 is MaxUnlistedRecords
 
 	// Limits; zero means the default named. The status board's is
 	// Board.MaxOthers.
@@ -317,7 +319,7 @@ func (s *Server) Run(ctx context.Context) error {
 				network := &net.IPNet{IP: ipnet.IP.Mask(ipnet.Mask), Mask: ipnet.Mask}
 				return fmt.Errorf("--range %s is not inside %s's network %s", s.Range, s.Interface, network)
 			}
-			pool.LeaseTime, pool.BootLease, pool.Reserved, ds.Pool = s.LeaseTime, s.BootLease, s.fixedAddresses(), pool
+			pool.LeaseTime, pool.BootLease, pool.MaxDeclined, pool.Reserved, ds.Pool = s.LeaseTime, s.BootLease, s.MaxDeclined, s.fixedAddresses(), pool
 			s.Registry().Register(&declineCollector{pool}) // already there if Run runs again
 		}
 		port := s.DHCPPort
