@@ -16,10 +16,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -434,6 +437,7 @@ type hsCase struct {
 	maxFDs   int     // open files bound
 	setup    func(t *testing.T, l *Lab) hsLoad
 	duration time.Duration // the scenario's own bound
+	spoof    bool          // then hsSpoof: other hosts try to speak for the Pi
 }
 
 // hsRow is a line of point 6's table.
@@ -555,7 +559,188 @@ func hsScenario(t *testing.T, c hsCase) hsRow {
 	if d := time.Since(t0); d > c.duration {
 		t.Errorf("%s took %v, bound %v", c.name, d.Round(time.Second), c.duration)
 	}
+	if c.spoof {
+		if pr.err != nil {
+			t.Errorf("%s: no spoofing step: the Pi was not served", c.name)
+		} else {
+			hsSpoof(t, l, srv, pi, src)
+		}
+	}
 	return row
+}
+
+// --- issue 18, item 1: no host speaks for another ---
+
+// hsSpoofVector is one way a host used to make the server tie its address
+// to another node's MAC.
+type hsSpoofVector struct {
+	name, addr string
+	do         func(atk *Peer) error
+}
+
+// hsSpoof runs after the Pi (piMAC, serial piSerial, at hsPiAddr: its
+// address from serve's ACK in full mode, from "the router" in proxy mode)
+// was served. Each attacker, a host of its own, sends what the status
+// board once learned an address from (a TFTP read under the Pi's MAC or
+// serial directory, an images/ download whose User-Agent names the Pi's
+// MAC), then reports "install done" for the Pi: each report is refused
+// (403), counted (ramboot_errors_total{kind="report_refused"}) and logged
+// with the attacker's address, and the Pi's record on /status.json is
+// byte for byte what it was. The Pi's own report is then accepted.
+func hsSpoof(t *testing.T, l *Lab, srv *Proc, pi *hsPi, src string) {
+	t.Helper()
+	base := "http://" + LabAddr + ":8080"
+	img := filepath.Join(src, "images", "hs-spoof.img")
+	if err := os.MkdirAll(filepath.Dir(img), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(img); err != nil {
+		svWrite(t, img, strings.Repeat("ramboot ", 8192))
+	}
+	tftpGet := func(atk *Peer, file string) error {
+		c := piTFTP{NS: atk.NS, Server: LabAddr + ":69", Blksize: 1024, Tsize: true}
+		res, err := c.Get(file)
+		if err == nil && res.ErrCode != -1 {
+			err = fmt.Errorf("ERROR %d %q", res.ErrCode, res.ErrMsg)
+		}
+		return err
+	}
+	vectors := []hsSpoofVector{
+		{"TFTP under the Pi's MAC directory", "192.0.2.66", func(atk *Peer) error {
+			return tftpGet(atk, strings.ReplaceAll(piMAC, ":", "-")+"/start4.elf")
+		}},
+		{"TFTP under the Pi's serial directory", "192.0.2.67", func(atk *Peer) error {
+			return tftpGet(atk, piSerial+"/start4.elf")
+		}},
+		{"images/ download with User-Agent mac=", "192.0.2.68", func(atk *Peer) error {
+			code, body, err := hsHTTP(atk.NS, "GET", base+"/images/hs-spoof.img", "ramboot-init (mac="+piMAC+")", "")
+			if err == nil && (code != 200 || len(body) != 8*8192) {
+				err = fmt.Errorf("HTTP %d, %d bytes", code, len(body))
+			}
+			return err
+		}},
+	}
+	victim := hsStatusNode(t, l, base, piMAC)
+	refused0 := hsMetric(t, l, base, `ramboot_errors_total{kind="report_refused"}`)
+	logFrom := len(svLog(srv))
+	refused := 0
+	for _, v := range vectors {
+		atk := l.Peer(t, v.addr)
+		if err := v.do(atk); err != nil {
+			t.Errorf("spoof %s from %s: %v", v.name, v.addr, err)
+			continue
+		}
+		code, body, err := hsHTTP(atk.NS, "POST", base+"/report", "ramboot-init (mac="+piMAC+")",
+			`{"mac":"`+piMAC+`","stage":"install done","detail":"sha256 `+strings.Repeat("0", 64)+`"}`)
+		if err != nil || code != 403 {
+			t.Errorf("spoof %s from %s, then a report for %s: HTTP %d %v %s; want 403", v.name, v.addr, piMAC, code, err, body)
+			continue
+		}
+		logged := func() int {
+			return countLog(srv, logFrom, func(e svLogLine) bool {
+				return strings.HasPrefix(e.msg(), "report refused") && e.str("remote") == v.addr && e.str("mac") == piMAC
+			})
+		}
+		n := logged()
+		for deadline := time.Now().Add(5 * time.Second); n == 0 && time.Now().Before(deadline); n = logged() {
+			time.Sleep(50 * time.Millisecond) // the line is written before the 403; serve's output is read apart
+		}
+		if n != 1 {
+			t.Errorf("spoof %s from %s: %d refusals logged, want 1", v.name, v.addr, n)
+			continue
+		}
+		refused++
+	}
+	if got := hsMetric(t, l, base, `ramboot_errors_total{kind="report_refused"}`) - refused0; got != float64(len(vectors)) {
+		t.Errorf("report_refused went up by %v, want %d", got, len(vectors))
+	}
+	if after := hsStatusNode(t, l, base, piMAC); after != victim {
+		t.Errorf("the Pi's record on /status.json changed:\n%s\nwas\n%s", after, victim)
+	}
+	t.Logf("spoofed reports: %d vectors tried, %d refused (403, counted, logged), the Pi's record unchanged", len(vectors), refused)
+	// The Pi itself is believed: its address is its own by serve's ACK
+	// (full mode) or by the neighbour table (proxy mode).
+	code, body, err := hsHTTP(pi.peer.NS, "POST", base+"/report", "", `{"mac":"`+piMAC+`","stage":"shell","detail":"hsSpoof"}`)
+	if err != nil || code != 204 {
+		t.Errorf("the Pi's own report from %s: HTTP %d %v %s; want 204", hsPiAddr, code, err, body)
+	}
+	if after := hsStatusNode(t, l, base, piMAC); !strings.Contains(after, `"detail":"hsSpoof"`) {
+		t.Errorf("the Pi's own report is not on its record:\n%s", after)
+	}
+}
+
+// hsHTTP makes one request from namespace ns (User-Agent ua if not "",
+// a JSON body if not "") and returns the status and body.
+func hsHTTP(ns, method, u, ua, body string) (int, string, error) {
+	var conn net.Conn
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		err := inNetns(ns, func() (err error) {
+			conn, err = (&net.Dialer{Timeout: 5 * time.Second}).Dial(network, addr)
+			return err
+		})
+		return conn, err
+	}}
+	defer tr.CloseIdleConnections()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, u, rd)
+	if err != nil {
+		return 0, "", err
+	}
+	if ua != "" {
+		req.Header.Set("User-Agent", ua)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// hsStatusNode returns the node mac's object on /status.json as JSON.
+func hsStatusNode(t *testing.T, l *Lab, base, mac string) string {
+	t.Helper()
+	body, err := inNetnsGet(l.NS, base+"/status.json")
+	var st struct {
+		Nodes []json.RawMessage `json:"nodes"`
+	}
+	if err != nil || json.Unmarshal([]byte(body), &st) != nil {
+		t.Fatalf("/status.json: %v\n%s", err, body)
+	}
+	for _, n := range st.Nodes {
+		var id struct{ MAC string }
+		if json.Unmarshal(n, &id) == nil && id.MAC == mac {
+			return string(n)
+		}
+	}
+	t.Fatalf("/status.json has no node %s:\n%s", mac, body)
+	return ""
+}
+
+// hsMetric returns one series' value from serve's /metrics (0 if absent).
+func hsMetric(t *testing.T, l *Lab, base, series string) float64 {
+	t.Helper()
+	body, err := inNetnsGet(l.NS, base+"/metrics")
+	if err != nil {
+		t.Fatalf("/metrics: %v", err)
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("/metrics: %s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return 0
 }
 
 func lastLines(s string, n int) string {
@@ -1103,8 +1288,9 @@ func TestHostile(t *testing.T) {
 		{name: "tftp-stalled-oack", setup: hsStalledOACK, maxFDs: hsBaseFDs + 2*900},
 		{name: "dhcp-discover-proxy", setup: hsDiscoverFlood(false), maxFDs: hsBaseFDs},
 		{name: "dhcp-discover-full", full: true, setup: hsDiscoverFlood(true), maxFDs: hsBaseFDs},
-		{name: "malformed-proxy", setup: hsMalformed, maxFDs: hsBaseFDs},
-		{name: "malformed-full", full: true, setup: hsMalformed, maxFDs: hsBaseFDs},
+		// Then the spoofing step (hsSpoof), in both modes.
+		{name: "malformed-proxy", setup: hsMalformed, maxFDs: hsBaseFDs, spoof: true},
+		{name: "malformed-full", full: true, setup: hsMalformed, maxFDs: hsBaseFDs, spoof: true},
 	}
 	var rows []string
 	for _, c := range cases {

@@ -141,17 +141,17 @@ func isImage(name string) bool {
 const maxDetail = 200
 
 // serveImage serves a root image with http.ServeContent (ranges keep
-// working) and records on the status board, under the node that has the
-// client's IP, when the download starts and how it ends.
+// working) and records on the status board, under the node at the
+// client's IP by the server's own evidence (nodeAt), when the download
+// starts and how it ends. The MAC ramboot's init names in its User-Agent
+// ("ramboot-init (mac=...)") is shown when it differs, never believed:
+// any client can send it.
 func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, name string, st os.FileInfo, f *os.File) {
 	ip := remoteIP(r.RemoteAddr)
-	key := s.Board.KeyOfIP(ip)
-	if key == "" {
-		// ramboot's init names its MAC ("ramboot-init (mac=...)"); it is
-		// believed only for a node the board knows already (its DHCP).
-		if mac := agentMAC(r.UserAgent()); mac != "" && s.Board.Has(mac) {
-			key = mac
-		}
+	key := s.nodeAt(ip)
+	claim := ""
+	if mac := agentMAC(r.UserAgent()); mac != "" && mac != key {
+		claim = "; the User-Agent names " + mac + ", not this address's node"
 	}
 	if key == "" {
 		key = "ip " + ip
@@ -163,7 +163,7 @@ func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, name string,
 	if rng != "" {
 		started += ", range " + report.Clip(rng, 40)
 	}
-	s.Board.Record(key, node, "image download", report.Clip(started+")", maxDetail))
+	s.Board.Record(key, node, "image download", report.Clip(started+claim+")", maxDetail))
 
 	t0 := time.Now()
 	cw := &countingWriter{ResponseWriter: w}
@@ -356,5 +356,12 @@ func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "\nkernel %s/%s %s initrd=rootfs.cpio.gz\ninitrd %s/%s\nboot\n",
 		base, b.path(b.Kernel), cmdline, base, b.path("rootfs.cpio.gz"))
 	s.log().Info("http", "remote", r.RemoteAddr, "path", r.URL.Path, "mac", mac.String(), "event", "ipxe-script")
-	s.Board.Record(mac.String(), status.Node{MAC: mac.String(), Hostname: m.Hostname}, "ipxe script", r.URL.Path)
+	// The script is shown on the node it is for; the MAC is in the URL,
+	// which any client may ask for, so a request from an address that is
+	// not that node's says so (it ties nothing to the node).
+	shown := r.URL.Path
+	if ip := remoteIP(r.RemoteAddr); s.nodeAt(ip) != mac.String() {
+		shown += " (asked from " + ip + ", not this node's address)"
+	}
+	s.Board.Record(mac.String(), status.Node{MAC: mac.String(), Hostname: m.Hostname}, "ipxe script", report.Clip(shown, maxDetail))
 }

@@ -95,7 +95,7 @@ func stepDetail(n status.Node, stage string) string {
 func TestImageDownloadRecordedOnNode(t *testing.T) {
 	s, hs, data := imageServer(t)
 	const mac = "aa:bb:cc:dd:ee:ff"
-	s.Board.Record(mac, status.Node{MAC: mac, IP: "127.0.0.1", Kind: "pc"}, "dhcp ack", "")
+	s.Board.DHCP(mac, status.Node{MAC: mac, IP: "127.0.0.1", Kind: "pc"}, "dhcp ack", "", status.Bound)
 
 	resp, err := http.Get(hs.URL + "/images/x.squashfs")
 	if err != nil {
@@ -164,8 +164,8 @@ func TestImageRangeRecorded(t *testing.T) {
 
 	// No node has this IP yet: the record is under the IP.
 	n, st := waitStage(t, &s.Board, "127.0.0.1", "image downloaded")
-	if got := s.Board.KeyOfIP("127.0.0.1"); got != "ip 127.0.0.1" {
-		t.Errorf("record key = %q, want ip:127.0.0.1", got)
+	if !s.Board.Has("ip 127.0.0.1") || s.Board.KeyOfIP("127.0.0.1") != "" {
+		t.Errorf("no record under ip 127.0.0.1, or the download bound the address to %q", s.Board.KeyOfIP("127.0.0.1"))
 	}
 	if !strings.HasPrefix(st.Detail, "images/x.squashfs: 1024 bytes in ") {
 		t.Errorf("image downloaded detail = %q, want 1024 bytes", st.Detail)

@@ -291,8 +291,8 @@ func TestLifecycleReportEndpoint(t *testing.T) {
 	s, _ := lcServer(t, dir, lcNodes(lcSHA))
 	s.neighborMAC = func(string) string { return "" }
 	const other = "52:54:00:12:34:62"
-	s.Board.Record(lcMAC, status.Node{MAC: lcMAC, IP: "127.0.0.1", Kind: "ramboot-init"}, "dhcp ack", "")
-	s.Board.Record(other, status.Node{MAC: other, IP: "192.0.2.77", Kind: "ramboot-init"}, "dhcp ack", "")
+	s.Board.DHCP(lcMAC, status.Node{MAC: lcMAC, IP: "127.0.0.1", Kind: "ramboot-init"}, "dhcp ack", "", status.Bound)
+	s.Board.DHCP(other, status.Node{MAC: other, IP: "192.0.2.77", Kind: "ramboot-init"}, "dhcp ack", "", status.Bound)
 	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(hs.Close)
 	post := func(mac, stage, detail string) int {

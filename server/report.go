@@ -69,12 +69,12 @@ func (b *bucket) take(now time.Time, rate, burst float64) bool {
 
 // serveReport takes a node's report of its own boot stage (POST
 // report.Path, a JSON report.Report). The report is believed only for the
-// MAC the request's source address belongs to: the node the status board
-// has at that address (from its DHCP, or its earlier requests), or, when
-// the board has no node there, the MAC the kernel's neighbour table has
-// for it on the served interface, if DHCP saw that MAC. Anything else is
-// refused with 403 (and logged once per client a minute): a node cannot
-// write another node's record, and no report makes up a node.
+// MAC the request's source address belongs to by what the server itself
+// saw (nodeAt): the MAC its own DHCP ACK granted the address, or, when it
+// granted it to none (proxy mode), the MAC the kernel's neighbour table has
+// for the address, if that MAC is a node. Anything else is refused with 403
+// (counted, and logged once per client a minute): a node cannot write
+// another node's record, and no report makes up a node.
 func (s *Server) serveReport(w http.ResponseWriter, r *http.Request) {
 	m := s.metrics()
 	if r.Method != http.MethodPost {
@@ -124,7 +124,7 @@ func (s *Server) serveReport(w http.ResponseWriter, r *http.Request) {
 		m.errors.WithLabelValues(errReportRefused).Inc()
 		if s.logRefusal(now, ip) {
 			s.log().Warn("report refused: the source address is not the node's", "remote", ip, "mac", key,
-				"board", s.Board.KeyOfIP(ip), "stage", rep.Stage)
+				"dhcp", s.Board.KeyOfIP(ip), "neighbour", s.neighbor(ip), "stage", rep.Stage)
 		}
 		http.Error(w, "this address does not belong to "+key+": a node reports only for itself", http.StatusForbidden)
 		return
@@ -161,19 +161,53 @@ func reportDetail(r report.Report) string {
 
 // reportFrom reports whether a request from ip may report for key.
 func (s *Server) reportFrom(ip, key string) bool {
-	switch owner := s.Board.KeyOfIP(ip); {
-	case owner == key:
-		return true
-	case owner != "" && !strings.HasPrefix(owner, "ip "):
-		return false // the address is another node's
+	return key != "" && s.nodeAt(ip) == key
+}
+
+// nodeAt returns the MAC of the node at address ip by what the server
+// itself saw, or "":
+//
+//   - the MAC its own DHCP ACK granted ip (full mode), unless the kernel's
+//     neighbour table on the served interface has another MAC at ip (a
+//     host that asked for an address under another's MAC and uses it from
+//     its own);
+//   - else the MAC the neighbour table has at ip, if that MAC is a node
+//     (isNode; proxy mode, or --dhcp off: another server gave the
+//     address).
+//
+// Nothing a client writes counts: not a TFTP path, a User-Agent or a
+// report. What is left to an on-link attacker (forging its Ethernet
+// address, ARP) is in the README's trust model.
+func (s *Server) nodeAt(ip string) string {
+	if ip == "" {
+		return ""
 	}
-	// The board has no node at ip (proxy mode: DHCP gave the address, not
-	// us). The neighbour table knows which MAC sent the request.
-	neigh := s.neighborMAC
-	if neigh == nil {
-		neigh = func(ip string) string { return neighborMAC("/proc/net/arp", s.Interface, ip) }
+	neigh := s.neighbor(ip)
+	if bound := s.Board.KeyOfIP(ip); bound != "" {
+		if neigh != "" && neigh != bound {
+			return ""
+		}
+		return bound
 	}
-	return s.Board.Has(key) && neigh(ip) == key
+	if neigh != "" && s.isNode(neigh) {
+		return neigh
+	}
+	return ""
+}
+
+// isNode reports whether mac is a node by the server's own evidence: DHCP
+// saw it, or the inventory names it (with --dhcp off, DHCP sees nothing).
+func (s *Server) isNode(mac string) bool {
+	return s.Board.SawDHCP(mac) || s.Board.Pinned(mac)
+}
+
+// neighbor returns the MAC the kernel's neighbour table has at ip on the
+// served interface, or "".
+func (s *Server) neighbor(ip string) string {
+	if s.neighborMAC != nil {
+		return s.neighborMAC(ip)
+	}
+	return neighborMAC("/proc/net/arp", s.Interface, ip)
 }
 
 // neighborMAC returns the MAC of ip in the kernel's neighbour table (the

@@ -29,8 +29,8 @@ func reportServer(t *testing.T, s *Server) (*httptest.Server, *syncBuffer) {
 	s.Root = t.TempDir()
 	s.Log = slog.New(slog.NewTextHandler(logs, nil))
 	s.neighborMAC = func(string) string { return "" }
-	s.Board.Record(nodeMAC, status.Node{MAC: nodeMAC, IP: "127.0.0.1", Kind: "ramboot-init"}, "dhcp ack", "")
-	s.Board.Record(otherMAC, status.Node{MAC: otherMAC, IP: "192.0.2.77", Kind: "ramboot-init"}, "dhcp ack", "")
+	dhcpAck(s, nodeMAC, "127.0.0.1")
+	dhcpAck(s, otherMAC, "192.0.2.77")
 	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(hs.Close)
 	return hs, logs
@@ -128,25 +128,46 @@ func TestReportSpoofRefused(t *testing.T) {
 	}
 }
 
-// When the board has no node at the source address (proxy DHCP: the
-// address came from another server), the neighbour table's MAC decides.
+// When the server's DHCP granted the source address to no node (proxy
+// DHCP: the address came from another server), the neighbour table's MAC
+// decides, if DHCP saw that MAC; each report is checked afresh (an
+// accepted one binds nothing). Where the server's ACK did grant the
+// address, a neighbour table that says another MAC wins: refused.
 func TestReportNeighbour(t *testing.T) {
 	s := &Server{}
 	hs, _ := reportServer(t, s)
-	s.Board.Record(nodeMAC, status.Node{IP: "192.0.2.120"}, "dhcp offer", "") // 127.0.0.1 is no one's now
-	if s.Board.KeyOfIP("127.0.0.1") != "" {
-		t.Skip("the board keeps the old address; nothing to check")
+	dhcpAck(s, nodeMAC, "192.0.2.120") // 127.0.0.1 is no one's now
+	if got := s.Board.KeyOfIP("127.0.0.1"); got != "" {
+		t.Fatalf("after the node's new ACK, KeyOfIP(127.0.0.1) = %q", got)
 	}
-	s.neighborMAC = func(ip string) string { return otherMAC }
+	for _, tc := range []struct {
+		neigh, mac string
+		want       int
+	}{
+		{otherMAC, nodeMAC, http.StatusForbidden},                        // the table says another node
+		{"", nodeMAC, http.StatusForbidden},                              // the table says nothing
+		{"02:00:00:00:00:99", "02:00:00:00:00:99", http.StatusForbidden}, // a MAC DHCP never saw
+		{nodeMAC, nodeMAC, http.StatusNoContent},
+		{"", nodeMAC, http.StatusForbidden}, // the accepted report bound nothing
+	} {
+		s.neighborMAC = func(string) string { return tc.neigh }
+		if code, msg := post(t, hs.URL, `{"mac":"`+tc.mac+`","stage":"shell"}`); code != tc.want {
+			t.Errorf("neighbour table %q, report for %s: %d %s, want %d", tc.neigh, tc.mac, code, msg, tc.want)
+		}
+	}
+	if got := s.Board.KeyOfIP("127.0.0.1"); got != "" {
+		t.Errorf("an accepted report bound the address to %q", got)
+	}
+	// Full mode: the ACK granted 127.0.0.1 to nodeMAC, but the host there
+	// has another Ethernet address (it asked under nodeMAC's name).
+	dhcpAck(s, nodeMAC, "127.0.0.1")
+	s.neighborMAC = func(string) string { return otherMAC }
 	if code, _ := post(t, hs.URL, `{"mac":"`+nodeMAC+`","stage":"shell"}`); code != http.StatusForbidden {
-		t.Errorf("neighbour table says %s, report for %s: %d, want 403", otherMAC, nodeMAC, code)
+		t.Errorf("bound by DHCP, neighbour table says %s: %d, want 403", otherMAC, code)
 	}
-	s.neighborMAC = func(ip string) string { return nodeMAC }
-	if code, msg := post(t, hs.URL, `{"mac":"`+nodeMAC+`","stage":"shell"}`); code != http.StatusNoContent {
-		t.Errorf("neighbour table agrees: %d %s, want 204", code, msg)
-	}
-	if s.Board.KeyOfIP("127.0.0.1") != nodeMAC {
-		t.Error("an accepted report did not tie the address to the node")
+	s.neighborMAC = func(string) string { return nodeMAC }
+	if code, _ := post(t, hs.URL, `{"mac":"`+nodeMAC+`","stage":"shell"}`); code != http.StatusNoContent {
+		t.Errorf("bound by DHCP, neighbour table agrees: %d, want 204", code)
 	}
 }
 

@@ -433,10 +433,15 @@ func (s *Server) dhcpLog(e dhcp.Event) {
 	s.log().Info("dhcp", attrs...)
 	if e.Client.Kind != dhcp.Other && e.Type != "ignored" {
 		n := status.Node{MAC: mac, Serial: e.Client.Serial, Kind: e.Client.Kind.String()}
-		if e.Address != nil {
+		how := status.Seen
+		switch {
+		case e.Address == nil || e.Type == "decline": // a declined address is not the node's
+		case e.Type == "ack": // full mode: the server's own grant is the only address binding
+			n.IP, how = e.Address.String(), status.Bound
+		default:
 			n.IP = e.Address.String()
 		}
-		s.Board.Record(mac, n, "dhcp "+e.Type, e.Detail)
+		s.Board.DHCP(mac, n, "dhcp "+e.Type, e.Detail, how)
 	}
 }
 

@@ -54,31 +54,46 @@ func (s *Server) tftpLog(e tftp.Event) {
 		attrs = append(attrs, "err", e.Err.Error())
 	}
 	node := status.Node{IP: addrHost(e.Remote)}
+	detail := e.Path
+	if e.Kind == tftp.KindEarlyTerminate {
+		detail += " (size probe)"
+	}
 	key := ""
 	if first, _, ok := strings.Cut(e.Path, "/"); ok {
+		// The path names a node: its serial (the record is under the MAC
+		// DHCP saw with it, option 97, one entry per Pi) or its MAC. Any
+		// host can send any path: it goes on that node's record only if
+		// the sender is that node by the server's own evidence (nodeAt),
+		// else on the sender's, as a claim. It never ties an address to
+		// a node.
+		claim, serial := "", ""
 		switch lower := strings.ToLower(first); {
 		case serialDirRE.MatchString(lower):
-			node.Serial = lower
-			attrs = append(attrs, "serial", node.Serial)
-			// The node's record is under its MAC once DHCP saw the serial
-			// (option 97): one entry per Pi, not one per protocol.
-			key = s.Board.MACOfSerial(node.Serial)
-			node.MAC = key
+			attrs = append(attrs, "serial", lower)
+			if claim = s.Board.MACOfSerial(lower); claim == "" {
+				key, node.Serial = lower, lower // DHCP never saw it: the serial's own record
+			}
+			serial = lower
 		case macDirRE.MatchString(lower):
-			node.MAC = strings.ReplaceAll(lower, "-", ":")
-			key = node.MAC
+			if m := strings.ReplaceAll(lower, "-", ":"); s.isNode(m) {
+				claim = m
+			} else {
+				detail += " (the path names " + m + ", not a node DHCP saw or the inventory lists)"
+			}
+		}
+		if claim != "" {
+			if at := s.nodeAt(node.IP); at == claim {
+				key, node.MAC, node.Serial = claim, claim, serial
+			} else {
+				key = at
+				detail += " (the path names " + claim + "; this address is not its)"
+				attrs = append(attrs, "claims", claim)
+			}
 		}
 	}
 	s.log().Info("tftp", attrs...)
 	if key == "" {
-		key = node.Serial
-	}
-	if key == "" {
 		key = "ip " + node.IP
-	}
-	detail := e.Path
-	if e.Kind == tftp.KindEarlyTerminate {
-		detail += " (size probe)"
 	}
 	s.Board.Record(key, node, "tftp "+e.Kind, detail)
 }

@@ -57,10 +57,16 @@ const (
 // Board holds the nodes seen, keyed by MAC (or serial when no MAC is
 // known, as for TFTP requests under a serial prefix; or "ip ADDRESS").
 //
+// What it shows and what it believes are apart. Record shows what was
+// seen, whoever sent it; only DHCP (the exchanges the server itself
+// handled) says which MAC has which address (KeyOfIP), which serial
+// (MACOfSerial) and that a MAC is a node at all (SawDHCP). A TFTP path,
+// a User-Agent or a report never ties an address or a serial to a MAC.
+//
 // It is bounded whatever clients send: pinned keys (the inventory's nodes,
 // see SetPinned) are always kept; of the others at most MaxOthers, the
 // least recently seen dropped first. Keys and every string are cut to
-// MaxField bytes. Record, MACOfSerial and KeyOfIP cost O(1).
+// MaxField bytes. Record, DHCP, MACOfSerial and KeyOfIP cost O(1).
 type Board struct {
 	Now       func() time.Time
 	MaxSteps  int // per node; default DefaultMaxSteps
@@ -71,14 +77,19 @@ type Board struct {
 	pinned   map[string]bool
 	lru      entry             // sentinel of the unpinned entries, most recently seen first
 	others   int               // entries in lru
-	bySerial map[string]string // serial -> key of the node with that serial and a MAC
-	byIP     map[string]string // IP -> key of the node most recently recorded with it
+	bySerial map[string]string // serial -> MAC DHCP saw it with (option 97)
+	byIP     map[string]string // IP -> MAC the server's DHCP most recently granted it
 }
 
 // entry is a node on the board; unpinned entries are in the LRU list.
 type entry struct {
-	key        string
-	node       Node
+	key  string
+	node Node
+	// What DHCP said of the node (see DHCP): it was seen, the serial it
+	// sent, the address the server granted it ("" if none).
+	dhcp       bool
+	dhcpSerial string
+	boundIP    string
 	prev, next *entry // nil when pinned
 }
 
@@ -120,11 +131,11 @@ func (b *Board) evict() {
 		e := b.lru.prev
 		b.unlink(e)
 		delete(b.nodes, e.key)
-		if b.bySerial[e.node.Serial] == e.key {
-			delete(b.bySerial, e.node.Serial)
+		if e.dhcpSerial != "" && b.bySerial[e.dhcpSerial] == e.key {
+			delete(b.bySerial, e.dhcpSerial)
 		}
-		if b.byIP[e.node.IP] == e.key {
-			delete(b.byIP, e.node.IP)
+		if e.boundIP != "" && b.byIP[e.boundIP] == e.key {
+			delete(b.byIP, e.boundIP)
 		}
 	}
 }
@@ -174,20 +185,44 @@ func clip(s string) string {
 	return s[:cut] + "..."
 }
 
-// Record adds a step for a node. Empty fields do not overwrite known ones.
+// Record adds a step the server saw for a node. Empty fields do not
+// overwrite known ones. It is for showing only: n.IP and n.Serial are
+// displayed, never believed (see DHCP).
 func (b *Board) Record(key string, n Node, stage, detail string) {
-	b.record(key, n, stage, detail, "")
+	b.record(key, n, stage, detail, "", nil)
+}
+
+// Binding is what a DHCP step tells the board about a node's identity.
+type Binding int
+
+const (
+	// Seen: DHCP saw the MAC (and its serial, option 97, if it sent
+	// one) in a packet the server handled, but granted it no address:
+	// a DISCOVER, a proxy-mode exchange, an OFFER not yet taken.
+	Seen Binding = iota
+	// Bound: n.IP is the address the server's own ACK granted the MAC.
+	Bound
+)
+
+// DHCP adds a step of a DHCP exchange the server handled for the node
+// with MAC key: the evidence a node's identity rests on. The MAC counts
+// as a node (SawDHCP); n.Serial, if any, is the serial MACOfSerial maps to
+// key. With Bound, KeyOfIP(n.IP) is key until the server grants n.IP to
+// another MAC; with Seen, n.IP is only shown.
+func (b *Board) DHCP(key string, n Node, stage, detail string, how Binding) {
+	b.record(key, n, stage, detail, "", &how)
 }
 
 // Report adds a step the node reported itself (Step.By "node") and makes
 // it the node's Reported step; Stage and Detail keep what the server saw.
 // The caller has checked that the report comes from the node: n.IP is the
-// address it came from.
+// address it came from, shown, not bound.
 func (b *Board) Report(key string, n Node, stage, detail string) {
-	b.record(key, n, stage, detail, ByNode)
+	b.record(key, n, stage, detail, ByNode, nil)
 }
 
-func (b *Board) record(key string, n Node, stage, detail, by string) {
+// record adds a step; dhcp is nil unless the step is DHCP's.
+func (b *Board) record(key string, n Node, stage, detail, by string, dhcp *Binding) {
 	now := time.Now
 	if b.Now != nil {
 		now = b.Now
@@ -209,7 +244,6 @@ func (b *Board) record(key string, n Node, stage, detail, by string) {
 		b.pushFront(cur)
 	}
 	c := &cur.node
-	oldSerial, oldIP := c.Serial, c.IP
 	for _, f := range [...]struct {
 		dst *string
 		src string
@@ -218,17 +252,8 @@ func (b *Board) record(key string, n Node, stage, detail, by string) {
 			*f.dst = clip(f.src)
 		}
 	}
-	if oldSerial != c.Serial && b.bySerial[oldSerial] == key {
-		delete(b.bySerial, oldSerial)
-	}
-	if c.Serial != "" && c.MAC != "" {
-		b.bySerial[c.Serial] = key
-	}
-	if oldIP != c.IP && b.byIP[oldIP] == key {
-		delete(b.byIP, oldIP)
-	}
-	if c.IP != "" {
-		b.byIP[c.IP] = key
+	if dhcp != nil {
+		b.learn(cur, clip(n.Serial), clip(n.IP), *dhcp)
 	}
 	step := Step{At: t, Stage: stage, Detail: detail, By: by}
 	if by == "" {
@@ -253,18 +278,51 @@ func (b *Board) record(key string, n Node, stage, detail, by string) {
 	}
 }
 
-// MACOfSerial returns the MAC of the node recorded with serial, or "".
+// learn takes what a DHCP step says of e's identity. b.mu is held.
+func (b *Board) learn(e *entry, serial, ip string, how Binding) {
+	e.dhcp = true
+	if serial != "" && serial != e.dhcpSerial {
+		if e.dhcpSerial != "" && b.bySerial[e.dhcpSerial] == e.key {
+			delete(b.bySerial, e.dhcpSerial)
+		}
+		e.dhcpSerial = serial
+		b.bySerial[serial] = e.key
+	}
+	if how == Bound && ip != "" {
+		if e.boundIP != "" && e.boundIP != ip && b.byIP[e.boundIP] == e.key {
+			delete(b.byIP, e.boundIP)
+		}
+		e.boundIP = ip
+		b.byIP[ip] = e.key // the address moved: its last grant wins
+	}
+}
+
+// MACOfSerial returns the MAC DHCP most recently saw with serial (option
+// 97, see DHCP), or "".
 func (b *Board) MACOfSerial(serial string) string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if k, ok := b.bySerial[serial]; ok {
-		return b.nodes[k].node.MAC
-	}
-	return ""
+	return b.bySerial[serial]
 }
 
-// KeyOfIP returns the key of the node most recently recorded with IP ip
-// (Node.IP), or "" if none is.
+// SawDHCP reports whether DHCP saw the MAC key (see DHCP).
+func (b *Board) SawDHCP(key string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.nodes[key]
+	return ok && e.dhcp
+}
+
+// Pinned reports whether key is one of the keys SetPinned set (the
+// inventory's).
+func (b *Board) Pinned(key string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.pinned[key]
+}
+
+// KeyOfIP returns the MAC the server's DHCP most recently granted ip (a
+// DHCP step with Bound), or "" if it granted it to none the board keeps.
 func (b *Board) KeyOfIP(ip string) string {
 	if ip == "" {
 		return ""

@@ -17,25 +17,65 @@ func TestKeyOfIP(t *testing.T) {
 	if got := b.KeyOfIP("10.0.0.5"); got != "" {
 		t.Fatalf("empty board: KeyOfIP = %q, want \"\"", got)
 	}
-	b.Record("aa:aa:aa:aa:aa:aa", Node{MAC: "aa:aa:aa:aa:aa:aa", IP: "10.0.0.5"}, "dhcp ack", "")
-	b.Record("bb:bb:bb:bb:bb:bb", Node{MAC: "bb:bb:bb:bb:bb:bb", IP: "10.0.0.6"}, "dhcp ack", "")
+	b.DHCP("aa:aa:aa:aa:aa:aa", Node{MAC: "aa:aa:aa:aa:aa:aa", IP: "10.0.0.5"}, "dhcp ack", "", Bound)
+	b.DHCP("bb:bb:bb:bb:bb:bb", Node{MAC: "bb:bb:bb:bb:bb:bb", IP: "10.0.0.6"}, "dhcp ack", "", Bound)
 	if got := b.KeyOfIP("10.0.0.5"); got != "aa:aa:aa:aa:aa:aa" {
 		t.Errorf("KeyOfIP(10.0.0.5) = %q, want aa:aa:aa:aa:aa:aa", got)
 	}
-	// The address moves to another node: the most recent record wins.
-	b.Record("cc:cc:cc:cc:cc:cc", Node{MAC: "cc:cc:cc:cc:cc:cc", IP: "10.0.0.5"}, "dhcp ack", "")
+	// The address moves to another node: the most recent grant wins.
+	b.DHCP("cc:cc:cc:cc:cc:cc", Node{MAC: "cc:cc:cc:cc:cc:cc", IP: "10.0.0.5"}, "dhcp ack", "", Bound)
 	if got := b.KeyOfIP("10.0.0.5"); got != "cc:cc:cc:cc:cc:cc" {
-		t.Errorf("after a newer record, KeyOfIP(10.0.0.5) = %q, want cc:cc:cc:cc:cc:cc", got)
+		t.Errorf("after a newer grant, KeyOfIP(10.0.0.5) = %q, want cc:cc:cc:cc:cc:cc", got)
 	}
-	// A later step without an IP keeps the node's known IP.
-	b.Record("aa:aa:aa:aa:aa:aa", Node{}, "tftp read", "start4.elf")
-	if got := b.KeyOfIP("10.0.0.5"); got != "aa:aa:aa:aa:aa:aa" {
-		t.Errorf("after aa's newer step, KeyOfIP(10.0.0.5) = %q, want aa:aa:aa:aa:aa:aa", got)
+	// A later step without an IP keeps the node's address.
+	b.DHCP("cc:cc:cc:cc:cc:cc", Node{}, "dhcp offer", "", Bound)
+	b.Record("cc:cc:cc:cc:cc:cc", Node{}, "tftp read", "start4.elf")
+	if got := b.KeyOfIP("10.0.0.5"); got != "cc:cc:cc:cc:cc:cc" {
+		t.Errorf("after cc's newer steps, KeyOfIP(10.0.0.5) = %q, want cc:cc:cc:cc:cc:cc", got)
+	}
+	// A node granted another address leaves the old one.
+	b.DHCP("bb:bb:bb:bb:bb:bb", Node{IP: "10.0.0.16"}, "dhcp ack", "", Bound)
+	if got, old := b.KeyOfIP("10.0.0.16"), b.KeyOfIP("10.0.0.6"); got != "bb:bb:bb:bb:bb:bb" || old != "" {
+		t.Errorf("bb moved to 10.0.0.16: KeyOfIP = %q, and %q at its old address", got, old)
 	}
 	for _, ip := range []string{"10.0.0.7", ""} {
 		if got := b.KeyOfIP(ip); got != "" {
 			t.Errorf("KeyOfIP(%q) = %q, want \"\"", ip, got)
 		}
+	}
+}
+
+// Only DHCP ties an address, a serial or a node to a MAC: steps recorded
+// from what any client may send (a TFTP path, a User-Agent), a DHCP step
+// that grants nothing and a report show the address, never bind it.
+func TestOnlyDHCPBinds(t *testing.T) {
+	b := &Board{}
+	const victim, other = "52:54:00:ab:cd:ef", "52:54:00:12:34:56"
+	b.DHCP(victim, Node{MAC: victim, Serial: "aabbccdd", IP: "10.0.0.7"}, "dhcp ack", "", Bound)
+	b.Record(victim, Node{MAC: victim, Serial: "11223344", IP: "10.0.0.66"}, "tftp read", "52-54-00-ab-cd-ef/x")
+	b.Record(other, Node{MAC: other, IP: "10.0.0.67"}, "image download", "ua")
+	b.DHCP(other, Node{MAC: other, IP: "10.0.0.68"}, "dhcp offer", "", Seen)
+	b.Report(other, Node{MAC: other, IP: "10.0.0.69"}, "install done", "")
+	for ip, want := range map[string]string{"10.0.0.7": victim, "10.0.0.66": "", "10.0.0.67": "", "10.0.0.68": "", "10.0.0.69": ""} {
+		if got := b.KeyOfIP(ip); got != want {
+			t.Errorf("KeyOfIP(%s) = %q, want %q", ip, got, want)
+		}
+	}
+	if got := b.MACOfSerial("aabbccdd"); got != victim {
+		t.Errorf("MACOfSerial(aabbccdd) = %q, want the DHCP-seen %s", got, victim)
+	}
+	if got := b.MACOfSerial("11223344"); got != "" {
+		t.Errorf("a serial recorded from a TFTP path maps to %q", got)
+	}
+	b.Record("02:00:00:00:00:01", Node{MAC: "02:00:00:00:00:01"}, "tftp read", "x")
+	if !b.SawDHCP(victim) || !b.SawDHCP(other) || b.SawDHCP("02:00:00:00:00:01") {
+		t.Errorf("SawDHCP: victim %v, other %v, a TFTP-only MAC %v; want true, true, false",
+			b.SawDHCP(victim), b.SawDHCP(other), b.SawDHCP("02:00:00:00:00:01"))
+	}
+	// The serial moves with DHCP: a new serial for the MAC replaces the old.
+	b.DHCP(victim, Node{Serial: "aabbccde"}, "dhcp discover", "", Seen)
+	if a, c := b.MACOfSerial("aabbccdd"), b.MACOfSerial("aabbccde"); a != "" || c != victim {
+		t.Errorf("after a new serial: old maps to %q, new to %q", a, c)
 	}
 }
 
@@ -46,9 +86,9 @@ func TestBoardBounds(t *testing.T) {
 	b := &Board{MaxOthers: 3, Now: func() time.Time { now = now.Add(time.Second); return now }}
 	const inv = "dc:a6:32:01:36:c2"
 	b.SetPinned([]string{inv, "9ffefdef"})
-	b.Record(inv, Node{MAC: inv, Serial: "1234abcd", IP: "10.0.0.2"}, "dhcp ack", "")
+	b.DHCP(inv, Node{MAC: inv, Serial: "1234abcd", IP: "10.0.0.2"}, "dhcp ack", "", Bound)
 	b.Record("9ffefdef", Node{Serial: "9ffefdef"}, "tftp served", "9ffefdef/start4.elf")
-	b.Record("aa:aa:aa:aa:aa:aa", Node{MAC: "aa:aa:aa:aa:aa:aa", Serial: "aaaaaaaa", IP: "10.0.0.9"}, "dhcp ack", "")
+	b.DHCP("aa:aa:aa:aa:aa:aa", Node{MAC: "aa:aa:aa:aa:aa:aa", Serial: "aaaaaaaa", IP: "10.0.0.9"}, "dhcp ack", "", Bound)
 	for i := range 10 {
 		b.Record(fmt.Sprintf("%08x", i), Node{Serial: fmt.Sprintf("%08x", i), IP: "10.0.0.66"}, "tftp not-found", "x")
 		if i == 8 {
@@ -77,8 +117,11 @@ func TestBoardBounds(t *testing.T) {
 	if got := b.KeyOfIP("10.0.0.9"); got != "" {
 		t.Errorf("KeyOfIP of a dropped node = %q", got)
 	}
-	if got := b.KeyOfIP("10.0.0.66"); got != "00000009" {
-		t.Errorf("KeyOfIP(10.0.0.66) = %q, want 00000009", got)
+	if got := b.KeyOfIP("10.0.0.66"); got != "" {
+		t.Errorf("KeyOfIP(10.0.0.66) = %q: TFTP records bind no address", got)
+	}
+	if got := b.KeyOfIP("10.0.0.2"); got != inv {
+		t.Errorf("KeyOfIP(10.0.0.2) = %q, want the pinned %s", got, inv)
 	}
 	// Unpinned (the inventory changed): they are the least recently seen
 	// now, so they go first.
@@ -168,8 +211,8 @@ func TestReportBesideServerStage(t *testing.T) {
 	if len(n.Steps) != 2 || n.Steps[0].By != "" || n.Steps[1].By != ByNode || !n.Last.Equal(n.Reported.At) {
 		t.Errorf("steps %+v, last %v", n.Steps, n.Last)
 	}
-	if b.KeyOfIP("192.0.2.120") != mac {
-		t.Errorf("the report's source address is not the node's")
+	if n.IP != "192.0.2.120" || b.KeyOfIP("192.0.2.120") != "" {
+		t.Errorf("the report's source address: shown %q, bound to %q; want shown, not bound", n.IP, b.KeyOfIP("192.0.2.120"))
 	}
 	// Copies: changing the one returned leaves the board alone.
 	n.Reported.Stage = "x"
