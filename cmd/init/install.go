@@ -260,7 +260,7 @@ func (in *Init) postInstall(ctx context.Context, spec bootspec.InstallSpec, disk
 			in.stage("install: host name %s", spec.Hostname)
 		}
 		if spec.Keys != nil {
-			keys, err := f.Fetch(ctx, spec.Keys.String())
+			keys, err := fetchChecked(ctx, f, spec.Keys.String(), spec.KeysSHA256)
 			if err != nil {
 				return "", fmt.Errorf("keys=%s: %w", spec.Keys, err)
 			}
@@ -279,8 +279,8 @@ func (in *Init) postInstall(ctx context.Context, spec bootspec.InstallSpec, disk
 			return "", fmt.Errorf("seed=: no boot partition (FAT) or Linux root on %s for the cloud-init seed", disk)
 		}
 		base := strings.TrimSuffix(spec.Seed.String(), "/")
-		for _, name := range []string{"user-data", "meta-data"} {
-			b, err := f.Fetch(ctx, base+"/"+name)
+		for i, name := range []string{"user-data", "meta-data"} {
+			b, err := fetchChecked(ctx, f, base+"/"+name, spec.SeedSHA256[i])
 			if err != nil {
 				return "", fmt.Errorf("seed %s: %w", name, err)
 			}

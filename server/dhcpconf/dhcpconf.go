@@ -252,7 +252,12 @@ func unlisted(inv *inventory.Inventory, server net.IP, k uint32) (inventory.Matc
 func installNote(who string, r inventory.Match) string {
 	form := r.Install
 	if len(form) > 255 {
-		form = fmt.Sprintf("(%d bytes, more than a DHCP option holds: serve the image, keys and seed at shorter URLs)", len(form))
+		fix := "serve the image, keys and seed at shorter URLs"
+		if strings.Count(form, "#sha256=") > 1 {
+			// keys: and seed: digests: 72 and 137 bytes.
+			fix += ", or give keys: and seed: without their #sha256= digests (ramboot serve sends the whole form, as several options)"
+		}
+		form = fmt.Sprintf("(%d bytes, more than a DHCP option holds: %s)", len(form), fix)
 	}
 	return fmt.Sprintf("%s; this config gives it the boot: form %q. A DHCP server's config cannot follow the install lifecycle (install once, then boot, until a reinstall): only `ramboot serve` keeps that state. To install with this server, set its option 224 to the install form for one boot, then back: %s", who, r.Option224, form)
 }

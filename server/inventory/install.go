@@ -32,12 +32,15 @@ type Install struct {
 	SHA256   string `yaml:"sha256"`   // of the image as served, or "none"
 	Disk     string `yaml:"disk"`     // auto (default), /dev/NAME, /dev/disk/by-id/ID
 	Hostname string `yaml:"hostname"` // default the node's hostname
-	Keys     string `yaml:"keys"`     // URL of root's authorized_keys
-	Seed     string `yaml:"seed"`     // base URL of a cloud-init NoCloud seed
+	Keys     string `yaml:"keys"`     // URL of root's authorized_keys [#sha256=HEX]
+	Seed     string `yaml:"seed"`     // base URL of a cloud-init NoCloud seed [#sha256=UHEX,MHEX]
 	Grow     *bool  `yaml:"grow"`     // grow the last partition (default true)
 	Then     string `yaml:"then"`     // reboot (default) or local
 
 	image, hostname, keys, seed *template.Template
+	// keysSHA256 and seedSHA256 are the digests after keys:' and seed:'s
+	// #sha256= ("HEX", "UHEX,MHEX"; lower case), "" when not given.
+	keysSHA256, seedSHA256 string
 }
 
 // MaxInstallForm is the longest rendered install form served, gen=
@@ -91,10 +94,18 @@ func (in *Install) check() error {
 	if in.image, err = parseField("image", in.Image); err != nil {
 		return err
 	}
-	if in.keys, err = parseField("keys", in.Keys); err != nil {
+	keys, keysFrag, _ := strings.Cut(in.Keys, "#")
+	if in.keys, err = parseField("keys", keys); err != nil {
 		return err
 	}
-	if in.seed, err = parseField("seed", in.Seed); err != nil {
+	if in.keysSHA256, err = fileDigests("keys", in.Keys, keysFrag); err != nil {
+		return err
+	}
+	seed, seedFrag, _ := strings.Cut(in.Seed, "#")
+	if in.seed, err = parseField("seed", seed); err != nil {
+		return err
+	}
+	if in.seedSHA256, err = fileDigests("seed", in.Seed, seedFrag); err != nil {
 		return err
 	}
 	if in.hostname, err = parseField("hostname", in.Hostname); err != nil {
@@ -139,10 +150,10 @@ func (in *Install) over(d *Install) *Install {
 		m.Hostname, m.hostname = d.Hostname, d.hostname
 	}
 	if m.keys == nil {
-		m.Keys, m.keys = d.Keys, d.keys
+		m.Keys, m.keys, m.keysSHA256 = d.Keys, d.keys, d.keysSHA256
 	}
 	if m.seed == nil {
-		m.Seed, m.seed = d.Seed, d.seed
+		m.Seed, m.seed, m.seedSHA256 = d.Seed, d.seed, d.seedSHA256
 	}
 	if m.Grow == nil {
 		m.Grow = d.Grow
@@ -208,9 +219,10 @@ func (in *Install) render(v Vars) (form, image string, err error) {
 		add("hostname", host)
 	}
 	for _, f := range []struct {
-		name string
-		t    *template.Template
-	}{{"keys", in.keys}, {"seed", in.seed}} {
+		name   string
+		t      *template.Template
+		sha256 string
+	}{{"keys", in.keys, in.keysSHA256}, {"seed", in.seed, in.seedSHA256}} {
 		u, err := exec(f.name, f.t)
 		if err != nil {
 			return "", "", err
@@ -220,6 +232,9 @@ func (in *Install) render(v Vars) (form, image string, err error) {
 		}
 		if err := checkURL(f.name, u); err != nil {
 			return "", "", err
+		}
+		if f.sha256 != "" {
+			u += "#sha256=" + f.sha256
 		}
 		add(f.name, u)
 	}
@@ -233,6 +248,37 @@ func (in *Install) render(v Vars) (form, image string, err error) {
 		return "", "", fmt.Errorf("install: option 224 would be %d bytes with its install generation, more than %d: serve the image, keys and seed at shorter URLs", b.Len()+maxGenSuffix, MaxInstallForm)
 	}
 	return b.String(), image, nil
+}
+
+// fileDigests checks the fragment of keys: (URL#sha256=HEX, the
+// authorized_keys file's digest) or seed: (URL#sha256=UHEX,MHEX: user-data's
+// and meta-data's) and returns its digests, lower case, comma-separated;
+// "" when there is no fragment. ramboot's init checks what it fetches
+// against them.
+func fileDigests(field, value, frag string) (string, error) {
+	if !strings.Contains(value, "#") {
+		return "", nil
+	}
+	if strings.TrimSpace(value[:strings.Index(value, "#")]) == "" {
+		return "", fmt.Errorf("install.%s %q: the URL before # is missing", field, value)
+	}
+	want, form := 1, "sha256=HEX: the 64 hex digits of the authorized_keys file as served (sha256sum FILE)"
+	if field == "seed" {
+		want, form = 2, "sha256=UHEX,MHEX: the digests of user-data then meta-data as served, in that order (sha256sum user-data meta-data)"
+	}
+	list, ok := strings.CutPrefix(frag, "sha256=")
+	sums := strings.Split(strings.ToLower(list), ",")
+	if ok && len(sums) == want {
+		for _, h := range sums {
+			if !hexRE.MatchString(h) {
+				ok = false
+			}
+		}
+	}
+	if !ok || len(sums) != want {
+		return "", fmt.Errorf("install.%s %q: after # want %s, or no # for no check", field, value, form)
+	}
+	return strings.Join(sums, ","), nil
 }
 
 // checkURL checks a rendered URL of the install form.

@@ -22,6 +22,8 @@ func FuzzInventory(f *testing.F) {
 	f.Add([]byte("nodes:\n  - &a {mac: 'dc:a6:32:01:36:c2'}\n  - *a\n"))
 	f.Add([]byte(lifecycleYAML))
 	f.Add([]byte("defaults:\n  install: {image: 'tftp://{{.Server}}/{{.Serial}}.img', sha256: none, then: local}\n  boot: 'local:{{.Hostname}}'\nnodes:\n  - {mac: 02:00:00:00:00:01, hostname: a}\n"))
+	f.Add([]byte("nodes:\n  - mac: 02:00:00:00:00:01\n    install:\n      image: http://h/i\n      sha256: none\n      keys: http://h/k#sha256=" + strings.Repeat("A", 64) +
+		"\n      seed: 'http://h/s#sha256=" + strings.Repeat("0", 64) + "," + strings.Repeat("f", 64) + "'\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 16<<10 {
 			return

@@ -182,7 +182,7 @@ func (s Spec) String() string {
 const accepted = `accepted forms: empty or "shell"; http://host/path, https://host/path, tftp://host/path ` +
 	`(a root image: URL#sha256=HEX|none&overlay=SIZE&init=/path); ` +
 	`nfs://host/export[?vers=N&overlay&init=/path&opt...]; host:/export[,vers=N,overlay,init=/path,opt...]; ` +
-	`local[:/dev/X|PARTUUID=|UUID=|LABEL=]; install:URL#sha256=HEX[&disk=auto|/dev/X&hostname=H&keys=URL&seed=URL&grow=1|0&then=reboot|local]`
+	`local[:/dev/X|PARTUUID=|UUID=|LABEL=]; install:URL#sha256=HEX[&disk=auto|/dev/X&hostname=H&keys=URL[#sha256=HEX]&seed=URL[#sha256=UHEX,MHEX]&grow=1|0&then=reboot|local]`
 
 // ErrInvalid is wrapped by every error Parse returns.
 var ErrInvalid = errors.New("invalid option 224")

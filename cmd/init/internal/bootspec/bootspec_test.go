@@ -185,6 +185,9 @@ func FuzzParse(f *testing.F) {
 		"nfs://nas/%2Fa%3Fb", "http://a%20b/", "nfs://[::ffff:1.2.3.4]/x",
 		"local", "local:/dev/vda2", "local:PARTUUID=1234-02",
 		"install:http://h/i.img.gz#sha256=none&disk=/dev/vda&hostname=n1&keys=http://h/k&seed=http://h/s/&grow=0&then=local",
+		"install:http://h/i#sha256=none&keys=http://h/k#sha256=" + strings.Repeat("ab", 32) + "&seed=http://h/s#sha256=" + strings.Repeat("0", 64) + "," + strings.Repeat("F", 64) + "&then=local",
+		"install:http://h/i#sha256=none,seed=tftp://h/s/#sha256=" + strings.Repeat("1", 64) + "," + strings.Repeat("2", 64) + ",keys=http://h/k#sha256=" + strings.Repeat("3", 64),
+		"install:http://h/i#sha256=none&keys=http://h/k#sha256=ab,cd&seed=http://h/s#sha256=&x",
 	} {
 		f.Add(s)
 	}

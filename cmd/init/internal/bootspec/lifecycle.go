@@ -13,6 +13,11 @@ import (
 //	local
 //	local:/dev/mmcblk0 | local:/dev/vda2 | local:PARTUUID=... | local:UUID=... | local:LABEL=...
 //	install:URL#sha256=HEX&disk=auto&hostname=NAME&keys=URL&seed=URL&grow=1&then=reboot&gen=N
+//
+// keys= and seed= may carry the digests of what they fetch:
+// keys=URL#sha256=HEX, seed=URL#sha256=UHEX,MHEX (user-data's, then
+// meta-data's). A file that does not match fails the install before it is
+// written to the disk.
 
 // LocalSpec is option 224 "local[:TARGET]".
 type LocalSpec struct {
@@ -35,11 +40,20 @@ type InstallSpec struct {
 	Disk string
 	// Hostname is written to the installed root's /etc/hostname.
 	Hostname string
-	// Keys is an authorized_keys file installed as root's.
+	// Keys is an authorized_keys file installed as root's (its URL
+	// without the #sha256= fragment).
 	Keys *url.URL
+	// KeysSHA256 is the digest of Keys' bytes as served, in lower-case
+	// hex (keys=URL#sha256=HEX); "" installs them unchecked.
+	KeysSHA256 string
 	// Seed is a cloud-init NoCloud seed: Seed/user-data and Seed/meta-data
-	// are written to the boot partition.
+	// are written to the boot partition (its URL without the fragment).
 	Seed *url.URL
+	// SeedSHA256 are the digests of user-data and meta-data, in that
+	// order, in lower-case hex (seed=URL#sha256=UHEX,MHEX, as
+	// `sha256sum user-data meta-data` prints them); "" installs them
+	// unchecked.
+	SeedSHA256 [2]string
 	// Grow grows the last partition to the end of the disk.
 	Grow bool
 	// Then is what follows a good install: "reboot" or "local".
@@ -122,7 +136,7 @@ func parseInstall(s, v string) (Spec, error) {
 	}
 	in := InstallSpec{URL: u, Disk: DefaultDisk, Grow: true, Then: "reboot"}
 	seen := map[string]bool{}
-	for _, kv := range strings.FieldsFunc(frag, func(r rune) bool { return r == '&' || r == ',' }) {
+	for _, kv := range installSettings(frag) {
 		k, val, _ := strings.Cut(kv, "=")
 		if seen[k] {
 			return Spec{}, parseErr(s, "install setting %s given twice", k)
@@ -152,14 +166,27 @@ func parseInstall(s, v string) (Spec, error) {
 			}
 			in.Hostname = val
 		case "keys", "seed":
-			ku, err := url.Parse(val)
+			target, digest, hasDigest := strings.Cut(val, "#")
+			ku, err := url.Parse(target)
 			if err != nil || (ku.Scheme != "http" && ku.Scheme != "https" && ku.Scheme != "tftp") || ku.Host == "" {
-				return Spec{}, parseErr(s, "%s=%q: want an http://, https:// or tftp:// URL", k, val)
+				return Spec{}, parseErr(s, "%s=%q: want an http://, https:// or tftp:// URL", k, target)
+			}
+			var sums []string
+			if hasDigest {
+				if sums, err = fileDigests(k, digest); err != nil {
+					return Spec{}, parseErr(s, "%v", err)
+				}
 			}
 			if k == "keys" {
 				in.Keys = ku
+				if sums != nil {
+					in.KeysSHA256 = sums[0]
+				}
 			} else {
 				in.Seed = ku
+				if sums != nil {
+					in.SeedSHA256 = [2]string{sums[0], sums[1]}
+				}
 			}
 		case "grow":
 			switch val {
@@ -206,10 +233,18 @@ func (in InstallSpec) String() string {
 		kv = append(kv, "hostname="+in.Hostname)
 	}
 	if in.Keys != nil {
-		kv = append(kv, "keys="+in.Keys.String())
+		k := "keys=" + in.Keys.String()
+		if in.KeysSHA256 != "" {
+			k += "#sha256=" + in.KeysSHA256
+		}
+		kv = append(kv, k)
 	}
 	if in.Seed != nil {
-		kv = append(kv, "seed="+in.Seed.String())
+		k := "seed=" + in.Seed.String()
+		if in.SeedSHA256 != [2]string{} {
+			k += "#sha256=" + in.SeedSHA256[0] + "," + in.SeedSHA256[1]
+		}
+		kv = append(kv, k)
 	}
 	if !in.Grow {
 		kv = append(kv, "grow=0")
@@ -221,6 +256,61 @@ func (in InstallSpec) String() string {
 		kv = append(kv, "gen="+strconv.Itoa(in.Gen))
 	}
 	return "install:" + in.URL.String() + "#" + strings.Join(kv, "&")
+}
+
+// installSettings splits an install form's settings at & and , (empty
+// ones dropped). A digest list is part of its setting: in
+// seed=URL#sha256=UHEX,MHEX the comma separates user-data's digest from
+// meta-data's, so a field with no = that follows keys= or seed= with a
+// fragment, after a comma, is joined back to it (fileDigests then counts
+// the digests).
+func installSettings(frag string) []string {
+	var out []string
+	var sep byte // the separator before the field at hand
+	joinable := false
+	for frag != "" {
+		f, next := frag, byte(0)
+		if i := strings.IndexAny(frag, "&,"); i >= 0 {
+			f, next, frag = frag[:i], frag[i], frag[i+1:]
+		} else {
+			frag = ""
+		}
+		switch {
+		case f == "":
+			joinable = false
+		case joinable && sep == ',' && !strings.Contains(f, "="):
+			out[len(out)-1] += "," + f
+		default:
+			out = append(out, f)
+			joinable = (strings.HasPrefix(f, "keys=") || strings.HasPrefix(f, "seed=")) && strings.Contains(f, "#")
+		}
+		sep = next
+	}
+	return out
+}
+
+// fileDigests parses the fragment of keys=URL#sha256=HEX (one digest) or
+// seed=URL#sha256=UHEX,MHEX (two: user-data's, then meta-data's).
+func fileDigests(k, frag string) ([]string, error) {
+	want, takes, form := 1, "one digest", "keys=URL#sha256=HEX, the SHA-256 of the authorized_keys file as served (sha256sum FILE)"
+	if k == "seed" {
+		want, takes, form = 2, "two digests", "seed=URL#sha256=UHEX,MHEX, the SHA-256 of user-data then meta-data as served (sha256sum user-data meta-data)"
+	}
+	list, ok := strings.CutPrefix(frag, "sha256=")
+	if !ok {
+		return nil, fmt.Errorf("%s=...#%s: after # want %s", k, frag, form)
+	}
+	sums := strings.Split(list, ",")
+	if len(sums) != want {
+		return nil, fmt.Errorf("%s=...#%s: %s takes %s, %d given: want %s", k, frag, k, takes, len(sums), form)
+	}
+	for i, h := range sums {
+		if len(h) != 64 || strings.Trim(strings.ToLower(h), "0123456789abcdef") != "" {
+			return nil, fmt.Errorf("%s=...#%s: %q is not 64 hex digits: want %s", k, frag, h, form)
+		}
+		sums[i] = strings.ToLower(h)
+	}
+	return sums, nil
 }
 
 // validHostname: RFC 1123 labels.
