@@ -654,10 +654,11 @@ func hsSpoof(t *testing.T, l *Lab, srv *Proc, pi *hsPi, src string) {
 	if got := hsMetric(t, l, base, `ramboot_errors_total{kind="report_refused"}`) - refused0; got != float64(len(vectors)) {
 		t.Errorf("report_refused went up by %v, want %d", got, len(vectors))
 	}
-	if after := hsStatusNode(t, l, base, piMAC); after != victim {
+	after := hsStatusNode(t, l, base, piMAC)
+	if after != victim {
 		t.Errorf("the Pi's record on /status.json changed:\n%s\nwas\n%s", after, victim)
 	}
-	t.Logf("spoofed reports: %d vectors tried, %d refused (403, counted, logged), the Pi's record unchanged", len(vectors), refused)
+	t.Logf("spoofed reports: %d vectors tried, %d refused (403, counted, logged); the Pi's record unchanged: %v", len(vectors), refused, after == victim)
 	// The Pi itself is believed: its address is its own by serve's ACK
 	// (full mode) or by the neighbour table (proxy mode).
 	code, body, err := hsHTTP(pi.peer.NS, "POST", base+"/report", "", `{"mac":"`+piMAC+`","stage":"shell","detail":"hsSpoof"}`)
