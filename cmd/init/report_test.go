@@ -27,7 +27,8 @@ import (
 func TestReportsReachServer(t *testing.T) {
 	const mac = "52:54:00:12:34:56"
 	s := &server.Server{Root: t.TempDir(), Log: slog.New(slog.DiscardHandler)}
-	s.Board.Record(mac, status.Node{MAC: mac, IP: "127.0.0.1"}, "dhcp offer", "")
+	// The address is the node's as the server's own DHCP ACK makes it.
+	s.Board.DHCP(mac, status.Node{MAC: mac, IP: "127.0.0.1"}, "dhcp ack", "", status.Bound)
 	var mu sync.Mutex
 	var got []string
 	s.OnReport = func(key string, r report.Report) {
