@@ -217,7 +217,8 @@ func bootWithDisk(t testing.TB, l *Lab, src, disk, extra string) *VM {
 
 // bootWithDiskOpt is bootWithDisk with a reboot option: "-no-reboot", or
 // "" for a machine that restarts (from the network, as a datacenter's do).
-func bootWithDiskOpt(t testing.TB, l *Lab, src, disk, extra, reboot string) *VM {
+// qemuArgs are added to QEMU's command line (more devices).
+func bootWithDiskOpt(t testing.TB, l *Lab, src, disk, extra, reboot string, qemuArgs ...string) *VM {
 	t.Helper()
 	args := []string{"netns", "exec", l.NS, qemu(t),
 		"-M", "virt", "-cpu", "cortex-a72", "-m", "1536", "-smp", "2",
@@ -225,14 +226,26 @@ func bootWithDiskOpt(t testing.TB, l *Lab, src, disk, extra, reboot string) *VM 
 	if reboot != "" {
 		args = append(args, reboot)
 	}
-	return StartVM(t, "ip", append(args,
+	args = append(args,
 		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
 		"-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
 		"-drive", "if=none,id=d0,format=raw,file="+disk,
 		"-device", "virtio-blk-pci,drive=d0",
 		"-kernel", filepath.Join(src, "Image"),
 		"-initrd", filepath.Join(src, "rootfs.cpio.gz"),
-		"-append", strings.TrimSpace("console=ttyAMA0 panic=-1 "+extra))...)
+		"-append", strings.TrimSpace("console=ttyAMA0 panic=-1 "+extra))
+	return StartVM(t, "ip", append(args, qemuArgs...)...)
+}
+
+// monitor runs commands in the QEMU monitor, which -nographic multiplexes
+// with the serial console (Ctrl-A c switches between them).
+func (vm *VM) monitor(cmds ...string) {
+	vm.t.Helper()
+	vm.Send("\x01c")
+	for _, c := range cmds {
+		vm.Send(c + "\n")
+	}
+	vm.Send("\x01c")
 }
 
 // newDisk makes a sparse raw disk of size bytes in dir, filled with a
@@ -265,30 +278,54 @@ func TestInstallBadInputs(t *testing.T) {
 		name, value, want string
 		size              int64
 		touched           bool
+		// lateDisk: a SCSI disk hot-plugged once the init looks for
+		// disk=auto's disk, as an NVMe or SCSI disk still being probed.
+		lateDisk bool
 	}{
 		{"not a disk image", "install:http://192.0.2.1:8080/images/" + filepath.Base(r.Image) + "#sha256=" + r.SHA256,
-			`is not a disk image: its first sector has no partition table`, 1 << 30, false},
+			`is not a disk image: its first sector has no partition table`, 1 << 30, false, false},
 		{"disk too small", "install:http://192.0.2.1:8080/images/" + name + "#sha256=" + sum,
-			`larger than /dev/vda|image larger than device|bigger device`, 64 << 20, true},
+			`larger than /dev/vda|image larger than device|bigger device`, 64 << 20, true, false},
 		{"no such disk", "install:http://192.0.2.1:8080/images/" + name + "#sha256=" + sum + "&disk=/dev/vdz",
-			`disk=/dev/vdz: .*no such file or directory`, 1 << 30, false},
+			`disk=/dev/vdz: .*no such file or directory`, 1 << 30, false, false},
 		{"digest mismatch", "install:http://192.0.2.1:8080/images/" + name + "#sha256=" + bad,
-			`SHA-256 MISMATCH`, 1 << 30, true},
-		{"nothing installed", "local", `nothing bootable on the node's disks \(/dev/vda\)`, 1 << 30, false},
+			`SHA-256 MISMATCH`, 1 << 30, true, false},
+		{"nothing installed", "local", `nothing bootable on the node's disks \(/dev/vda\)`, 1 << 30, false, false},
+		// disk=auto waits for the disks to settle: the disk that appears
+		// seconds later makes two, and two are refused, by name.
+		{"second disk appears late", "install:http://192.0.2.1:8080/images/" + name + "#sha256=" + sum,
+			`disk=auto: several internal disks \(/dev/sda, /dev/vda\).*/dev/sda is /dev/disk/by-id/wwn-0x5000c500a1b2c3d4`, 1 << 30, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			disk := newDisk(t, t.TempDir(), tc.size)
-			vm := bootWithDisk(t, l, src, disk, "ramboot.224="+tc.value)
+			disks := []string{disk}
+			var qemuArgs []string
+			if tc.lateDisk {
+				disks = append(disks, newDisk(t, t.TempDir(), 1<<30))
+				qemuArgs = []string{"-device", "virtio-scsi-pci,id=scsi0", "-drive", "if=none,id=late,format=raw,file=" + disks[1]}
+			}
+			vm := bootWithDiskOpt(t, l, src, disk, "ramboot.224="+tc.value, "-no-reboot", qemuArgs...)
+			var plugged time.Time
+			if tc.lateDisk {
+				vm.Expect(`224: install .* onto auto`, 600*time.Second)
+				plugged = time.Now()
+				vm.monitor("device_add scsi-hd,drive=late,bus=scsi0.0,id=late0,wwn=0x5000c500a1b2c3d4")
+			}
 			vm.Expect(`(install failed|local boot failed): .*(`+tc.want+`)`, 600*time.Second)
+			if tc.lateDisk {
+				t.Logf("refused %v after the hot-plug", time.Since(plugged).Round(100*time.Millisecond))
+			}
 			shellRoundTrip(t, vm)
 			noPanic(t, vm)
 			vm.Stop()
-			head := make([]byte, 9)
-			f, _ := os.Open(disk)
-			f.Read(head)
-			f.Close()
-			if !tc.touched && string(head) != "UNTOUCHED" {
-				t.Errorf("the disk was written: its first bytes are %q", head)
+			for _, d := range disks {
+				head := make([]byte, 9)
+				f, _ := os.Open(d)
+				f.Read(head)
+				f.Close()
+				if !tc.touched && string(head) != "UNTOUCHED" {
+					t.Errorf("the disk %s was written: its first bytes are %q", filepath.Base(d), head)
+				}
 			}
 		})
 	}
