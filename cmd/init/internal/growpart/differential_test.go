@@ -118,6 +118,9 @@ func cloudGrowpart(t *testing.T, p string, n int) bool {
 // cloud-utils' growpart (the partition Grow picked; for a logical one, its
 // extended partition first, then it) and requires the same tables.
 func TestGrowDifferential(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs cloud-utils' growpart 12 times (half a minute): not in -short (make unit)")
+	}
 	for _, tool := range []string{"sfdisk", "growpart"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			testenv.Skipf(t, "%s not installed (packages fdisk, cloud-guest-utils; e2e/deps.sh installs them)", tool)
