@@ -47,6 +47,9 @@ const LabAddr = "192.0.2.1"
 
 var labSeq atomic.Int32
 
+// labBridgeMAC is br0's own MAC (locally administered).
+const labBridgeMAC = "02:72:62:00:00:01"
+
 // NewLab creates the namespace, br0 and tap0. It needs root and iproute2.
 func NewLab(t testing.TB) *Lab {
 	t.Helper()
@@ -57,7 +60,13 @@ func NewLab(t testing.TB) *Lab {
 	t.Cleanup(func() { deleteNetns(t, l.NS) })
 	for _, args := range [][]string{
 		{"link", "set", "lo", "up"},
-		{"link", "add", "br0", "type", "bridge"},
+		// A bridge takes the lowest MAC of its ports unless it has its
+		// own: a peer added later (a random veth MAC) would change it
+		// under the neighbour caches of the hosts already there, whose
+		// frames then go to a port that is down until their entry
+		// expires (seen: a host's report timed out after attackers
+		// joined). So br0's MAC is set, and never changes.
+		{"link", "add", "br0", "address", labBridgeMAC, "type", "bridge"},
 		{"addr", "add", LabAddr + "/24", "dev", "br0"},
 		{"link", "set", "br0", "up"},
 		{"tuntap", "add", "dev", "tap0", "mode", "tap"},
