@@ -5,7 +5,9 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -379,12 +381,19 @@ func TestInstallLocalPC(t *testing.T) {
 // TestInstallLifecycleVirt: the inventory drives it. A node whose entry
 // says install: (with a host name, root's keys and a cloud-init seed)
 // gets the install form; the power fails mid-write (QEMU
-// killed) and the next boot gets the install again; that one finishes,
-// the node reports install done and reboots, and from then on the server
-// hands it "local": the installed system boots to its login prompt, SSH
-// logs in with the key, the seed is on the boot partition and the root
-// partition fills the disk. An
-// operator's `ramboot node reinstall` puts it back to the install.
+// killed), the server's record says installing, and the next boot gets
+// the install again; that one finishes, the node reports install done and
+// reboots, and from then on the server hands it "local": the installed
+// system boots to its login prompt, SSH logs in with the key, the seed is
+// on the boot partition and the root partition fills the disk.
+//
+// Then the install done is lost (the record is put back to installing,
+// as if the report had never arrived) and the customer writes to the
+// disk: the next boot gets the install form again, finds the install
+// record on the disk, writes nothing (every byte of the disk image is
+// the same after the boot), reports it, and the server has the node
+// installed. An operator's `ramboot node reinstall` starts generation 2:
+// that boot re-flashes the disk (the customer's file is gone).
 func TestInstallLifecycleVirt(t *testing.T) {
 	labSkip(t)
 	src, _ := image(t, "virt")
@@ -420,15 +429,20 @@ func TestInstallLifecycleVirt(t *testing.T) {
 		return string(out)
 	}
 
+	const mac = "52:54:00:12:34:56"
+
 	// 1. The power fails while the image is written.
 	vm := bootWithDisk(t, l, src, disk, "")
 	vm.Expect(`224: install http://192\.0\.2\.1:8080/images/`+name+` onto /dev/vda`, 120*time.Second)
 	vm.Expect(`install: flash: .* written, .*%`, 300*time.Second)
 	vm.Stop()
-	if out := nodeCmd("list"); regexp.MustCompile(`(?m)^n2\s.*\binstalled\b`).MatchString(out) {
-		t.Fatalf("after a power cut mid-write the server has the node installed:\n%s", out)
+	if out := nodeCmd("list"); !regexp.MustCompile(`(?m)^n2\s+` + mac + `\s+installing\s+1\s`).MatchString(out) {
+		t.Errorf("after a power cut mid-write the server's record is not installing at generation 1:\n%s", out)
 	} else {
 		t.Logf("after the power cut:\n%s", out)
+	}
+	if rec := stateRecord(t, state, mac); rec.State != "installing" || rec.Generation != 1 {
+		t.Errorf("after a power cut mid-write the state file has %+v, want installing at generation 1", rec)
 	}
 
 	// 2. The next boot installs again, reports, reboots into ramboot, gets
@@ -441,7 +455,8 @@ func TestInstallLifecycleVirt(t *testing.T) {
 	vm.Expect(`install: host name n2`, 60*time.Second)
 	vm.Expect(`install: root's authorized_keys`, 30*time.Second)
 	vm.Expect(`install: cloud-init seed on`, 30*time.Second)
-	vm.Expect(`install done: /dev/vda sha256=`+sum, 60*time.Second)
+	vm.Expect(`install: install record \(generation 1\) on /dev/vda2:/var/lib/ramboot/install\.json`, 30*time.Second)
+	vm.Expect(`install done: /dev/vda sha256=`+sum+` gen=1\r?\n`, 60*time.Second)
 	vm.Expect(`install: rebooting into the installed system`, 60*time.Second)
 	vm.Expect(`224: local \(from `, 180*time.Second)
 	vm.Expect(`local: booting /dev/vda1 \(config\.txt: vmlinuz\)`, 60*time.Second)
@@ -467,10 +482,11 @@ func TestInstallLifecycleVirt(t *testing.T) {
 	noPanic(t, vm)
 	vm.Stop()
 	// What the install left on the disk: the seed on the boot partition,
-	// the root partition grown to the disk's end (2 GiB).
+	// the root partition grown to the disk's end (2 GiB), less the 33
+	// sectors cloud-utils' growpart keeps free there too.
 	out, err := exec.Command("sfdisk", "--dump", disk).CombinedOutput()
-	if err != nil || !regexp.MustCompile(`start=\s*133120, size=\s*4061184, type=83`).Match(out) {
-		t.Errorf("partition 2 not grown to the disk's end (want 4061184 sectors from 133120):\n%s", out)
+	if err != nil || !regexp.MustCompile(`start=\s*133120, size=\s*4061151, type=83`).Match(out) {
+		t.Errorf("partition 2 not grown to the disk's end (want 4061151 sectors from 133120, 33 left free):\n%s", out)
 	}
 	if out, err := exec.Command("mtype", "-i", disk+"@@1M", "::/user-data").CombinedOutput(); err != nil || !strings.Contains(string(out), "hostname: n2") {
 		t.Errorf("the seed's user-data on the boot partition: %v\n%s", err, out)
@@ -479,9 +495,170 @@ func TestInstallLifecycleVirt(t *testing.T) {
 		t.Errorf("the server does not have the node installed:\n%s", out)
 	}
 
-	// 3. A reinstall request: the next boot gets the install form again.
-	nodeCmd("reinstall", "n2")
+	// 3. The install done never reached the server: its record says
+	// installing again, at the same generation (rewritten while the server
+	// runs: it reads a changed state file again). The customer has written
+	// to the disk since.
+	lostReport(t, state, mac)
+	if out := nodeCmd("list"); !regexp.MustCompile(`(?m)^n2\s+` + mac + `\s+installing\s+1\s`).MatchString(out) {
+		t.Fatalf("the record was not put back to installing:\n%s", out)
+	}
+	marker := filepath.Join(t.TempDir(), "customer-data.txt")
+	os.WriteFile(marker, []byte("the customer's data, written after the install\n"), 0o644)
+	run(t, "mcopy", "-o", "-i", disk+"@@1M", marker, "::/customer-data.txt")
+	before := diskSums(t, disk)
+	t0 = time.Now()
 	vm = bootWithDisk(t, l, src, disk, "")
-	vm.Expect(`224: install http://192\.0\.2\.1:8080/images/`+name, 120*time.Second)
+	vm.Expect(`224: install http://192\.0\.2\.1:8080/images/`+name+` onto /dev/vda`, 120*time.Second)
+	vm.Expect(`install: /dev/vda holds /dev/vda2:/var/lib/ramboot/install\.json \(generation 1, sha256=`+sum+`, \S+\): the install asks for generation 1, so the disk is kept`, 60*time.Second)
+	vm.Expect(`install done: /dev/vda sha256=`+sum+` gen=1 already installed at generation 1 on \S+ \(/dev/vda2:/var/lib/ramboot/install\.json\): the disk is not written`, 120*time.Second)
+	vm.Expect(`install: rebooting into the installed system`, 60*time.Second)
+	select {
+	case <-vm.done: // -no-reboot: the reboot ends QEMU
+	case <-time.After(60 * time.Second):
+		t.Errorf("QEMU did not exit at the node's reboot")
+	}
+	kept := time.Since(t0).Round(time.Second)
+	if out := vm.Output(); strings.Contains(out, "install: started") || strings.Contains(out, "install: flash:") {
+		t.Errorf("the boot with the install already on the disk wrote it:\n%s", tailLines(out, 40))
+	}
+	noPanic(t, vm)
 	vm.Stop()
+	after := diskSums(t, disk)
+	if diff := before.differ(after); len(diff) > 0 {
+		t.Errorf("the disk changed in %d of its %d MiB (at MiB %v): the init wrote a disk that held its install", len(diff), len(before.mib), diff[:min(len(diff), 20)])
+	}
+	if out, err := exec.Command("mtype", "-i", disk+"@@1M", "::/customer-data.txt").CombinedOutput(); err != nil || !strings.Contains(string(out), "the customer's data") {
+		t.Errorf("the customer's file after the boot: %v %s", err, out)
+	}
+	if rec := stateRecord(t, state, mac); rec.State != "installed" || rec.Generation != 1 || !strings.Contains(rec.Detail, "already installed") {
+		t.Errorf("the server did not learn the install from the next boot: %+v", rec)
+	}
+	t.Logf("lost install done: the next boot (%v) kept all %d MiB of the disk (sha256 %s before and after, the customer's file in place); the server has the node installed at generation 1 from that boot's report",
+		kept, len(before.mib), before.all[:16])
+
+	// 4. A reinstall request starts generation 2: the next boot installs
+	// over the disk (the customer's file is gone) and the record says 2.
+	if out := nodeCmd("reinstall", "n2"); !strings.Contains(out, "install generation 2") {
+		t.Errorf("reinstall: %s", out)
+	}
+	t0 = time.Now()
+	vm = bootWithDisk(t, l, src, disk, "")
+	vm.Expect(`224: install http://192\.0\.2\.1:8080/images/`+name+` onto /dev/vda`, 120*time.Second)
+	vm.Expect(`install: /dev/vda holds /dev/vda2:/var/lib/ramboot/install\.json \(generation 1, sha256=`+sum+`, \S+\), not this install: it carries generation 1, the install asks for 2`, 60*time.Second)
+	vm.Expect(`install: (?:flash: )?wrote ([\d.]+ [KMG]i?B) to /dev/vda in ([\dhm.]+s) \(([\d.]+ [KMG]i?B/s)\); sha256 verified`, 600*time.Second)
+	vm.Expect(`install: install record \(generation 2\) on /dev/vda2:/var/lib/ramboot/install\.json`, 60*time.Second)
+	vm.Expect(`install done: /dev/vda sha256=`+sum+` gen=2\r?\n`, 60*time.Second)
+	vm.Expect(`install: rebooting into the installed system`, 60*time.Second)
+	select {
+	case <-vm.done:
+	case <-time.After(60 * time.Second):
+		t.Errorf("QEMU did not exit at the node's reboot")
+	}
+	noPanic(t, vm)
+	vm.Stop()
+	t.Logf("reinstall at generation 2: %v", time.Since(t0).Round(time.Second))
+	if out, err := exec.Command("mtype", "-i", disk+"@@1M", "::/customer-data.txt").CombinedOutput(); err == nil {
+		t.Errorf("the customer's file is still there after the reinstall: %s", out)
+	}
+	if rec := stateRecord(t, state, mac); rec.State != "installed" || rec.Generation != 2 || rec.ReinstallRequested {
+		t.Errorf("after the reinstall the state file has %+v, want installed at generation 2", rec)
+	}
+}
+
+// nodeRecord is what the e2e tests read of a state file's record.
+type nodeRecord struct {
+	State              string `json:"state"`
+	Generation         int    `json:"generation"`
+	Detail             string `json:"detail"`
+	ReinstallRequested bool   `json:"reinstall_requested"`
+}
+
+// stateRecord reads mac's record from serve's state file.
+func stateRecord(t testing.TB, path, mac string) nodeRecord {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Nodes map[string]nodeRecord `json:"nodes"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatalf("state file %s: %v", path, err)
+	}
+	return st.Nodes[mac]
+}
+
+// lostReport puts mac's record in serve's state file back to installing,
+// as it was before its install done, the way the server and `ramboot
+// node` write the file: a new file renamed over it.
+func lostReport(t testing.TB, path, mac string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]map[string]map[string]any
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	rec := st["nodes"][mac]
+	if rec == nil {
+		t.Fatalf("no record of %s in %s", mac, b)
+	}
+	rec["state"] = "installing"
+	rec["detail"] = "started (install done lost)"
+	out, _ := json.MarshalIndent(st, "", "  ")
+	tmp := path + ".e2e"
+	if err := os.WriteFile(tmp, append(out, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// diskSum is a disk image's SHA-256, whole and by MiB.
+type diskSum struct {
+	all string
+	mib [][32]byte
+}
+
+func diskSums(t testing.TB, path string) diskSum {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var d diskSum
+	whole := sha256.New()
+	buf := make([]byte, 1<<20)
+	for {
+		n, err := io.ReadFull(f, buf)
+		if n > 0 {
+			whole.Write(buf[:n])
+			d.mib = append(d.mib, sha256.Sum256(buf[:n]))
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.all = hex.EncodeToString(whole.Sum(nil))
+	return d
+}
+
+// differ lists the MiB that differ between two sums of a disk.
+func (d diskSum) differ(e diskSum) []int {
+	var out []int
+	for i := range max(len(d.mib), len(e.mib)) {
+		if i >= len(d.mib) || i >= len(e.mib) || d.mib[i] != e.mib[i] {
+			out = append(out, i)
+		}
+	}
+	return out
 }
