@@ -397,7 +397,9 @@ func (lc *lifecycle) refresh(s *Server) {
 	if errors.Is(err, os.ErrNotExist) {
 		id, err = fileID{}, nil
 	}
-	if err != nil || id == lc.snap.Load().id || id == lc.bad {
+	// A missing file's id is the zero fileID, and so is lc.bad when no
+	// file was found corrupt: only a real bad id stops a re-read.
+	if err != nil || id == lc.snap.Load().id || (lc.bad != fileID{} && id == lc.bad) {
 		return
 	}
 	st, nid, rerr := readState(lc.path)

@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -161,5 +162,21 @@ func TestMakeRoomListed(t *testing.T) {
 	st.Nodes["02:00:00:00:00:01"] = &NodeState{State: StateFailed}
 	if dropped := makeRoom(st, s.inventory(), 1); len(dropped) != 1 || dropped[0] != "02:00:00:00:00:01" || len(st.Nodes) != 10 {
 		t.Fatalf("dropped %v, left %d", dropped, len(st.Nodes))
+	}
+}
+
+// Deleting the state file while serve runs is an empty state at the next
+// lookup (the README: deleting it reinstalls every node that has no
+// install record on its disk), not the state read before.
+func TestLifecycleStateFileDeleted(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := lcServer(t, dir, lcNodes(lcSHA))
+	say(s, StageInstallDone, "/dev/vda sha256="+lcSHA)
+	want224(t, s, "installed", "local")
+	if err := os.Remove(filepath.Join(dir, "state.json")); err != nil {
+		t.Fatal(err)
+	}
+	if got := dhcp224(t, s, lcMAC); !strings.HasPrefix(got, "install:") {
+		t.Fatalf("after the state file was deleted: option 224 = %q, want the install form", got)
 	}
 }

@@ -11,7 +11,9 @@ import (
 )
 
 // madeUp is the i-th made-up MAC of a flood.
-func madeUp(i int) string { return fmt.Sprintf("02:00:00:%02x:%02x:%02x", i>>16&0xff, i>>8&0xff, i&0xff) }
+func madeUp(i int) string {
+	return fmt.Sprintf("02:00:00:%02x:%02x:%02x", i>>16&0xff, i>>8&0xff, i&0xff)
+}
 
 // TestPoolDeclineBounded: a flood of made-up MACs, each taking an offer and
 // declining it, sets aside at most a quarter of the range; a real client
