@@ -417,7 +417,7 @@ func TestInstallLifecycleVirt(t *testing.T) {
 	state := filepath.Join(l.Dir, "state.json")
 	svWrite(t, nodes, "nodes:\n  - mac: 52:54:00:12:34:56\n    hostname: n2\n    install:\n"+
 		"      image: \"http://{{.Server}}:8080/images/"+name+"\"\n      sha256: "+sum+"\n      disk: /dev/vda\n"+
-		"      keys: \"http://{{.Server}}:8080/keys-n2\"\n      seed: \"http://{{.Server}}:8080/seed/n2\"\n")
+		"      keys: \"http://{{.Server}}:8080/keys-n2#sha256="+fmt.Sprintf("%x", sha256.Sum256(pub))+"\"\n      seed: \"http://{{.Server}}:8080/seed/n2#sha256="+fmt.Sprintf("%x,%x", sha256.Sum256([]byte("#cloud-config\nhostname: n2\n")), sha256.Sum256([]byte("instance-id: n2-e2e\n")))+"\"\n")
 	svStart(t, l, src, "--dhcp", "proxy", "--nodes", nodes, "--state-file", state)
 	disk := newDisk(t, t.TempDir(), 2<<30)
 	nodeCmd := func(args ...string) string {
