@@ -215,10 +215,16 @@ func scanLinesOrCR(data []byte, atEOF bool) (int, []byte, error) {
 // ("" if there was no place for it).
 func (in *Init) postInstall(ctx context.Context, spec bootspec.InstallSpec, disk string) (string, error) {
 	if spec.Grow {
-		if err := growDisk(disk); err != nil {
+		switch r, err := growDisk(disk); {
+		case err != nil:
 			in.stage("install: not grown: %v", err)
-		} else if err := rereadPartitions(disk); err != nil {
-			return "", err
+		case r.Unchanged != "":
+			in.stage("install: not grown: %s", r.Unchanged)
+		default:
+			in.stage("install: %s partition %d grown to sector %d (was %d)", r.Table, r.Partition, r.NewEnd, r.OldEnd)
+			if err := rereadPartitions(disk); err != nil {
+				return "", err
+			}
 		}
 	}
 	// Partitions appear once the kernel has re-read the table.
@@ -319,20 +325,21 @@ func isDir(p string) bool {
 	return err == nil && fi.IsDir()
 }
 
-func growDisk(disk string) error {
+func growDisk(disk string) (growpart.Result, error) {
 	f, err := os.OpenFile(disk, os.O_RDWR, 0)
 	if err != nil {
-		return err
+		return growpart.Result{}, err
 	}
 	defer f.Close()
 	size, err := f.Seek(0, 2)
 	if err != nil {
-		return err
+		return growpart.Result{}, err
 	}
-	if _, err := growpart.Grow(f, size); err != nil {
-		return err
+	r, err := growpart.Grow(f, size)
+	if err != nil {
+		return r, err
 	}
-	return f.Sync()
+	return r, f.Sync()
 }
 
 // rereadPartitions asks the kernel to read disk's partition table again.
