@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ramboot/ramboot/bootspec"
 	"github.com/ramboot/ramboot/server/dhcp"
 	"github.com/ramboot/ramboot/server/inventory"
 )
@@ -359,7 +360,15 @@ func (s *Server) preflightInventory(p *Preflight, mode dhcp.Mode, ipnet *net.IPN
 			inside++
 		}
 	}
+	var server net.IP
+	if ipnet != nil {
+		server = ipnet.IP
+	}
+	parsed := preflight224(p, inv, s.Nodes, server)
 	msg := fmt.Sprintf("inventory: %s, %d node%s", s.Nodes, len(inv.Nodes), plural(len(inv.Nodes)))
+	if parsed > 0 {
+		msg += fmt.Sprintf(", option 224 parsed as the init parses it for %d", parsed)
+	}
 	if inv.Defaults.Option224 != "" {
 		msg += ", defaults with option 224"
 	}
@@ -373,6 +382,58 @@ func (s *Server) preflightInventory(p *Preflight, mode dhcp.Mode, ipnet *net.IPN
 		p.warn("%s: %d node%s with a fixed address, which only --dhcp full hands out: in %s mode the network's DHCP server gives addresses (ramboot dhcp-config writes its config from this file)", s.Nodes, fixed, plural(fixed), mode)
 	}
 	p.ok("%s", msg)
+}
+
+// preflight224 renders each node's option 224 (its boot form and, with
+// install:, its install form) as serve would hand it out, and the
+// defaults' for a MAC the inventory does not list, and parses each as the
+// init does: a value the init would refuse (nsf://..., install: without a
+// digest setting it understands) is a problem naming the node's line,
+// found here rather than on the node. It returns how many values parsed.
+func preflight224(p *Preflight, inv *inventory.Inventory, file string, server net.IP) int {
+	if server == nil {
+		server = net.IPv4(192, 0, 2, 1) // no interface: any address shows the grammar
+	}
+	type target struct {
+		where  string
+		mac    net.HardwareAddr
+		serial string
+	}
+	var targets []target
+	for _, n := range inv.Nodes {
+		mac, _ := net.ParseMAC(strings.ReplaceAll(strings.TrimSpace(n.MAC), "-", ":"))
+		targets = append(targets, target{file + ": " + nodeName(inv, n), mac, n.Serial})
+	}
+	// The defaults, for a made-up MAC no entry has.
+	for i := 0; i < 256; i++ {
+		mac := net.HardwareAddr{0x02, 0x72, 0x62, 0xff, 0xff, byte(i)}
+		if m, ok, _ := inv.Lookup(mac, "", server); !ok || m.Line == 0 {
+			targets = append(targets, target{file + ": defaults", mac, ""})
+			break
+		}
+	}
+	parsed := 0
+	for _, t := range targets {
+		m, ok, err := inv.Lookup(t.mac, t.serial, server)
+		if err != nil {
+			p.problem("%s: %v", t.where, err)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		for _, v := range []struct{ form, value string }{{"option 224", m.Option224}, {"install form of option 224", m.Install}} {
+			if v.value == "" {
+				continue
+			}
+			if _, err := bootspec.Parse(v.value); err != nil {
+				p.problem("%s: its %s %q would be refused by the node's init: %v", t.where, v.form, v.value, err)
+				continue
+			}
+			parsed++
+		}
+	}
+	return parsed
 }
 
 // nodeName names an inventory node in a message: its line and what it is

@@ -22,7 +22,7 @@ import (
 	"github.com/u-root/u-root/pkg/curl"
 	"golang.org/x/sys/unix"
 
-	"github.com/ramboot/ramboot/cmd/init/internal/bootspec"
+	"github.com/ramboot/ramboot/bootspec"
 	"github.com/ramboot/ramboot/cmd/init/internal/ipxe"
 	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/kernel/kimage"

@@ -15,7 +15,7 @@ import (
 
 	"github.com/u-root/u-root/pkg/mount/block"
 
-	"github.com/ramboot/ramboot/cmd/init/internal/bootspec"
+	"github.com/ramboot/ramboot/bootspec"
 )
 
 // The node's disks: which block devices there are, which one disk=

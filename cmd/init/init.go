@@ -18,7 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ramboot/ramboot/cmd/init/internal/bootspec"
+	"github.com/ramboot/ramboot/bootspec"
 	"github.com/ramboot/ramboot/cmd/init/internal/netup"
 )
 

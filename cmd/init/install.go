@@ -17,7 +17,7 @@ import (
 	"github.com/u-root/u-root/pkg/mount/block"
 	"golang.org/x/sys/unix"
 
-	"github.com/ramboot/ramboot/cmd/init/internal/bootspec"
+	"github.com/ramboot/ramboot/bootspec"
 	"github.com/ramboot/ramboot/cmd/init/internal/growpart"
 	"github.com/ramboot/ramboot/internal/report"
 )

@@ -11,9 +11,9 @@ import (
 	"github.com/u-root/u-root/pkg/mount/block"
 	"golang.org/x/sys/unix"
 
+	"github.com/ramboot/ramboot/bootspec"
 	"github.com/ramboot/ramboot/cmd/init/internal/bootcfg"
 	"github.com/ramboot/ramboot/cmd/init/internal/bootfs"
-	"github.com/ramboot/ramboot/cmd/init/internal/bootspec"
 	"github.com/ramboot/ramboot/cmd/init/internal/ipxe"
 	"github.com/ramboot/ramboot/cmd/init/internal/piconfig"
 )

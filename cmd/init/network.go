@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ramboot/ramboot/cmd/init/internal/bootspec"
+	"github.com/ramboot/ramboot/bootspec"
 	"github.com/ramboot/ramboot/cmd/init/internal/netup"
 	"github.com/ramboot/ramboot/internal/report"
 )

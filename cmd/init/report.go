@@ -38,7 +38,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ramboot/ramboot/cmd/init/internal/bootspec"
+	"github.com/ramboot/ramboot/bootspec"
 	"github.com/ramboot/ramboot/cmd/init/internal/netup"
 	"github.com/ramboot/ramboot/internal/report"
 )

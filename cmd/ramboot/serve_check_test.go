@@ -112,7 +112,7 @@ nodes:
 	}
 	for _, w := range []string{"config: " + cfg, "tree: " + tree + ": board virt (arm64, kernel Image), 3 files",
 		"interface: " + lo + ", 127.0.0.1/8", "dhcp: full on " + lo, "range 127.0.0.100-127.0.0.200 (101 addresses)",
-		"inventory: " + nodes + ", 3 nodes, defaults with option 224, 2 fixed addresses (1 inside the range, kept out of the dynamic pool; 1 outside it)",
+		"inventory: " + nodes + ", 3 nodes, option 224 parsed as the init parses it for 4, defaults with option 224, 2 fixed addresses (1 inside the range, kept out of the dynamic pool; 1 outside it)",
 		"tftp: " + tl.LocalAddr().String(), "http: " + hl.Addr().String(), "ok: "} {
 		if !strings.Contains(out, w) {
 			t.Errorf("summary lacks %q:\n%s", w, out)
@@ -150,6 +150,9 @@ func TestServeCheckProblems(t *testing.T) {
     address: 127.255.255.255
 `)
 	ok := writeFile(t, "nodes.yaml", "nodes:\n  - mac: 52:54:00:00:00:01\n    address: 192.0.2.10\n  - mac: 52:54:00:00:00:02\n    address: 127.0.0.1\n  - mac: 52:54:00:00:00:03\n    address: 127.255.255.255\n")
+	// A typo in a scheme, a local: target that is no /dev path: values the
+	// inventory takes as text, the init refuses.
+	bad224 := writeFile(t, "nodes.yaml", "defaults:\n  option224: \"local:sda1\"\nnodes:\n  - mac: 52:54:00:00:00:01\n    hostname: n1\n    option224: \"nsf://192.0.2.1/srv/root\"\n  - mac: 52:54:00:00:00:02\n    hostname: n2\n    option224: \"http://192.0.2.1:8080/boot/n2.ipxe\"\n")
 	cfg := writeFile(t, "serve.yaml", "interfce: "+lo+"\nhttp-max-conns: many\n")
 	for _, tc := range []struct {
 		name string
@@ -175,6 +178,9 @@ func TestServeCheckProblems(t *testing.T) {
 		{"listen", []string{"--root", tree, "--interface", lo, "--tftp", "192.0.2.1:69", "--http", "localhost:80"}, []string{
 			"--tftp 192.0.2.1:69: not an address of --interface " + lo, `--http "localhost:80": give an IP address`}},
 		{"log format", []string{"--root", tree, "--interface", lo, "--log-format", "xml"}, []string{`--log-format "xml"`}},
+		{"option 224", []string{"--root", tree, "--interface", lo, "--nodes", bad224}, []string{
+			`line 4 (n1): its option 224 "nsf://192.0.2.1/srv/root" would be refused by the node's init`,
+			`defaults: its option 224 "local:sda1" would be refused by the node's init`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, stderr := runCLI(t, append([]string{"serve", "--check"}, tc.args...)...)
