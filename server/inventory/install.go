@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"text/template"
+
+	"github.com/ramboot/ramboot/bootspec"
 )
 
 // Install is a node's install: what ramboot's init writes to the node's
@@ -61,7 +62,12 @@ func WithGeneration(form string, gen int) string {
 	if form == "" || gen < 1 {
 		return form
 	}
-	return form + "&gen=" + strconv.Itoa(gen)
+	spec, err := bootspec.Parse(form)
+	if err != nil || spec.Kind != bootspec.Install {
+		return form // render wrote it, so it parses; never reached
+	}
+	spec.Install.Gen = gen
+	return spec.Install.String()
 }
 
 // sampleVars stand in for a node's at load, to check rendered values.
@@ -199,11 +205,15 @@ func (in *Install) render(v Vars) (form, image string, err error) {
 	if u, _ := url.Parse(image); u.Path == "" || u.Path == "/" {
 		return "", "", fmt.Errorf("install.image %q: the URL names no file", image)
 	}
-	var b strings.Builder
-	b.WriteString("install:" + image + "#sha256=" + in.SHA256)
-	add := func(k, val string) { b.WriteString("&" + k + "=" + val) }
-	if in.Disk != "" && in.Disk != "auto" {
-		add("disk", in.Disk)
+	// The form is option 224's own writer's (bootspec), read back by its
+	// parser: a value that does not come back as it went in (a URL with a
+	// separator in it) is refused here, not on the node.
+	spec := bootspec.InstallSpec{Disk: in.Disk, Grow: in.Grow == nil || *in.Grow, Then: in.Then}
+	spec.URL, _ = url.Parse(image)
+	if in.SHA256 == "none" {
+		spec.NoDigest = true
+	} else {
+		spec.SHA256 = in.SHA256
 	}
 	host, err := exec("hostname", in.hostname)
 	if err != nil {
@@ -216,7 +226,7 @@ func (in *Install) render(v Vars) (form, image string, err error) {
 		if !validHostname(host) {
 			return "", "", fmt.Errorf("install.hostname %q: use letters, digits and dashes (RFC 1123)", host)
 		}
-		add("hostname", host)
+		spec.Hostname = host
 	}
 	for _, f := range []struct {
 		name   string
@@ -233,21 +243,24 @@ func (in *Install) render(v Vars) (form, image string, err error) {
 		if err := checkURL(f.name, u); err != nil {
 			return "", "", err
 		}
-		if f.sha256 != "" {
-			u += "#sha256=" + f.sha256
+		pu, _ := url.Parse(u)
+		if f.name == "keys" {
+			spec.Keys, spec.KeysSHA256 = pu, f.sha256
+		} else if spec.Seed = pu; f.sha256 != "" {
+			um, _, _ := strings.Cut(f.sha256, ",")
+			spec.SeedSHA256 = [2]string{um, f.sha256[len(um)+1:]}
 		}
-		add(f.name, u)
 	}
-	if in.Grow != nil && !*in.Grow {
-		add("grow", "0")
+	form = spec.String()
+	if len(form)+maxGenSuffix > MaxInstallForm {
+		return "", "", fmt.Errorf("install: option 224 would be %d bytes with its install generation, more than %d: serve the image, keys and seed at shorter URLs", len(form)+maxGenSuffix, MaxInstallForm)
 	}
-	if in.Then == "local" {
-		add("then", "local")
+	// With no server address (ramboot node, which serves nothing) a
+	// {{.Server}} URL has no host: the form is not one to hand out.
+	if back, err := bootspec.Parse(form); v.Server != "" && (err != nil || back.Install.String() != form) {
+		return "", "", fmt.Errorf("install: the install form %q does not read back as written (%v): check the URLs for &, # and spaces", form, err)
 	}
-	if b.Len()+maxGenSuffix > MaxInstallForm {
-		return "", "", fmt.Errorf("install: option 224 would be %d bytes with its install generation, more than %d: serve the image, keys and seed at shorter URLs", b.Len()+maxGenSuffix, MaxInstallForm)
-	}
-	return b.String(), image, nil
+	return form, image, nil
 }
 
 // fileDigests checks the fragment of keys: (URL#sha256=HEX, the
