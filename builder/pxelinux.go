@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ramboot/ramboot/bootspec"
 	"github.com/ramboot/ramboot/server/inventory"
 )
 
@@ -141,37 +142,15 @@ func (c PXEConfigs) Files() (map[string][]byte, error) {
 	return files, nil
 }
 
-// cmdline is the kernel command line for a node: the board's cmdline.txt,
-// the initramfs for the boot loader, option 224 and the hostname.
+// cmdline is the kernel command line for a node: the board's cmdline.txt
+// and the node's ramboot.* parameters, written as serve's iPXE scripts
+// write them (bootspec.KernelArgs).
 func (c PXEConfigs) cmdline(option224, hostname string) (string, error) {
-	for _, r := range option224 + hostname {
-		if r < 0x20 || r == 0x7f {
-			return "", fmt.Errorf("option224 or hostname %q holds a control character; remove it", option224+hostname)
-		}
+	args, err := bootspec.KernelArgs(option224, hostname)
+	if err != nil {
+		return "", err
 	}
-	if strings.Contains(option224, `"`) && strings.ContainsAny(option224, " \t") {
-		return "", fmt.Errorf("option224 %q: a kernel command line cannot carry both spaces and double quotes", option224)
-	}
-	if strings.ContainsAny(hostname, " \t\"") {
-		return "", fmt.Errorf("hostname %q: no spaces or quotes", hostname)
-	}
-	// A node whose option 224 chains to its own iPXE script would boot
-	// itself again: as `ramboot serve` does, it gets the shell instead.
-	if strings.Contains(option224, "/boot/") && strings.Contains(option224, ".ipxe") {
-		option224 = "shell"
-	}
-	args := strings.TrimSpace(c.Board.Cmdline)
-	if option224 != "" {
-		v := option224
-		if strings.ContainsAny(v, " \t") {
-			v = `"` + v + `"`
-		}
-		args += " ramboot.224=" + v
-	}
-	if hostname != "" {
-		args += " ramboot.hostname=" + hostname
-	}
-	return strings.TrimSpace(args), nil
+	return strings.TrimSpace(strings.TrimSpace(c.Board.Cmdline) + " " + args), nil
 }
 
 func (c PXEConfigs) pxeFile(what, args string, notes []string) []byte {
@@ -182,9 +161,7 @@ func (c PXEConfigs) pxeFile(what, args string, notes []string) []byte {
 	for _, n := range notes {
 		fmt.Fprintf(&b, "# Note: %s\n", n)
 	}
-	b.WriteString("DEFAULT ramboot\nPROMPT 0\nTIMEOUT 0\n\nLABEL ramboot\n")
-	fmt.Fprintf(&b, "  KERNEL %s\n", c.Board.path(c.Board.Kernel))
-	fmt.Fprintf(&b, "  APPEND initrd=%s %s\n", c.Board.path("rootfs.cpio.gz"), args)
+	b.WriteString(bootspec.PXELinux(c.Board.path(c.Board.Kernel), c.Board.path("rootfs.cpio.gz"), args))
 	return b.Bytes()
 }
 
@@ -192,9 +169,7 @@ func (c PXEConfigs) ipxeScript(what, args string) []byte {
 	base := strings.TrimRight(c.IPXEBase, "/")
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "#!ipxe\n%s (`ramboot pxelinux --ipxe`) for %s.\n", pxeMarker, what)
-	// initrd= names the initramfs for the kernel's EFI stub under UEFI.
-	fmt.Fprintf(&b, "kernel %s/%s %s initrd=rootfs.cpio.gz\ninitrd %s/%s\nboot\n",
-		base, c.Board.path(c.Board.Kernel), args, base, c.Board.path("rootfs.cpio.gz"))
+	b.WriteString(bootspec.IPXE(base+"/"+c.Board.path(c.Board.Kernel), base+"/"+c.Board.path("rootfs.cpio.gz"), args))
 	return b.Bytes()
 }
 

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ramboot/ramboot/bootspec"
 	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/server/status"
 )
@@ -295,14 +296,6 @@ func (c *countingWriter) Flush() {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
-// cmdlineQuote quotes a kernel command-line value that has spaces.
-func cmdlineQuote(v string) string {
-	if strings.ContainsAny(v, " \t") {
-		return `"` + strings.ReplaceAll(v, `"`, "") + `"`
-	}
-	return v
-}
-
 // serveScript renders /boot/<mac>.ipxe: the tree's kernel and initramfs
 // with the node's option 224 on the kernel command line.
 func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {
@@ -335,26 +328,24 @@ func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {
 	if data, err := os.ReadFile(filepath.Join(s.Root, b.path("cmdline.txt"))); err == nil {
 		cmdline = strings.TrimSpace(string(data))
 	}
-	next := m.Option224
-	if strings.Contains(next, "/boot/") && strings.Contains(next, ".ipxe") {
-		next = "shell" // the script must not point the next kernel back at itself
-	}
-	if next != "" {
-		cmdline += " ramboot.224=" + cmdlineQuote(next)
-	}
-	if m.Hostname != "" {
-		cmdline += " ramboot.hostname=" + m.Hostname
+	args, err := bootspec.KernelArgs(m.Option224, m.Hostname)
+	if err != nil {
+		msg := fmt.Sprintf("node %s (nodes.yaml line %d): %v", mac, m.Line, err)
+		http.Error(w, msg, http.StatusInternalServerError)
+		s.log().Error("http", "remote", r.RemoteAddr, "path", r.URL.Path, "err", msg)
+		return
 	}
 	base := "http://" + r.Host
-	cmdline += " " + report.CmdlineParam + "=" + base + report.Path
+	for _, a := range []string{args, report.CmdlineParam + "=" + base + report.Path} {
+		if a != "" {
+			cmdline = strings.TrimSpace(cmdline + " " + a)
+		}
+	}
 	fmt.Fprintf(w, "#!ipxe\n# ramboot: node %s, board %s", mac, b.Name)
 	if found && m.Line > 0 {
 		fmt.Fprintf(w, " (nodes.yaml line %d)", m.Line)
 	}
-	// initrd= names the initramfs for the kernel's EFI stub under UEFI
-	// (iPXE on x86 or arm64 UEFI); elsewhere it is an unused parameter.
-	fmt.Fprintf(w, "\nkernel %s/%s %s initrd=rootfs.cpio.gz\ninitrd %s/%s\nboot\n",
-		base, b.path(b.Kernel), cmdline, base, b.path("rootfs.cpio.gz"))
+	fmt.Fprintf(w, "\n%s", bootspec.IPXE(base+"/"+b.path(b.Kernel), base+"/"+b.path("rootfs.cpio.gz"), cmdline))
 	s.log().Info("http", "remote", r.RemoteAddr, "path", r.URL.Path, "mac", mac.String(), "event", "ipxe-script")
 	// The script is shown on the node it is for; the MAC is in the URL,
 	// which any client may ask for, so a request from an address that is
