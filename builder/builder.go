@@ -31,6 +31,7 @@ import (
 	"github.com/ramboot/ramboot/kernel/apt"
 	"github.com/ramboot/ramboot/kernel/deb"
 	"github.com/ramboot/ramboot/kernel/modules"
+	"github.com/ramboot/ramboot/tree"
 )
 
 // Options are a build's inputs.
@@ -72,7 +73,7 @@ type Build struct {
 
 	Board    *boards.Board
 	Kernel   *kernel.Kernel
-	Manifest Manifest
+	Manifest tree.Manifest
 	// ConfigTxt is the board's config.txt when Subdir is set.
 	ConfigTxt string
 
@@ -83,59 +84,6 @@ type Build struct {
 	bigFiles map[string]string // output name -> path to copy
 	fwNames  map[string]bool   // output names that are firmware
 	start    time.Time
-}
-
-// Manifest describes a built tree: every file's size and SHA-256 and
-// every input that went into it.
-type Manifest struct {
-	Board        string         `json:"board"`
-	Arch         string         `json:"arch"`
-	KernelFile   string         `json:"kernel_file"`
-	Ramboot      string         `json:"ramboot_version"`
-	Go           string         `json:"go_version"`
-	Kernel       KernelInfo     `json:"kernel"`
-	Packages     []PackageInfo  `json:"packages"`
-	Modules      []string       `json:"modules"`
-	Overlays     []OverlayInfo  `json:"overlays"`
-	SourceDate   int64          `json:"source_date_epoch"`
-	BusyboxKey   string         `json:"busybox_key"`
-	Commands     []string       `json:"commands"`
-	Files        []FileInfo     `json:"files"`
-	TFTPPayload  int64          `json:"tftp_payload_bytes"`
-	TFTPFetched  []string       `json:"tftp_fetched"`
-	BoardProfile string         `json:"board_profile_sha256"`
-	Extra        map[string]any `json:"extra,omitempty"`
-}
-
-// KernelInfo names the kernel used.
-type KernelInfo struct {
-	Release string `json:"release"`
-	Package string `json:"package,omitempty"`
-	Version string `json:"version,omitempty"`
-	Source  string `json:"source"`
-	Image   string `json:"image_sha256"`
-}
-
-// PackageInfo is one Debian package used.
-type PackageInfo struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
-	Suite   string `json:"suite,omitempty"`
-	SHA256  string `json:"sha256"`
-	Source  string `json:"source"` // "archive" or the local path's base name
-}
-
-// OverlayInfo is one overlay laid into the initramfs.
-type OverlayInfo struct {
-	Dir    string `json:"dir"`
-	SHA256 string `json:"sha256"`
-}
-
-// FileInfo is one file of the output tree.
-type FileInfo struct {
-	Name   string `json:"name"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
 }
 
 func (b *Build) logf(format string, args ...any) {
@@ -218,7 +166,7 @@ func (b *Build) prepare(ctx context.Context) error {
 	b.outFiles = map[string][]byte{}
 	b.bigFiles = map[string]string{}
 	b.fwNames = map[string]bool{}
-	b.Manifest = Manifest{
+	b.Manifest = tree.Manifest{
 		Board:      b.Board.Name,
 		Arch:       b.Board.Arch,
 		KernelFile: b.Board.Kernel.ImageName(),
@@ -296,7 +244,7 @@ func (b *Build) fetchKernel(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		b.Manifest.Kernel = KernelInfo{Release: k.Release, Source: "dir " + b.KernelDir}
+		b.Manifest.Kernel = tree.KernelInfo{Release: k.Release, Source: "dir " + b.KernelDir}
 	case b.KernelDeb != "":
 		ctl, err := deb.Control(b.KernelDeb)
 		if err != nil {
@@ -314,8 +262,8 @@ func (b *Build) fetchKernel(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		b.Manifest.Kernel = KernelInfo{Release: k.Release, Package: ctl["Package"], Version: ctl["Version"], Source: "deb " + filepath.Base(b.KernelDeb)}
-		b.Manifest.Packages = append(b.Manifest.Packages, PackageInfo{Name: ctl["Package"], Version: ctl["Version"], SHA256: sum, Source: filepath.Base(b.KernelDeb)})
+		b.Manifest.Kernel = tree.KernelInfo{Release: k.Release, Package: ctl["Package"], Version: ctl["Version"], Source: "deb " + filepath.Base(b.KernelDeb)}
+		b.Manifest.Packages = append(b.Manifest.Packages, tree.PackageInfo{Name: ctl["Package"], Version: ctl["Version"], SHA256: sum, Source: filepath.Base(b.KernelDeb)})
 	default:
 		c, err := b.aptClient()
 		if err != nil {
@@ -346,8 +294,8 @@ func (b *Build) fetchKernel(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		b.Manifest.Kernel = KernelInfo{Release: k.Release, Package: p.Name, Version: p.Version, Source: "archive " + p.Suite}
-		b.Manifest.Packages = append(b.Manifest.Packages, PackageInfo{Name: p.Name, Version: p.Version, Suite: p.Suite, SHA256: p.SHA256, Source: "archive"})
+		b.Manifest.Kernel = tree.KernelInfo{Release: k.Release, Package: p.Name, Version: p.Version, Source: "archive " + p.Suite}
+		b.Manifest.Packages = append(b.Manifest.Packages, tree.PackageInfo{Name: p.Name, Version: p.Version, Suite: p.Suite, SHA256: p.SHA256, Source: "archive"})
 	}
 	img, err := os.ReadFile(k.ImagePath)
 	if err != nil {
@@ -384,7 +332,7 @@ func (b *Build) fetchKernel(ctx context.Context) error {
 		}
 		b.outFiles[bk.ImageName()] = buf.Bytes()
 		if err := os.MkdirAll(filepath.Dir(cached), 0o755); err == nil {
-			_ = writeDurable(cached, buf.Bytes()) // on disk before it is the cache's: a cached file is used as found
+			_ = tree.WriteFile(cached, buf.Bytes()) // on disk before it is the cache's: a cached file is used as found
 		}
 	default:
 		b.bigFiles[bk.ImageName()] = k.ImagePath
@@ -407,14 +355,14 @@ func (b *Build) fetchFirmware(ctx context.Context) error {
 	}
 	for _, fw := range b.Board.Firmware {
 		var debPath string
-		var info PackageInfo
+		var info tree.PackageInfo
 		if l, ok := local[fw.Package]; ok {
 			sum, err := kernel.FileSHA256(l.path)
 			if err != nil {
 				return fmt.Errorf("--firmware-deb: %w", err)
 			}
 			debPath = l.path
-			info = PackageInfo{Name: fw.Package, Version: l.ctl["Version"], SHA256: sum, Source: filepath.Base(l.path)}
+			info = tree.PackageInfo{Name: fw.Package, Version: l.ctl["Version"], SHA256: sum, Source: filepath.Base(l.path)}
 			delete(local, fw.Package)
 		} else {
 			c, err := b.aptClient()
@@ -434,7 +382,7 @@ func (b *Build) fetchFirmware(ctx context.Context) error {
 				return fmt.Errorf("firmware for board %s: %w\n(to build without the archive, pass --firmware-deb FILE)", b.Board.Name, err)
 			}
 			debPath = path
-			info = PackageInfo{Name: pk.Name, Version: pk.Version, Suite: pk.Suite, SHA256: pk.SHA256, Source: "archive"}
+			info = tree.PackageInfo{Name: pk.Name, Version: pk.Version, Suite: pk.Suite, SHA256: pk.SHA256, Source: "archive"}
 		}
 		var from []string
 		for _, f := range fw.Files {
@@ -552,7 +500,7 @@ func (b *Build) assemble(ctx context.Context) error {
 		if rel, err := filepath.Rel(b.SrcDir, o); err == nil && !strings.HasPrefix(rel, "..") {
 			name = rel
 		}
-		b.Manifest.Overlays = append(b.Manifest.Overlays, OverlayInfo{Dir: filepath.ToSlash(name), SHA256: h})
+		b.Manifest.Overlays = append(b.Manifest.Overlays, tree.OverlayInfo{Dir: filepath.ToSlash(name), SHA256: h})
 	}
 	var buf bytes.Buffer
 	if err := a.WriteGzip(&buf, initramfs.Options{ModTime: time.Unix(b.SourceDateEpoch, 0)}); err != nil {
@@ -658,10 +606,10 @@ func (b *Build) write(ctx context.Context) error {
 		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 			return err
 		}
-		if err := writeAtomic(out, data); err != nil {
+		if err := tree.WriteFile(out, data); err != nil {
 			return err
 		}
-		b.Manifest.Files = append(b.Manifest.Files, FileInfo{Name: dest(n), Size: int64(len(data)), SHA256: sha(data)})
+		b.Manifest.Files = append(b.Manifest.Files, tree.FileInfo{Name: dest(n), Size: int64(len(data)), SHA256: sha(data)})
 	}
 	sizes := map[string]int64{}
 	for _, f := range b.Manifest.Files {
@@ -679,11 +627,11 @@ func (b *Build) write(ctx context.Context) error {
 		b.Manifest.TFTPPayload += s
 		b.Manifest.TFTPFetched = append(b.Manifest.TFTPFetched, f)
 	}
-	m, err := json.MarshalIndent(b.Manifest, "", "  ")
+	m, err := tree.Marshal(b.Manifest)
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(b.Out, b.Subdir, "manifest.json"), append(m, '\n'))
+	return tree.WriteFile(filepath.Join(b.Out, b.Subdir, tree.ManifestName), m)
 }
 
 // withOSPrefix adds os_prefix=prefix after every model section header of
@@ -700,29 +648,6 @@ func withOSPrefix(cfg, prefix string) string {
 		}
 	}
 	return strings.Join(out, "\n")
-}
-
-func writeAtomic(p string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", p, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", p, err)
-	}
-	return nil
 }
 
 // treeHash is a digest of a directory's paths, modes, link targets and

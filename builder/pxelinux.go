@@ -2,7 +2,6 @@ package builder
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/ramboot/ramboot/bootspec"
 	"github.com/ramboot/ramboot/server/inventory"
+	"github.com/ramboot/ramboot/tree"
 )
 
 // PXELinuxDir is the directory pxelinux.0 reads its configuration from,
@@ -177,46 +177,28 @@ func (c PXEConfigs) ipxeScript(what, args string) []byte {
 // itself (manifest.json with "arch": "amd64") or, in a mixed tree, the
 // board directory whose manifest says amd64.
 func FindPXEBoard(root string) (PXEBoard, error) {
-	read := func(dir string) (Manifest, error) {
-		var m Manifest
-		data, err := os.ReadFile(filepath.Join(root, dir, "manifest.json"))
-		if err != nil {
-			return m, err
-		}
-		return m, json.Unmarshal(data, &m)
-	}
-	board := func(dir string, m Manifest) (PXEBoard, error) {
-		cl, err := os.ReadFile(filepath.Join(root, dir, "cmdline.txt"))
-		if err != nil {
-			return PXEBoard{}, fmt.Errorf("%s: %w (rebuild the tree)", filepath.Join(root, dir), err)
-		}
-		k := m.KernelFile
-		if k == "" {
-			k = "vmlinuz"
-		}
-		return PXEBoard{Dir: dir, Kernel: k, Cmdline: strings.TrimSpace(string(cl))}, nil
-	}
-	m, err := read("")
+	t, err := tree.Open(root)
 	if err != nil {
 		return PXEBoard{}, fmt.Errorf("%s is not a ramboot tree: %w (build one with `ramboot build --board pc`)", root, err)
 	}
-	if m.Board != "" {
-		if m.Arch != "amd64" {
-			return PXEBoard{}, fmt.Errorf("%s holds board %s (%s); pxelinux boots x86 PCs: build --board pc", root, m.Board, m.Arch)
+	var names []string
+	for _, b := range t.Boards {
+		names = append(names, b.Name)
+		if b.Arch != "amd64" {
+			continue
 		}
-		return board("", m)
-	}
-	var tm TreeManifest
-	data, _ := os.ReadFile(filepath.Join(root, "manifest.json"))
-	if err := json.Unmarshal(data, &tm); err != nil {
-		return PXEBoard{}, fmt.Errorf("%s/manifest.json: %w", root, err)
-	}
-	for _, n := range tm.Boards {
-		if bm, err := read(n); err == nil && bm.Arch == "amd64" {
-			return board(n, bm)
+		cl, err := os.ReadFile(filepath.Join(root, b.Dir, "cmdline.txt"))
+		if err != nil {
+			return PXEBoard{}, fmt.Errorf("%s: %w (rebuild the tree)", filepath.Join(root, b.Dir), err)
 		}
+		return PXEBoard{Dir: b.Dir, Kernel: b.Kernel, Cmdline: strings.TrimSpace(string(cl))}, nil
 	}
-	return PXEBoard{}, fmt.Errorf("%s holds no x86-64 board (%s); add pc to the build: BOARD=%s,pc", root, strings.Join(tm.Boards, ","), strings.Join(tm.Boards, ","))
+	if t.Mixed == nil {
+		b := t.Boards[0]
+		return PXEBoard{}, fmt.Errorf("%s holds board %s (%s); pxelinux boots x86 PCs: build --board pc", root, b.Name, b.Arch)
+	}
+	list := strings.Join(names, ",")
+	return PXEBoard{}, fmt.Errorf("%s holds no x86-64 board (%s); add pc to the build: BOARD=%s,pc", root, list, list)
 }
 
 // WritePXEConfigs writes files (from PXEConfigs.Files) under root and
@@ -233,7 +215,7 @@ func WritePXEConfigs(root string, files map[string][]byte) ([]string, error) {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return nil, err
 		}
-		if err := writeAtomic(p, files[n]); err != nil {
+		if err := tree.WriteFile(p, files[n]); err != nil {
 			return nil, err
 		}
 	}

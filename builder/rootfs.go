@@ -40,6 +40,7 @@ import (
 
 	"github.com/ramboot/ramboot/kernel/apt"
 	"github.com/ramboot/ramboot/kernel/kimage"
+	"github.com/ramboot/ramboot/tree"
 )
 
 // DefaultRootPackages make the default root: a small Debian that boots
@@ -707,7 +708,7 @@ func publishImage(tmp, image, sum string, rename func(from, to string) error) er
 		return err
 	}
 	line := fmt.Sprintf("%s  %s\n", sum, filepath.Base(image))
-	if err := writeDurable(image+".sha256", []byte(line)); err != nil {
+	if err := tree.WriteFile(image+".sha256", []byte(line)); err != nil {
 		return err
 	}
 	if err := rename(tmp, image); err != nil {
@@ -726,34 +727,6 @@ func renameDurable(tmp, dst string) error {
 		return err
 	}
 	return syncPath(filepath.Dir(dst))
-}
-
-// writeDurable is writeAtomic with the data on disk before the rename and
-// the rename on disk after it.
-func writeDurable(p string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", p, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = renameDurable(tmp, p)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", p, err)
-	}
-	return nil
 }
 
 // syncPath fsyncs a file or a directory by name.

@@ -2,7 +2,6 @@ package builder
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ramboot/ramboot/boards"
+	"github.com/ramboot/ramboot/tree"
 )
 
 // configOrder is the order boards' sections go into a mixed tree's
@@ -18,16 +18,6 @@ import (
 // later lines winning, and a CM4 matches [pi4] as well as [cm4]: the more
 // specific board comes after the one it refines.
 var configOrder = []string{"rpi3", "rpi4", "cm4", "rpi5"}
-
-// TreeManifest is a mixed tree's root manifest.json: which boards it holds
-// and the files at its root.
-type TreeManifest struct {
-	Boards      []string         `json:"boards"`
-	Ramboot     string           `json:"ramboot_version"`
-	Go          string           `json:"go_version"`
-	Files       []FileInfo       `json:"files"`
-	TFTPPayload map[string]int64 `json:"tftp_payload_bytes"` // per board
-}
 
 // BuildTree builds several boards into one tree that a mixed rack boots
 // from (BOARD=rpi3,rpi4,pc): each board's kernel, device trees,
@@ -64,7 +54,7 @@ func BuildTree(ctx context.Context, o Options, names []string) error {
 	rootSum := map[string]string{}
 	var configs []string
 	var readsConfig []string // boards whose firmware fetches the tree's config.txt
-	tm := TreeManifest{Boards: order, Ramboot: o.Version, Go: runtime.Version(), TFTPPayload: map[string]int64{}}
+	tm := tree.MixedManifest{Boards: order, Ramboot: o.Version, Go: runtime.Version(), TFTPPayload: map[string]int64{}}
 	for _, n := range order {
 		bo := o
 		bo.Board, bo.Subdir = n, n
@@ -96,20 +86,20 @@ func BuildTree(ctx context.Context, o Options, names []string) error {
 	if len(configs) > 0 {
 		cfg := fmt.Sprintf("# ramboot %s: a mixed tree for %s; each model's section loads its OS from its directory.\n",
 			o.Version, strings.Join(order, ", ")) + strings.Join(configs, "\n")
-		if err := writeAtomic(filepath.Join(o.Out, "config.txt"), []byte(cfg)); err != nil {
+		if err := tree.WriteFile(filepath.Join(o.Out, "config.txt"), []byte(cfg)); err != nil {
 			return err
 		}
-		tm.Files = append(tm.Files, FileInfo{Name: "config.txt", Size: int64(len(cfg)), SHA256: sha([]byte(cfg))})
+		tm.Files = append(tm.Files, tree.FileInfo{Name: "config.txt", Size: int64(len(cfg)), SHA256: sha([]byte(cfg))})
 		for _, n := range readsConfig {
 			tm.TFTPPayload[n] += int64(len(cfg))
 		}
 	}
-	slices.SortFunc(tm.Files, func(a, b FileInfo) int { return strings.Compare(a.Name, b.Name) })
-	m, err := json.MarshalIndent(tm, "", "  ")
+	slices.SortFunc(tm.Files, func(a, b tree.FileInfo) int { return strings.Compare(a.Name, b.Name) })
+	m, err := tree.Marshal(tm)
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(filepath.Join(o.Out, "manifest.json"), append(m, '\n')); err != nil {
+	if err := tree.WriteFile(filepath.Join(o.Out, tree.ManifestName), m); err != nil {
 		return err
 	}
 	if o.Log != nil {

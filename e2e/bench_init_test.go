@@ -14,6 +14,7 @@ import (
 
 	"github.com/ramboot/ramboot/builder"
 	"github.com/ramboot/ramboot/initramfs"
+	"github.com/ramboot/ramboot/tree"
 )
 
 // consoleClock records when (host time) each console line arrived.
@@ -117,7 +118,7 @@ func guestTime(l stamped) float64 {
 // with, in the build cache: the extract directory of the kernel package
 // the manifest names (extract/<first 32 hex of its SHA-256>), else any
 // extracted tree of exactly that release.
-func benchModuleTree(b *testing.B, m builder.Manifest) string {
+func benchModuleTree(b *testing.B, m tree.Manifest) string {
 	b.Helper()
 	rel := m.Kernel.Release
 	if rel == "" {

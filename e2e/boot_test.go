@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ramboot/ramboot/builder"
+	"github.com/ramboot/ramboot/tree"
 )
 
 // The images are built once per test binary, with the real builder: the
@@ -25,7 +26,7 @@ var (
 type buildResult struct {
 	once sync.Once
 	dir  string
-	m    builder.Manifest
+	m    tree.Manifest
 	err  error
 }
 
@@ -35,7 +36,7 @@ func srcDir(t testing.TB) string {
 }
 
 // image builds board into a directory shared by the tests of this run.
-func image(t testing.TB, board string) (string, builder.Manifest) {
+func image(t testing.TB, board string) (string, tree.Manifest) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds a boot image (Debian downloads, a busybox build): not in -short (make unit)")

@@ -16,6 +16,7 @@ import (
 	"github.com/ramboot/ramboot/builder"
 	"github.com/ramboot/ramboot/initramfs"
 	"github.com/ramboot/ramboot/kernel"
+	"github.com/ramboot/ramboot/tree"
 )
 
 // archiveNames lists every entry of a gzip'd, possibly concatenated, newc archive.
@@ -68,7 +69,7 @@ func TestRpi4Tree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var disk builder.Manifest
+	var disk tree.Manifest
 	if err := json.Unmarshal(raw, &disk); err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +176,7 @@ func TestReproducible(t *testing.T) {
 	_ = initramfs.Commands
 }
 
-func fileSHA(fs []builder.FileInfo, name string) string {
+func fileSHA(fs []tree.FileInfo, name string) string {
 	for _, f := range fs {
 		if f.Name == name {
 			return f.SHA256

@@ -325,7 +325,7 @@ func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cmdline := ""
-	if data, err := os.ReadFile(filepath.Join(s.Root, b.path("cmdline.txt"))); err == nil {
+	if data, err := os.ReadFile(filepath.Join(s.Root, b.Path("cmdline.txt"))); err == nil {
 		cmdline = strings.TrimSpace(string(data))
 	}
 	args, err := bootspec.KernelArgs(m.Option224, m.Hostname)
@@ -345,7 +345,7 @@ func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {
 	if found && m.Line > 0 {
 		fmt.Fprintf(w, " (nodes.yaml line %d)", m.Line)
 	}
-	fmt.Fprintf(w, "\n%s", bootspec.IPXE(base+"/"+b.path(b.Kernel), base+"/"+b.path("rootfs.cpio.gz"), cmdline))
+	fmt.Fprintf(w, "\n%s", bootspec.IPXE(base+"/"+b.Path(b.Kernel), base+"/"+b.Path("rootfs.cpio.gz"), cmdline))
 	s.log().Info("http", "remote", r.RemoteAddr, "path", r.URL.Path, "mac", mac.String(), "event", "ipxe-script")
 	// The script is shown on the node it is for; the MAC is in the URL,
 	// which any client may ask for, so a request from an address that is

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path"
@@ -16,6 +17,7 @@ import (
 	"github.com/ramboot/ramboot/bootspec"
 	"github.com/ramboot/ramboot/server/dhcp"
 	"github.com/ramboot/ramboot/server/inventory"
+	"github.com/ramboot/ramboot/tree"
 )
 
 // Preflight is what `ramboot serve --check` found: a line per part that
@@ -241,77 +243,74 @@ func (s *Server) preflightTree(p *Preflight) {
 		p.problem("--root %s: not a directory: build it first with `make image BOARD=rpi4`", s.Root)
 		return
 	}
-	type fileInfo struct {
-		Name string `json:"name"`
-		Size int64  `json:"size"`
-	}
-	type manifest struct {
-		Board  string     `json:"board"`
-		Boards []string   `json:"boards"`
-		Arch   string     `json:"arch"`
-		Kernel string     `json:"kernel_file"`
-		Files  []fileInfo `json:"files"`
-	}
-	read := func(dir string) (*manifest, bool) {
-		mp := filepath.Join(s.Root, dir, "manifest.json")
-		data, err := os.ReadFile(mp)
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				p.problem("--root %s: no %s: not a built tree (make image BOARD=rpi4 writes one)", s.Root, filepath.Join(dir, "manifest.json"))
-			} else {
-				p.problem("--root %s: %v", s.Root, err)
-			}
-			return nil, false
+	// readErr reports a manifest (dir's: the root's or a board's) that
+	// tree could not read or parse.
+	readErr := func(dir string, err error) bool {
+		var pe *fs.PathError
+		switch {
+		case err == nil:
+			return false
+		case errors.Is(err, fs.ErrNotExist):
+			p.problem("--root %s: no %s: not a built tree (make image BOARD=rpi4 writes one)", s.Root, filepath.Join(dir, tree.ManifestName))
+		case errors.As(err, &pe):
+			p.problem("--root %s: %v", s.Root, err)
+		default:
+			p.problem("%v: rebuild the tree", err) // tree's parse error names the file
 		}
-		var m manifest
-		if err := json.Unmarshal(data, &m); err != nil {
-			p.problem("%s: %v: rebuild the tree", mp, err)
-			return nil, false
-		}
+		return true
+	}
+	// check checks every file a manifest lists, at its listed size, and
+	// a board's kernel and initramfs.
+	check := func(dir string, files []tree.FileInfo, board, kernel string) {
 		// File names are relative to the tree's root, in a board's
 		// directory too ("rpi4/Image", and the firmware at the root).
-		for _, f := range m.Files {
+		for _, f := range files {
 			fp := filepath.Join(s.Root, filepath.FromSlash(f.Name))
 			st, err := os.Stat(fp)
 			switch {
 			case err != nil:
-				p.problem("tree: %s is listed in %s but missing: rebuild the tree", f.Name, filepath.Join(dir, "manifest.json"))
+				p.problem("tree: %s is listed in %s but missing: rebuild the tree", f.Name, filepath.Join(dir, tree.ManifestName))
 			case !st.Mode().IsRegular():
 				p.problem("tree: %s is not a regular file", fp)
 			case st.Size() != f.Size:
 				p.problem("tree: %s has %d bytes, its manifest says %d: rebuild the tree", f.Name, st.Size(), f.Size)
 			}
 		}
-		if m.Board != "" && m.Kernel != "" {
-			if _, err := os.Stat(filepath.Join(s.Root, dir, m.Kernel)); err != nil {
-				p.problem("tree: board %s has no kernel %s", m.Board, filepath.Join(dir, m.Kernel))
+		if board != "" && kernel != "" {
+			if _, err := os.Stat(filepath.Join(s.Root, dir, kernel)); err != nil {
+				p.problem("tree: board %s has no kernel %s", board, filepath.Join(dir, kernel))
 			}
 			if _, err := os.Stat(filepath.Join(s.Root, dir, "rootfs.cpio.gz")); err != nil {
-				p.problem("tree: board %s has no rootfs.cpio.gz", m.Board)
+				p.problem("tree: board %s has no rootfs.cpio.gz", board)
 			}
 		}
-		return &m, true
 	}
-	m, ok := read("")
-	if !ok {
+	m, mixed, err := tree.ReadRoot(s.Root)
+	if readErr("", err) {
 		return
 	}
 	switch {
 	case m.Board != "":
-		p.ok("tree: %s: board %s (%s, kernel %s), %d files", s.Root, m.Board, m.Arch, m.Kernel, len(m.Files))
-	case len(m.Boards) > 0:
+		check("", m.Files, m.Board, m.KernelFile)
+		p.ok("tree: %s: board %s (%s, kernel %s), %d files", s.Root, m.Board, m.Arch, m.KernelFile, len(m.Files))
+	case mixed != nil:
+		check("", mixed.Files, "", "")
 		var bs []string
-		for _, b := range m.Boards {
-			if bm, ok := read(b); ok {
-				if bm.Board != b {
-					p.problem("tree: %s/manifest.json is for board %q, the tree's manifest says %q", b, bm.Board, b)
-				}
-				bs = append(bs, fmt.Sprintf("%s (%s)", b, bm.Arch))
+		for _, b := range mixed.Boards {
+			bm, err := tree.ReadManifest(s.Root, b)
+			if readErr(b, err) {
+				continue
 			}
+			check(b, bm.Files, bm.Board, bm.KernelFile)
+			if bm.Board != b {
+				p.problem("tree: %s/manifest.json is for board %q, the tree's manifest says %q", b, bm.Board, b)
+			}
+			bs = append(bs, fmt.Sprintf("%s (%s)", b, bm.Arch))
 		}
 		p.ok("tree: %s: mixed, boards %s", s.Root, strings.Join(bs, ", "))
 	default:
-		p.problem("%s: names no board: not a tree that make image wrote", filepath.Join(s.Root, "manifest.json"))
+		check("", m.Files, "", "")
+		p.problem("%s: names no board: not a tree that make image wrote", filepath.Join(s.Root, tree.ManifestName))
 	}
 }
 
