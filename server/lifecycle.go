@@ -47,9 +47,11 @@ package server
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -102,6 +104,23 @@ type NodeState struct {
 
 // MaxGeneration bounds a record's generation (gen= takes nine digits).
 const MaxGeneration = 999999999
+
+// NewGeneration draws the install generation of a reinstall: a random
+// number from 2 to MaxGeneration other than prev. A node's disk carries
+// its install's generation, and the init leaves a disk alone only at
+// exactly the generation asked: a drawn one cannot be written on the disk
+// ahead of time by whoever runs the installed OS, as prev+1 could.
+func NewGeneration(prev int) (int, error) {
+	for {
+		n, err := rand.Int(rand.Reader, big.NewInt(MaxGeneration-1))
+		if err != nil {
+			return 0, fmt.Errorf("drawing an install generation: %w", err)
+		}
+		if g := int(n.Int64()) + 2; g != prev {
+			return g, nil
+		}
+	}
+}
 
 // Gen is the install generation in force for a node with this record
 // (nil: none): 1 until a reinstall starts a new one.
@@ -348,7 +367,7 @@ type lcSnap struct {
 func (lc *lifecycle) set(st *State, id fileID) { lc.snap.Store(&lcSnap{st, id}) }
 
 // openLifecycle reads the state file; a corrupt one is an error. It makes
-// the lifecycle act on the nodes' reports (OnReport).
+// the lifecycle act on the nodes' reports (serveReport calls noteReport).
 func (s *Server) openLifecycle() error {
 	p := s.StateFile
 	if p == "" {
@@ -358,19 +377,8 @@ func (s *Server) openLifecycle() error {
 	if err != nil {
 		return fmt.Errorf("--state-file: %w", err)
 	}
-	first := s.lc == nil
 	s.lc = &lifecycle{path: p, maxUnlisted: positive(s.StateMaxUnlisted, MaxUnlistedRecords)}
 	s.lc.set(st, id)
-	if !first {
-		return nil // OnReport calls the lifecycle already
-	}
-	prev := s.OnReport
-	s.OnReport = func(key string, r report.Report) {
-		s.noteReport(key, r.Stage, r.Detail)
-		if prev != nil {
-			prev(key, r)
-		}
-	}
 	return nil
 }
 
@@ -466,34 +474,34 @@ var errNoChange = errors.New("no change")
 
 // noteReport records an install's progress or outcome from a node's own
 // report (key is its MAC, as the report endpoint checked it).
-func (s *Server) noteReport(key, stage, detail string) {
+func (s *Server) noteReport(key, stage, detail string) error {
 	if stage != StageInstall && stage != StageInstallDone && stage != StageInstallFailed {
-		return
+		return nil
 	}
 	if s.lc == nil {
-		return
+		return nil
 	}
 	mac, err := net.ParseMAC(key)
 	if err != nil {
-		return
+		return nil
 	}
 	key = mac.String()
 	m, ok, err := s.inventory().Lookup(mac, "", s.ServerIP)
 	if err != nil || !ok || m.Install == "" {
 		s.log().Warn("install report from a node with no install: in nodes.yaml; not recorded", "mac", key, "stage", stage, "detail", detail)
-		return
+		return nil
 	}
 	lc := s.lc
 	if stage == StageInstall {
 		// Progress comes every few seconds: the file is written once,
 		// when the install starts.
 		if rec := lc.record(s, key); rec != nil && rec.State == StateInstalling {
-			return
+			return nil
 		}
 	}
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
-	var ignored, still string
+	var ignored string
 	var dropped []string
 	st, id, err := updateState(lc.path, func(st *State) error {
 		rec := st.Nodes[key]
@@ -501,21 +509,14 @@ func (s *Server) noteReport(key, stage, detail string) {
 			ignored = "the node is installed and no reinstall is asked (ramboot node reinstall NAME asks)"
 			return errNoChange
 		}
-		if stage == StageInstallDone && rec != nil && rec.ReinstallRequested {
-			// A disk left as it was does not answer a reinstall unless it
-			// carries the generation asked (that install's own report was
-			// lost): a newer one means the generation asked was too low
-			// (a state file restored from a backup): ask for the next.
-			if g, ok := reportedGen(detail); ok && keptDisk(detail) && g != rec.Gen() {
-				if g < rec.Gen() {
-					ignored = fmt.Sprintf("the disk was left at generation %d, below the %d the reinstall asks for", g, rec.Gen())
-					return errNoChange
-				}
-				still = fmt.Sprintf("the node's disk carries generation %d, newer than the %d asked: generation %d asked; it installs at its next network boot", g, rec.Gen(), g+1)
-				rec.Generation = g + 1
-				rec.Detail = detail
-				return nil
-			}
+		// An outcome is for the generation the node was handed: one for
+		// another (an install that ends after the operator asked for a
+		// reinstall) changes nothing, so it cannot cancel the reinstall.
+		// (gen=0: a form written by hand, as dhcp-config prints it, which
+		// names no generation.)
+		if g, ok := reportedGen(detail); ok && g != 0 && stage != StageInstall && g != rec.Gen() {
+			ignored = fmt.Sprintf("the report is for install generation %d; generation %d is in force", g, rec.Gen())
+			return errNoChange
 		}
 		if rec == nil {
 			if !s.inventory().Listed(mac) {
@@ -537,11 +538,6 @@ func (s *Server) noteReport(key, stage, detail string) {
 			rec.State = StateInstalled
 			rec.SHA256 = reportedSHA256(detail, m.InstallSHA256)
 			rec.ReinstallRequested = false
-			// The node's disk carries the generation it reported: a
-			// later reinstall asks for one above it.
-			if g, ok := reportedGen(detail); ok && g > rec.Generation {
-				rec.Generation = g
-			}
 		case StageInstallFailed:
 			rec.State = StateFailed
 			rec.SHA256 = m.InstallSHA256
@@ -552,12 +548,9 @@ func (s *Server) noteReport(key, stage, detail string) {
 	case errors.Is(err, errNoChange):
 		lc.set(st, id)
 		s.log().Warn("install report ignored", "mac", key, "stage", stage, "why", ignored)
-	case err == nil && still != "":
-		lc.set(st, id)
-		lc.bad = fileID{}
-		s.log().Warn("reinstall still asked", "mac", key, "why", still, "detail", detail)
 	case err != nil:
 		s.log().Error("install state not recorded", "mac", key, "stage", stage, "err", err)
+		return fmt.Errorf("install state not recorded: %w", err)
 	default:
 		lc.set(st, id)
 		lc.bad = fileID{}
@@ -567,6 +560,7 @@ func (s *Server) noteReport(key, stage, detail string) {
 		rec := st.Nodes[key]
 		s.log().Info("install state", "mac", key, "name", rec.Name, "state", rec.State, "image", rec.Image, "sha256", rec.SHA256)
 	}
+	return nil
 }
 
 // reportedGen is the install generation in an "install done" detail
@@ -588,10 +582,6 @@ func reportedGen(detail string) (gen int, ok bool) {
 	return 0, false
 }
 
-// keptDisk tells an "install done" of a disk the init left as it was (it
-// already carried that image at the generation asked or a later one:
-// cmd/init/install.go writes this phrase) from one it wrote.
-func keptDisk(detail string) bool { return strings.Contains(detail, " already installed ") }
 
 // reportedSHA256 is the digest in an "install done" detail ("DISK
 // sha256=HEX"), else def.

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ramboot/ramboot/internal/report"
 )
 
 // TestLifecycleLookupNotBlockedByWrite: while a report's write waits for
@@ -93,7 +92,7 @@ nodes:
 	}
 	state := filepath.Join(dir, "state.json")
 	tell := func(mac, stage string) {
-		s.OnReport(mac, report.Report{MAC: mac, Stage: stage, Detail: "/dev/vda"})
+		s.noteReport(mac, stage, "/dev/vda")
 	}
 	made := func(i int) string { return fmt.Sprintf("02:00:00:00:%02x:%02x", i>>8, i&0xff) }
 

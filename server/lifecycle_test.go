@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -95,7 +96,7 @@ func dhcp224(t *testing.T, s *Server, mac string) string {
 
 // say is the node's report as the report endpoint hands it on.
 func say(s *Server, stage, detail string) {
-	s.OnReport(lcMAC, report.Report{MAC: lcMAC, Stage: stage, Detail: detail})
+	s.noteReport(lcMAC, stage, detail)
 }
 
 func want224(t *testing.T, s *Server, step, want string) {
@@ -190,12 +191,12 @@ func TestLifecycle(t *testing.T) {
 	want224(t, s2, "after a restart", "local")
 
 	// A node with boot: gets it once installed.
-	s2.OnReport("52:54:00:12:34:62", report.Report{Stage: StageInstallDone, Detail: "/dev/vda sha256=" + lcSHA})
+	s2.noteReport("52:54:00:12:34:62", StageInstallDone, "/dev/vda sha256="+lcSHA)
 	if got := dhcp224(t, s2, "52:54:00:12:34:62"); got != "local:LABEL=root" {
 		t.Fatalf("installed node with boot: got %q", got)
 	}
 	// A node without install: is never recorded.
-	s2.OnReport("52:54:00:12:34:63", report.Report{Stage: StageInstallDone})
+	s2.noteReport("52:54:00:12:34:63", StageInstallDone, "")
 	if st, err := ReadState(state); err != nil || st.Nodes["52:54:00:12:34:63"] != nil {
 		t.Fatalf("a node without install: was recorded: %v %+v", err, st)
 	}
@@ -337,6 +338,26 @@ func TestLifecycleReportEndpoint(t *testing.T) {
 		t.Fatalf("install: %d", code)
 	}
 	want224(t, s, "installing", lcInstall)
+	// A state file that cannot take the outcome (corrupt here; a lock
+	// held past its timeout, a full disk) is no acknowledgement: 503, so
+	// the init delivers it again; counted.
+	state := filepath.Join(dir, "state.json")
+	good, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(state, []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := post(lcMAC, StageInstallDone, "/dev/vda sha256="+lcSHA); code != http.StatusServiceUnavailable {
+		t.Fatalf("install done with a corrupt state file: %d, want 503", code)
+	}
+	if got := metric(scrape(t, hs.URL), `ramboot_errors_total{kind="report_not_recorded"}`); got != 1 {
+		t.Errorf("report_not_recorded = %v, want 1", got)
+	}
+	if err := os.WriteFile(state, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if code := post(lcMAC, StageInstallDone, "/dev/vda sha256="+lcSHA); code != http.StatusNoContent {
 		t.Fatalf("install done: %d", code)
 	}
@@ -417,101 +438,106 @@ func TestUpdateStateLocked(t *testing.T) {
 
 // TestLifecycleGenerations: the install form carries the node's install
 // generation; a lost "install done" is learnt from the next boot's report
-// of a disk left as it was; a reinstall asks for a generation above the
-// one the disk carries, and a disk newer than the one asked keeps the
-// reinstall asked, one generation higher.
+// of a disk left as it was; a reinstall draws a new generation, and an
+// outcome for any other generation (an install that ends after the
+// reinstall was asked, a disk record a tenant wrote) changes nothing.
 func TestLifecycleGenerations(t *testing.T) {
 	dir := t.TempDir()
 	s, logs := lcServer(t, dir, lcNodes(lcSHA))
 	state := filepath.Join(dir, "state.json")
-	form := func(gen string) string { return strings.Replace(lcInstall, "&gen=1", "&gen="+gen, 1) }
-	reinstall := func() {
+	form := func(gen int) string { return strings.Replace(lcInstall, "&gen=1", "&gen="+strconv.Itoa(gen), 1) }
+	reinstall := func() int {
 		t.Helper()
+		var gen int
 		if err := UpdateState(state, func(st *State) error {
 			n := st.Nodes[lcMAC]
-			n.ReinstallRequested, n.Generation = true, n.Gen()+1
-			return nil
+			g, err := NewGeneration(n.Gen())
+			n.ReinstallRequested, n.Generation, gen = true, g, g
+			return err
 		}); err != nil {
 			t.Fatal(err)
 		}
+		return gen
 	}
 	kept := func(g int) string {
 		return fmt.Sprintf("/dev/vda sha256=%s gen=%d already installed at generation %d on 2026-12-07T13:00:00Z: the disk is not written", lcSHA, g, g)
 	}
 
 	// A node with no record is at generation 1.
-	want224(t, s, "new node", form("1"))
+	want224(t, s, "new node", form(1))
 	say(s, StageInstall, "started")
 	if rec := readRec(t, state); rec.Generation != 1 || rec.State != StateInstalling {
 		t.Fatalf("after install started: %+v", rec)
 	}
 	// Its "install done" is lost: the next boot finds the disk installed
 	// and says so; the server records it installed at that generation.
-	want224(t, s, "report lost", form("1"))
+	want224(t, s, "report lost", form(1))
 	say(s, StageInstallDone, kept(1))
 	if rec := readRec(t, state); rec.State != StateInstalled || rec.Generation != 1 || rec.SHA256 != lcSHA || !strings.Contains(rec.Detail, "already installed") {
 		t.Fatalf("after the next boot's report: %+v", rec)
 	}
 	want224(t, s, "installed", "local")
 
-	// A reinstall asks for generation 2; the install's own report is
-	// lost; the next boot finds generation 2 on the disk: the reinstall is
-	// answered, not asked again.
-	reinstall()
-	want224(t, s, "reinstall asked", form("2"))
+	// A reinstall draws a generation; the install's own report is lost;
+	// the next boot finds that generation on the disk: answered.
+	g := reinstall()
+	if g < 2 || g > MaxGeneration {
+		t.Fatalf("reinstall drew generation %d: want 2 to %d", g, MaxGeneration)
+	}
+	want224(t, s, "reinstall asked", form(g))
 	say(s, StageInstall, "started")
-	want224(t, s, "reinstalling, report lost", form("2"))
-	say(s, StageInstallDone, kept(2))
-	if rec := readRec(t, state); rec.State != StateInstalled || rec.Generation != 2 || rec.ReinstallRequested {
+	want224(t, s, "reinstalling, report lost", form(g))
+	say(s, StageInstallDone, kept(g))
+	if rec := readRec(t, state); rec.State != StateInstalled || rec.Generation != g || rec.ReinstallRequested {
 		t.Fatalf("after a kept disk at the generation asked: %+v", rec)
 	}
 	want224(t, s, "reinstalled", "local")
 
-	// The state file goes back (a backup): the server has the node at
-	// generation 1, its disk carries 4. A reinstall asks for 2; the disk,
-	// at 4, is left as it was: the reinstall stays asked, at 5.
-	if err := UpdateState(state, func(st *State) error { st.Nodes[lcMAC].Generation = 1; return nil }); err != nil {
-		t.Fatal(err)
+	// The operator asks for another reinstall; an outcome for any other
+	// generation (the one before, or one a tenant wrote on the disk ahead
+	// of time) is ignored and logged: the reinstall stays asked.
+	g2 := reinstall()
+	for _, other := range []int{g, g2 + 1, MaxGeneration} {
+		if other == g2 {
+			continue
+		}
+		say(s, StageInstallDone, kept(other))
+		say(s, StageInstallDone, "/dev/vda sha256="+lcSHA+" gen="+strconv.Itoa(other))
+		if rec := readRec(t, state); !rec.ReinstallRequested || rec.Generation != g2 {
+			t.Fatalf("after an outcome for generation %d (%d asked): %+v", other, g2, rec)
+		}
 	}
-	reinstall()
-	want224(t, s, "reinstall from an old state", form("2"))
-	say(s, StageInstallDone, kept(4))
-	if rec := readRec(t, state); !rec.ReinstallRequested || rec.Generation != 5 || rec.State != StateInstalled {
-		t.Fatalf("after a newer disk was reported: %+v", rec)
+	if !strings.Contains(logs.String(), "generation "+strconv.Itoa(g2)+" is in force") {
+		t.Errorf("the ignored reports were not logged:\n%s", logs)
 	}
-	if !strings.Contains(logs.String(), "reinstall still asked") {
-		t.Errorf("the bump was not logged:\n%s", logs)
-	}
-	want224(t, s, "reinstall asked again", form("5"))
-	// A report of a kept disk below the generation asked answers nothing.
-	say(s, StageInstallDone, kept(3))
-	if rec := readRec(t, state); !rec.ReinstallRequested || rec.Generation != 5 {
-		t.Fatalf("after a kept disk below the generation asked: %+v", rec)
-	}
+	want224(t, s, "reinstall still asked", form(g2))
 	say(s, StageInstall, "started")
-	say(s, StageInstallDone, "/dev/vda sha256="+lcSHA+" gen=5")
-	if rec := readRec(t, state); rec.State != StateInstalled || rec.Generation != 5 || rec.ReinstallRequested {
-		t.Fatalf("after the install at 5: %+v", rec)
+	say(s, StageInstallDone, "/dev/vda sha256="+lcSHA+" gen="+strconv.Itoa(g2))
+	if rec := readRec(t, state); rec.State != StateInstalled || rec.Generation != g2 || rec.ReinstallRequested {
+		t.Fatalf("after the install at %d: %+v", g2, rec)
 	}
 
-	// No record, and the node's disk carries generation 3 (the record was
-	// removed): the form asks for 1, the disk is kept and the server
-	// learns 3 from it.
-	if err := UpdateState(state, func(st *State) error { delete(st.Nodes, lcMAC); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	want224(t, s, "state deleted", form("1"))
-	say(s, StageInstallDone, kept(3))
-	if rec := readRec(t, state); rec.State != StateInstalled || rec.Generation != 3 {
-		t.Fatalf("after a kept disk with no record: %+v", rec)
-	}
+	// An old init, or a form written by hand (dhcp-config), names no
+	// generation (or gen=0): as before, installed.
 	reinstall()
-	want224(t, s, "reinstall after the state was deleted", form("4"))
-
-	// An old init names no generation: as before, installed.
 	say(s, StageInstallDone, "/dev/vda sha256="+lcSHA)
-	if rec := readRec(t, state); rec.State != StateInstalled || rec.Generation != 4 || rec.ReinstallRequested {
+	if rec := readRec(t, state); rec.State != StateInstalled || rec.ReinstallRequested {
 		t.Fatalf("after a report without gen=: %+v", rec)
+	}
+}
+
+// Drawn generations are from 2 to MaxGeneration and never the one before.
+func TestNewGeneration(t *testing.T) {
+	seen := map[int]bool{}
+	for i := 0; i < 200; i++ {
+		g, err := NewGeneration(5)
+		if err != nil || g < 2 || g > MaxGeneration || g == 5 {
+			t.Fatalf("NewGeneration(5) = %d, %v", g, err)
+		}
+		seen[g] = true
+	}
+	if len(seen) < 190 {
+		t.Errorf("200 draws gave %d different generations: not drawn at random", len(seen))
 	}
 }
 

@@ -52,12 +52,13 @@ const (
 	errReportBad     = "report_malformed"
 	errReportRefused = "report_refused"
 	errReportRate    = "report_rate_limited"
+	errReportLost    = "report_not_recorded" // an install outcome the state file did not take (503)
 )
 
 var errorKinds = []string{errDHCPMalformed, errDHCPNak, errDHCPNoAddress, errDHCPError,
 	errTFTPMalformed, errTFTPBusy, errTFTPNotFound, errTFTPError,
 	errHTTPNotFound, errHTTPError, errHTTPAborted,
-	errReportBad, errReportRefused, errReportRate}
+	errReportBad, errReportRefused, errReportRate, errReportLost}
 
 // metricsState holds a Server's metrics, made on first use.
 type metricsState struct {

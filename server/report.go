@@ -139,6 +139,15 @@ func (s *Server) serveReport(w http.ResponseWriter, r *http.Request) {
 	s.Board.Report(key, status.Node{MAC: key, IP: ip}, rep.Stage, reportDetail(rep))
 	m.reports.WithLabelValues(rep.Stage).Inc()
 	s.log().Info("report", "mac", key, "remote", ip, "stage", rep.Stage, "detail", rep.Detail, "bytes", rep.Bytes, "total", rep.Total)
+	// An install outcome is acknowledged only once the state file has it:
+	// the init delivers it until a 2xx, so a 503 here is tried again.
+	if s.lc != nil {
+		if err := s.noteReport(key, rep.Stage, rep.Detail); err != nil {
+			m.errors.WithLabelValues(errReportLost).Inc()
+			http.Error(w, err.Error()+": try again", http.StatusServiceUnavailable)
+			return
+		}
+	}
 	if s.OnReport != nil {
 		s.OnReport(key, rep)
 	}

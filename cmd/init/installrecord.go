@@ -78,13 +78,16 @@ func recordImage(spec bootspec.InstallSpec) string {
 }
 
 // covers tells whether a disk with this record holds spec's install
-// already: the same image at spec's generation or a later one. why says
-// what differs when it does not.
+// already: the same image at exactly spec's generation. why says what
+// differs when it does not. The record is on the disk, which whoever ran
+// the installed OS could write: a generation is a number the server draws
+// at random for each reinstall (ramboot node reinstall), so a tenant
+// cannot write one ahead that keeps its disk through the next reinstall.
 func (r *installRecord) covers(spec bootspec.InstallSpec) (ok bool, why string) {
 	if r == nil {
 		return false, "no install record"
 	}
-	if r.Gen < spec.Gen {
+	if r.Gen != spec.Gen {
 		return false, fmt.Sprintf("it carries generation %d, the install asks for %d", r.Gen, spec.Gen)
 	}
 	if spec.NoDigest {

@@ -31,7 +31,7 @@ func recSpec(t *testing.T, form string) bootspec.InstallSpec {
 }
 
 // What a record covers: the same image (digest; with sha256=none, URL) at
-// the generation asked or a later one.
+// exactly the generation asked: a record ahead of it (a tenant's) does not.
 func TestRecordCovers(t *testing.T) {
 	at := time.Date(2026, 12, 7, 13, 40, 0, 0, time.UTC)
 	digest := &installRecord{Gen: 2, Image: "http://192.0.2.1:8080/images/d.img.zst", SHA256: recSHA, Disk: "/dev/vda", Time: at}
@@ -44,12 +44,13 @@ func TestRecordCovers(t *testing.T) {
 		why  string
 	}{
 		{"same generation", digest, "install:http://192.0.2.1:8080/images/d.img.zst#sha256=" + recSHA + "&gen=2", true, ""},
-		{"an older generation asked", digest, "install:http://192.0.2.1:8080/images/d.img.zst#sha256=" + recSHA + "&gen=1", true, ""},
-		{"no generation asked", digest, "install:http://192.0.2.1:8080/images/d.img.zst#sha256=" + recSHA, true, ""},
+		{"an older generation asked", digest, "install:http://192.0.2.1:8080/images/d.img.zst#sha256=" + recSHA + "&gen=1", false, "generation 2, the install asks for 1"},
+		{"no generation asked", digest, "install:http://192.0.2.1:8080/images/d.img.zst#sha256=" + recSHA, false, "generation 2, the install asks for 0"},
+		{"no generation asked, none recorded", &installRecord{Image: digest.Image, SHA256: recSHA}, "install:http://192.0.2.1:8080/images/d.img.zst#sha256=" + recSHA, true, ""},
 		{"the same digest at another URL", digest, "install:http://192.0.2.9/mirror/d.img.zst#sha256=" + recSHA + "&gen=2", true, ""},
 		{"a new generation", digest, "install:http://192.0.2.1:8080/images/d.img.zst#sha256=" + recSHA + "&gen=3", false, "generation 2, the install asks for 3"},
 		{"another image", digest, "install:http://192.0.2.1:8080/images/d.img.zst#sha256=" + recSHA2 + "&gen=2", false, "it holds sha256=" + recSHA},
-		{"unchecked, the digest's record", digest, "install:http://192.0.2.1:8080/images/d.img.zst#sha256=none&gen=1", false, "unchecked"},
+		{"unchecked, the digest's record", digest, "install:http://192.0.2.1:8080/images/d.img.zst#sha256=none&gen=2", false, "unchecked"},
 		{"unchecked, same URL", none, "install:http://192.0.2.1:8080/images/d.img.zst#sha256=none&gen=1", true, ""},
 		{"unchecked, same URL with credentials", none, "install:http://u:p@192.0.2.1:8080/images/d.img.zst#sha256=none&gen=1", true, ""},
 		{"unchecked, another URL", none, "install:http://192.0.2.1:8080/images/e.img.zst#sha256=none&gen=1", false, "unchecked"},

@@ -258,8 +258,12 @@ func nodeReinstall(w io.Writer, state string, inv *inventory.Inventory, name str
 			was = n.State + ", not installed"
 		}
 		from := n.Gen()
-		n.ReinstallRequested, n.Generation = true, from+1
-		msg = fmt.Sprintf("%s (%s): %s; reinstall asked (install generation %d, after %d): it re-flashes its disk at its next network boot (reboot or power-cycle it)", label, key, was, from+1, from)
+		gen, err := server.NewGeneration(from)
+		if err != nil {
+			return err
+		}
+		n.ReinstallRequested, n.Generation = true, gen
+		msg = fmt.Sprintf("%s (%s): %s; reinstall asked (install generation %d, after %d): it re-flashes its disk at its next network boot (reboot or power-cycle it)", label, key, was, gen, from)
 		return nil
 	})
 	if err != nil && !errors.Is(err, errNothing) {
