@@ -582,7 +582,6 @@ func reportedGen(detail string) (gen int, ok bool) {
 	return 0, false
 }
 
-
 // reportedSHA256 is the digest in an "install done" detail ("DISK
 // sha256=HEX"), else def.
 func reportedSHA256(detail, def string) string {

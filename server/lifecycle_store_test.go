@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // TestLifecycleLookupNotBlockedByWrite: while a report's write waits for
