@@ -80,7 +80,11 @@ func (sys sysfs) waitNamed(ctx context.Context, want string, wait time.Duration)
 	for {
 		var err error
 		if id, ok := strings.CutPrefix(want, byIDDir); ok {
-			if name := sys.ids()[id]; name != "" {
+			name, rerr := sys.resolveID(id)
+			if rerr != nil {
+				return "", fmt.Errorf("disk=%s: %w", want, rerr)
+			}
+			if name != "" {
 				return "/dev/" + name, nil
 			}
 			err = fmt.Errorf("no disk has the id %s (the ids here, from sysfs: %s)", id, orNone(strings.Join(sys.idList(), " ")))
@@ -215,7 +219,7 @@ func (sys sysfs) onUSB(name string) bool {
 // byIDDir is where udev would make the by-id links.
 const byIDDir = "/dev/disk/by-id/"
 
-// ids gives each disk and partition the /dev/disk/by-id names udev's
+// idOwners gives each disk and partition the /dev/disk/by-id names udev's
 // 60-persistent-storage.rules would, from sysfs (the init has no udev):
 //
 //	nvme-MODEL_SERIAL, nvme-MODEL_SERIAL_NSID, nvme-WWID   NVMe (model, serial, wwid, nsid)
@@ -224,14 +228,16 @@ const byIDDir = "/dev/disk/by-id/"
 //	virtio-SERIAL                                        virtio (serial)
 //	mmc-NAME_SERIAL                                      SD and eMMC (device/name, device/serial)
 //
-// and a partition, its disk's names with -partN. USB disks' usb-... names
+// and a partition, its disk's names with -partN; it maps each name to the
+// devices that have it: two can share one (a multi-namespace NVMe drive's
+// nvme-MODEL_SERIAL, cloned virtio serials). USB disks' usb-... names
 // come from USB descriptors udev reads, which are not resolved here.
-func (sys sysfs) ids() map[string]string {
-	out := map[string]string{}
+func (sys sysfs) idOwners() map[string][]string {
+	out := map[string][]string{}
 	for _, disk := range sys.wholeDisks() {
 		names := sys.diskIDs(disk)
 		for _, id := range names {
-			out[id] = disk
+			out[id] = append(out[id], disk)
 		}
 		if len(names) == 0 {
 			continue
@@ -243,11 +249,34 @@ func (sys sysfs) ids() map[string]string {
 				n = sys.attr(disk, part, "partition")
 			}
 			for _, id := range names {
-				out[id+"-part"+n] = part
+				out[id+"-part"+n] = append(out[id+"-part"+n], part)
 			}
 		}
 	}
 	return out
+}
+
+// ids maps each by-id name to its device.
+func (sys sysfs) ids() map[string]string {
+	out := map[string]string{}
+	for id, devs := range sys.idOwners() {
+		out[id] = devs[0]
+	}
+	return out
+}
+
+// resolveID is the device with by-id name id ("" if none has it); an id
+// that several devices share is an error naming them: writing whichever
+// sorts last is not what the operator asked for.
+func (sys sysfs) resolveID(id string) (string, error) {
+	devs := sys.idOwners()[id]
+	if len(devs) > 1 {
+		return "", fmt.Errorf("%s%s names %d devices (%s): name one by another id or as /dev/NAME", byIDDir, id, len(devs), "/dev/"+strings.Join(devs, ", /dev/"))
+	}
+	if len(devs) == 0 {
+		return "", nil
+	}
+	return devs[0], nil
 }
 
 // idList lists the whole disks' ids, sorted.
@@ -462,8 +491,9 @@ func matchTarget(devs block.BlockDevices, target string) (block.BlockDevices, er
 		if id, ok := strings.CutPrefix(target, byIDDir); ok {
 			// No udev here: the id is resolved from sysfs, and waitDisks
 			// waits for a disk that has it.
-			if name = nodeSys.ids()[id]; name == "" {
-				return nil, nil
+			var err error
+			if name, err = nodeSys.resolveID(id); err != nil || name == "" {
+				return nil, err
 			}
 		} else if strings.HasPrefix(target, "/dev/disk/") {
 			return nil, fmt.Errorf("%s: there is no udev in ramboot's init to make /dev/disk links: name the disk /dev/NAME or /dev/disk/by-id/ID, or the partition PARTUUID=, UUID= or LABEL=", target)

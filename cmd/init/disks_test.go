@@ -226,6 +226,31 @@ func TestDiskIDs(t *testing.T) {
 	}
 }
 
+// Two devices with one id (cloned virtio serials; a multi-namespace NVMe
+// drive's nvme-MODEL_SERIAL): the id is refused, naming both, and never
+// resolved to whichever sorts last; the ids only one has still resolve.
+func TestDiskIDShared(t *testing.T) {
+	f := newFakeSys(t)
+	f.disk("pci0000:00/0000:00:02.0/virtio1", "vda", map[string]string{"serial": "clone\n"}, nil)
+	f.disk("pci0000:00/0000:00:03.0/virtio2", "vdb", map[string]string{"serial": "clone\n"}, nil)
+	nvme := map[string]string{"model": "Samsung SSD 970 EVO Plus 1TB            \n", "serial": "S4EWNX0N123456A     \n"}
+	f.disk("pci0000:00/0000:00:04.0/nvme/nvme0", "nvme0n1", map[string]string{"nsid": "1\n"}, nvme)
+	f.disk("pci0000:00/0000:00:04.0/nvme/nvme0", "nvme0n2", map[string]string{"nsid": "2\n"}, nvme)
+	ctx := context.Background()
+	for id, both := range map[string]string{
+		"virtio-clone": "2 devices (/dev/vda, /dev/vdb)",
+		"nvme-Samsung_SSD_970_EVO_Plus_1TB_S4EWNX0N123456A": "2 devices (/dev/nvme0n1, /dev/nvme0n2)",
+	} {
+		got, err := f.sys().waitNamed(ctx, "/dev/disk/by-id/"+id, time.Millisecond)
+		if err == nil || !strings.Contains(err.Error(), both) {
+			t.Errorf("disk=/dev/disk/by-id/%s: %q, %v; want a refusal naming %s", id, got, err, both)
+		}
+	}
+	if got, err := f.sys().waitNamed(ctx, "/dev/disk/by-id/nvme-Samsung_SSD_970_EVO_Plus_1TB_S4EWNX0N123456A_2", time.Millisecond); err != nil || got != "/dev/nvme0n2" {
+		t.Errorf("the second namespace's own id: %q, %v", got, err)
+	}
+}
+
 func TestUdevName(t *testing.T) {
 	for in, want := range map[string]string{
 		"nvme-Samsung SSD 970  EVO_S4":  "nvme-Samsung_SSD_970_EVO_S4",
