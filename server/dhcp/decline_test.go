@@ -43,6 +43,25 @@ func TestPoolDeclineBounded(t *testing.T) {
 	if want := (DeclineStats{SetAside: flood, FreedOldest: flood - 10, Held: 10}); st != want {
 		t.Fatalf("stats %+v, want %+v", st, want)
 	}
+	// The holds freed early leave no timers behind past a bound: the heap
+	// follows what the pool holds, not how many DECLINEs came. (A flood
+	// 10x longer, to pass the pruning floor.)
+	for i := flood; i < 10*flood; i++ {
+		m := hw(t, madeUp(i))
+		ip, err := p.Offer(m, nil, nil)
+		if err != nil {
+			t.Fatalf("offer %d during the flood: %v", i, err)
+		}
+		if _, err := p.Decline(m, ip); err != nil {
+			t.Fatalf("decline %d: %v", i, err)
+		}
+	}
+	p.mu.Lock()
+	timers, live := len(p.timers), len(p.byMAC)+len(p.offers)+len(p.quarantine)
+	p.mu.Unlock()
+	if timers > 1024+4*live+1 {
+		t.Fatalf("%d timers after %d DECLINEs with %d leases, offers and holds: not pruned", timers, 10*flood, live)
+	}
 	// A real client: offered, and granted, with 30 addresses never set aside.
 	for i := 0; i < 30; i++ {
 		lease(t, p, fmt.Sprintf("dc:a6:32:00:01:%02x", i), nil)

@@ -737,6 +737,9 @@ func (p *Pool) Decline(mac net.HardwareAddr, ip net.IP) (Declined, error) {
 		p.declQ, p.declHead = q, 0 // ended holds dropped
 	}
 	heap.Push(&p.timers, timer{at: a.until, aside: a})
+	if n := len(p.timers); n > 1024 && n > 4*(len(p.byMAC)+len(p.offers)+len(p.quarantine)) {
+		p.pruneTimers() // holds freed early: their timers, not yet due
+	}
 	p.declStats.SetAside++
 	if ownOffer {
 		delete(p.offers, m)
