@@ -8,11 +8,9 @@ package server
 // 127.0.0.1, the attacker 127.0.0.2.
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -64,31 +62,7 @@ func identityServer(t *testing.T, s *Server) *syncBuffer {
 			t.Fatal(err)
 		}
 	}
-	tl, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hl, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.TFTPAddr, s.HTTPAddr = tl.LocalAddr().String(), hl.Addr().String()
-	tl.Close()
-	hl.Close()
-	s.Interface, s.DHCP = "lo", dhcp.Off
-	logs := &syncBuffer{}
-	s.Log = slog.New(slog.NewTextHandler(logs, nil))
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "http listening"); {
-		if time.Now().After(deadline) {
-			t.Fatalf("server not listening:\n%s", logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return logs
+	return startLoopback(t, s)
 }
 
 // tftpRead reads file (at most one block) over TFTP from local; it

@@ -60,6 +60,14 @@ func metric(text, series string) float64 {
 // ports) and returns the HTTP base URL and the TFTP address.
 func runLoopback(t *testing.T, s *Server) (string, string) {
 	t.Helper()
+	startLoopback(t, s)
+	return "http://" + s.HTTPAddr, s.TFTPAddr
+}
+
+// startLoopback runs s on 127.0.0.1 as runLoopback does and returns its
+// log.
+func startLoopback(t *testing.T, s *Server) *syncBuffer {
+	t.Helper()
 	tl, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +92,7 @@ func runLoopback(t *testing.T, s *Server) (string, string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return "http://" + s.HTTPAddr, s.TFTPAddr
+	return logs
 }
 
 // Real TFTP and HTTP clients against a running server: the transfer
