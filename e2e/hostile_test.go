@@ -673,15 +673,8 @@ func hsSpoof(t *testing.T, l *Lab, srv *Proc, pi *hsPi, src string) {
 // hsHTTP makes one request from namespace ns (User-Agent ua if not "",
 // a JSON body if not "") and returns the status and body.
 func hsHTTP(ns, method, u, ua, body string) (int, string, error) {
-	var conn net.Conn
-	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		err := inNetns(ns, func() (err error) {
-			conn, err = (&net.Dialer{Timeout: 5 * time.Second}).Dial(network, addr)
-			return err
-		})
-		return conn, err
-	}}
-	defer tr.CloseIdleConnections()
+	c, done := netnsClient(ns)
+	defer done()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -696,7 +689,7 @@ func hsHTTP(ns, method, u, ua, body string) (int, string, error) {
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return 0, "", err
 	}
