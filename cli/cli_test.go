@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(context.Background(), args, &out, &errb)
+	code := Context{Args: args, Stdout: &out, Stderr: &errb, Version: "v0.0.0-test"}.Execute(context.Background())
 	return code, out.String(), errb.String()
 }
 
@@ -27,15 +27,15 @@ func TestCLIErrors(t *testing.T) {
 		{"no args", nil, 2, []string{"Usage:"}},
 		{"unknown command", []string{"bild"}, 2, []string{`unknown command "bild"`, "ramboot build"}},
 		{"no board", []string{"build"}, 2, []string{"no board", "--board", "rpi4", "virt"}},
-		{"unknown board", []string{"build", "--board", "rpi9", "--src", "../.."}, 1, []string{`unknown board "rpi9"`, "cm4, pc, rpi3, rpi4, rpi5, virt"}},
+		{"unknown board", []string{"build", "--board", "rpi9", "--src", ".."}, 1, []string{`unknown board "rpi9"`, "cm4, pc, rpi3, rpi4, rpi5, virt"}},
 		{"bad flag", []string{"build", "--bord", "rpi4"}, 2, []string{"unknown flag: --bord", "ramboot help build"}},
 		{"stray arg", []string{"build", "--board", "rpi4", "extra"}, 2, []string{`unexpected argument "extra"`}},
-		{"missing overlay", []string{"build", "--board", "rpi4", "--src", "../..", "--overlay", filepath.Join(empty, "nope")}, 1, []string{"overlay", "nope", "no such file"}},
-		{"overlay is a file", []string{"build", "--board", "rpi4", "--src", "../..", "--overlay", "main.go"}, 1, []string{"overlay main.go: not a directory"}},
+		{"missing overlay", []string{"build", "--board", "rpi4", "--src", "..", "--overlay", filepath.Join(empty, "nope")}, 1, []string{"overlay", "nope", "no such file"}},
+		{"overlay is a file", []string{"build", "--board", "rpi4", "--src", "..", "--overlay", "cli.go"}, 1, []string{"overlay cli.go: not a directory"}},
 		{"not the source tree", []string{"build", "--board", "rpi4", "--src", empty}, 1, []string{"not the ramboot source tree", "--src"}},
-		{"both kernels", []string{"build", "--board", "rpi4", "--src", "../..", "--kernel-deb", "a.deb", "--kernel-dir", "b"}, 1, []string{"--kernel-deb and --kernel-dir both given"}},
-		{"missing kernel deb", []string{"build", "--board", "rpi4", "--src", "../..", "--cache-dir", empty, "--kernel-deb", filepath.Join(empty, "k.deb")}, 1, []string{"--kernel-deb", "k.deb"}},
-		{"offline empty cache", []string{"build", "--board", "rpi4", "--src", "../..", "--cache-dir", empty, "--offline", "--apt-mirror", "http://192.0.2.1/debian"}, 1, []string{"offline", "without --offline"}},
+		{"both kernels", []string{"build", "--board", "rpi4", "--src", "..", "--kernel-deb", "a.deb", "--kernel-dir", "b"}, 1, []string{"--kernel-deb and --kernel-dir both given"}},
+		{"missing kernel deb", []string{"build", "--board", "rpi4", "--src", "..", "--cache-dir", empty, "--kernel-deb", filepath.Join(empty, "k.deb")}, 1, []string{"--kernel-deb", "k.deb"}},
+		{"offline empty cache", []string{"build", "--board", "rpi4", "--src", "..", "--cache-dir", empty, "--offline", "--apt-mirror", "http://192.0.2.1/debian"}, 1, []string{"offline", "without --offline"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out")
@@ -73,7 +73,7 @@ func TestCLIHelpAndBoards(t *testing.T) {
 		t.Fatalf("boards: exit %d\n%s", code, out)
 	}
 	code, out, _ = runCLI(t, "version")
-	if code != 0 || !strings.HasPrefix(out, "ramboot ") {
+	if code != 0 || out != "ramboot v0.0.0-test\n" {
 		t.Fatalf("version: exit %d %q", code, out)
 	}
 }

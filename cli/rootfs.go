@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -61,7 +61,7 @@ Flags:
 ` + fs.FlagUsages()
 }
 
-func runRootfs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runRootfs(ctx context.Context, version string, args []string, stdout, stderr io.Writer) error {
 	fs, o := rootfsFlags(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, rootfsUsage(fs)) }
 	if err := parseBoardFlags("rootfs", fs, args); err != nil {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"io"
@@ -187,12 +187,12 @@ func TestConfigEveryServeFlagIsAKey(t *testing.T) {
 // TestShippedConfig: dist/serve.yaml, the example the service's docs
 // install, is a valid config, and so is every setting commented out in it.
 func TestShippedConfig(t *testing.T) {
-	data, err := os.ReadFile("../../dist/serve.yaml")
+	data, err := os.ReadFile("../dist/serve.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	fs, o := serveSet(t)
-	if _, err := applyConfig(fs, newServeFS, "../../dist/serve.yaml"); err != nil {
+	if _, err := applyConfig(fs, newServeFS, "../dist/serve.yaml"); err != nil {
 		t.Fatal(err)
 	}
 	if o.Root == "" || o.Interface == "" || o.dhcpMode != "proxy" {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -31,7 +31,7 @@ func TestPXELinuxCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
-	if code := run(context.Background(), []string{"pxelinux", "--root", root, "--nodes", nodes, "--server", "192.0.2.1", "--ipxe"}, &out, &errb); code != 0 {
+	if code := run(context.Background(), "test", []string{"pxelinux", "--root", root, "--nodes", nodes, "--server", "192.0.2.1", "--ipxe"}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	if want := "boot/52-54-00-aa-bb-01.ipxe\npxelinux.cfg/01-52-54-00-aa-bb-01\npxelinux.cfg/default\n"; out.String() != want {
@@ -53,7 +53,7 @@ func TestPXELinuxCommand(t *testing.T) {
 		{[]string{"pxelinux", "--root", t.TempDir()}, 1, "is not a ramboot tree"},
 	} {
 		var out, errb bytes.Buffer
-		code := run(context.Background(), tc.args, &out, &errb)
+		code := run(context.Background(), "test", tc.args, &out, &errb)
 		if code != tc.code || !strings.Contains(errb.String(), tc.want) {
 			t.Errorf("%q: exit %d, %q; want exit %d saying %q", tc.args, code, errb.String(), tc.code, tc.want)
 		}

@@ -1,4 +1,7 @@
-package main
+// Package cli is the ramboot command line as a library (gokrazy's pattern):
+// cmd/ramboot's main is a few lines over [Context.Execute], and tests run
+// any command in-process with buffers for its output.
+package cli
 
 import (
 	"context"
@@ -43,8 +46,38 @@ Run 'ramboot help build' for every build flag.
 // errUsage marks errors that are the caller's: exit status 2.
 var errUsage = errors.New("usage")
 
-// run is the whole CLI; tests call it in-process.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// Context is one invocation of the ramboot command line: cmd/ramboot's main
+// fills it from the process, tests fill it with buffers and run the whole
+// CLI in-process.
+//
+//	code := cli.Context{Args: []string{"build", "--board", "virt"}, Stdout: os.Stdout, Stderr: os.Stderr}.Execute(ctx)
+type Context struct {
+	Args           []string
+	Stdout, Stderr io.Writer
+	// Version is what `ramboot version` prints and the build records;
+	// empty is "dev".
+	Version string
+}
+
+// Execute runs the command in c.Args and returns the process exit status:
+// 0, 1 for a failure, 2 for a usage error.
+func (c Context) Execute(ctx context.Context) int {
+	v := c.Version
+	if v == "" {
+		v = "dev"
+	}
+	stdout, stderr := c.Stdout, c.Stderr
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	return run(ctx, v, c.Args, stdout, stderr)
+}
+
+// run is the whole CLI.
+func run(ctx context.Context, version string, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -52,9 +85,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "build":
-		err = runBuild(ctx, rest, stdout, stderr)
+		err = runBuild(ctx, version, rest, stdout, stderr)
 	case "rootfs":
-		err = runRootfs(ctx, rest, stdout, stderr)
+		err = runRootfs(ctx, version, rest, stdout, stderr)
 	case "serve":
 		err = runServe(ctx, rest, stdout, stderr)
 	case "eeprom":
@@ -208,7 +241,7 @@ func parseBoardFlags(cmd string, fs *pflag.FlagSet, args []string) error {
 	return nil
 }
 
-func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runBuild(ctx context.Context, version string, args []string, stdout, stderr io.Writer) error {
 	fs, o := buildFlags(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, buildUsage(fs)) }
 	if err := parseBoardFlags("build", fs, args); err != nil {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -16,7 +16,7 @@ import (
 // unitSettings reads a shipped unit's key=value lines (a key may repeat).
 func unitSettings(t *testing.T, name string) map[string][]string {
 	t.Helper()
-	f, err := os.Open(filepath.Join("..", "..", "dist", "systemd", name))
+	f, err := os.Open(filepath.Join("..", "dist", "systemd", name))
 	if err != nil {
 		t.Fatal(err)
 	}
