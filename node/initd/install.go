@@ -1,4 +1,4 @@
-package main
+package initd
 
 import (
 	"bufio"
@@ -18,8 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ramboot/ramboot/bootspec"
-	"github.com/ramboot/ramboot/cmd/init/internal/growpart"
 	"github.com/ramboot/ramboot/internal/report"
+	"github.com/ramboot/ramboot/node/growpart"
 )
 
 // The install action (option 224 "install:URL#sha256=..."): write a disk

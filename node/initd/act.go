@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package initd
 
 import (
 	"bytes"
@@ -23,9 +23,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ramboot/ramboot/bootspec"
-	"github.com/ramboot/ramboot/cmd/init/internal/ipxe"
 	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/kernel/kimage"
+	"github.com/ramboot/ramboot/node/ipxe"
 )
 
 // act does what option 224 says. It returns only on failure (or for the

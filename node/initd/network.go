@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package initd
 
 import (
 	"context"
@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/ramboot/ramboot/bootspec"
-	"github.com/ramboot/ramboot/cmd/init/internal/netup"
 	"github.com/ramboot/ramboot/internal/report"
+	"github.com/ramboot/ramboot/node/netup"
 )
 
 // vendorClass is what the init sends as option 60. It starts with

@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package initd
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ramboot/ramboot/bootspec"
-	"github.com/ramboot/ramboot/cmd/init/internal/netup"
+	"github.com/ramboot/ramboot/node/netup"
 )
 
 // BuildInfo is what the builder writes to /etc/ramboot/build.json.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/ramboot/ramboot/cmd/init/internal/bootfs"
+	"github.com/ramboot/ramboot/node/bootfs"
 )
 
 // tree makes a partition directory "part" next to a file "outside"

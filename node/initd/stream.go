@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package initd
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 	"pack.ag/tftp"
 
-	"github.com/ramboot/ramboot/cmd/init/internal/ipxe"
+	"github.com/ramboot/ramboot/node/ipxe"
 )
 
 // staleAfter is how long a download may go without a byte before it is

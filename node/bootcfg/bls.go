@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/ramboot/ramboot/cmd/init/internal/bootfs"
+	"github.com/ramboot/ramboot/node/bootfs"
 )
 
 // BLSEntry is a Boot Loader Specification type #1 entry

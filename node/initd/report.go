@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package initd
 
 // The init reports its own stages (internal/report) to the server that
 // gave it option 224, for that server's status page and metrics. Reports
@@ -39,8 +39,8 @@ import (
 	"time"
 
 	"github.com/ramboot/ramboot/bootspec"
-	"github.com/ramboot/ramboot/cmd/init/internal/netup"
 	"github.com/ramboot/ramboot/internal/report"
+	"github.com/ramboot/ramboot/node/netup"
 )
 
 const (

@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package initd
 
 // The SSH server runs in a child process of PID 1, not in PID 1: the SSH
 // and crypto libraries parse what any host on the network sends, in their
@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ramboot/ramboot/cmd/init/internal/sshd"
+	"github.com/ramboot/ramboot/node/sshd"
 )
 
 // sshChildEnv marks the init binary started as the SSH server.
@@ -92,9 +92,9 @@ func (in *Init) superviseSSH(ln *os.File) {
 	}
 }
 
-// sshChild is the init binary run as the SSH server (fd 3 is the socket
+// SSHChild is the init binary run as the SSH server (fd 3 is the socket
 // PID 1 listens on). It returns the exit status.
-func sshChild() int {
+func SSHChild() int {
 	in := &Init{Out: os.Stdout}
 	ln, err := net.FileListener(os.NewFile(3, "ssh-listener"))
 	if err != nil {

@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package initd
 
 // The RAM root action: option 224 names a root image (a squashfs, found by
 // its magic) and the node runs it from memory, as dracut's rd.live.ram and

@@ -1,4 +1,4 @@
-package main
+package initd
 
 import (
 	"context"
@@ -12,10 +12,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ramboot/ramboot/bootspec"
-	"github.com/ramboot/ramboot/cmd/init/internal/bootcfg"
-	"github.com/ramboot/ramboot/cmd/init/internal/bootfs"
-	"github.com/ramboot/ramboot/cmd/init/internal/ipxe"
-	"github.com/ramboot/ramboot/cmd/init/internal/piconfig"
+	"github.com/ramboot/ramboot/node/bootcfg"
+	"github.com/ramboot/ramboot/node/bootfs"
+	"github.com/ramboot/ramboot/node/ipxe"
+	"github.com/ramboot/ramboot/node/piconfig"
 )
 
 // The local boot action (option 224 "local[:TARGET]"): find the OS

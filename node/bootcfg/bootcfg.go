@@ -34,8 +34,8 @@ import (
 	"github.com/u-root/u-root/pkg/curl"
 	"github.com/u-root/u-root/pkg/mount"
 
-	"github.com/ramboot/ramboot/cmd/init/internal/bootfs"
-	"github.com/ramboot/ramboot/cmd/init/internal/piconfig"
+	"github.com/ramboot/ramboot/node/bootfs"
+	"github.com/ramboot/ramboot/node/piconfig"
 )
 
 // Boot is one bootable system found on a partition.
