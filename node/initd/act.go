@@ -3,8 +3,6 @@
 package initd
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -13,12 +11,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/u-root/u-root/pkg/boot"
-	"github.com/u-root/u-root/pkg/boot/kexec"
 	"github.com/u-root/u-root/pkg/curl"
 	"golang.org/x/sys/unix"
 
@@ -26,6 +21,7 @@ import (
 	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/kernel/kimage"
 	"github.com/ramboot/ramboot/node/ipxe"
+	"github.com/ramboot/ramboot/node/kexec"
 )
 
 // act does what option 224 says. It returns only on failure (or for the
@@ -146,17 +142,17 @@ func (in *Init) chain(ctx context.Context, spec bootspec.Spec, env map[string]st
 		return fmt.Errorf("%s: %w: got %d of %d bytes", u, ipxe.ErrTruncated, len(body), s.size)
 	}
 	f := newFetcher()
-	var plan *ipxe.BootPlan
+	var img *kexec.Image
 	if ipxe.IsScript(body) {
 		in.stage("224: running iPXE script %s (%d bytes)", u, len(body))
-		plan, err = ipxe.Run(ctx, body, u, env, f, in.Out)
+		img, err = ipxe.Run(ctx, body, u, env, f, in.Out)
 		if err != nil {
 			return err
 		}
 	} else {
-		plan = &ipxe.BootPlan{Kernel: body, KernelURL: u.String()}
+		img = &kexec.Image{Kernel: body, Source: u.String()}
 	}
-	return in.kexec(plan)
+	return in.kexec(img)
 }
 
 // agent is the init's HTTP User-Agent, with the MAC of its lease.
@@ -183,125 +179,20 @@ func printable(b []byte, n int) string {
 	return string(b)
 }
 
-// kernelImage gunzips a compressed kernel and checks that it is an arm64
-// Image (or an x86 bzImage on amd64) before kexec sees it.
-func kernelImage(k []byte) ([]byte, error) {
-	if kimage.Kind(k) == kimage.Gzip {
-		zr, err := gzip.NewReader(bytes.NewReader(k))
-		if err != nil {
-			return nil, fmt.Errorf("kernel: gzip: %w", err)
-		}
-		if k, err = io.ReadAll(io.LimitReader(zr, 512<<20)); err != nil {
-			return nil, fmt.Errorf("kernel: gunzip: %w (truncated download?)", err)
-		}
-	}
-	kind := kimage.Kind(k)
-	switch archName() {
-	case "arm64":
-		if kind != kimage.ARM64 {
-			if kind == kimage.AMD64 {
-				return nil, errors.New("kernel: this is an x86 bzImage; this machine is arm64: point option 224 at an arm64 kernel")
-			}
-			return nil, errors.New("kernel: not an arm64 Image (no \"ARM\\x64\" magic): wrong file or wrong architecture")
-		}
-	case "amd64":
-		if kind != kimage.AMD64 {
-			return nil, errors.New("kernel: not an x86 bzImage: wrong file or wrong architecture")
-		}
-	}
-	return k, nil
-}
-
-func (in *Init) kexec(plan *ipxe.BootPlan) error {
-	k, err := kernelImage(plan.Kernel)
-	if err != nil {
+// kexec boots img: it loads it (kexec.Load checks the kernel first),
+// passes the point of no return and reboots into it. It returns only on
+// failure.
+func (in *Init) kexec(img *kexec.Image) error {
+	if err := kexec.Load(img, in.stage); err != nil {
 		return err
-	}
-	if err := kexecBlocked(); err != nil {
-		return err
-	}
-	kf := "/tmp/ramboot-kernel"
-	if err := os.WriteFile(kf, k, 0o600); err != nil {
-		return err
-	}
-	rf := ""
-	if rd := plan.Initrd(); len(rd) > 0 {
-		rf = "/tmp/ramboot-initrd"
-		if err := os.WriteFile(rf, rd, 0o600); err != nil {
-			return err
-		}
-	}
-	// Load closes the files it is given, so each attempt opens them anew.
-	image := func(syscallLoad bool) *boot.LinuxImage {
-		li := &boot.LinuxImage{Name: plan.KernelURL, Kernel: mustOpen(kf), Cmdline: plan.Cmdline, LoadSyscall: syscallLoad}
-		if rf != "" {
-			li.Initrd = mustOpen(rf)
-		}
-		return li
-	}
-	in.stage("kexec: kernel %d bytes, initrd %d bytes, cmdline %q", len(k), len(plan.Initrd()), plan.Cmdline)
-	err = image(false).Load()
-	if err != nil {
-		// kexec_file_load is missing from Debian's arm64 kernel: fall back
-		// to kexec_load.
-		in.stage("kexec: kexec_file_load: %v; trying kexec_load", err)
-		err = image(true).Load()
-	}
-	if err != nil {
-		return explainKexec(err)
 	}
 	if err := in.commit(); err != nil {
 		return err
 	}
-	in.stage("kexec: loaded; booting %s", plan.KernelURL)
-	in.reportLast(report.Kexec, plan.KernelURL)
+	in.stage("kexec: loaded; booting %s", img.Source)
+	in.reportLast(report.Kexec, img.Source)
 	unix.Sync()
-	if err := kexec.Reboot(); err != nil {
-		return explainKexec(err)
-	}
-	return errors.New("kexec reboot returned")
-}
-
-// kexecBlocked says in advance what arm64 Linux will answer: it refuses
-// kexec (EBUSY, "CPUs are stuck in the kernel") when more than one CPU is
-// possible and the CPUs were started from a spin table, without PSCI to
-// take them offline.
-func kexecBlocked() error {
-	if archName() != "arm64" {
-		return nil
-	}
-	possible, err := os.ReadFile("/sys/devices/system/cpu/possible")
-	if err != nil || strings.TrimSpace(string(possible)) == "0" {
-		return nil
-	}
-	methods, _ := filepath.Glob("/proc/device-tree/cpus/cpu@*/enable-method")
-	for _, m := range methods {
-		if b, err := os.ReadFile(m); err == nil && strings.HasPrefix(string(b), "spin-table") {
-			return explainKexec(fmt.Errorf("kexec: CPUs %s were started from a spin table: %w", strings.TrimSpace(string(possible)), unix.EBUSY))
-		}
-	}
-	return nil
-}
-
-func explainKexec(err error) error {
-	if errors.Is(err, unix.EBUSY) {
-		return fmt.Errorf("%w: the kernel cannot take the other CPUs offline (\"CPUs are stuck in the kernel\"): "+
-			"this machine booted without PSCI. On a Pi 4 use the tree's config.txt (armstub=bl31.bin, enable_gic=1) "+
-			"or add nr_cpus=1 to cmdline.txt", err)
-	}
-	// Some loaders put whole device trees into their errors: keep it readable.
-	if msg := err.Error(); len(msg) > 400 {
-		return fmt.Errorf("%s ... (%d more bytes)", msg[:400], len(msg)-400)
-	}
-	return err
-}
-
-func mustOpen(p string) *os.File {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil
-	}
-	return f
+	return kexec.Reboot()
 }
 
 func (in *Init) nfsRoot(n bootspec.NFSSpec) error {

@@ -14,7 +14,7 @@ import (
 	"github.com/ramboot/ramboot/bootspec"
 	"github.com/ramboot/ramboot/node/bootcfg"
 	"github.com/ramboot/ramboot/node/bootfs"
-	"github.com/ramboot/ramboot/node/ipxe"
+	"github.com/ramboot/ramboot/node/kexec"
 	"github.com/ramboot/ramboot/node/piconfig"
 )
 
@@ -78,17 +78,17 @@ func (in *Init) localBoot(ctx context.Context, spec bootspec.LocalSpec) error {
 		in.stage("local: unmount: %v", err)
 	}
 	// The architecture check, done once: kexec gets the unpacked kernel.
-	k, err := kernelImage(c.kernel)
+	k, err := kexec.Kernel(c.kernel, archName())
 	if err != nil {
 		return fmt.Errorf("%s: %w", c, err)
 	}
 	c.kernel = k
 	in.stage("local: booting %s: kernel %d bytes, initramfs %d bytes, cmdline %q", c, len(c.kernel), len(c.initrd), c.cmdline)
-	plan := &ipxe.BootPlan{Kernel: c.kernel, KernelURL: c.dev + ":" + c.label, Cmdline: c.cmdline}
+	img := &kexec.Image{Kernel: c.kernel, Source: c.dev + ":" + c.label, Cmdline: c.cmdline}
 	if len(c.initrd) > 0 {
-		plan.Initrds = []ipxe.Image{{Name: "initrd", Data: c.initrd}}
+		img.Initrds = []kexec.Initrd{{Name: "initrd", Data: c.initrd}}
 	}
-	if err := in.kexec(plan); err != nil {
+	if err := in.kexec(img); err != nil {
 		return fmt.Errorf("%s: %w", c, err)
 	}
 	return nil

@@ -54,8 +54,8 @@ func TestRunHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, out.String())
 	}
-	if string(p.Kernel) != "KERNEL-BYTES" || p.KernelURL != srv.URL+"/pi/vmlinuz" || p.Cmdline != "console=ttyAMA0 host=pi-a" {
-		t.Errorf("kernel = %q from %q, cmdline %q", p.Kernel, p.KernelURL, p.Cmdline)
+	if string(p.Kernel) != "KERNEL-BYTES" || p.Source != srv.URL+"/pi/vmlinuz" || p.Cmdline != "console=ttyAMA0 host=pi-a" {
+		t.Errorf("kernel = %q from %q, cmdline %q", p.Kernel, p.Source, p.Cmdline)
 	}
 	if len(p.Initrds) != 1 || string(p.Initrds[0].Data) != "INITRD-BYTES" || p.Initrds[0].URL != srv.URL+"/initrd.cpio.gz" {
 		t.Errorf("initrds = %+v", p.Initrds)

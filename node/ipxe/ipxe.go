@@ -14,8 +14,8 @@
 // whitespace; unknown variables expand to the empty string; a chained
 // script that ends without booting returns to the script that chained it.
 //
-// Run does not boot anything: it returns a BootPlan for the caller to
-// kexec.
+// Run does not boot anything: it returns the kexec.Image the script
+// loaded, for the caller to kexec.
 package ipxe
 
 import (
@@ -29,6 +29,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ramboot/ramboot/node/kexec"
 )
 
 // Limits.
@@ -71,8 +73,8 @@ type FetcherFunc func(ctx context.Context, url string) ([]byte, error)
 // Fetch calls f.
 func (f FetcherFunc) Fetch(ctx context.Context, url string) ([]byte, error) { return f(ctx, url) }
 
-// Image is a fetched kernel or initrd.
-type Image struct {
+// image is a fetched kernel or initrd.
+type image struct {
 	// Name is the iPXE image name: --name, or the last path element of URL.
 	Name string
 	// URL is the absolute URL the image was fetched from.
@@ -80,30 +82,6 @@ type Image struct {
 	// Args is the image's command line (kernel URL args..., imgargs).
 	Args string
 	Data []byte
-}
-
-// BootPlan is what the script asked to boot.
-type BootPlan struct {
-	Kernel     []byte
-	KernelURL  string
-	KernelName string
-	Initrds    []Image
-	// Cmdline is the kernel command line, as given to kernel/imgargs/chain.
-	Cmdline string
-}
-
-// Initrd returns the initrds concatenated in order, each padded with
-// zeros to a 4-byte boundary as iPXE does (Linux accepts concatenated
-// cpio archives, compressed or not). It returns nil if there are none.
-func (p *BootPlan) Initrd() []byte {
-	var b []byte
-	for _, i := range p.Initrds {
-		b = append(b, i.Data...)
-		for len(b)%4 != 0 {
-			b = append(b, 0)
-		}
-	}
-	return b
 }
 
 // IsScript reports whether b starts with the "#!ipxe" signature followed
@@ -134,12 +112,12 @@ var sleep = func(ctx context.Context, d time.Duration) error {
 // filename, 224, ramboot-224, ...); it is not modified. Script output
 // (echo, fetch progress) goes to out, which may be nil.
 //
-// Run returns a BootPlan when the script reaches boot (or chains to a
+// Run returns a kexec.Image when the script reaches boot (or chains to a
 // non-script image). Otherwise it returns an error naming the line:
 // wrapping ErrShell if the script asked for the shell, ErrExit/ErrNoBoot
 // if it exited or ended without booting, ErrLoop if it did not terminate
 // within MaxSteps, or the failing command's error.
-func Run(ctx context.Context, script []byte, base *url.URL, env map[string]string, f Fetcher, out io.Writer) (*BootPlan, error) {
+func Run(ctx context.Context, script []byte, base *url.URL, env map[string]string, f Fetcher, out io.Writer) (*kexec.Image, error) {
 	if !IsScript(script) {
 		return nil, ErrNotScript
 	}
@@ -218,8 +196,8 @@ type interp struct {
 	steps int
 	// varBytes approximates the bytes held by variables set by scripts.
 	varBytes int
-	kernel   *Image
-	initrds  []Image
+	kernel   *image
+	initrds  []image
 }
 
 type endKind int
@@ -234,7 +212,7 @@ type ending struct {
 	kind endKind
 	line int
 	code int
-	plan *BootPlan
+	plan *kexec.Image
 }
 
 // fatalError aborts all scripts, including chaining ones; "||" does not
@@ -263,7 +241,7 @@ type cmdResult struct {
 	ctl  control
 	pc   int
 	code int
-	plan *BootPlan
+	plan *kexec.Image
 }
 
 func (in *interp) runScript(sc *script, depth int) (ending, error) {
@@ -489,18 +467,21 @@ func (in *interp) exec(sc *script, argv []string, depth int) (cmdResult, error) 
 	return cmdResult{}, nil
 }
 
-func (in *interp) plan() *BootPlan {
+func (in *interp) plan() *kexec.Image {
 	k := in.kernel
-	return &BootPlan{
-		Kernel:     k.Data,
-		KernelURL:  k.URL,
-		KernelName: k.Name,
-		Initrds:    append([]Image(nil), in.initrds...),
-		Cmdline:    k.Args,
+	img := &kexec.Image{
+		Kernel:  k.Data,
+		Source:  k.URL,
+		Name:    k.Name,
+		Cmdline: k.Args,
 	}
+	for _, i := range in.initrds {
+		img.Initrds = append(img.Initrds, kexec.Initrd{Name: i.Name, URL: i.URL, Args: i.Args, Data: i.Data})
+	}
+	return img
 }
 
-func (in *interp) findImage(name string) *Image {
+func (in *interp) findImage(name string) *image {
 	if in.kernel != nil && in.kernel.Name == name {
 		return in.kernel
 	}
@@ -579,7 +560,7 @@ func parseImageOpts(args []string) (imageOpts, []string, error) {
 }
 
 // fetchImage handles "CMD [options] URL [args...]".
-func (in *interp) fetchImage(sc *script, name string, args []string) (*Image, error) {
+func (in *interp) fetchImage(sc *script, name string, args []string) (*image, error) {
 	o, rest, err := parseImageOpts(args)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -602,7 +583,7 @@ func (in *interp) fetchImage(sc *script, name string, args []string) (*Image, er
 		return nil, fmt.Errorf("%s %s: %w", name, us, err)
 	}
 	fmt.Fprintf(in.out, " ok\n")
-	img := &Image{Name: o.name, URL: us, Args: strings.Join(rest[1:], " "), Data: data}
+	img := &image{Name: o.name, URL: us, Args: strings.Join(rest[1:], " "), Data: data}
 	if img.Name == "" {
 		img.Name = path.Base(u.Path)
 		if img.Name == "/" || img.Name == "." {

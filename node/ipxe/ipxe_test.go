@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ramboot/ramboot/node/kexec"
 )
 
 // fakeFetcher serves a map of URL → body; anything else is a 404.
@@ -47,17 +49,17 @@ var testEnv = map[string]string{
 
 const base = "http://srv/pi/boot.ipxe"
 
-// plan is a comparable summary of a BootPlan.
+// plan is a comparable summary of a kexec.Image.
 type plan struct {
-	Kernel, KernelURL, KernelName, Cmdline string
-	Initrds                                []string // "URL|data|args"
+	Kernel, Source, Name, Cmdline string
+	Initrds                       []string // "URL|data|args"
 }
 
-func summarize(p *BootPlan) *plan {
+func summarize(p *kexec.Image) *plan {
 	if p == nil {
 		return nil
 	}
-	s := &plan{Kernel: string(p.Kernel), KernelURL: p.KernelURL, KernelName: p.KernelName, Cmdline: p.Cmdline}
+	s := &plan{Kernel: string(p.Kernel), Source: p.Source, Name: p.Name, Cmdline: p.Cmdline}
 	for _, i := range p.Initrds {
 		s.Initrds = append(s.Initrds, i.URL+"|"+string(i.Data)+"|"+i.Args)
 	}
@@ -104,14 +106,14 @@ initrd initrd.img
 initrd ../common/modules.cpio
 initrd /abs/fw.cpio
 boot`,
-			want: &plan{Kernel: "KERNEL", KernelURL: "http://srv/pi/vmlinuz", KernelName: "vmlinuz", Cmdline: "console=ttyS0,115200 root=/dev/ram0",
+			want: &plan{Kernel: "KERNEL", Source: "http://srv/pi/vmlinuz", Name: "vmlinuz", Cmdline: "console=ttyS0,115200 root=/dev/ram0",
 				Initrds: []string{"http://srv/pi/initrd.img|INITRD|", "http://srv/common/modules.cpio|MODULES|", "http://srv/abs/fw.cpio|FW|"}},
 			wantOut: "http://srv/pi/vmlinuz... ok",
 		},
 		{
 			name:   "tftp kernel, http initrd (from u-root's tests), comments, CRLF, blank lines",
 			script: "#!ipxe\r\n# a comment\r\n\r\n  kernel tftp://10.0.0.1/pi/vmlinuz quiet # trailing comment\r\ninitrd http://srv/pi/initrd.img\r\nboot\r\n",
-			want:   &plan{Kernel: "TFTPKERNEL", KernelURL: "tftp://10.0.0.1/pi/vmlinuz", KernelName: "vmlinuz", Cmdline: "quiet", Initrds: []string{"http://srv/pi/initrd.img|INITRD|"}},
+			want:   &plan{Kernel: "TFTPKERNEL", Source: "tftp://10.0.0.1/pi/vmlinuz", Name: "vmlinuz", Cmdline: "quiet", Initrds: []string{"http://srv/pi/initrd.img|INITRD|"}},
 		},
 		{
 			name: "variables",
@@ -119,13 +121,13 @@ boot`,
 set args ip=${ip}::${gateway}:${netmask}:${hostname} unknown=${nope}${net0/nope}
 kernel ${mac:hexhyp}/k ${args} mac=${net0/mac} hex=${mac:hexraw} s=${serial} ns=${next-server} fn=${filename} o=${224:string}
 boot`,
-			want: &plan{Kernel: "MACKERNEL", KernelURL: "http://srv/pi/b8-27-eb-01-02-0a/k", KernelName: "k",
+			want: &plan{Kernel: "MACKERNEL", Source: "http://srv/pi/b8-27-eb-01-02-0a/k", Name: "k",
 				Cmdline: "ip=10.0.0.50::10.0.0.1:255.255.255.0:pi-a unknown= mac=b8:27:eb:01:02:0a hex=b827eb01020a s=1000000012345678 ns=10.0.0.1 fn=boot.ipxe o=http://srv/pi/boot.ipxe"},
 		},
 		{
 			name:   "uristring and nested expansion",
 			script: "#!ipxe\nset which mac\nkernel /pi/boot?mac=${${which}:uristring} x=${${which}\nboot",
-			want:   &plan{Kernel: "MACQUERY", KernelURL: "http://srv/pi/boot?mac=b8%3A27%3Aeb%3A", KernelName: "boot", Cmdline: "x=${mac"},
+			want:   &plan{Kernel: "MACQUERY", Source: "http://srv/pi/boot?mac=b8%3A27%3Aeb%3A", Name: "boot", Cmdline: "x=${mac"},
 			env:    map[string]string{"mac": "b8:27:eb:"},
 		},
 		{
@@ -138,7 +140,7 @@ boot
 :load
 kernel vmlinuz a
 goto boot`,
-			want: &plan{Kernel: "KERNEL", KernelURL: "http://srv/pi/vmlinuz", KernelName: "vmlinuz", Cmdline: "a"},
+			want: &plan{Kernel: "KERNEL", Source: "http://srv/pi/vmlinuz", Name: "vmlinuz", Cmdline: "a"},
 		},
 		{
 			name: "isset fallback when serial is missing",
@@ -149,7 +151,7 @@ chain ${serial}.ipxe
 kernel vmlinuz generic
 boot`,
 			env:  map[string]string{},
-			want: &plan{Kernel: "KERNEL", KernelURL: "http://srv/pi/vmlinuz", KernelName: "vmlinuz", Cmdline: "generic"},
+			want: &plan{Kernel: "KERNEL", Source: "http://srv/pi/vmlinuz", Name: "vmlinuz", Cmdline: "generic"},
 		},
 		{
 			name: "isset with serial chains to a per-serial script; its relative URLs use its own URL",
@@ -159,7 +161,7 @@ chain --autofree serial/${serial}.ipxe || goto noserial
 :noserial
 kernel vmlinuz generic
 boot`,
-			want: &plan{Kernel: "SERIALKERNEL", KernelURL: "http://srv/pi/serial/kpi-a", KernelName: "kpi-a", Cmdline: "serial"},
+			want: &plan{Kernel: "SERIALKERNEL", Source: "http://srv/pi/serial/kpi-a", Name: "kpi-a", Cmdline: "serial"},
 		},
 		{
 			name: "iseq branches",
@@ -171,7 +173,7 @@ boot
 :a
 kernel vmlinuz a
 boot`,
-			want: &plan{Kernel: "KERNEL", KernelURL: "http://srv/pi/vmlinuz", KernelName: "vmlinuz", Cmdline: "a"},
+			want: &plan{Kernel: "KERNEL", Source: "http://srv/pi/vmlinuz", Name: "vmlinuz", Cmdline: "a"},
 		},
 		{
 			name: "404 caught by ||",
@@ -182,52 +184,52 @@ boot
 echo falling back
 kernel vmlinuz fb
 boot`,
-			want:    &plan{Kernel: "KERNEL", KernelURL: "http://srv/pi/vmlinuz", KernelName: "vmlinuz", Cmdline: "fb"},
+			want:    &plan{Kernel: "KERNEL", Source: "http://srv/pi/vmlinuz", Name: "vmlinuz", Cmdline: "fb"},
 			wantOut: "falling back\n",
 		},
 		{
 			name:   "chain to a second script with absolute URL",
 			script: "#!ipxe\necho -n one\necho two\nchain http://srv/other/second.ipxe\necho not reached\n",
-			want: &plan{Kernel: "KERNEL2", KernelURL: "http://srv/other/vmlinuz-2", KernelName: "vmlinuz-2", Cmdline: "root=/dev/nfs",
+			want: &plan{Kernel: "KERNEL2", Source: "http://srv/other/vmlinuz-2", Name: "vmlinuz-2", Cmdline: "root=/dev/nfs",
 				Initrds: []string{"http://srv/pi/initrd.img|INITRD|"}},
 			wantOut: "onetwo\n",
 		},
 		{
 			name:   "chained script that exits returns to the caller, variables are shared",
 			script: "#!ipxe\nchain exit0.ipxe\nkernel vmlinuz from-chain=${from-chain}\nboot\n",
-			want:   &plan{Kernel: "KERNEL", KernelURL: "http://srv/pi/vmlinuz", KernelName: "vmlinuz", Cmdline: "from-chain=yes"},
+			want:   &plan{Kernel: "KERNEL", Source: "http://srv/pi/vmlinuz", Name: "vmlinuz", Cmdline: "from-chain=yes"},
 		},
 		{
 			name:   "chained script that fails is caught by ||",
 			script: "#!ipxe\nchain exit3.ipxe || chain bad.ipxe || chain noboot.ipxe && kernel vmlinuz ok\nboot\n",
-			want:   &plan{Kernel: "KERNEL", KernelURL: "http://srv/pi/vmlinuz", KernelName: "vmlinuz", Cmdline: "ok"},
+			want:   &plan{Kernel: "KERNEL", Source: "http://srv/pi/vmlinuz", Name: "vmlinuz", Cmdline: "ok"},
 		},
 		{
 			name:   "chain to a kernel boots it with the loaded initrds",
 			script: "#!ipxe\ninitrd initrd.img\nchain vmlinuz-chain console=ttyAMA0\necho not reached\n",
-			want: &plan{Kernel: "CHAINKERNEL", KernelURL: "http://srv/pi/vmlinuz-chain", KernelName: "vmlinuz-chain", Cmdline: "console=ttyAMA0",
+			want: &plan{Kernel: "CHAINKERNEL", Source: "http://srv/pi/vmlinuz-chain", Name: "vmlinuz-chain", Cmdline: "console=ttyAMA0",
 				Initrds: []string{"http://srv/pi/initrd.img|INITRD|"}},
 		},
 		{
 			name:   "boot URL is chain",
 			script: "#!ipxe\nboot vmlinuz-chain x\n",
-			want:   &plan{Kernel: "CHAINKERNEL", KernelURL: "http://srv/pi/vmlinuz-chain", KernelName: "vmlinuz-chain", Cmdline: "x"},
+			want:   &plan{Kernel: "CHAINKERNEL", Source: "http://srv/pi/vmlinuz-chain", Name: "vmlinuz-chain", Cmdline: "x"},
 		},
 		{
 			name:   "kernel --name and imgargs, initrd args, imgfree",
 			script: "#!ipxe\nkernel vmlinuz-chain\nimgfree\nkernel --name linux vmlinuz old\ninitrd -n=rd initrd.img /initrd.img mode=644\nimgargs linux new args\nimgargs rd\nboot\n",
-			want: &plan{Kernel: "KERNEL", KernelURL: "http://srv/pi/vmlinuz", KernelName: "linux", Cmdline: "new args",
+			want: &plan{Kernel: "KERNEL", Source: "http://srv/pi/vmlinuz", Name: "linux", Cmdline: "new args",
 				Initrds: []string{"http://srv/pi/initrd.img|INITRD|"}},
 		},
 		{
 			name:   "line continuation, no-op commands, set/clear, sleep, ;",
 			script: "#!ipxe\ndhcp && ifopen net0 ; ifstat\nset x 1\nclear x\nsleep 5\nkernel vmlinuz \\\n  a=${x} \\\n  b\nboot\n",
-			want:   &plan{Kernel: "KERNEL", KernelURL: "http://srv/pi/vmlinuz", KernelName: "vmlinuz", Cmdline: "a= b"},
+			want:   &plan{Kernel: "KERNEL", Source: "http://srv/pi/vmlinuz", Name: "vmlinuz", Cmdline: "a= b"},
 		},
 		{
 			name:   "prompt fails without console",
 			script: "#!ipxe\nprompt --timeout 2000 Press a key && shell || kernel vmlinuz\nboot\n",
-			want:   &plan{Kernel: "KERNEL", KernelURL: "http://srv/pi/vmlinuz", KernelName: "vmlinuz"},
+			want:   &plan{Kernel: "KERNEL", Source: "http://srv/pi/vmlinuz", Name: "vmlinuz"},
 		},
 
 		// Errors.
@@ -381,16 +383,6 @@ func TestExpand(t *testing.T) {
 		if got := in.expand(s); got != want {
 			t.Errorf("expand(%q) = %q, want %q", s, got, want)
 		}
-	}
-}
-
-func TestInitrdConcat(t *testing.T) {
-	p := &BootPlan{Initrds: []Image{{Data: []byte("abcde")}, {Data: []byte("1234")}, {Data: []byte("z")}}}
-	if got, want := p.Initrd(), []byte("abcde\x00\x00\x001234z\x00\x00\x00"); !bytes.Equal(got, want) {
-		t.Errorf("Initrd() = %q, want %q", got, want)
-	}
-	if got := (&BootPlan{}).Initrd(); got != nil {
-		t.Errorf("Initrd() = %q, want nil", got)
 	}
 }
 
