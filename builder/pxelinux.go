@@ -12,7 +12,7 @@ import (
 	"strings"
 
 	"github.com/ramboot/ramboot/bootspec"
-	"github.com/ramboot/ramboot/server/inventory"
+	"github.com/ramboot/ramboot/site/inventory"
 	"github.com/ramboot/ramboot/tree"
 )
 

@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/ramboot/ramboot/server/inventory"
+	"github.com/ramboot/ramboot/site/inventory"
 )
 
 const pxeNodes = `defaults:

@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/ramboot/ramboot/server/dhcpconf"
-	"github.com/ramboot/ramboot/server/inventory"
+	"github.com/ramboot/ramboot/site/dhcpconf"
+	"github.com/ramboot/ramboot/site/inventory"
 )
 
 type dhcpConfigOpts struct {

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ramboot/ramboot/builder"
-	"github.com/ramboot/ramboot/server/inventory"
+	"github.com/ramboot/ramboot/site/inventory"
 )
 
 type pxelinuxOpts struct {

@@ -5,7 +5,7 @@ import (
 	"net"
 	"sync"
 
-	"github.com/ramboot/ramboot/server/inventory"
+	"github.com/ramboot/ramboot/site/inventory"
 )
 
 // fixedAddresses returns, for full DHCP's pool (dhcp.Pool.Reserved), the

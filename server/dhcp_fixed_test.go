@@ -3,7 +3,7 @@ package server
 import (
 	"testing"
 
-	"github.com/ramboot/ramboot/server/inventory"
+	"github.com/ramboot/ramboot/site/inventory"
 )
 
 func TestFixedAddresses(t *testing.T) {

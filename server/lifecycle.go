@@ -66,7 +66,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ramboot/ramboot/internal/report"
-	"github.com/ramboot/ramboot/server/inventory"
+	"github.com/ramboot/ramboot/site/inventory"
 )
 
 // A node's recorded install state.

@@ -19,8 +19,8 @@ import (
 
 	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/server/dhcp"
-	"github.com/ramboot/ramboot/server/inventory"
 	"github.com/ramboot/ramboot/server/status"
+	"github.com/ramboot/ramboot/site/inventory"
 )
 
 const (

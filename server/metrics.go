@@ -20,8 +20,8 @@ import (
 
 	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/server/dhcp"
-	"github.com/ramboot/ramboot/server/inventory"
 	"github.com/ramboot/ramboot/server/tftp"
+	"github.com/ramboot/ramboot/site/inventory"
 )
 
 // MetricsPath is where the HTTP server serves the metrics.

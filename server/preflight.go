@@ -16,7 +16,7 @@ import (
 
 	"github.com/ramboot/ramboot/bootspec"
 	"github.com/ramboot/ramboot/server/dhcp"
-	"github.com/ramboot/ramboot/server/inventory"
+	"github.com/ramboot/ramboot/site/inventory"
 	"github.com/ramboot/ramboot/tree"
 )
 

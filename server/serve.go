@@ -1,7 +1,7 @@
 // Package server is `ramboot serve`: proxyDHCP or full DHCP, TFTP and HTTP
 // on one interface, serving one built tree to a whole rack. The listeners
 // (server/dhcp, server/tftp, HTTP) keep to protocol; what a node gets comes
-// from the inventory (server/inventory), and what each node did is kept on
+// from the inventory (site/inventory), and what each node did is kept on
 // a status board (server/status).
 //
 //	s := &server.Server{Root: "out/rpi4", Interface: "eth1", DHCP: dhcp.Proxy}
@@ -28,8 +28,8 @@ import (
 
 	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/server/dhcp"
-	"github.com/ramboot/ramboot/server/inventory"
 	"github.com/ramboot/ramboot/server/status"
+	"github.com/ramboot/ramboot/site/inventory"
 )
 
 // Server is one `ramboot serve`.

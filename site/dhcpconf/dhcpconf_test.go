@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/ramboot/ramboot/server/dhcp"
-	"github.com/ramboot/ramboot/server/inventory"
+	"github.com/ramboot/ramboot/site/inventory"
 )
 
 // testNodes has a Pi 4 (mac and serial, fixed address), a Pi 3, a PC with

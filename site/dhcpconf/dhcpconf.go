@@ -21,7 +21,7 @@ import (
 	"strings"
 
 	"github.com/ramboot/ramboot/server/dhcp"
-	"github.com/ramboot/ramboot/server/inventory"
+	"github.com/ramboot/ramboot/site/inventory"
 )
 
 // Formats are the supported --format values.

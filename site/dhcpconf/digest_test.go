@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ramboot/ramboot/server/inventory"
+	"github.com/ramboot/ramboot/site/inventory"
 )
 
 // keys: and seed: digests pass through to the install form the config's
