@@ -50,7 +50,11 @@ deps:
 # (an arm64 one runs its package scripts under qemu-user for minutes); the
 # e2e tests that boot them wait on the cache's lock and find them built.
 # One test binary at a time (-p 1), so that the root builds get the other core.
+# The e2e packages share one run directory (RAMBOOT_E2E_RUN, e2e/cache): the
+# ramboot binary, the boot trees and root images are built there once, by
+# the first test binary that needs them, under a file lock.
 CACHE_DIR = $${XDG_CACHE_HOME:-$$HOME/.cache}/ramboot
+E2E_RUN   = out/e2e-run
 test: deps $(BIN)
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
@@ -59,8 +63,11 @@ test: deps $(BIN)
 	tree=$$(ls -d $(CACHE_DIR)/extract/*/usr/lib/modules/$$release $(CACHE_DIR)/extract/*/lib/modules/$$release 2>/dev/null | head -1); \
 	test -n "$$tree" || { echo "no unpacked kernel $$release in $(CACHE_DIR)"; exit 1; }; \
 	( ./$(BIN) rootfs --board virt --out out/test-virt --quiet && ./$(BIN) rootfs --board pc --out out/test-pc --quiet ) >out/test-rootfs.log 2>&1 & \
-	{ RAMBOOT_STRICT=1 RAMBOOT_NET_TESTS=1 RAMBOOT_KERNEL_TREE=$$tree $(GO) test -v -p 1 -count=1 -timeout 80m ./...; \
-	  echo $$? >out/test.rc; } 2>&1 | tee out/test.log
+	rm -rf $(E2E_RUN) && mkdir -p $(E2E_RUN); \
+	{ RAMBOOT_STRICT=1 RAMBOOT_NET_TESTS=1 RAMBOOT_KERNEL_TREE=$$tree RAMBOOT_E2E_RUN=$(CURDIR)/$(E2E_RUN) \
+	  $(GO) test -v -p 1 -count=1 -timeout 80m ./...; \
+	  echo $$? >out/test.rc; } 2>&1 | tee out/test.log; \
+	rm -rf $(E2E_RUN)
 	@echo "== the 15 slowest tests (out/test.log has them all)"
 	@awk '/^--- (PASS|FAIL)/ { t = $$4; gsub(/[()s]/, "", t); printf "%8.1fs  %-5s %s\n", t, substr($$2, 1, length($$2) - 1), $$3 } \
 		/^(ok|FAIL)[ \t]+github.com/ { t = $$3; sub(/s$$/, "", t); total += t } \
@@ -77,7 +84,9 @@ unit:
 # RAMBOOT_STRICT=1: a benchmark that cannot run (no root, a peer missing)
 # fails instead of skipping.
 bench: deps
-	RAMBOOT_STRICT=1 $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/
+	rm -rf out/e2e-bench && mkdir -p out/e2e-bench && \
+	RAMBOOT_STRICT=1 RAMBOOT_E2E_RUN=$(CURDIR)/out/e2e-bench $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/...; \
+	rc=$$?; rm -rf out/e2e-bench; exit $$rc
 
 ## fuzz: run every fuzz target in the module for a while each (FUZZTIME=30s)
 # The targets are listed by `go test -list`, so a new Fuzz function runs

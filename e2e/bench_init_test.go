@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ramboot/ramboot/builder"
+	"github.com/ramboot/ramboot/e2e/cache"
 	"github.com/ramboot/ramboot/initramfs"
 	"github.com/ramboot/ramboot/tree"
 )
@@ -156,7 +157,7 @@ func benchModuleTree(b *testing.B, m tree.Manifest) string {
 //     "Run /init" to dhclient's "Configured eth0" (host clock for both,
 //     so the two totals compare).
 func BenchmarkInit(b *testing.B) {
-	dir, m := image(b, "virt")
+	dir, m := cache.Image(b, "virt")
 	qargs := func(img, initrd, extra string) []string {
 		return []string{"-M", "virt", "-cpu", "cortex-a72", "-m", "1024", "-smp", "2", "-nographic", "-no-reboot",
 			"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
@@ -197,7 +198,7 @@ func BenchmarkInit(b *testing.B) {
 	args = append(args, "github.com/u-root/u-root/cmds/core/init")
 	args = append(args, initramfs.Commands...)
 	cmd := exec.Command(mk, args...)
-	cmd.Dir = srcDir(b)
+	cmd.Dir = cache.SrcDir()
 	cmd.Env = append(os.Environ(), "GOARCH=arm64", "GOOS=linux", "CGO_ENABLED=0")
 	if o, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("mkuimage: %v\n%s", err, o)

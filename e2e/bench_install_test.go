@@ -7,6 +7,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/lab"
+	"github.com/ramboot/ramboot/e2e/qemu"
 )
 
 // BenchmarkInstall measures the datacenter lifecycle on the virt machine,
@@ -20,19 +24,19 @@ import (
 //     (QEMU's -kernel, standing in for the Pi firmware's cold boot of the
 //     same disk) from power-on to the same prompt.
 func BenchmarkInstall(b *testing.B) {
-	labSkip(b)
-	src, _ := image(b, "virt")
+	lab.Skip(b)
+	src, _ := cache.Image(b, "virt")
 	name, sum, rawSize := installImage(b, "virt", src)
 	dir := b.TempDir()
 	raw := filepath.Join(dir, "image.raw")
-	run(b, "zstd", "-q", "-d", "-f", filepath.Join(src, "images", name), "-o", raw)
+	lab.Run(b, "zstd", "-q", "-d", "-f", filepath.Join(src, "images", name), "-o", raw)
 	b.ReportMetric(float64(rawSize)/1e6, "image-raw-MB")
 
-	l := NewLab(b)
+	l := lab.New(b)
 	l.Dnsmasq(b, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--dhcp-host=52:54:00:12:34:56,192.0.2.131,bench-2")
 	svStart(b, l, src, "--dhcp", "off")
 	disk := newDisk(b, dir, 2<<30)
-	vm := StartVM(b, "ip", "netns", "exec", l.NS, qemu(b),
+	vm := qemu.Start(b, "ip", "netns", "exec", l.NS, qemu.Binary(b),
 		"-M", "virt", "-cpu", "cortex-a72", "-m", "1536", "-smp", "2", "-nographic", "-no-reboot",
 		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
 		"-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
@@ -67,10 +71,10 @@ func BenchmarkInstall(b *testing.B) {
 	// The peer: the installed kernel and initramfs, booted directly.
 	boot := filepath.Join(dir, "boot")
 	os.MkdirAll(boot, 0o755)
-	run(b, "mcopy", "-i", disk+"@@1M", "::/vmlinuz", "::/initrd.img", "::/cmdline.txt", boot)
+	lab.Run(b, "mcopy", "-i", disk+"@@1M", "::/vmlinuz", "::/initrd.img", "::/cmdline.txt", boot)
 	cmdline, _ := os.ReadFile(filepath.Join(boot, "cmdline.txt"))
 	t1 := time.Now()
-	vm = StartVM(b, "ip", "netns", "exec", l.NS, qemu(b),
+	vm = qemu.Start(b, "ip", "netns", "exec", l.NS, qemu.Binary(b),
 		"-M", "virt", "-cpu", "cortex-a72", "-m", "1536", "-smp", "2", "-nographic", "-no-reboot",
 		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
 		"-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",

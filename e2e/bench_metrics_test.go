@@ -15,6 +15,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ramboot/ramboot/e2e/lab"
+	"github.com/ramboot/ramboot/internal/netnstest"
 )
 
 // BenchmarkMetricsScrape: what Prometheus scrapes of /metrics cost during
@@ -27,7 +30,7 @@ import (
 // beside it. Byte-exactness of every transfer and the metrics' own count
 // of the transfers are checked; timings are only reported.
 func BenchmarkMetricsScrape(b *testing.B) {
-	labSkip(b)
+	lab.Skip(b)
 	root := b.TempDir()
 	data := make([]byte, 1<<20)
 	rand.Read(data)
@@ -45,14 +48,14 @@ func BenchmarkMetricsScrape(b *testing.B) {
 		perRun  = 120 * time.Second
 		every   = 100 * time.Millisecond
 	)
-	server := &net.UDPAddr{IP: net.ParseIP(LabAddr), Port: 69}
-	metricsURL := "http://" + LabAddr + ":8080/metrics"
+	server := &net.UDPAddr{IP: net.ParseIP(lab.Addr), Port: 69}
+	metricsURL := "http://" + lab.Addr + ":8080/metrics"
 
 	// The scraper's HTTP client: its connections are made in its
 	// namespace, one kept alive, as Prometheus does.
 	tr := &http.Transport{MaxIdleConns: 1, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var c net.Conn
-		err := inNetns(scraper.NS, func() (err error) {
+		err := netnstest.Do(scraper.NS, func() (err error) {
 			c, err = (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
 			return err
 		})
@@ -85,7 +88,7 @@ func BenchmarkMetricsScrape(b *testing.B) {
 	}
 	run := func(scrape bool) *result {
 		var conns []*net.UDPConn
-		err := inNetns(client.NS, func() error {
+		err := netnstest.Do(client.NS, func() error {
 			for range n {
 				c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(client.Addr)})
 				if err != nil {
@@ -138,7 +141,7 @@ func BenchmarkMetricsScrape(b *testing.B) {
 			go func() {
 				defer wg.Done()
 				<-gate
-				gets[i] = sbTFTPGet(conns[i], server, "load.bin", blksize, time.Second, 10, deadline)
+				gets[i] = sbTFTPGet(conns[i], server, "load.bin", blksize, deadline)
 			}()
 		}
 		t0 := time.Now()

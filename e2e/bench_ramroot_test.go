@@ -8,6 +8,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/lab"
+	"github.com/ramboot/ramboot/e2e/qemu"
 )
 
 // BenchmarkRamRoot measures the RAM root on the virt machine, each number
@@ -20,12 +24,12 @@ import (
 //     kernel part includes the init) from RAM and over NFS (nfs-ganesha,
 //     the same root unpacked, read-only under a RAM overlay).
 func BenchmarkRamRoot(b *testing.B) {
-	labSkip(b)
-	src, _ := image(b, "virt")
-	r := rootImage(b, "virt", "", "debian")
+	lab.Skip(b)
+	src, _ := cache.Image(b, "virt")
+	r := cache.RootImage(b, "virt", "", "debian")
 	b.ReportMetric(float64(r.Size)/1e6, "image-MB")
 
-	boot := func(b *testing.B, l *Lab, value, addr string) (*VM, string) {
+	boot := func(b *testing.B, l *lab.Lab, value, addr string) (*qemu.VM, string) {
 		vm := l.Boot(b, src, "ramboot.224="+value)
 		vm.Expect(`(?i)systemd .* running in system mode`, 600*time.Second)
 		out := sshUntil(b, l, addr, "systemctl is-system-running --wait >/dev/null; systemd-analyze time; systemd-analyze blame | head -5", 600*time.Second)
@@ -43,7 +47,7 @@ func BenchmarkRamRoot(b *testing.B) {
 		return k + 60*min + u
 	}
 	stamp := regexp.MustCompile(`ramboot \[\s*(\d+\.\d+)\] `)
-	at := func(b *testing.B, vm *VM, re string) float64 {
+	at := func(b *testing.B, vm *qemu.VM, re string) float64 {
 		for _, line := range strings.Split(vm.Output(), "\n") {
 			if regexp.MustCompile(re).MatchString(line) {
 				if m := stamp.FindStringSubmatch(line); m != nil {
@@ -56,7 +60,7 @@ func BenchmarkRamRoot(b *testing.B) {
 		return 0
 	}
 
-	l := NewLab(b)
+	l := lab.New(b)
 	l.Dnsmasq(b, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--dhcp-host=52:54:00:12:34:56,192.0.2.130,bench-1")
 	svStart(b, l, src, "--dhcp", "off")
 	url := "http://192.0.2.1:8080/images/debian.squashfs"
@@ -92,8 +96,8 @@ func BenchmarkRamRoot(b *testing.B) {
 
 	// The same root over NFS, read-only under a RAM overlay.
 	root := filepath.Join(b.TempDir(), "root")
-	run(b, "unsquashfs", "-q", "-d", root, r.Image)
-	l.Ganesha(b, Export{Path: root, Pseudo: "/ro", RO: true})
+	lab.Run(b, "unsquashfs", "-q", "-d", root, r.Image)
+	l.Ganesha(b, lab.Export{Path: root, Pseudo: "/ro", RO: true})
 	_, analyze = boot(b, l, "nfs://192.0.2.1/ro?vers=3&overlay", "192.0.2.130")
 	nfs := total(b, analyze)
 	b.ReportMetric(nfs, "nfs-boot-s")

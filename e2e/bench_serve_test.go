@@ -30,20 +30,23 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/lab"
+	"github.com/ramboot/ramboot/internal/netnstest"
 	"golang.org/x/sys/unix"
 )
 
 // sbServer is one TFTP server under test.
 type sbServer struct {
 	key, name string
-	start     func() *sbProc
+	start     func() *lab.Proc
 }
 
 func sbTFTPServers(l *sbLab, root string) []sbServer {
 	return []sbServer{
-		{"ramboot", "ramboot serve", func() *sbProc { return l.startRamboot(root, "off") }},
-		{"hpa", "tftpd-hpa 5.2", func() *sbProc { return l.startTftpdHPA(root) }},
-		{"dnsmasq", "dnsmasq 2.90", func() *sbProc { return l.startDnsmasqTFTP(root, 0) }},
+		{"ramboot", "ramboot serve", func() *lab.Proc { return l.startRamboot(root, "off") }},
+		{"hpa", "tftpd-hpa 5.2", func() *lab.Proc { return l.startTftpdHPA(root) }},
+		{"dnsmasq", "dnsmasq 2.90", func() *lab.Proc { return l.startDnsmasqTFTP(root, 0) }},
 	}
 }
 
@@ -107,13 +110,13 @@ var sbOACKRE = regexp.MustCompile(`received OACK <([^>]*)>`)
 // sbAtftpOptions fetches a small file with atftp --trace and returns what
 // the server granted: the OACK's options, or "" when it answered with DATA
 // (no options at all).
-func sbAtftpOptions(tb testing.TB, p *Peer, dir string, opts []string) (string, error) {
+func sbAtftpOptions(tb testing.TB, p *lab.Peer, dir string, opts []string) (string, error) {
 	args := []string{"--get", "-r", "config.txt", "-l", filepath.Join(dir, "probe"), "--trace"}
 	for _, o := range opts {
 		args = append(args, "--option", o)
 	}
-	args = append(args, LabAddr, "69")
-	out, err := execIn(p.NS, 30*time.Second, "atftp", args...)
+	args = append(args, lab.Addr, "69")
+	out, err := netnstest.Exec(p.NS, 30*time.Second, "atftp", args...)
 	if err != nil {
 		return "", fmt.Errorf("atftp probe: %v\n%s", err, out)
 	}
@@ -125,14 +128,14 @@ func sbAtftpOptions(tb testing.TB, p *Peer, dir string, opts []string) (string, 
 }
 
 // sbAtftpGet fetches f with atftp in peer p and checks every byte.
-func sbAtftpGet(p *Peer, dir string, f sbFile, opts []string) (time.Duration, error) {
+func sbAtftpGet(p *lab.Peer, dir string, f sbFile, opts []string) (time.Duration, error) {
 	out := filepath.Join(dir, f.key)
 	os.Remove(out)
 	args := []string{"--get", "-r", f.name, "-l", out}
 	for _, o := range opts {
 		args = append(args, "--option", o)
 	}
-	args = append(args, LabAddr, "69")
+	args = append(args, lab.Addr, "69")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", p.NS, "atftp"}, args...)...)
@@ -166,11 +169,11 @@ func sbAtftpGet(p *Peer, dir string, f sbFile, opts []string) (time.Duration, er
 // rounds (the servers take turns, one at a time, a different one first
 // each round), wall time of the atftp process (its start included).
 func BenchmarkTFTP(b *testing.B) {
-	labSkip(b)
-	root, _ := image(b, "rpi4")
-	need(b, "atftp", "atftp")
+	lab.Skip(b)
+	root, _ := cache.Image(b, "rpi4")
+	lab.Need(b, "atftp", "atftp")
 	sbInTftpd(b)
-	need(b, "dnsmasq", "dnsmasq")
+	lab.Need(b, "dnsmasq", "dnsmasq")
 	l := newSBLab(b)
 	client := l.peer("192.0.2.9")
 	work := b.TempDir()
@@ -326,10 +329,10 @@ func BenchmarkTFTP(b *testing.B) {
 // of its process group sampled every 200 ms (tftpd-hpa forks a child per
 // transfer).
 func BenchmarkTFTPConcurrent(b *testing.B) {
-	labSkip(b)
-	root, _ := image(b, "rpi4")
+	lab.Skip(b)
+	root, _ := cache.Image(b, "rpi4")
 	sbInTftpd(b)
-	need(b, "dnsmasq", "dnsmasq")
+	lab.Need(b, "dnsmasq", "dnsmasq")
 	l := newSBLab(b)
 	client := l.peer("192.0.2.9")
 	size, sum := sbHashFile(b, filepath.Join(root, "rootfs.cpio.gz"))
@@ -339,8 +342,8 @@ func BenchmarkTFTPConcurrent(b *testing.B) {
 		perRun  = 60 * time.Second
 	)
 	servers := sbTFTPServers(l, root)
-	servers = append(servers, sbServer{"dnsmasq1000", "dnsmasq --tftp-max=1000", func() *sbProc { return l.startDnsmasqTFTP(root, 1000) }})
-	server := &net.UDPAddr{IP: net.ParseIP(LabAddr), Port: 69}
+	servers = append(servers, sbServer{"dnsmasq1000", "dnsmasq --tftp-max=1000", func() *lab.Proc { return l.startDnsmasqTFTP(root, 1000) }})
+	server := &net.UDPAddr{IP: net.ParseIP(lab.Addr), Port: 69}
 
 	type result struct {
 		total               time.Duration
@@ -359,7 +362,7 @@ func BenchmarkTFTPConcurrent(b *testing.B) {
 	for it := 0; it < b.N; it++ {
 		for _, s := range servers {
 			var conns []*net.UDPConn
-			err := inNetns(client.NS, func() error {
+			err := netnstest.Do(client.NS, func() error {
 				for i := 0; i < n; i++ {
 					c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(client.Addr)})
 					if err != nil {
@@ -377,8 +380,8 @@ func BenchmarkTFTPConcurrent(b *testing.B) {
 			}
 			load := sbLoad()
 			p := s.start()
-			cpu0 := sbTaskCPU(p.Pid())
-			smp := sbSampleGroup(p.Pid(), 200*time.Millisecond)
+			cpu0 := lab.TaskCPU(p.Pid())
+			smp := lab.SampleGroup(p.Pid(), 200*time.Millisecond)
 			gets := make([]sbGet, n)
 			var wg sync.WaitGroup
 			gate := make(chan struct{})
@@ -388,7 +391,7 @@ func BenchmarkTFTPConcurrent(b *testing.B) {
 				go func() {
 					defer wg.Done()
 					<-gate
-					gets[i] = sbTFTPGet(conns[i], server, "rootfs.cpio.gz", blksize, time.Second, 10, deadline)
+					gets[i] = sbTFTPGet(conns[i], server, "rootfs.cpio.gz", blksize, deadline)
 				}()
 			}
 			t0 := time.Now()
@@ -396,7 +399,7 @@ func BenchmarkTFTPConcurrent(b *testing.B) {
 			wg.Wait()
 			total := time.Since(t0)
 			smp.Stop()
-			r := &result{total: total, hwm: sbStatusKB(p.Pid(), "VmHWM"), grpRSS: smp.peakRSS, grpPSS: smp.peakPSS, procs: smp.peakProcs,
+			r := &result{total: total, hwm: lab.StatusKB(p.Pid(), "VmHWM"), grpRSS: smp.PeakRSS, grpPSS: smp.PeakPSS, procs: smp.PeakProcs,
 				cpu: smp.CPU() - cpu0, load: load, errs: map[string]int{}}
 			if m := regexp.MustCompile(`restricting maximum simultaneous TFTP transfers to \d+`).FindString(p.Output()); m != "" {
 				r.notes = m
@@ -527,9 +530,9 @@ type sbDHCPRun struct {
 // source 0.0.0.0:68 to 255.255.255.255:67, as the Pi does), spaced by gap
 // (0: as fast as the socket takes them), and collects the answers until
 // all came or wait has passed after the last send.
-func sbDHCPBurst(p *Peer, run, count int, gap, wait time.Duration) (*sbDHCPRun, error) {
+func sbDHCPBurst(p *lab.Peer, run, count int, gap, wait time.Duration) (*sbDHCPRun, error) {
 	var conn net.PacketConn
-	err := inNetns(p.NS, func() (err error) {
+	err := netnstest.Do(p.NS, func() (err error) {
 		conn, err = nclient4.NewRawUDPConn(p.Iface, 68)
 		return err
 	})
@@ -674,9 +677,9 @@ func sbDHCPBurst(p *Peer, run, count int, gap, wait time.Duration) (*sbDHCPRun, 
 // answers counted (an answer is an OFFER with no address, option 60
 // PXEClient and the "Raspberry Pi Boot" menu in option 43).
 func BenchmarkProxyDHCP(b *testing.B) {
-	labSkip(b)
-	root, _ := image(b, "rpi4")
-	need(b, "dnsmasq", "dnsmasq")
+	lab.Skip(b)
+	root, _ := cache.Image(b, "rpi4")
+	lab.Need(b, "dnsmasq", "dnsmasq")
 	l := newSBLab(b)
 	client := l.peer("192.0.2.9")
 	const count = 1000
@@ -688,8 +691,8 @@ func BenchmarkProxyDHCP(b *testing.B) {
 		{"paced", "paced 2000/s", 500 * time.Microsecond},
 	}
 	servers := []sbServer{
-		{"ramboot", "ramboot serve --dhcp proxy", func() *sbProc { return l.startRamboot(root, "proxy") }},
-		{"dnsmasq", "dnsmasq 2.90 proxy + pxe-service", func() *sbProc { return l.startDnsmasqProxy() }},
+		{"ramboot", "ramboot serve --dhcp proxy", func() *lab.Proc { return l.startRamboot(root, "proxy") }},
+		{"dnsmasq", "dnsmasq 2.90 proxy + pxe-service", func() *lab.Proc { return l.startDnsmasqProxy() }},
 	}
 	const rounds = 3 // servers alternate; latencies pooled, counts and rates the median
 	type result struct {
@@ -715,7 +718,7 @@ func BenchmarkProxyDHCP(b *testing.B) {
 				p := s.start()
 				for _, m := range modes {
 					run++
-					cpu0 := sbTaskCPU(p.Pid())
+					cpu0 := lab.TaskCPU(p.Pid())
 					rcv0 := sbUDPRcvbufErrors(l.NS)
 					r, err := sbDHCPBurst(client, run%256, count, m.gap, 3*time.Second)
 					if err != nil {
@@ -727,10 +730,10 @@ func BenchmarkProxyDHCP(b *testing.B) {
 					res := results[s.key+"/"+m.key]
 					res.runs = append(res.runs, r)
 					res.lat = append(res.lat, r.lat...)
-					res.cpu = append(res.cpu, sbTaskCPU(p.Pid())-cpu0)
+					res.cpu = append(res.cpu, lab.TaskCPU(p.Pid())-cpu0)
 					res.rcvErrs = append(res.rcvErrs, sbUDPRcvbufErrors(l.NS)-rcv0)
 				}
-				hwm := sbStatusKB(p.Pid(), "VmHWM")
+				hwm := lab.StatusKB(p.Pid(), "VmHWM")
 				for _, m := range modes {
 					res := results[s.key+"/"+m.key]
 					res.hwm = max(res.hwm, hwm)
@@ -810,7 +813,7 @@ func BenchmarkProxyDHCP(b *testing.B) {
 // sbUDPRcvbufErrors is the UDP RcvbufErrors counter of namespace ns
 // (datagrams dropped because a socket's receive buffer was full).
 func sbUDPRcvbufErrors(ns string) int64 {
-	out, err := execIn(ns, 10*time.Second, "cat", "/proc/net/snmp")
+	out, err := netnstest.Exec(ns, 10*time.Second, "cat", "/proc/net/snmp")
 	if err != nil {
 		return -1
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ramboot/ramboot/builder"
+	"github.com/ramboot/ramboot/e2e/cache"
 	"github.com/ramboot/ramboot/initramfs"
 )
 
@@ -24,7 +25,7 @@ import (
 //
 // and reports ratios against the peer.
 func BenchmarkBuild(b *testing.B) {
-	src := srcDir(b)
+	src := cache.SrcDir()
 	cache, err := builder.DefaultCacheDir()
 	if err != nil {
 		b.Fatal(err)

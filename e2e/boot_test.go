@@ -6,62 +6,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ramboot/ramboot/builder"
-	"github.com/ramboot/ramboot/tree"
+	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/qemu"
 )
-
-// The images are built once per test binary, with the real builder: the
-// kernel and firmware come from Debian's archive (or the cache).
-var (
-	buildOnce sync.Map // board -> *buildResult
-)
-
-type buildResult struct {
-	once sync.Once
-	dir  string
-	m    tree.Manifest
-	err  error
-}
-
-func srcDir(t testing.TB) string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
-}
-
-// image builds board into a directory shared by the tests of this run.
-func image(t testing.TB, board string) (string, tree.Manifest) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds a boot image (Debian downloads, a busybox build): not in -short (make unit)")
-	}
-	v, _ := buildOnce.LoadOrStore(board, &buildResult{})
-	r := v.(*buildResult)
-	r.once.Do(func() {
-		r.dir = filepath.Join(os.TempDir(), "ramboot-e2e-"+strconv.Itoa(os.Getpid()), board)
-		o := builder.Options{
-			Board: board, Out: r.dir, SrcDir: srcDir(t), Version: "e2e",
-			Log: testWriter{t},
-		}
-		if names := strings.Split(board, ","); len(names) > 1 { // a mixed tree
-			r.err = builder.BuildTree(context.Background(), o, names)
-			return
-		}
-		b := &builder.Build{Options: o}
-		r.err = b.Run(context.Background())
-		r.m = b.Manifest
-	})
-	if r.err != nil {
-		t.Fatalf("building %s: %v", board, r.err)
-	}
-	return r.dir, r.m
-}
 
 type testWriter struct{ t testing.TB }
 
@@ -70,29 +22,15 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	os.RemoveAll(filepath.Join(os.TempDir(), "ramboot-e2e-"+strconv.Itoa(os.Getpid())))
-	os.Exit(code)
-}
-
-func qemu(t testing.TB) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("boots QEMU: not in -short (make unit)")
-	}
-	p, err := exec.LookPath("qemu-system-aarch64")
-	if err != nil {
-		t.Fatalf("qemu-system-aarch64 not found: run `make test` (it installs it) or bash e2e/deps.sh")
-	}
-	return p
-}
+// TestMain removes the run's scratch directory (e2e/cache) at the end,
+// unless `make test` shares it between packages.
+func TestMain(m *testing.M) { cache.Main(m) }
 
 // shellRoundTrip types a command whose answer the guest must compute.
-func shellRoundTrip(t testing.TB, vm *VM) { shellRoundTripOn(t, vm, "ttyAMA0") }
+func shellRoundTrip(t testing.TB, vm *qemu.VM) { shellRoundTripOn(t, vm, "ttyAMA0") }
 
 // shellRoundTripOn is shellRoundTrip for a shell on console tty.
-func shellRoundTripOn(t testing.TB, vm *VM, tty string) {
+func shellRoundTripOn(t testing.TB, vm *qemu.VM, tty string) {
 	t.Helper()
 	// The shell may have started before the last line the test waited
 	// for: look for it anywhere in the console output.
@@ -109,8 +47,8 @@ func shellRoundTripOn(t testing.TB, vm *VM, tty string) {
 }
 
 func TestBootVirt(t *testing.T) {
-	dir, m := image(t, "virt")
-	vm := StartVM(t, qemu(t),
+	dir, m := cache.Image(t, "virt")
+	vm := qemu.Start(t, qemu.Binary(t),
 		"-M", "virt", "-cpu", "cortex-a72", "-m", "1024", "-smp", "2",
 		"-nographic", "-no-reboot",
 		"-kernel", filepath.Join(dir, "Image"),
@@ -169,9 +107,9 @@ func raspi4bDTB(t testing.TB, src string) string {
 }
 
 func TestBootRaspi4b(t *testing.T) {
-	dir, m := image(t, "rpi4")
+	dir, m := cache.Image(t, "rpi4")
 	dtb := raspi4bDTB(t, filepath.Join(dir, "bcm2711-rpi-4-b.dtb"))
-	vm := StartVM(t, qemu(t),
+	vm := qemu.Start(t, qemu.Binary(t),
 		"-M", "raspi4b", "-nographic", "-no-reboot",
 		"-kernel", filepath.Join(dir, "Image"),
 		"-dtb", dtb,
@@ -188,19 +126,19 @@ func TestBootRaspi4b(t *testing.T) {
 // explanation in words. The kernel to kexec is laid into the initramfs by
 // an overlay, and option 224 points at a script in it.
 func TestRaspi4bNoNetworkAndKexecEBUSY(t *testing.T) {
-	dir, m := image(t, "rpi4")
+	dir, m := cache.Image(t, "rpi4")
 	overlay := t.TempDir()
 	os.MkdirAll(filepath.Join(overlay, "boot"), 0o755)
 	os.WriteFile(filepath.Join(overlay, "boot", "Image"), gunzipFile(t, filepath.Join(dir, "Image")), 0o644)
 	os.WriteFile(filepath.Join(overlay, "boot", "kexec.ipxe"), []byte("#!ipxe\nkernel Image console=ttyAMA0\nboot\n"), 0o644)
 	out := t.TempDir()
-	b := &builder.Build{Options: builder.Options{Board: "rpi4", Out: out, SrcDir: srcDir(t), Version: "e2e", Overlays: []string{overlay}}}
+	b := &builder.Build{Options: builder.Options{Board: "rpi4", Out: out, SrcDir: cache.SrcDir(), Version: "e2e", Overlays: []string{overlay}}}
 	if err := b.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	dtb := raspi4bDTB(t, filepath.Join(dir, "bcm2711-rpi-4-b.dtb"))
-	run := func(extra string) *VM {
-		return StartVM(t, qemu(t),
+	run := func(extra string) *qemu.VM {
+		return qemu.Start(t, qemu.Binary(t),
 			"-M", "raspi4b", "-nographic", "-no-reboot",
 			"-kernel", filepath.Join(out, "Image"), "-dtb", dtb,
 			"-initrd", filepath.Join(out, "rootfs.cpio.gz"),

@@ -12,6 +12,7 @@ import (
 
 	"github.com/klauspost/pgzip"
 
+	"github.com/ramboot/ramboot/e2e/cache"
 	"github.com/ramboot/ramboot/internal/testenv"
 )
 
@@ -21,7 +22,7 @@ import (
 // device segment that hides the rest. (TestBootVirt boots the same file:
 // the kernel unpacks it.)
 func TestRootfsCpioList(t *testing.T) {
-	dir, _ := image(t, "virt")
+	dir, _ := cache.Image(t, "virt")
 	bin, err := exec.LookPath("cpio")
 	if err != nil {
 		testenv.Skip(t, "GNU cpio not installed: run e2e/deps.sh")

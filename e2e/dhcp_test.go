@@ -19,13 +19,17 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"github.com/insomniacslk/dhcp/iana"
+	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/lab"
+	"github.com/ramboot/ramboot/e2e/qemu"
+	"github.com/ramboot/ramboot/internal/netnstest"
 )
 
 // These scenarios boot the virt image in a Lab: the guest's DHCP client
 // talks to real dnsmasq instances on a bridge inside a network namespace.
 
 // noPanic fails the test if the console shows a kernel or Go panic.
-func noPanic(t testing.TB, vm *VM) {
+func noPanic(t testing.TB, vm *qemu.VM) {
 	t.Helper()
 	if out := vm.Output(); strings.Contains(out, "Kernel panic") || strings.Contains(out, "\npanic: ") || strings.Contains(out, "BUG: ") {
 		t.Errorf("the console shows a panic")
@@ -34,8 +38,8 @@ func noPanic(t testing.TB, vm *VM) {
 
 // TestLabDHCPShell: dnsmasq hands out an address and option 224 "shell".
 func TestLabDHCPShell(t *testing.T) {
-	dir, _ := image(t, "virt")
-	l := NewLab(t)
+	dir, _ := cache.Image(t, "virt")
+	l := lab.New(t)
 	d := l.Dnsmasq(t, "--dhcp-range=192.0.2.100,192.0.2.150,12h", `--dhcp-option=224,"shell"`)
 	vm := l.Boot(t, dir, "")
 	vm.Expect(`net: \S+ 52:54:00:12:34:56 192\.0\.2\.1[0-4][0-9]/24`, 120*time.Second)
@@ -51,8 +55,8 @@ func TestLabDHCPShell(t *testing.T) {
 // TestLabDHCPChain: option 224 is an http URL of an iPXE script that
 // kexecs the same kernel (gunzipped) and initramfs, marked.
 func TestLabDHCPChain(t *testing.T) {
-	dir, _ := image(t, "virt")
-	l := NewLab(t)
+	dir, _ := cache.Image(t, "virt")
+	l := lab.New(t)
 	plain := gunzipFile(t, filepath.Join(dir, "Image"))
 	mux := http.NewServeMux()
 	mux.HandleFunc("/Image", func(w http.ResponseWriter, r *http.Request) {
@@ -100,7 +104,7 @@ func gunzipFile(t testing.TB, p string) []byte {
 // dhcpProbe sends one DHCPDISCOVER from peer p's interface (vendor class
 // vendor, and option 93 when it starts with "PXEClient", as a PXE client
 // and ramboot's netup do) and returns the first OFFER, within 10s.
-func dhcpProbe(t testing.TB, p *Peer, vendor string) *dhcpv4.DHCPv4 {
+func dhcpProbe(t testing.TB, p *lab.Peer, vendor string) *dhcpv4.DHCPv4 {
 	t.Helper()
 	offer, err := dhcpProbeErr(p, vendor, 10*time.Second)
 	if err != nil {
@@ -109,9 +113,9 @@ func dhcpProbe(t testing.TB, p *Peer, vendor string) *dhcpv4.DHCPv4 {
 	return offer
 }
 
-func dhcpProbeErr(p *Peer, vendor string, timeout time.Duration) (*dhcpv4.DHCPv4, error) {
+func dhcpProbeErr(p *lab.Peer, vendor string, timeout time.Duration) (*dhcpv4.DHCPv4, error) {
 	var c *nclient4.Client
-	err := inNetns(p.NS, func() (err error) {
+	err := netnstest.Do(p.NS, func() (err error) {
 		c, err = nclient4.New(p.Iface, nclient4.WithTimeout(2*time.Second), nclient4.WithRetry(3))
 		return err
 	})
@@ -138,7 +142,7 @@ func opt224(p *dhcpv4.DHCPv4) string {
 // dnsmasqVersion is dnsmasq's (major, minor) version.
 func dnsmasqVersion(t testing.TB) (int, int) {
 	t.Helper()
-	need(t, "dnsmasq", "dnsmasq")
+	lab.Need(t, "dnsmasq", "dnsmasq")
 	out, err := exec.Command("dnsmasq", "--version").Output()
 	if err != nil {
 		t.Fatalf("dnsmasq --version: %v", err)
@@ -191,7 +195,7 @@ func proxyArgs(t testing.TB, value string) (args []string, sends224 bool) {
 // whose option 224 is there only if this dnsmasq can put it there (see
 // proxyArgs).
 func TestLabProxyDHCPAnswers(t *testing.T) {
-	l := NewLab(t)
+	l := lab.New(t)
 	proxy := l.Peer(t, "192.0.2.2")
 	const url = "http://192.0.2.1:8080/proxy.ipxe"
 	args, sends224 := proxyArgs(t, url)
@@ -231,8 +235,8 @@ func TestLabProxyDHCPAnswers(t *testing.T) {
 // (--dhcp-option-pxe), with 2.90 as the proxy's boot file name (see
 // proxyArgs), which the init takes when no option 224 came.
 func TestLabProxyDHCP(t *testing.T) {
-	dir, _ := image(t, "virt")
-	l := NewLab(t)
+	dir, _ := cache.Image(t, "virt")
+	l := lab.New(t)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/proxy.ipxe", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "#!ipxe\necho PROXY-224-OK ${mac:hexhyp}\nshell\n")

@@ -12,7 +12,6 @@ package e2e
 // Each scenario logs one row, "| load | ... |", for the table of point 6.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/hex"
@@ -37,6 +36,10 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/client"
+	"github.com/ramboot/ramboot/e2e/lab"
+	"github.com/ramboot/ramboot/internal/netnstest"
 	"golang.org/x/sys/unix"
 )
 
@@ -58,112 +61,15 @@ const (
 
 // --- the server's process: memory, threads, open files ---
 
-// hsServerPid is the pid of the process named comm that p started: p's
-// own when `ip netns exec` exec'd it, else its only child's (followed
-// down a few levels).
-func hsServerPid(t testing.TB, p *Proc, comm string) int {
-	t.Helper()
-	pid := p.cmd.Process.Pid
-	for range 4 {
-		c, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-		if err != nil {
-			t.Fatalf("%s: /proc/%d: %v", p.Name, pid, err)
-		}
-		if strings.TrimSpace(string(c)) == comm {
-			return pid
-		}
-		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-		f := strings.Fields(string(kids))
-		if len(f) != 1 {
-			t.Fatalf("%s: pid %d is %q with children %v; looking for %q", p.Name, pid, strings.TrimSpace(string(c)), f, comm)
-		}
-		pid, _ = strconv.Atoi(f[0])
-	}
-	t.Fatalf("%s: no process %q under pid %d", p.Name, comm, p.cmd.Process.Pid)
-	return 0
-}
-
-// hsSampler polls /proc/PID/status and /proc/PID/fd every 50 ms.
-type hsSampler struct {
-	pid        int
-	stop, done chan struct{}
-
-	hwm, peakRSS         int64 // kB
-	peakThreads, peakFDs int
-	samples              int
-	startHWM             int64
-}
-
-func hsSample(pid int) *hsSampler {
-	s := &hsSampler{pid: pid, stop: make(chan struct{}), done: make(chan struct{})}
-	s.startHWM = hsStatus(pid, "VmHWM")
-	go func() {
-		defer close(s.done)
-		tk := time.NewTicker(50 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			s.sample()
-			select {
-			case <-s.stop:
-				return
-			case <-tk.C:
-			}
-		}
-	}()
-	return s
-}
-
-func (s *hsSampler) sample() {
-	if v := hsStatus(s.pid, "VmHWM"); v > s.hwm {
-		s.hwm = v
-	}
-	s.peakRSS = max(s.peakRSS, hsStatus(s.pid, "VmRSS"))
-	s.peakThreads = max(s.peakThreads, int(hsStatus(s.pid, "Threads")))
-	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", s.pid)); err == nil {
-		s.peakFDs = max(s.peakFDs, len(ents))
-	}
-	s.samples++
-}
-
-// Stop ends the sampling (once the load is over) and takes a last sample.
-func (s *hsSampler) Stop() {
-	select {
-	case <-s.stop:
-		return
-	default:
-	}
-	close(s.stop)
-	<-s.done
-	s.sample()
-}
-
-func (s *hsSampler) MB() float64 { return float64(s.hwm) / 1024 }
-
-// hsStatus reads a numeric field of /proc/PID/status ("VmHWM" in kB,
-// "Threads"); -1 if absent.
-func hsStatus(pid int, field string) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return -1
-	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) >= 2 && f[0] == field+":" {
-			n, _ := strconv.ParseInt(f[1], 10, 64)
-			return n
-		}
-	}
-	return -1
-}
-
 // --- the real client: a Pi 4 bootloader replay ---
 
 type hsPi struct {
-	peer *Peer
-	c    *nclient4.Client
-	src  string // the tree served, for byte-exact comparison
-	full bool   // serve is the DHCP server (the Pi is in nodes.yaml at hsPiAddr)
-	mods []dhcpv4.Modifier
+	peer  *lab.Peer
+	c     *nclient4.Client
+	src   string   // the tree served, for byte-exact comparison
+	full  bool     // serve is the DHCP server (the Pi is in nodes.yaml at hsPiAddr)
+	files []string // what the EEPROM fetches, in order, after the size probe
+	mods  []dhcpv4.Modifier
 }
 
 type hsPiResult struct {
@@ -184,20 +90,17 @@ func (r hsPiResult) String() string {
 // hsNewPi adds the Pi's namespace: MAC piMAC, address hsPiAddr (in proxy
 // mode the router's DHCP gave it; in full mode serve gives the same one
 // from nodes.yaml, checked in its ACK).
-func hsNewPi(t testing.TB, l *Lab, src string, full bool) *hsPi {
+func hsNewPi(t testing.TB, l *lab.Lab, src string, full bool) *hsPi {
 	t.Helper()
 	p, c := dhcpPeer(t, l, "192.0.2.250", piMAC)
-	run(t, "ip", "-n", p.NS, "addr", "add", hsPiAddr+"/24", "dev", p.Iface)
-	return &hsPi{peer: p, c: c, src: src, full: full, mods: piDHCPMods(t)}
+	lab.Run(t, "ip", "-n", p.NS, "addr", "add", hsPiAddr+"/24", "dev", p.Iface)
+	return &hsPi{peer: p, c: c, src: src, full: full, mods: piDHCPMods(t), files: client.PiFetched(t, "rpi4")}
 }
-
-// hsPiFiles are what the EEPROM fetches, in order, after the size probe.
-var hsPiFiles = []string{"config.txt", "start4cd.elf", "fixup4cd.dat", "bcm2711-rpi-4-b.dtb", "cmdline.txt", "rootfs.cpio.gz", "Image"}
 
 // exchange sends m until an answer of type want from the lab's server
 // comes, or the deadline.
 func (pi *hsPi) exchange(m *dhcpv4.DHCPv4, want dhcpv4.MessageType, deadline time.Time) (*dhcpv4.DHCPv4, int, error) {
-	lab := net.ParseIP(LabAddr)
+	lab := net.ParseIP(lab.Addr)
 	for tries := 1; ; tries++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		p, err := pi.c.SendAndRead(ctx, nclient4.DefaultServers, m, func(p *dhcpv4.DHCPv4) bool {
@@ -265,10 +168,10 @@ func (pi *hsPi) boot(budget time.Duration) (r hsPiResult) {
 	}
 	r.dhcp = time.Since(t0)
 
-	pc := piTFTP{NS: pi.peer.NS, Server: LabAddr + ":69", Blksize: 1024, Tsize: true}
+	pc := client.TFTP{NS: pi.peer.NS, Server: lab.Addr + ":69", Blksize: 1024, Tsize: true}
 	probe := pc
 	probe.EarlyTerminate = true
-	get := func(c piTFTP, name string) (piTFTPResult, error) {
+	get := func(c client.TFTP, name string) (client.Result, error) {
 		for {
 			res, err := c.Get(name)
 			// "server busy" (a limit) is worth trying again, as the
@@ -286,11 +189,11 @@ func (pi *hsPi) boot(budget time.Duration) (r hsPiResult) {
 		return r
 	}
 	res, err := get(probe, piSerial+"/start4.elf")
-	if err != nil || res.tsize() != st.Size() {
+	if err != nil || res.Tsize() != st.Size() {
 		r.err = fmt.Errorf("size probe %s/start4.elf: %v, OACK %v ERROR %d %q; want tsize %d", piSerial, err, res.OACK, res.ErrCode, res.ErrMsg, st.Size())
 		return r
 	}
-	for _, f := range hsPiFiles {
+	for _, f := range pi.files {
 		want, err := os.ReadFile(filepath.Join(pi.src, f))
 		if err != nil {
 			r.err = err
@@ -330,9 +233,9 @@ func mustHexQuiet(s string) []byte {
 // interface (so that 255.255.255.255 goes out there: a peer has no
 // default route) and allowed to broadcast, with large buffers (the loads
 // read what comes back to count it).
-func hsUDP(p *Peer, laddr string) (*net.UDPConn, error) {
+func hsUDP(p *lab.Peer, laddr string) (*net.UDPConn, error) {
 	var c *net.UDPConn
-	err := inNetns(p.NS, func() error {
+	err := netnstest.Do(p.NS, func() error {
 		lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
 			var serr error
 			rc.Control(func(fd uintptr) {
@@ -425,7 +328,7 @@ func hsRRQ(file string, opts ...string) []byte {
 type hsLoad struct {
 	desc  string
 	run   func(piDone <-chan struct{}) (string, error)
-	check func(t *testing.T, srv *Proc, pi *hsPi, logFrom int)
+	check func(t *testing.T, srv *lab.Proc, pi *hsPi, logFrom int)
 }
 
 type hsCase struct {
@@ -435,7 +338,7 @@ type hsCase struct {
 	maxMB    float64 // peak RSS (VmHWM) bound
 	maxTh    int     // threads bound
 	maxFDs   int     // open files bound
-	setup    func(t *testing.T, l *Lab) hsLoad
+	setup    func(t *testing.T, l *lab.Lab) hsLoad
 	duration time.Duration // the scenario's own bound
 	spoof    bool          // then hsSpoof: other hosts try to speak for the Pi
 }
@@ -461,8 +364,8 @@ const hsTableHead = "| load | mode | peak RSS MB (VmHWM) | peak goroutines (/met
 
 func hsScenario(t *testing.T, c hsCase) hsRow {
 	t0 := time.Now()
-	l := NewLab(t)
-	src, _ := image(t, "rpi4")
+	l := lab.New(t)
+	src, _ := cache.Image(t, "rpi4")
 	args := append([]string{}, c.args...)
 	mode := "proxy"
 	if c.full {
@@ -472,12 +375,12 @@ func hsScenario(t *testing.T, c hsCase) hsRow {
 		args = append(args, "--dhcp", "full", "--range", hsRange, "--nodes", nodes)
 	}
 	srv := svStart(t, l, src, args...)
-	pid := hsServerPid(t, srv, "ramboot")
+	pid := srv.ServerPid(t, "ramboot")
 	pi := hsNewPi(t, l, src, c.full)
 	load := c.setup(t, l)
 	logFrom := len(svLog(srv))
 
-	s := hsSample(pid)
+	s := lab.Sample(pid)
 	// The server's own goroutine count, scraped from /metrics while the
 	// load runs.
 	peakG, gStop, gDone := -1, make(chan struct{}), make(chan struct{})
@@ -485,7 +388,7 @@ func hsScenario(t *testing.T, c hsCase) hsRow {
 	go func() {
 		defer close(gDone)
 		for {
-			if body, err := inNetnsGet(l.NS, "http://192.0.2.1:8080/metrics"); err == nil {
+			if body, err := lab.Get(l.NS, "http://192.0.2.1:8080/metrics"); err == nil {
 				if m := goroutines.FindStringSubmatch(body); m != nil {
 					n, _ := strconv.Atoi(m[1])
 					peakG = max(peakG, n)
@@ -499,7 +402,7 @@ func hsScenario(t *testing.T, c hsCase) hsRow {
 		}
 	}()
 	rcv0 := sbUDPRcvbufErrors(l.NS)
-	idle := float64(s.startHWM) / 1024
+	idle := float64(s.StartHWM) / 1024
 	type loadRes struct {
 		sum string
 		err error
@@ -524,7 +427,7 @@ func hsScenario(t *testing.T, c hsCase) hsRow {
 	<-gDone
 	lines := svLog(srv)
 	row := hsRow{load: load.desc, mode: mode, summary: lr.sum, idleMB: idle, peakMB: s.MB(),
-		threads: s.peakThreads, fds: s.peakFDs, goroutines: peakG, logLines: len(lines) - logFrom, pi: pr, took: time.Since(t0),
+		threads: s.PeakThreads, fds: s.PeakFDs, goroutines: peakG, logLines: len(lines) - logFrom, pi: pr, took: time.Since(t0),
 		rcvbufErrs: sbUDPRcvbufErrors(l.NS) - rcv0}
 	t.Logf("%s: load: %s", c.name, lr.sum)
 	t.Logf("%s: row: %s", c.name, row)
@@ -532,8 +435,8 @@ func hsScenario(t *testing.T, c hsCase) hsRow {
 		t.Errorf("%s: the load failed: %v", c.name, lr.err)
 	}
 	select {
-	case <-srv.done:
-		t.Fatalf("ramboot serve exited under %s: %v\n%s", load.desc, srv.err, lastLines(srv.Output(), 30))
+	case <-srv.Done():
+		t.Fatalf("ramboot serve exited under %s: %v\n%s", load.desc, srv.Err(), lastLines(srv.Output(), 30))
 	default:
 	}
 	if pr.err != nil {
@@ -547,11 +450,11 @@ func hsScenario(t *testing.T, c hsCase) hsRow {
 	} else if peakG > hsMaxGoroutines {
 		t.Errorf("%s: %d goroutines, bound %d", c.name, peakG, hsMaxGoroutines)
 	}
-	if s.peakThreads > c.maxTh {
-		t.Errorf("%s: %d threads, bound %d", c.name, s.peakThreads, c.maxTh)
+	if s.PeakThreads > c.maxTh {
+		t.Errorf("%s: %d threads, bound %d", c.name, s.PeakThreads, c.maxTh)
 	}
-	if s.peakFDs > c.maxFDs {
-		t.Errorf("%s: %d open files, bound %d", c.name, s.peakFDs, c.maxFDs)
+	if s.PeakFDs > c.maxFDs {
+		t.Errorf("%s: %d open files, bound %d", c.name, s.PeakFDs, c.maxFDs)
 	}
 	if load.check != nil {
 		load.check(t, srv, pi, logFrom)
@@ -575,7 +478,7 @@ func hsScenario(t *testing.T, c hsCase) hsRow {
 // to another node's MAC.
 type hsSpoofVector struct {
 	name, addr string
-	do         func(atk *Peer) error
+	do         func(atk *lab.Peer) error
 }
 
 // hsSpoof runs after the Pi (piMAC, serial piSerial, at hsPiAddr: its
@@ -587,9 +490,9 @@ type hsSpoofVector struct {
 // (403), counted (ramboot_errors_total{kind="report_refused"}) and logged
 // with the attacker's address, and the Pi's record on /status.json is
 // byte for byte what it was. The Pi's own report is then accepted.
-func hsSpoof(t *testing.T, l *Lab, srv *Proc, pi *hsPi, src string) {
+func hsSpoof(t *testing.T, l *lab.Lab, srv *lab.Proc, pi *hsPi, src string) {
 	t.Helper()
-	base := "http://" + LabAddr + ":8080"
+	base := "http://" + lab.Addr + ":8080"
 	img := filepath.Join(src, "images", "hs-spoof.img")
 	if err := os.MkdirAll(filepath.Dir(img), 0o755); err != nil {
 		t.Fatal(err)
@@ -597,8 +500,8 @@ func hsSpoof(t *testing.T, l *Lab, srv *Proc, pi *hsPi, src string) {
 	if _, err := os.Stat(img); err != nil {
 		svWrite(t, img, strings.Repeat("ramboot ", 8192))
 	}
-	tftpGet := func(atk *Peer, file string) error {
-		c := piTFTP{NS: atk.NS, Server: LabAddr + ":69", Blksize: 1024, Tsize: true}
+	tftpGet := func(atk *lab.Peer, file string) error {
+		c := client.TFTP{NS: atk.NS, Server: lab.Addr + ":69", Blksize: 1024, Tsize: true}
 		res, err := c.Get(file)
 		if err == nil && res.ErrCode != -1 {
 			err = fmt.Errorf("ERROR %d %q", res.ErrCode, res.ErrMsg)
@@ -606,13 +509,13 @@ func hsSpoof(t *testing.T, l *Lab, srv *Proc, pi *hsPi, src string) {
 		return err
 	}
 	vectors := []hsSpoofVector{
-		{"TFTP under the Pi's MAC directory", "192.0.2.66", func(atk *Peer) error {
+		{"TFTP under the Pi's MAC directory", "192.0.2.66", func(atk *lab.Peer) error {
 			return tftpGet(atk, strings.ReplaceAll(piMAC, ":", "-")+"/start4.elf")
 		}},
-		{"TFTP under the Pi's serial directory", "192.0.2.67", func(atk *Peer) error {
+		{"TFTP under the Pi's serial directory", "192.0.2.67", func(atk *lab.Peer) error {
 			return tftpGet(atk, piSerial+"/start4.elf")
 		}},
-		{"images/ download with User-Agent mac=", "192.0.2.68", func(atk *Peer) error {
+		{"images/ download with User-Agent mac=", "192.0.2.68", func(atk *lab.Peer) error {
 			code, body, err := hsHTTP(atk.NS, "GET", base+"/images/hs-spoof.img", "ramboot-init (mac="+piMAC+")", "")
 			if err == nil && (code != 200 || len(body) != 8*8192) {
 				err = fmt.Errorf("HTTP %d, %d bytes", code, len(body))
@@ -673,7 +576,7 @@ func hsSpoof(t *testing.T, l *Lab, srv *Proc, pi *hsPi, src string) {
 // hsHTTP makes one request from namespace ns (User-Agent ua if not "",
 // a JSON body if not "") and returns the status and body.
 func hsHTTP(ns, method, u, ua, body string) (int, string, error) {
-	c, done := netnsClient(ns)
+	c, done := lab.Client(ns)
 	defer done()
 	var rd io.Reader
 	if body != "" {
@@ -699,9 +602,9 @@ func hsHTTP(ns, method, u, ua, body string) (int, string, error) {
 }
 
 // hsStatusNode returns the node mac's object on /status.json as JSON.
-func hsStatusNode(t *testing.T, l *Lab, base, mac string) string {
+func hsStatusNode(t *testing.T, l *lab.Lab, base, mac string) string {
 	t.Helper()
-	body, err := inNetnsGet(l.NS, base+"/status.json")
+	body, err := lab.Get(l.NS, base+"/status.json")
 	var st struct {
 		Nodes []json.RawMessage `json:"nodes"`
 	}
@@ -719,9 +622,9 @@ func hsStatusNode(t *testing.T, l *Lab, base, mac string) string {
 }
 
 // hsMetric returns one series' value from serve's /metrics (0 if absent).
-func hsMetric(t *testing.T, l *Lab, base, series string) float64 {
+func hsMetric(t *testing.T, l *lab.Lab, base, series string) float64 {
 	t.Helper()
-	body, err := inNetnsGet(l.NS, base+"/metrics")
+	body, err := lab.Get(l.NS, base+"/metrics")
 	if err != nil {
 		t.Fatalf("/metrics: %v", err)
 	}
@@ -763,7 +666,7 @@ func hsBoardBound(t *testing.T, pi *hsPi, inventory int, filled bool) int {
 }
 
 // countLog counts serve's log lines from index from on that match pred.
-func countLog(srv *Proc, from int, pred func(svLogLine) bool) int {
+func countLog(srv *lab.Proc, from int, pred func(svLogLine) bool) int {
 	n := 0
 	ls := svLog(srv)
 	for i := from; i < len(ls); i++ {
@@ -778,7 +681,7 @@ func countLog(srv *Proc, from int, pred func(svLogLine) bool) int {
 // host, at rate: half for a missing file (answered at once, each a new
 // "node" on the status board), half for start4.elf never acknowledged
 // (stalled transfers, up to --tftp-max-per-client, the rest refused).
-func hsSerialFlood(t *testing.T, l *Lab) hsLoad {
+func hsSerialFlood(t *testing.T, l *lab.Lab) hsLoad {
 	const n, rate = 3000, 1000
 	atk := l.Peer(t, "192.0.2.20")
 	return hsLoad{
@@ -805,7 +708,7 @@ func hsSerialFlood(t *testing.T, l *Lab) hsLoad {
 					other++
 				}
 			})
-			srv := &net.UDPAddr{IP: net.ParseIP(LabAddr), Port: 69}
+			srv := &net.UDPAddr{IP: net.ParseIP(lab.Addr), Port: 69}
 			r := rand.New(rand.NewPCG(1, 12))
 			took, err := hsPace(n, rate, func(i int) error {
 				file := "pieeprom.sig"
@@ -821,7 +724,7 @@ func hsSerialFlood(t *testing.T, l *Lab) hsLoad {
 			return fmt.Sprintf("sent %d in %.1fs; back: %d transfers started (%d DATA packets with retransmissions), %d not-found, %d server-busy, %d other",
 				n, took.Seconds(), len(tids), data, notFound, busy, other), err
 		},
-		check: func(t *testing.T, srv *Proc, pi *hsPi, from int) {
+		check: func(t *testing.T, srv *lab.Proc, pi *hsPi, from int) {
 			// Not filled: once 500 stalled transfers hold the client's
 			// share, its missing-file reads are refused too (no node).
 			nodes := hsBoardBound(t, pi, 0, false)
@@ -842,18 +745,18 @@ func hsSerialFlood(t *testing.T, l *Lab) hsLoad {
 // and go silent: 1200 from one host (over --tftp-max-per-client) and 400
 // from another, each from its own port, the sockets kept open so the
 // server's retransmissions find them.
-func hsStalledOACK(t *testing.T, l *Lab) hsLoad {
+func hsStalledOACK(t *testing.T, l *lab.Lab) hsLoad {
 	a := l.Peer(t, "192.0.2.21")
 	b := l.Peer(t, "192.0.2.22")
 	counts := []struct {
-		p *Peer
+		p *lab.Peer
 		n int
 	}{{a, 1200}, {b, 400}}
 	return hsLoad{
 		desc: "1600 TFTP sessions stalled after the OACK (blksize 65464, windowsize 64, timeout 255), 1200 + 400 from two hosts",
 		run: func(piDone <-chan struct{}) (string, error) {
 			req := hsRRQ("Image", "tsize", "0", "blksize", "65464", "windowsize", "64", "timeout", "255")
-			srv := &net.UDPAddr{IP: net.ParseIP(LabAddr), Port: 69}
+			srv := &net.UDPAddr{IP: net.ParseIP(lab.Addr), Port: 69}
 			var conns []*net.UDPConn
 			defer func() {
 				for _, c := range conns {
@@ -861,7 +764,7 @@ func hsStalledOACK(t *testing.T, l *Lab) hsLoad {
 				}
 			}()
 			for _, pc := range counts {
-				err := inNetns(pc.p.NS, func() error {
+				err := netnstest.Do(pc.p.NS, func() error {
 					for range pc.n {
 						c, err := net.ListenUDP("udp4", &net.UDPAddr{})
 						if err != nil {
@@ -916,7 +819,7 @@ func hsStalledOACK(t *testing.T, l *Lab) hsLoad {
 			return fmt.Sprintf("sent %d RRQs in %.1fs; %d OACKs (held), %d server-busy, %d no answer/other; OACKs granted: %s",
 				len(conns), took.Seconds(), oacks, busy, other, strings.Join(g, "; ")), nil
 		},
-		check: func(t *testing.T, srv *Proc, pi *hsPi, from int) {
+		check: func(t *testing.T, srv *lab.Proc, pi *hsPi, from int) {
 			refused := countLog(srv, from, func(e svLogLine) bool { return e.msg() == "tftp" && e.str("kind") == "refused" })
 			t.Logf("'refused' logged %d times", refused)
 			switch {
@@ -995,8 +898,8 @@ func hsFlood(c *net.UDPConn, pkts [][]byte, run byte, rate int, wait time.Durati
 // keeps its reserved address.
 const hsSlowClient = 500 * time.Millisecond
 
-func hsDiscoverFlood(full bool) func(t *testing.T, l *Lab) hsLoad {
-	return func(t *testing.T, l *Lab) hsLoad {
+func hsDiscoverFlood(full bool) func(t *testing.T, l *lab.Lab) hsLoad {
+	return func(t *testing.T, l *lab.Lab) hsLoad {
 		const n, rate = 3000, 2000
 		atk := l.Peer(t, "192.0.2.23")
 		kind := "Pi 4 DISCOVERs (made-up MACs and serials)"
@@ -1046,7 +949,7 @@ func hsDiscoverFlood(full bool) func(t *testing.T, l *Lab) hsLoad {
 				}
 				return sum, err
 			},
-			check: func(t *testing.T, srv *Proc, pi *hsPi, from int) {
+			check: func(t *testing.T, srv *lab.Proc, pi *hsPi, from int) {
 				inv := 0
 				if full {
 					inv = 1
@@ -1204,11 +1107,11 @@ func hsBadTFTP(r *rand.Rand, i int) []byte {
 
 // Scenario 4: malformed DHCP (broadcast and unicast to port 67) and TFTP
 // packets at rate, from two hosts at once.
-func hsMalformed(full bool) func(t *testing.T, l *Lab) hsLoad {
-	return func(t *testing.T, l *Lab) hsLoad { return hsMalformedLoad(t, l, full) }
+func hsMalformed(full bool) func(t *testing.T, l *lab.Lab) hsLoad {
+	return func(t *testing.T, l *lab.Lab) hsLoad { return hsMalformedLoad(t, l, full) }
 }
 
-func hsMalformedLoad(t *testing.T, l *Lab, full bool) hsLoad {
+func hsMalformedLoad(t *testing.T, l *lab.Lab, full bool) hsLoad {
 	const n, rate = 10000, 2500
 	d := l.Peer(t, "192.0.2.24")
 	tp := l.Peer(t, "192.0.2.25")
@@ -1236,7 +1139,7 @@ func hsMalformedLoad(t *testing.T, l *Lab, full bool) hsLoad {
 			go func() {
 				defer wg.Done()
 				r := rand.New(rand.NewPCG(4, 67))
-				to := []*net.UDPAddr{{IP: net.IPv4bcast, Port: 67}, {IP: net.ParseIP(LabAddr), Port: 67}}
+				to := []*net.UDPAddr{{IP: net.IPv4bcast, Port: 67}, {IP: net.ParseIP(lab.Addr), Port: 67}}
 				dtook, derr = hsPace(n, rate, func(i int) error {
 					_, err := dc.WriteToUDP(hsBadDHCP(r, i), to[i%2])
 					return err
@@ -1245,7 +1148,7 @@ func hsMalformedLoad(t *testing.T, l *Lab, full bool) hsLoad {
 			go func() {
 				defer wg.Done()
 				r := rand.New(rand.NewPCG(4, 69))
-				srv := &net.UDPAddr{IP: net.ParseIP(LabAddr), Port: 69}
+				srv := &net.UDPAddr{IP: net.ParseIP(lab.Addr), Port: 69}
 				ttook, terr = hsPace(n, rate, func(i int) error {
 					_, err := tcs[i%len(tcs)].WriteToUDP(hsBadTFTP(r, i), srv)
 					return err
@@ -1255,7 +1158,7 @@ func hsMalformedLoad(t *testing.T, l *Lab, full bool) hsLoad {
 			time.Sleep(time.Second)
 			return fmt.Sprintf("DHCP sent in %.1fs, TFTP in %.1fs", dtook.Seconds(), ttook.Seconds()), errors.Join(derr, terr)
 		},
-		check: func(t *testing.T, srv *Proc, pi *hsPi, from int) {
+		check: func(t *testing.T, srv *lab.Proc, pi *hsPi, from int) {
 			kinds := map[string]int{}
 			for _, e := range svLog(srv)[from:] {
 				kinds[e.msg()+"/"+e.str("kind")+e.str("event")]++
@@ -1297,8 +1200,8 @@ func hsMalformedLoad(t *testing.T, l *Lab, full bool) hsLoad {
 // TestHostile runs scenarios 1-4 of issue 12 point 4, one lab each, and
 // logs point 6's table.
 func TestHostile(t *testing.T) {
-	labSkip(t)
-	image(t, "rpi4") // built once, before any clock starts
+	lab.Skip(t)
+	cache.Image(t, "rpi4") // built once, before any clock starts
 	cases := []hsCase{
 		// 500 transfers held: --tftp-max-per-client.
 		{name: "tftp-serials", setup: hsSerialFlood, maxFDs: hsBaseFDs + 2*500},
@@ -1343,10 +1246,10 @@ var (
 // hsPerfdhcp runs perfdhcp in p as a relay on p's own address (inside the
 // served subnet: giaddr = p.Addr) against 192.0.2.1 for secs seconds at
 // rate DORA exchanges/s, from 100 simulated clients.
-func hsPerfdhcp(p *Peer, rate, secs int) hsPerfStep {
+func hsPerfdhcp(p *lab.Peer, rate, secs int) hsPerfStep {
 	s := hsPerfStep{rate: rate}
-	out, err := execIn(p.NS, time.Duration(secs+15)*time.Second, "perfdhcp", "-4", "-l", p.Addr,
-		"-r", strconv.Itoa(rate), "-p", strconv.Itoa(secs), "-R", "100", "-d", "1", "-W", "1000000", "-s", "12", LabAddr)
+	out, err := netnstest.Exec(p.NS, time.Duration(secs+15)*time.Second, "perfdhcp", "-4", "-l", p.Addr,
+		"-r", strconv.Itoa(rate), "-p", strconv.Itoa(secs), "-R", "100", "-d", "1", "-W", "1000000", "-s", "12", lab.Addr)
 	s.out = out
 	var ee *exec.ExitError
 	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 3) { // 3: there were drops
@@ -1380,7 +1283,7 @@ func hsPerfdhcp(p *Peer, rate, secs int) hsPerfStep {
 type hsDHCPServer struct {
 	name  string
 	comm  string
-	start func(t *testing.T, l *Lab) *Proc
+	start func(t *testing.T, l *lab.Lab) *lab.Proc
 }
 
 // TestHostilePerfDHCP drives ramboot serve --dhcp full, dnsmasq and
@@ -1392,23 +1295,23 @@ type hsDHCPServer struct {
 // It reports the highest rate with no drop; the Pi 4 replay boots from
 // ramboot during its first step. ramboot must manage the lowest rate.
 func TestHostilePerfDHCP(t *testing.T) {
-	labSkip(t)
+	lab.Skip(t)
 	if _, err := exec.LookPath("perfdhcp"); err != nil {
 		t.Fatalf("perfdhcp not found: it is ISC's DHCP load generator, in Debian's package kea-admin (apt-get install kea-admin); e2e/deps.sh does not install it yet")
 	}
-	src, _ := image(t, "rpi4")
+	src, _ := cache.Image(t, "rpi4")
 	const from, to = "192.0.2.100", "192.0.2.250"
 	servers := []hsDHCPServer{
-		{"ramboot serve --dhcp full", "ramboot", func(t *testing.T, l *Lab) *Proc {
+		{"ramboot serve --dhcp full", "ramboot", func(t *testing.T, l *lab.Lab) *lab.Proc {
 			nodes := filepath.Join(l.Dir, "nodes.yaml")
 			svWrite(t, nodes, fmt.Sprintf("nodes:\n  - mac: %s\n    hostname: pi4\n    address: %s\n", piMAC, hsPiAddr))
 			return svStart(t, l, src, "--dhcp", "full", "--range", from+"-"+to, "--nodes", nodes)
 		}},
-		{"dnsmasq", "dnsmasq", func(t *testing.T, l *Lab) *Proc {
-			need(t, "dnsmasq", "dnsmasq")
+		{"dnsmasq", "dnsmasq", func(t *testing.T, l *lab.Lab) *lab.Proc {
+			lab.Need(t, "dnsmasq", "dnsmasq")
 			// dnsmasq's defaults but for the ping check before an offer
 			// (ramboot and kea make none), as the packaged daemon logs.
-			p := Start(t, "dnsmasq", "ip", "netns", "exec", l.NS, "dnsmasq", "--keep-in-foreground",
+			p := lab.Start(t, "dnsmasq", "ip", "netns", "exec", l.NS, "dnsmasq", "--keep-in-foreground",
 				"--conf-file=/dev/null", "--port=0", "--interface=br0", "--bind-interfaces", "--except-interface=lo",
 				"--dhcp-range="+from+","+to+",12h", "--no-ping", "--dhcp-lease-max=1000",
 				"--dhcp-leasefile="+filepath.Join(l.Dir, "dnsmasq.leases"), "--log-facility=-",
@@ -1416,7 +1319,7 @@ func TestHostilePerfDHCP(t *testing.T) {
 			p.Expect(`DHCP, IP range`, 15*time.Second)
 			return p
 		}},
-		{"kea-dhcp4", "kea-dhcp4", func(t *testing.T, l *Lab) *Proc {
+		{"kea-dhcp4", "kea-dhcp4", func(t *testing.T, l *lab.Lab) *lab.Proc {
 			kea, err := exec.LookPath("kea-dhcp4")
 			if err != nil {
 				if _, err2 := os.Stat("/usr/sbin/kea-dhcp4"); err2 != nil {
@@ -1432,7 +1335,7 @@ func TestHostilePerfDHCP(t *testing.T) {
   "subnet4": [{"id": 1, "subnet": "192.0.2.0/24", "pools": [{"pool": "%s - %s"}]}],
   "loggers": [{"name": "kea-dhcp4", "output_options": [{"output": "stdout"}], "severity": "INFO"}]
 }}`, filepath.Join(l.Dir, "kea-leases4.csv"), from, to))
-			p := Start(t, "kea-dhcp4", "ip", "netns", "exec", l.NS, "env", "KEA_LOCKFILE_DIR="+l.Dir, "KEA_PIDFILE_DIR="+l.Dir,
+			p := lab.Start(t, "kea-dhcp4", "ip", "netns", "exec", l.NS, "env", "KEA_LOCKFILE_DIR="+l.Dir, "KEA_PIDFILE_DIR="+l.Dir,
 				kea, "-c", cf)
 			p.Expect(`DHCP4_STARTED`, 15*time.Second)
 			return p
@@ -1480,15 +1383,15 @@ func hsPerfRound(t *testing.T, sv hsDHCPServer, src string, round int, rates []i
 	var best hsPerfStep
 	t.Run(fmt.Sprintf("%s/round%d", sv.comm, round), func(t *testing.T) {
 		t0 := time.Now()
-		l := NewLab(t)
+		l := lab.New(t)
 		gen := l.Peer(t, "192.0.2.9")
 		srv := sv.start(t, l)
-		pid := hsServerPid(t, srv, sv.comm)
+		pid := srv.ServerPid(t, sv.comm)
 		var pi *hsPi
 		if sv.comm == "ramboot" {
 			pi = hsNewPi(t, l, src, true)
 		}
-		s := hsSample(pid)
+		s := lab.Sample(pid)
 		var steps, pis []string
 		for i, r := range rates {
 			// A Pi boots from ramboot during the first step (later
@@ -1531,7 +1434,7 @@ func hsPerfRound(t *testing.T, sv hsDHCPServer, src string, round int, rates []i
 			served = strings.Join(pis, "; ")
 		}
 		row = fmt.Sprintf("| %s | %d | %.0f (at -r %d) | %s | %.1f | %d | %s | %.0fs |", sv.name, round, best.done, best.rate,
-			strings.Join(steps, ", "), s.MB(), s.peakThreads, served, time.Since(t0).Seconds())
+			strings.Join(steps, ", "), s.MB(), s.PeakThreads, served, time.Since(t0).Seconds())
 		t.Logf("row: %s", row)
 		if sv.comm == "ramboot" && s.MB() > hsMaxMB {
 			t.Errorf("ramboot serve: peak RSS %.1f MB under perfdhcp, bound %d MB", s.MB(), hsMaxMB)

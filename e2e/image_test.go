@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/pgzip"
 
 	"github.com/ramboot/ramboot/builder"
+	"github.com/ramboot/ramboot/e2e/cache"
 	"github.com/ramboot/ramboot/initramfs"
 	"github.com/ramboot/ramboot/kernel"
 	"github.com/ramboot/ramboot/tree"
@@ -57,7 +58,7 @@ func archiveNames(t testing.TB, p string) map[string]cpio.FileMode {
 }
 
 func TestRpi4Tree(t *testing.T) {
-	dir, m := image(t, "rpi4")
+	dir, m := cache.Image(t, "rpi4")
 	for _, f := range []string{"Image", "rootfs.cpio.gz", "config.txt", "cmdline.txt", "bcm2711-rpi-4-b.dtb",
 		"start4.elf", "fixup4.dat", "start4cd.elf", "fixup4cd.dat", "bl31.bin", "manifest.json"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
@@ -135,18 +136,18 @@ func fileSize(t testing.TB, p string) int64 {
 // overlay added and removed in between, and with a fresh busybox build
 // (empty busybox cache), and compares every byte.
 func TestReproducible(t *testing.T) {
-	dir, m := image(t, "rpi4")
-	cache, err := builder.DefaultCacheDir()
+	dir, m := cache.Image(t, "rpi4")
+	cacheDir, err := builder.DefaultCacheDir()
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A fresh busybox: a separate cache that shares only the downloads.
 	fresh := t.TempDir()
-	if err := os.Symlink(filepath.Join(cache, "apt"), filepath.Join(fresh, "apt")); err != nil {
+	if err := os.Symlink(filepath.Join(cacheDir, "apt"), filepath.Join(fresh, "apt")); err != nil {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	b := &builder.Build{Options: builder.Options{Board: "rpi4", Out: out, SrcDir: srcDir(t), Version: "e2e", CacheDir: fresh, Log: testWriter{t}}}
+	b := &builder.Build{Options: builder.Options{Board: "rpi4", Out: out, SrcDir: cache.SrcDir(), Version: "e2e", CacheDir: fresh, Log: testWriter{t}}}
 	if err := b.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func TestReproducible(t *testing.T) {
 		t.Errorf("manifest.json differs between two builds")
 	}
 	// And a changed input changes the output: SOURCE_DATE_EPOCH.
-	b2 := &builder.Build{Options: builder.Options{Board: "rpi4", Out: t.TempDir(), SrcDir: srcDir(t), Version: "e2e", SourceDateEpoch: 1700000000}}
+	b2 := &builder.Build{Options: builder.Options{Board: "rpi4", Out: t.TempDir(), SrcDir: cache.SrcDir(), Version: "e2e", SourceDateEpoch: 1700000000}}
 	if err := b2.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -188,9 +189,9 @@ func fileSHA(fs []tree.FileInfo, name string) string {
 // TestOfflineRebuild rebuilds from the cache alone, with no mirror
 // configured and no network: the same bytes come out.
 func TestOfflineRebuild(t *testing.T) {
-	_, m := image(t, "virt")
+	_, m := cache.Image(t, "virt")
 	out := t.TempDir()
-	b := &builder.Build{Options: builder.Options{Board: "virt", Out: out, SrcDir: srcDir(t), Version: "e2e",
+	b := &builder.Build{Options: builder.Options{Board: "virt", Out: out, SrcDir: cache.SrcDir(), Version: "e2e",
 		Offline: true}}
 	if err := b.Run(context.Background()); err != nil {
 		t.Fatalf("offline rebuild: %v", err)

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/qemu"
 )
 
 // These tests boot the virt image with QEMU's user-mode network: QEMU's
@@ -55,9 +58,9 @@ func bootServer(t testing.TB, dir string) (port int) {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func bootVirt(t testing.TB, dir, extra string) *VM {
+func bootVirt(t testing.TB, dir, extra string) *qemu.VM {
 	t.Helper()
-	return StartVM(t, qemu(t),
+	return qemu.Start(t, qemu.Binary(t),
 		"-M", "virt", "-cpu", "cortex-a72", "-m", "1024", "-smp", "2",
 		"-nographic", "-no-reboot",
 		"-netdev", "user,id=n0,restrict=off", "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
@@ -67,7 +70,7 @@ func bootVirt(t testing.TB, dir, extra string) *VM {
 }
 
 func TestInit224(t *testing.T) {
-	dir, _ := image(t, "virt")
+	dir, _ := cache.Image(t, "virt")
 	port := bootServer(t, dir)
 	host := fmt.Sprintf("http://10.0.2.2:%d", port)
 	for _, tc := range []struct {

@@ -19,6 +19,9 @@ import (
 	"time"
 
 	"github.com/cavaliergopher/cpio"
+	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/lab"
+	"github.com/ramboot/ramboot/e2e/qemu"
 )
 
 // The datacenter lifecycle in QEMU: option 224 "install:" writes a disk
@@ -52,9 +55,9 @@ var diskImages sync.Map // board -> *diskImage
 func installImage(t testing.TB, board, src string) (name, sum string, rawSize int64) {
 	t.Helper()
 	for _, tool := range [][2]string{{"sfdisk", "fdisk"}, {"mkfs.vfat", "dosfstools"}, {"mcopy", "mtools"}, {"mkfs.ext4", "e2fsprogs"}, {"unsquashfs", "squashfs-tools"}, {"zstd", "zstd"}} {
-		need(t, tool[0], tool[1])
+		lab.Need(t, tool[0], tool[1])
 	}
-	r := rootImage(t, board, "", "debian")
+	r := cache.RootImage(t, board, "", "debian")
 	v, _ := diskImages.LoadOrStore(board, &diskImage{})
 	d := v.(*diskImage)
 	d.once.Do(func() {
@@ -85,7 +88,7 @@ func buildDiskImage(t testing.TB, diskImage *diskImage, board, src, squash strin
 	// diskinit as /init appended.
 	di := filepath.Join(work, "diskinit")
 	build := exec.Command("go", "build", "-o", di, "./e2e/testdata/diskinit")
-	build.Dir = srcDir(t)
+	build.Dir = cache.SrcDir()
 	goarch := map[string]string{"virt": "arm64", "pc": "amd64"}[board]
 	build.Env = append(os.Environ(), "GOARCH="+goarch, "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -214,16 +217,16 @@ func buildDiskImage(t testing.TB, diskImage *diskImage, board, src, squash strin
 
 // bootWithDisk boots the virt machine from the tree with a virtio disk;
 // it powers off when the guest reboots.
-func bootWithDisk(t testing.TB, l *Lab, src, disk, extra string) *VM {
+func bootWithDisk(t testing.TB, l *lab.Lab, src, disk, extra string) *qemu.VM {
 	return bootWithDiskOpt(t, l, src, disk, extra, "-no-reboot")
 }
 
 // bootWithDiskOpt is bootWithDisk with a reboot option: "-no-reboot", or
 // "" for a machine that restarts (from the network, as a datacenter's do).
 // qemuArgs are added to QEMU's command line (more devices).
-func bootWithDiskOpt(t testing.TB, l *Lab, src, disk, extra, reboot string, qemuArgs ...string) *VM {
+func bootWithDiskOpt(t testing.TB, l *lab.Lab, src, disk, extra, reboot string, qemuArgs ...string) *qemu.VM {
 	t.Helper()
-	args := []string{"netns", "exec", l.NS, qemu(t),
+	args := []string{"netns", "exec", l.NS, qemu.Binary(t),
 		"-M", "virt", "-cpu", "cortex-a72", "-m", "1536", "-smp", "2",
 		"-nographic"}
 	if reboot != "" {
@@ -237,18 +240,7 @@ func bootWithDiskOpt(t testing.TB, l *Lab, src, disk, extra, reboot string, qemu
 		"-kernel", filepath.Join(src, "Image"),
 		"-initrd", filepath.Join(src, "rootfs.cpio.gz"),
 		"-append", strings.TrimSpace("console=ttyAMA0 panic=-1 "+extra))
-	return StartVM(t, "ip", append(args, qemuArgs...)...)
-}
-
-// monitor runs commands in the QEMU monitor, which -nographic multiplexes
-// with the serial console (Ctrl-A c switches between them).
-func (vm *VM) monitor(cmds ...string) {
-	vm.t.Helper()
-	vm.Send("\x01c")
-	for _, c := range cmds {
-		vm.Send(c + "\n")
-	}
-	vm.Send("\x01c")
+	return qemu.Start(t, "ip", append(args, qemuArgs...)...)
 }
 
 // newDisk makes a sparse raw disk of size bytes in dir, filled with a
@@ -269,11 +261,11 @@ func newDisk(t testing.TB, dir string, size int64) string {
 // with its reason; where the failure comes before writing, the disk is
 // untouched.
 func TestInstallBadInputs(t *testing.T) {
-	labSkip(t)
-	src, _ := image(t, "virt")
+	lab.Skip(t)
+	src, _ := cache.Image(t, "virt")
 	name, sum, _ := installImage(t, "virt", src)
-	r := rootImage(t, "virt", "", "debian")
-	l := NewLab(t)
+	r := cache.RootImage(t, "virt", "", "debian")
+	l := lab.New(t)
 	l.Dnsmasq(t, "--dhcp-range=192.0.2.100,192.0.2.150,12h")
 	svStart(t, l, src, "--dhcp", "off")
 	bad := strings.Repeat("0", 64)
@@ -312,7 +304,7 @@ func TestInstallBadInputs(t *testing.T) {
 			if tc.lateDisk {
 				vm.Expect(`224: install .* onto auto`, 600*time.Second)
 				plugged = time.Now()
-				vm.monitor("device_add scsi-hd,drive=late,bus=scsi0.0,id=late0,wwn=0x5000c500a1b2c3d4")
+				vm.Monitor("device_add scsi-hd,drive=late,bus=scsi0.0,id=late0,wwn=0x5000c500a1b2c3d4")
 			}
 			vm.Expect(`(install failed|local boot failed): .*(`+tc.want+`)`, 600*time.Second)
 			if tc.lateDisk {
@@ -340,14 +332,14 @@ func TestInstallBadInputs(t *testing.T) {
 // kexec, the login prompt under the new host name. Then the same disk on
 // a UEFI PC with option 224 "local".
 func TestInstallLocalPC(t *testing.T) {
-	labSkip(t)
-	src, _ := image(t, "pc")
+	lab.Skip(t)
+	src, _ := cache.Image(t, "pc")
 	name, sum, _ := installImage(t, "pc", src)
 	disk := newDisk(t, t.TempDir(), 2<<30)
 	drive := []string{"-drive", "if=none,id=d0,format=raw,file=" + disk, "-device", "virtio-blk-pci,drive=d0"}
 	const mac = "52:54:00:12:34:60"
 	{
-		l := NewLab(t)
+		l := lab.New(t)
 		router := l.Peer(t, "192.0.2.2")
 		l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--no-ping")
 		pcServe(t, l, src, mac, "pc-n1", "install:http://{{.Server}}:8080/images/"+name+"#sha256="+sum+"&disk=/dev/vda&hostname=pc-n1&then=local", "--dhcp", "proxy")
@@ -365,7 +357,7 @@ func TestInstallLocalPC(t *testing.T) {
 		vm.Stop()
 	}
 	{
-		l := NewLab(t)
+		l := lab.New(t)
 		router := l.Peer(t, "192.0.2.2")
 		l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--no-ping")
 		pcServe(t, l, src, mac, "pc-n1", "local", "--dhcp", "proxy")
@@ -396,10 +388,10 @@ func TestInstallLocalPC(t *testing.T) {
 // installed. An operator's `ramboot node reinstall` draws a new
 // generation: that boot re-flashes the disk (the customer's file is gone).
 func TestInstallLifecycleVirt(t *testing.T) {
-	labSkip(t)
-	src, _ := image(t, "virt")
+	lab.Skip(t)
+	src, _ := cache.Image(t, "virt")
 	name, sum, _ := installImage(t, "virt", src)
-	l := NewLab(t)
+	l := lab.New(t)
 	router := l.Peer(t, "192.0.2.2")
 	l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--dhcp-host=52:54:00:12:34:56,192.0.2.123", "--no-ping")
 	// root's keys and a cloud-init seed, served from the tree. With them
@@ -408,7 +400,7 @@ func TestInstallLifecycleVirt(t *testing.T) {
 	// A key of its own: the root image already has the run's key, and
 	// keys= must replace it.
 	key := filepath.Join(t.TempDir(), "id-n2")
-	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key)
+	lab.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key)
 	pub, _ := os.ReadFile(key + ".pub")
 	os.MkdirAll(filepath.Join(src, "seed", "n2"), 0o755)
 	os.WriteFile(filepath.Join(src, "keys-n2"), pub, 0o644)
@@ -423,7 +415,7 @@ func TestInstallLifecycleVirt(t *testing.T) {
 	disk := newDisk(t, t.TempDir(), 2<<30)
 	nodeCmd := func(args ...string) string {
 		t.Helper()
-		out, err := exec.Command(svBinary(t), append([]string{"node"}, append(args, "--state-file", state, "--nodes", nodes)...)...).CombinedOutput()
+		out, err := exec.Command(cache.Ramboot(t), append([]string{"node"}, append(args, "--state-file", state, "--nodes", nodes)...)...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("ramboot node %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
@@ -506,7 +498,7 @@ func TestInstallLifecycleVirt(t *testing.T) {
 	}
 	marker := filepath.Join(t.TempDir(), "customer-data.txt")
 	os.WriteFile(marker, []byte("the customer's data, written after the install\n"), 0o644)
-	run(t, "mcopy", "-o", "-i", disk+"@@1M", marker, "::/customer-data.txt")
+	lab.Run(t, "mcopy", "-o", "-i", disk+"@@1M", marker, "::/customer-data.txt")
 	before := diskSums(t, disk)
 	t0 = time.Now()
 	vm = bootWithDisk(t, l, src, disk, "")
@@ -515,13 +507,13 @@ func TestInstallLifecycleVirt(t *testing.T) {
 	vm.Expect(`install done: /dev/vda sha256=`+sum+` gen=1 already installed at generation 1 on \S+ \(/dev/vda2:/var/lib/ramboot/install\.json\): the disk is not written`, 120*time.Second)
 	vm.Expect(`install: rebooting into the installed system`, 60*time.Second)
 	select {
-	case <-vm.done: // -no-reboot: the reboot ends QEMU
+	case <-vm.Done(): // -no-reboot: the reboot ends QEMU
 	case <-time.After(60 * time.Second):
 		t.Errorf("QEMU did not exit at the node's reboot")
 	}
 	kept := time.Since(t0).Round(time.Second)
 	if out := vm.Output(); strings.Contains(out, "install: started") || strings.Contains(out, "install: flash:") {
-		t.Errorf("the boot with the install already on the disk wrote it:\n%s", tailLines(out, 40))
+		t.Errorf("the boot with the install already on the disk wrote it:\n%s", qemu.TailLines(out, 40))
 	}
 	noPanic(t, vm)
 	vm.Stop()
@@ -556,7 +548,7 @@ func TestInstallLifecycleVirt(t *testing.T) {
 	vm.Expect(`install done: /dev/vda sha256=`+sum+` gen=`+gm[1]+`\r?\n`, 60*time.Second)
 	vm.Expect(`install: rebooting into the installed system`, 60*time.Second)
 	select {
-	case <-vm.done:
+	case <-vm.Done():
 	case <-time.After(60 * time.Second):
 		t.Errorf("QEMU did not exit at the node's reboot")
 	}

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/lab"
 )
 
 // hostileDisk builds a GPT disk whose every partition holds a boot
@@ -125,10 +128,10 @@ func hostileDisk(t testing.TB) (string, map[string]string) {
 // themselves: the init refuses each, says why on the console, and lands in
 // the provisioning shell; PID 1 neither panics nor runs out of memory.
 func TestLocalBootHostileDisk(t *testing.T) {
-	labSkip(t)
-	src, _ := image(t, "virt")
+	lab.Skip(t)
+	src, _ := cache.Image(t, "virt")
 	disk, want := hostileDisk(t)
-	l := NewLab(t)
+	l := lab.New(t)
 	l.Dnsmasq(t, "--dhcp-range=192.0.2.100,192.0.2.150,12h")
 	svStart(t, l, src, "--dhcp", "off")
 	t0 := time.Now()

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/lab"
 )
 
 // NFS root scenarios: dnsmasq sends option 224 naming an export that
@@ -19,10 +22,10 @@ import (
 
 // nfsLab is a lab with Ganesha serving root read-write at /export and
 // read-only at /ro, and dnsmasq sending option 224 value.
-func nfsLab(t testing.TB, root, value string) *Lab {
+func nfsLab(t testing.TB, root, value string) *lab.Lab {
 	t.Helper()
-	l := NewLab(t)
-	l.Ganesha(t, Export{Path: root, Pseudo: "/export"}, Export{Path: root, Pseudo: "/ro", RO: true})
+	l := lab.New(t)
+	l.Ganesha(t, lab.Export{Path: root, Pseudo: "/export"}, lab.Export{Path: root, Pseudo: "/ro", RO: true})
 	l.Dnsmasq(t, "--dhcp-range=192.0.2.100,192.0.2.150,12h", `--dhcp-option=224,"`+value+`"`)
 	return l
 }
@@ -35,7 +38,7 @@ func TestLabNFSRoot(t *testing.T) {
 		{"host:path v4", "192.0.2.1:/export,vers=4", `ROOT nfs4 \S*vers=4`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir, _ := image(t, "virt")
+			dir, _ := cache.Image(t, "virt")
 			root := nfsRootDir(t)
 			l := nfsLab(t, root, tc.value)
 			vm := l.Boot(t, dir, "")
@@ -56,7 +59,7 @@ func TestLabNFSRoot(t *testing.T) {
 // TestLabNFSRootOverlay: a read-only export under a RAM overlay: / is
 // writable, and the export on this machine is left as it was.
 func TestLabNFSRootOverlay(t *testing.T) {
-	dir, _ := image(t, "virt")
+	dir, _ := cache.Image(t, "virt")
 	root := nfsRootDir(t)
 	before := treeDigest(t, root)
 	l := nfsLab(t, root, "nfs://192.0.2.1/ro?vers=3&overlay")
@@ -75,7 +78,7 @@ func TestLabNFSRootOverlay(t *testing.T) {
 // TestLabNFSRootMissing: option 224 names an export that does not exist:
 // the console says why and the provisioning shell answers.
 func TestLabNFSRootMissing(t *testing.T) {
-	dir, _ := image(t, "virt")
+	dir, _ := cache.Image(t, "virt")
 	root := nfsRootDir(t)
 	l := nfsLab(t, root, "nfs://192.0.2.1/nonexistent?vers=3")
 	vm := l.Boot(t, dir, "")
@@ -125,7 +128,7 @@ func treeDigest(t testing.TB, root string) string {
 // program on the arm64 guest) is refused before the point of no return:
 // the console says why, the export is unmounted, and the shell answers.
 func TestLabNFSRootBadInit(t *testing.T) {
-	dir, _ := image(t, "virt")
+	dir, _ := cache.Image(t, "virt")
 	root := nfsRootDir(t)
 	x86, err := os.ReadFile("/bin/true")
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -13,6 +12,9 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/lab"
+	"github.com/ramboot/ramboot/internal/netnstest"
 )
 
 // PC scenarios (BOARD=pc): QEMU x86-64 guests network-boot from
@@ -28,57 +30,7 @@ import (
 // Either way the script boots the tree's vmlinuz and rootfs.cpio.gz with
 // the node's option 224 on the kernel command line.
 
-const (
-	ovmfCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
-	ovmfVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
-)
-
-func qemuX86(t testing.TB) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("boots QEMU: not in -short (make unit)")
-	}
-	p, err := exec.LookPath("qemu-system-x86_64")
-	if err != nil {
-		t.Fatalf("qemu-system-x86_64 not found: run `make test` (it installs it) or bash e2e/deps.sh")
-	}
-	return p
-}
-
-// BootPC starts an x86-64 PC on tap0 that boots from the network only;
-// extra is more QEMU arguments.
-func (l *Lab) BootPC(t testing.TB, mac string, uefi bool, extra ...string) *VM {
-	t.Helper()
-	args := []string{"netns", "exec", l.NS, qemuX86(t),
-		"-M", "q35", "-m", "1024", "-smp", "2", "-nographic", "-no-reboot",
-		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"}
-	if uefi {
-		for _, f := range []string{ovmfCode, ovmfVars} {
-			if _, err := os.Stat(f); err != nil {
-				t.Fatalf("%s: %v: install ovmf (`make test` does)", f, err)
-			}
-		}
-		vars := filepath.Join(t.TempDir(), "OVMF_VARS.fd")
-		data, err := os.ReadFile(ovmfVars)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(vars, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		args = append(args,
-			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+ovmfCode,
-			"-drive", "if=pflash,format=raw,unit=1,file="+vars,
-			// No option ROM: the PXE client is the firmware's own.
-			"-device", "virtio-net-pci,netdev=n0,mac="+mac+",romfile=,bootindex=1")
-	} else {
-		args = append(args, "-boot", "n", "-device", "virtio-net-pci,netdev=n0,mac="+mac)
-	}
-	return StartVM(t, "ip", append(args, extra...)...)
-}
-
-// pcServe starts `ramboot serve` on the pc tree with one node.
-func pcServe(t testing.TB, l *Lab, root, mac, hostname, option224 string, args ...string) *Proc {
+func pcServe(t testing.TB, l *lab.Lab, root, mac, hostname, option224 string, args ...string) *lab.Proc {
 	t.Helper()
 	nodes := filepath.Join(l.Dir, "nodes.yaml")
 	svWrite(t, nodes, "nodes:\n  - mac: "+mac+"\n    hostname: "+hostname+"\n    option224: \""+option224+"\"\n")
@@ -87,7 +39,7 @@ func pcServe(t testing.TB, l *Lab, root, mac, hostname, option224 string, args .
 
 // pcScriptServed waits for serve's log of the node's iPXE script and the
 // kernel and initramfs downloads.
-func pcScriptServed(t testing.TB, srv *Proc, mac, dir string) {
+func pcScriptServed(t testing.TB, srv *lab.Proc, mac, dir string) {
 	t.Helper()
 	script, _ := svWaitLog(t, srv, 0, 5*time.Second, "ipxe-script for "+mac, func(e svLogLine) bool {
 		return e.msg() == "http" && e.str("event") == "ipxe-script" && e.str("mac") == mac
@@ -119,9 +71,9 @@ func pcScriptServed(t testing.TB, srv *Proc, mac, dir string) {
 // another host): serve's proxy offer points its iPXE ROM at the script;
 // the init gets option 224 "shell" from the command line.
 func TestPCBIOSProxyShell(t *testing.T) {
-	labSkip(t)
-	dir, m := image(t, "pc")
-	l := NewLab(t)
+	lab.Skip(t)
+	dir, m := cache.Image(t, "pc")
+	l := lab.New(t)
 	router := l.Peer(t, "192.0.2.2")
 	l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--no-ping")
 	const mac = "52:54:00:12:34:60"
@@ -151,9 +103,9 @@ func TestPCBIOSProxyShell(t *testing.T) {
 // 4011, fetches snponly.efi by TFTP, and Debian's iPXE boots the script,
 // from a mixed tree (rpi4,pc): the script names pc/vmlinuz.
 func TestPCUEFIProxyShell(t *testing.T) {
-	labSkip(t)
-	dir, _ := image(t, "rpi4,pc") // a mixed tree: iPXE binaries at the root, the OS in pc/
-	l := NewLab(t)
+	lab.Skip(t)
+	dir, _ := cache.Image(t, "rpi4,pc") // a mixed tree: iPXE binaries at the root, the OS in pc/
+	l := lab.New(t)
 	router := l.Peer(t, "192.0.2.2")
 	l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--no-ping")
 	const mac = "52:54:00:12:34:61"
@@ -187,12 +139,12 @@ func TestPCUEFIProxyShell(t *testing.T) {
 // boots a shared read-only export under a RAM overlay, and the export is
 // left as it was.
 func TestPCNFSRoots(t *testing.T) {
-	labSkip(t)
-	dir, _ := image(t, "pc")
+	lab.Skip(t)
+	dir, _ := cache.Image(t, "pc")
 	t.Run("per-node export", func(t *testing.T) {
-		l := NewLab(t)
+		l := lab.New(t)
 		root := nfsRootDirFor(t, "amd64")
-		l.Ganesha(t, Export{Path: root, Pseudo: "/nodes/pc-3"})
+		l.Ganesha(t, lab.Export{Path: root, Pseudo: "/nodes/pc-3"})
 		const mac = "52:54:00:12:34:62"
 		srv := pcServe(t, l, dir, mac, "pc-3", "nfs://{{.Server}}/nodes/{{.Hostname}}?vers=3",
 			"--dhcp", "full", "--range", "192.0.2.100-192.0.2.150")
@@ -214,10 +166,10 @@ func TestPCNFSRoots(t *testing.T) {
 		noPanic(t, vm)
 	})
 	t.Run("shared read-only export with overlay", func(t *testing.T) {
-		l := NewLab(t)
+		l := lab.New(t)
 		root := nfsRootDirFor(t, "amd64")
 		before := treeDigest(t, root)
-		l.Ganesha(t, Export{Path: root, Pseudo: "/shared", RO: true})
+		l.Ganesha(t, lab.Export{Path: root, Pseudo: "/shared", RO: true})
 		const mac = "52:54:00:12:34:63"
 		srv := pcServe(t, l, dir, mac, "pc-4", "nfs://{{.Server}}/shared?vers=3&overlay",
 			"--dhcp", "full", "--range", "192.0.2.100-192.0.2.150")
@@ -244,10 +196,10 @@ func TestPCNFSRoots(t *testing.T) {
 // above run through iPXE ROMs and OVMF; this is the path a BIOS machine's
 // own (non-iPXE) PXE ROM takes.
 func TestServePCReplay(t *testing.T) {
-	need(t, "tftp", "tftp-hpa")
-	need(t, "curl", "curl")
-	l := NewLab(t)
-	dir, _ := image(t, "pc")
+	lab.Need(t, "tftp", "tftp-hpa")
+	lab.Need(t, "curl", "curl")
+	l := lab.New(t)
+	dir, _ := cache.Image(t, "pc")
 	router := l.Peer(t, "192.0.2.2")
 	l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--no-ping")
 	srv := svStart(t, l, dir)
@@ -277,7 +229,7 @@ func TestServePCReplay(t *testing.T) {
 		for _, p := range piExchange(t, c, d, 3*time.Second) {
 			t.Logf("arch %d: answer to DISCOVER: %s", arch, p.Summary())
 			switch sid := p.ServerIdentifier(); {
-			case sid.Equal(net.ParseIP(LabAddr)):
+			case sid.Equal(net.ParseIP(lab.Addr)):
 				proxy = p
 			case sid.Equal(net.ParseIP(router.Addr)):
 				addr = p
@@ -289,10 +241,10 @@ func TestServePCReplay(t *testing.T) {
 		if !proxy.YourIPAddr.IsUnspecified() {
 			t.Errorf("arch %d: the proxy offered an address, %v", arch, proxy.YourIPAddr)
 		}
-		if !proxy.ServerIPAddr.Equal(net.ParseIP(LabAddr)) || proxy.ClassIdentifier() != "PXEClient" ||
+		if !proxy.ServerIPAddr.Equal(net.ParseIP(lab.Addr)) || proxy.ClassIdentifier() != "PXEClient" ||
 			!bytes.Equal(proxy.Options.Get(dhcpv4.OptionClientMachineIdentifier), guid) {
 			t.Errorf("arch %d proxy offer: siaddr %v, option 60 %q, 97 %x; want %s, PXEClient and the GUID echoed",
-				arch, proxy.ServerIPAddr, proxy.ClassIdentifier(), proxy.Options.Get(dhcpv4.OptionClientMachineIdentifier), LabAddr)
+				arch, proxy.ServerIPAddr, proxy.ClassIdentifier(), proxy.Options.Get(dhcpv4.OptionClientMachineIdentifier), lab.Addr)
 		}
 		return proxy, addr
 	}
@@ -318,7 +270,7 @@ func TestServePCReplay(t *testing.T) {
 	if e.str("kind") != "pc-firmware" {
 		t.Errorf("serve's log for the BIOS DISCOVER: %v, want kind pc-firmware", e)
 	}
-	run(t, "ip", "-n", pc.NS, "addr", "add", addr.YourIPAddr.String()+"/24", "dev", pc.Iface)
+	lab.Run(t, "ip", "-n", pc.NS, "addr", "add", addr.YourIPAddr.String()+"/24", "dev", pc.Iface)
 	tftpGet("undionly.kpxe", "tftp", "-m", "binary", proxy.ServerIPAddr.String(), "-c", "get", proxy.BootFileName)
 
 	// UEFI x86-64: DISCOVER, then the boot server on port 4011.
@@ -334,13 +286,13 @@ func TestServePCReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ack *dhcpv4.DHCPv4
-	if err := inNetns(pc.NS, func() error {
+	if err := netnstest.Do(pc.NS, func() error {
 		conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: addr.YourIPAddr, Port: 68})
 		if err != nil {
 			return err
 		}
 		defer conn.Close()
-		if _, err := conn.WriteTo(req.ToBytes(), &net.UDPAddr{IP: net.ParseIP(LabAddr), Port: 4011}); err != nil {
+		if _, err := conn.WriteTo(req.ToBytes(), &net.UDPAddr{IP: net.ParseIP(lab.Addr), Port: 4011}); err != nil {
 			return err
 		}
 		conn.SetReadDeadline(time.Now().Add(3 * time.Second))
@@ -355,8 +307,8 @@ func TestServePCReplay(t *testing.T) {
 		t.Fatalf("boot server request: %v", err)
 	}
 	if ack.MessageType() != dhcpv4.MessageTypeAck || ack.TransactionID != req.TransactionID || ack.BootFileName != "snponly.efi" ||
-		!ack.ServerIPAddr.Equal(net.ParseIP(LabAddr)) {
-		t.Errorf("boot server answer: %s; want an ACK for xid %s naming snponly.efi on %s", ack.Summary(), req.TransactionID, LabAddr)
+		!ack.ServerIPAddr.Equal(net.ParseIP(lab.Addr)) {
+		t.Errorf("boot server answer: %s; want an ACK for xid %s naming snponly.efi on %s", ack.Summary(), req.TransactionID, lab.Addr)
 	}
 	tftpGet("snponly.efi", "curl", "-sS", "--max-time", "50", "tftp://"+ack.ServerIPAddr.String()+"/"+ack.BootFileName, "-o")
 	svTFTPLog(t, srv, 0, "snponly.efi")
@@ -367,11 +319,11 @@ func TestServePCReplay(t *testing.T) {
 // a router's: the firmware says HTTPClient, gets ipxe.efi's URL, loads it
 // over HTTP, and iPXE boots the script.
 func TestPCUEFIHTTPBoot(t *testing.T) {
-	labSkip(t)
-	dir, _ := image(t, "pc")
+	lab.Skip(t)
+	dir, _ := cache.Image(t, "pc")
 	for _, mode := range []string{"full", "proxy"} {
 		t.Run(mode, func(t *testing.T) {
-			l := NewLab(t)
+			l := lab.New(t)
 			args := []string{"--dhcp", "full", "--range", "192.0.2.100-192.0.2.150"}
 			if mode == "proxy" {
 				router := l.Peer(t, "192.0.2.2")

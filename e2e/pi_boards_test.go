@@ -11,6 +11,10 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/client"
+	"github.com/ramboot/ramboot/e2e/lab"
+	"github.com/ramboot/ramboot/e2e/qemu"
 	"github.com/ramboot/ramboot/server/dhcp"
 )
 
@@ -23,7 +27,7 @@ const mixedPis = "rpi3,rpi4,rpi5"
 // its directory, and one config.txt whose model sections send each Pi to
 // its directory (os_prefix) with its own device tree.
 func TestMixedPiTree(t *testing.T) {
-	dir, _ := image(t, mixedPis)
+	dir, _ := cache.Image(t, mixedPis)
 	for _, f := range []string{"bootcode.bin", "start.elf", "start_cd.elf", "fixup_cd.dat", "start4.elf", "start4cd.elf", "bl31.bin", "config.txt", "manifest.json",
 		"rpi3/Image", "rpi3/rootfs.cpio.gz", "rpi3/cmdline.txt", "rpi3/bcm2837-rpi-3-b.dtb", "rpi3/bcm2837-rpi-3-b-plus.dtb",
 		"rpi4/Image", "rpi4/bcm2711-rpi-4-b.dtb", "rpi5/Image", "rpi5/bcm2712-rpi-5-b.dtb", "rpi5/cmdline.txt", "rpi5/manifest.json"} {
@@ -91,8 +95,8 @@ func pi3Discover(t testing.TB, mac net.HardwareAddr) *dhcpv4.DHCPv4 {
 // the TFTP root, bootsig.bin (not found is normal), start.elf under its
 // serial, and the files config.txt's [pi3] section names in rpi3/.
 func TestServePi3Replay(t *testing.T) {
-	l := NewLab(t)
-	dir, _ := image(t, mixedPis)
+	l := lab.New(t)
+	dir, _ := cache.Image(t, mixedPis)
 	srv := svStart(t, l, dir, "--dhcp", "full", "--range", "192.0.2.100-192.0.2.101")
 	const mac3, serial3 = "b8:27:eb:12:34:56", "d2a3b4c5"
 	pi, c := dhcpPeer(t, l, "192.0.2.51", mac3)
@@ -130,10 +134,10 @@ func TestServePi3Replay(t *testing.T) {
 		t.Fatalf("a second client was offered %v, the Pi 3's committed address", other.YourIPAddr)
 	}
 	ip := off.YourIPAddr.String()
-	run(t, "ip", "-n", pi.NS, "addr", "add", ip+"/24", "dev", pi.Iface)
+	lab.Run(t, "ip", "-n", pi.NS, "addr", "add", ip+"/24", "dev", pi.Iface)
 
 	// TFTP, as the Pi 3's ROM and bootcode.bin ask: no options.
-	pc := piTFTP{NS: pi.NS, Server: off.ServerIdentifier().String() + ":69"}
+	pc := client.TFTP{NS: pi.NS, Server: off.ServerIdentifier().String() + ":69"}
 	for _, f := range []struct{ ask, file string }{
 		{"bootcode.bin", "bootcode.bin"},
 		{serial3 + "/start.elf", "start.elf"},
@@ -154,7 +158,7 @@ func TestServePi3Replay(t *testing.T) {
 	}
 	// And a real client, for the kernel.
 	dest := filepath.Join(t.TempDir(), "Image")
-	if out, err := svPeerExec(t, pi, 90*time.Second, "tftp", "-m", "binary", LabAddr, "-c", "get", "rpi3/Image", dest); err != nil {
+	if out, err := svPeerExec(t, pi, 90*time.Second, "tftp", "-m", "binary", lab.Addr, "-c", "get", "rpi3/Image", dest); err != nil {
 		t.Fatalf("tftp-hpa rpi3/Image: %v\n%s", err, out)
 	}
 	svSameBytes(t, "tftp-hpa rpi3/Image", svRead(t, dest), svRead(t, filepath.Join(dir, "rpi3", "Image")))
@@ -162,7 +166,7 @@ func TestServePi3Replay(t *testing.T) {
 
 // initDiscover2 sends an ordinary client's DISCOVER from a new peer with
 // MAC mac and returns the first OFFER (nil: none).
-func initDiscover2(t testing.TB, l *Lab, mac string) *dhcpv4.DHCPv4 {
+func initDiscover2(t testing.TB, l *lab.Lab, mac string) *dhcpv4.DHCPv4 {
 	_, c := dhcpPeer(t, l, "192.0.2.53", mac)
 	hw, _ := net.ParseMAC(mac)
 	d, err := dhcpv4.NewDiscovery(hw, dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:ramboot")))
@@ -182,9 +186,9 @@ func initDiscover2(t testing.TB, l *Lab, mac string) *dhcpv4.DHCPv4 {
 // and the bootloader's TFTP (tsize, blksize 1468) gets config.txt and the
 // rpi5/ files; no GPU firmware is asked for or needed.
 func TestServePi5Replay(t *testing.T) {
-	need(t, "atftp", "atftp")
-	l := NewLab(t)
-	dir, _ := image(t, mixedPis)
+	lab.Need(t, "atftp", "atftp")
+	l := lab.New(t)
+	dir, _ := cache.Image(t, mixedPis)
 	router := l.Peer(t, "192.0.2.2")
 	l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--no-ping")
 	srv := svStart(t, l, dir)
@@ -202,7 +206,7 @@ func TestServePi5Replay(t *testing.T) {
 	var proxy, addr *dhcpv4.DHCPv4
 	for _, p := range piExchange(t, c, disc, 3*time.Second) {
 		switch sid := p.ServerIdentifier(); {
-		case sid.Equal(net.ParseIP(LabAddr)):
+		case sid.Equal(net.ParseIP(lab.Addr)):
 			proxy = p
 		case sid.Equal(net.ParseIP(router.Addr)):
 			addr = p
@@ -223,9 +227,9 @@ func TestServePi5Replay(t *testing.T) {
 	if e.str("model") != "RPi5" || e.str("serial") != serial5 {
 		t.Errorf("serve's log for the Pi 5: %v; want model RPi5, serial %s", e, serial5)
 	}
-	run(t, "ip", "-n", pi.NS, "addr", "add", addr.YourIPAddr.String()+"/24", "dev", pi.Iface)
+	lab.Run(t, "ip", "-n", pi.NS, "addr", "add", addr.YourIPAddr.String()+"/24", "dev", pi.Iface)
 
-	pc := piTFTP{NS: pi.NS, Server: LabAddr + ":69", Blksize: 1468, Tsize: true}
+	pc := client.TFTP{NS: pi.NS, Server: lab.Addr + ":69", Blksize: 1468, Tsize: true}
 	for _, f := range []string{"config.txt", "rpi5/bcm2712-rpi-5-b.dtb", "rpi5/cmdline.txt", "rpi5/rootfs.cpio.gz"} {
 		r, err := pc.Get(serial5 + "/" + f)
 		if err != nil || r.ErrCode != -1 {
@@ -241,7 +245,7 @@ func TestServePi5Replay(t *testing.T) {
 	}
 	// A real client with the Pi 5's block size, for the kernel.
 	dest := filepath.Join(t.TempDir(), "Image")
-	if out, err := svPeerExec(t, pi, 90*time.Second, "atftp", "--get", "-r", "rpi5/Image", "-l", dest, "--option", "blksize 1468", "--option", "tsize 0", LabAddr); err != nil {
+	if out, err := svPeerExec(t, pi, 90*time.Second, "atftp", "--get", "-r", "rpi5/Image", "-l", dest, "--option", "blksize 1468", "--option", "tsize 0", lab.Addr); err != nil {
 		t.Fatalf("atftp rpi5/Image: %v\n%s", err, out)
 	}
 	svSameBytes(t, "atftp rpi5/Image", svRead(t, dest), svRead(t, filepath.Join(dir, "rpi5", "Image")))
@@ -254,15 +258,15 @@ func TestServePi5Replay(t *testing.T) {
 // emulated dwc2 host controller, stands in, so the init brings up USB and
 // Ethernet, gets a lease and option 224 from `ramboot serve` in full mode.
 func TestBootRaspi3b(t *testing.T) {
-	dir, m := image(t, "rpi3")
-	l := NewLab(t)
+	dir, m := cache.Image(t, "rpi3")
+	l := lab.New(t)
 	// QEMU's usb-net shows the guest the MAC it is given with the first
 	// byte set to 0x40: the init's DHCP comes from that one.
 	const qemuMAC, mac = "b8:27:eb:00:00:33", "40:27:eb:00:00:33"
 	nodes := filepath.Join(l.Dir, "nodes.yaml")
 	svWrite(t, nodes, "nodes:\n  - mac: "+mac+"\n    hostname: pi3-1\n    option224: shell\n")
 	srv := svStart(t, l, dir, "--nodes", nodes, "--dhcp", "full", "--range", "192.0.2.100-192.0.2.150")
-	vm := StartVM(t, "ip", "netns", "exec", l.NS, qemu(t),
+	vm := qemu.Start(t, "ip", "netns", "exec", l.NS, qemu.Binary(t),
 		"-M", "raspi3b", "-m", "1G", "-nographic", "-monitor", "none", "-no-reboot",
 		"-serial", "null", "-serial", "stdio",
 		"-kernel", filepath.Join(dir, "Image"),

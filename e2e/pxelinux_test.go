@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/lab"
 )
 
 // TestPXELinuxNFSRoot is the classic diskless cluster (issue 13 point 3):
@@ -19,14 +22,14 @@ import (
 // by TFTP; the init mounts the node's own export and switch_roots. No
 // HTTP server and no `ramboot serve` run.
 func TestPXELinuxNFSRoot(t *testing.T) {
-	labSkip(t)
-	pc, _ := image(t, "pc")
+	lab.Skip(t)
+	pc, _ := cache.Image(t, "pc")
 	for _, f := range []string{"pxelinux.0", "ldlinux.c32", "pxelinux.cfg/default"} {
 		if _, err := os.Stat(filepath.Join(pc, f)); err != nil {
 			t.Fatalf("BOARD=pc did not write %s: %v", f, err)
 		}
 	}
-	l := NewLab(t)
+	l := lab.New(t)
 	tree := svCopyTree(t, pc) // the files at the root; pxelinux.cfg/ is written below
 	const mac = "52:54:00:12:34:71"
 	nodes := filepath.Join(l.Dir, "nodes.yaml")
@@ -34,7 +37,7 @@ func TestPXELinuxNFSRoot(t *testing.T) {
 	svWrite(t, nodes, "defaults:\n  option224: shell\nnodes:\n"+
 		"  - mac: 52:54:00:12:34:72\n    hostname: pc-12\n    option224: \"nfs://{{.Server}}/srv/nodes/{{.Hostname}}?vers=3\"\n"+
 		"  - mac: "+strings.ToUpper(mac)+"\n    hostname: pc-11\n    option224: \"nfs://{{.Server}}/srv/nodes/{{.Hostname}}?vers=3\"\n")
-	out, err := exec.Command(svBinary(t), "pxelinux", "--root", tree, "--nodes", nodes, "--server", LabAddr).CombinedOutput()
+	out, err := exec.Command(cache.Ramboot(t), "pxelinux", "--root", tree, "--nodes", nodes, "--server", lab.Addr).CombinedOutput()
 	if err != nil {
 		t.Fatalf("ramboot pxelinux: %v\n%s", err, out)
 	}
@@ -45,7 +48,7 @@ func TestPXELinuxNFSRoot(t *testing.T) {
 	t.Logf("pxelinux.cfg/01-52-54-00-12-34-71:\n%s", svRead(t, filepath.Join(tree, "pxelinux.cfg", "01-52-54-00-12-34-71")))
 
 	mine, other := nfsRootDirFor(t, "amd64"), nfsRootDirFor(t, "amd64")
-	l.Ganesha(t, Export{Path: mine, Pseudo: "/srv/nodes/pc-11"}, Export{Path: other, Pseudo: "/srv/nodes/pc-12"})
+	l.Ganesha(t, lab.Export{Path: mine, Pseudo: "/srv/nodes/pc-11"}, lab.Export{Path: other, Pseudo: "/srv/nodes/pc-12"})
 	rdTFTPD(t, l, tree)
 	cf := rdDHCPConfig(t, l, "isc", nodes, "--pxelinux")
 	if conf := string(svRead(t, cf)); !strings.Contains(conf, `filename "pxelinux.0";`) {

@@ -2,24 +2,22 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/ramboot/ramboot/builder"
+	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/lab"
+	"github.com/ramboot/ramboot/e2e/qemu"
 )
 
 // The whole OS in RAM: `ramboot rootfs` builds a Debian root image (and
@@ -29,80 +27,10 @@ import (
 // server is gone. And every way a root image can be wrong ends in the
 // provisioning shell with its reason, nothing left mounted.
 
-// e2eKeys is an SSH key pair made once per run: the overlay gives its
-// public half to the root images.
-var e2eKeys struct {
-	once    sync.Once
-	dir     string
-	overlay string
-	err     error
-}
-
-// sshKeys returns the private key's path and an overlay directory holding
-// etc/ramboot/authorized_keys.
-func sshKeys(t testing.TB) (key, overlay string) {
-	t.Helper()
-	need(t, "ssh-keygen", "openssh-client")
-	e2eKeys.once.Do(func() {
-		dir := filepath.Join(os.TempDir(), "ramboot-e2e-"+strconv.Itoa(os.Getpid()), "keys")
-		ov := filepath.Join(dir, "overlay")
-		if e2eKeys.err = os.MkdirAll(filepath.Join(ov, "etc", "ramboot"), 0o755); e2eKeys.err != nil {
-			return
-		}
-		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "id")).CombinedOutput(); err != nil {
-			e2eKeys.err = fmt.Errorf("ssh-keygen: %v: %s", err, out)
-			return
-		}
-		pub, err := os.ReadFile(filepath.Join(dir, "id.pub"))
-		if err != nil {
-			e2eKeys.err = err
-			return
-		}
-		e2eKeys.err = os.WriteFile(filepath.Join(ov, "etc", "ramboot", "authorized_keys"), pub, 0o644)
-		e2eKeys.dir, e2eKeys.overlay = dir, ov
-	})
-	if e2eKeys.err != nil {
-		t.Fatal(e2eKeys.err)
-	}
-	return filepath.Join(e2eKeys.dir, "id"), e2eKeys.overlay
-}
-
-type rootResult struct {
-	once sync.Once
-	r    *builder.Rootfs
-	err  error
-}
-
-var rootBuilds sync.Map // "board from" -> *rootResult
-
-// rootImage builds a root image for board into its tree (from "" is the
-// default Debian root; else a directory or tarball), once per run.
-func rootImage(t testing.TB, board, from, name string) *builder.Rootfs {
-	t.Helper()
-	dir, _ := image(t, board)
-	_, overlay := sshKeys(t)
-	v, _ := rootBuilds.LoadOrStore(board+" "+from+" "+name, &rootResult{})
-	res := v.(*rootResult)
-	res.once.Do(func() {
-		res.r = &builder.Rootfs{RootfsOptions: builder.RootfsOptions{
-			Options: builder.Options{Board: board, Out: dir, SrcDir: srcDir(t), Version: "e2e",
-				Overlays: []string{overlay}, Log: testWriter{t}},
-			From: from, Name: name,
-		}}
-		t0 := time.Now()
-		res.err = res.r.Run(context.Background())
-		t.Logf("root image %s for %s: %v", name, board, time.Since(t0).Round(time.Second))
-	})
-	if res.err != nil {
-		t.Fatalf("root image for %s: %v", board, res.err)
-	}
-	return res.r
-}
-
 // sshRun runs cmd on the node at addr as root with the run's key.
-func sshRun(t testing.TB, l *Lab, addr, cmd string) (string, error) {
+func sshRun(t testing.TB, l *lab.Lab, addr, cmd string) (string, error) {
 	t.Helper()
-	key, _ := sshKeys(t)
+	key, _ := cache.SSHKeys(t)
 	return l.Exec(t, 240*time.Second, "ssh", "-i", key,
 		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
 		"-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "PasswordAuthentication=no", "-o", "LogLevel=ERROR",
@@ -111,7 +39,7 @@ func sshRun(t testing.TB, l *Lab, addr, cmd string) (string, error) {
 
 // sshUntil retries sshRun until it succeeds (sshd is one of the last
 // units up), for at most timeout.
-func sshUntil(t testing.TB, l *Lab, addr, cmd string, timeout time.Duration) string {
+func sshUntil(t testing.TB, l *lab.Lab, addr, cmd string, timeout time.Duration) string {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -130,7 +58,7 @@ func sshUntil(t testing.TB, l *Lab, addr, cmd string, timeout time.Duration) str
 // multi-user target, from RAM, with the host name it was given; then that
 // it keeps running and writing with the server gone. It returns the
 // node's memory in use (MemTotal - MemAvailable) in bytes.
-func realOS(t *testing.T, l *Lab, vm *VM, srv *Proc, addr, hostname, marker string) int64 {
+func realOS(t *testing.T, l *lab.Lab, vm *qemu.VM, srv *lab.Proc, addr, hostname, marker string) int64 {
 	t.Helper()
 	out := sshUntil(t, l, addr, "systemctl is-system-running --wait; cat /proc/1/comm; hostname; findmnt -no FSTYPE,OPTIONS /; cat /etc/ramboot/image.json; cat "+marker, 300*time.Second)
 	t.Logf("node:\n%s", out)
@@ -158,7 +86,7 @@ func realOS(t *testing.T, l *Lab, vm *VM, srv *Proc, addr, hostname, marker stri
 	}
 
 	// The server goes; the node goes on, reading and writing.
-	svStop(t, srv, syscall.SIGTERM)
+	srv.Signal(t, syscall.SIGTERM)
 	out, err = sshRun(t, l, addr, "echo after-$((6*7)) > /root/probe && cat /root/probe && ls /usr/bin | wc -l && systemctl is-system-running")
 	if err != nil || !strings.Contains(out, "after-42") {
 		t.Fatalf("with the server stopped, the node: %v\n%s", err, out)
@@ -170,11 +98,11 @@ func realOS(t *testing.T, l *Lab, vm *VM, srv *Proc, addr, hostname, marker stri
 // TestRamRootVirt: the default Debian image on the arm64 virt machine,
 // from `ramboot serve` in proxy mode next to a router's DHCP.
 func TestRamRootVirt(t *testing.T) {
-	labSkip(t)
-	src, _ := image(t, "virt")
-	r := rootImage(t, "virt", "", "debian")
+	lab.Skip(t)
+	src, _ := cache.Image(t, "virt")
+	r := cache.RootImage(t, "virt", "", "debian")
 	t.Logf("image %s: %d bytes, sha256 %s", r.Image, r.Size, r.SHA256)
-	l := NewLab(t)
+	l := lab.New(t)
 	router := l.Peer(t, "192.0.2.2")
 	l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--dhcp-host=52:54:00:12:34:56,192.0.2.120", "--no-ping")
 	nodes := filepath.Join(l.Dir, "nodes.yaml")
@@ -192,7 +120,7 @@ func TestRamRootVirt(t *testing.T) {
 		return e.msg() == "http" && e.str("path") == "/images/debian.squashfs"
 	})
 	// The status page has the download on the node's own record.
-	body, err := inNetnsGet(l.NS, "http://192.0.2.1:8080/status.json")
+	body, err := lab.Get(l.NS, "http://192.0.2.1:8080/status.json")
 	var st struct {
 		Nodes []struct {
 			MAC   string
@@ -227,13 +155,13 @@ func TestRamRootVirt(t *testing.T) {
 // writes one (no leading ./, gzip'd), with a marker of its own, boots the
 // same way, fetched over TFTP.
 func TestRamRootUserTarball(t *testing.T) {
-	labSkip(t)
-	src, _ := image(t, "virt")
-	deb := rootImage(t, "virt", "", "debian")
+	lab.Skip(t)
+	src, _ := cache.Image(t, "virt")
+	deb := cache.RootImage(t, "virt", "", "debian")
 	// The user's root: Debian's, with a file of the user's own.
 	dir := filepath.Join(t.TempDir(), "root")
 	os.MkdirAll(dir, 0o755)
-	run(t, "tar", "--numeric-owner", "-xpf", deb.Tarball, "-C", dir)
+	lab.Run(t, "tar", "--numeric-owner", "-xpf", deb.Tarball, "-C", dir)
 	if err := os.WriteFile(filepath.Join(dir, "etc", "user-root-marker"), []byte("user-root-marker\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -242,12 +170,12 @@ func TestRamRootUserTarball(t *testing.T) {
 	for _, e := range ents {
 		args = append(args, e.Name())
 	}
-	run(t, "tar", args...)
-	r := rootImage(t, "virt", args[2], "myroot")
+	lab.Run(t, "tar", args...)
+	r := cache.RootImage(t, "virt", args[2], "myroot")
 	if filepath.Base(r.Image) != "myroot.squashfs" {
 		t.Errorf("image name %s, want myroot.squashfs", r.Image)
 	}
-	l := NewLab(t)
+	l := lab.New(t)
 	l.Dnsmasq(t, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--dhcp-host=52:54:00:12:34:56,192.0.2.121,user-1")
 	srv := svStart(t, l, src, "--dhcp", "off")
 	// Over TFTP this time (serve's, windowsize 64), with the digest and
@@ -263,10 +191,10 @@ func TestRamRootUserTarball(t *testing.T) {
 // iPXE, iPXE serve's script, the script the kernel with option 224 on its
 // command line, and the init the image.
 func TestRamRootPC(t *testing.T) {
-	labSkip(t)
-	dir, _ := image(t, "pc")
-	r := rootImage(t, "pc", "", "debian")
-	l := NewLab(t)
+	lab.Skip(t)
+	dir, _ := cache.Image(t, "pc")
+	r := cache.RootImage(t, "pc", "", "debian")
+	l := lab.New(t)
 	router := l.Peer(t, "192.0.2.2")
 	const mac = "52:54:00:12:34:60"
 	l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--dhcp-host="+mac+",192.0.2.122", "--no-ping")
@@ -283,9 +211,9 @@ func TestRamRootPC(t *testing.T) {
 // squashDir packs dir into a squashfs with the real mksquashfs.
 func squashDir(t testing.TB, dir string) []byte {
 	t.Helper()
-	need(t, "mksquashfs", "squashfs-tools")
+	lab.Need(t, "mksquashfs", "squashfs-tools")
 	out := filepath.Join(t.TempDir(), "img.squashfs")
-	run(t, "mksquashfs", dir, out, "-noappend", "-quiet", "-no-progress", "-comp", "zstd")
+	lab.Run(t, "mksquashfs", dir, out, "-noappend", "-quiet", "-no-progress", "-comp", "zstd")
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
@@ -302,8 +230,8 @@ func hexSum(b []byte) string {
 // of no return ends in the provisioning shell with the reason on the
 // console, and nothing of it left mounted.
 func TestRamRootBadInputs(t *testing.T) {
-	labSkip(t)
-	src, _ := image(t, "virt")
+	lab.Skip(t)
+	src, _ := cache.Image(t, "virt")
 
 	// A valid image with padding (so that half of it is more than the
 	// init's first read), one without an init, one with an x86 init.
@@ -360,7 +288,7 @@ func TestRamRootBadInputs(t *testing.T) {
 		w.Write(good[:64<<10])
 		time.Sleep(5 * time.Second)
 	})
-	l := NewLab(t)
+	l := lab.New(t)
 	base := l.HTTP(t, mux)
 	l.Dnsmasq(t, "--dhcp-range=192.0.2.100,192.0.2.150,12h")
 	zero := strings.Repeat("0", 64)

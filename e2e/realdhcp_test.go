@@ -16,6 +16,10 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/client"
+	"github.com/ramboot/ramboot/e2e/lab"
+	"github.com/ramboot/ramboot/internal/netnstest"
 )
 
 // Issue 13 point 2: the sites' own DHCP servers (Debian's kea-dhcp4,
@@ -46,17 +50,17 @@ func rdSbin(t testing.TB, name, pkg string) string {
 			return filepath.Join(d, name)
 		}
 	}
-	need(t, name, pkg) // skips, or fails under RAMBOOT_STRICT
+	lab.Need(t, name, pkg) // skips, or fails under RAMBOOT_STRICT
 	return ""
 }
 
 // rdDHCPConfig runs `ramboot dhcp-config` for the lab (server 192.0.2.1
 // on br0, addresses 192.0.2.100-150) and returns the file it wrote.
-func rdDHCPConfig(t testing.TB, l *Lab, format, nodes string, extra ...string) string {
+func rdDHCPConfig(t testing.TB, l *lab.Lab, format, nodes string, extra ...string) string {
 	t.Helper()
 	args := append([]string{"dhcp-config", "--format", format, "--nodes", nodes,
-		"--server", LabAddr, "--interface", "br0", "--range", "192.0.2.100-192.0.2.150"}, extra...)
-	out, err := exec.Command(svBinary(t), args...).Output()
+		"--server", lab.Addr, "--interface", "br0", "--range", "192.0.2.100-192.0.2.150"}, extra...)
+	out, err := exec.Command(cache.Ramboot(t), args...).Output()
 	if err != nil {
 		var stderr []byte
 		if ee, ok := err.(*exec.ExitError); ok {
@@ -75,16 +79,16 @@ func rdDHCPConfig(t testing.TB, l *Lab, format, nodes string, extra ...string) s
 // namespace where the state directories the generated configs name
 // (/var/lib/kea, /var/lib/misc) are on an empty tmpfs: the server
 // runs its config as printed, and nothing lands on this machine.
-func rdPrivate(l *Lab, argv ...string) []string {
+func rdPrivate(l *lab.Lab, argv ...string) []string {
 	script := `mount -t tmpfs rbt-state /var/lib && mkdir -p /var/lib/kea /var/lib/misc /var/lib/dhcp && exec "$@"`
 	return append([]string{"netns", "exec", l.NS, "unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"}, argv...)
 }
 
 // rdStartDHCP runs the DHCP server of format on br0 with the config cf
 // and returns once it serves.
-func rdStartDHCP(t testing.TB, l *Lab, format, cf string) *Proc {
+func rdStartDHCP(t testing.TB, l *lab.Lab, format, cf string) *lab.Proc {
 	t.Helper()
-	var p *Proc
+	var p *lab.Proc
 	switch format {
 	case "kea":
 		kea := rdSbin(t, "kea-dhcp4", "kea-dhcp4-server")
@@ -92,18 +96,18 @@ func rdStartDHCP(t testing.TB, l *Lab, format, cf string) *Proc {
 		// br0 runs only once a port has carrier: an idle host on the
 		// bridge, as any real network has, before QEMU's tap comes up.
 		l.Peer(t, "192.0.2.250")
-		p = Start(t, "kea-dhcp4", "ip", rdPrivate(l, "env", "KEA_LOCKFILE_DIR="+l.Dir, "KEA_PIDFILE_DIR="+l.Dir, kea, "-c", cf)...)
+		p = lab.Start(t, "kea-dhcp4", "ip", rdPrivate(l, "env", "KEA_LOCKFILE_DIR="+l.Dir, "KEA_PIDFILE_DIR="+l.Dir, kea, "-c", cf)...)
 		p.Expect(`DHCP4_STARTED`, 20*time.Second)
 	case "isc":
 		dhcpd := rdSbin(t, "dhcpd", "isc-dhcp-server")
 		leases := filepath.Join(l.Dir, "dhcpd.leases")
 		svWrite(t, leases, "")
-		p = Start(t, "dhcpd", "ip", rdPrivate(l, dhcpd, "-4", "-f", "-d", "-cf", cf, "-lf", leases,
+		p = lab.Start(t, "dhcpd", "ip", rdPrivate(l, dhcpd, "-4", "-f", "-d", "-cf", cf, "-lf", leases,
 			"-pf", filepath.Join(l.Dir, "dhcpd.pid"), "br0")...)
 		p.Expect(`Server starting service`, 20*time.Second)
 	case "dnsmasq":
-		need(t, "dnsmasq", "dnsmasq")
-		p = Start(t, "dnsmasq", "ip", rdPrivate(l, "dnsmasq", "--keep-in-foreground", "--conf-file="+cf,
+		lab.Need(t, "dnsmasq", "dnsmasq")
+		p = lab.Start(t, "dnsmasq", "ip", rdPrivate(l, "dnsmasq", "--keep-in-foreground", "--conf-file="+cf,
 			"--log-dhcp", "--log-facility=-", "--user=root", "--group=root",
 			"--pid-file="+filepath.Join(l.Dir, "dnsmasq.pid"))...)
 		p.Expect(`DHCP, IP range`, 20*time.Second)
@@ -115,13 +119,13 @@ func rdStartDHCP(t testing.TB, l *Lab, format, cf string) *Proc {
 
 // rdTFTPD serves root with tftpd-hpa on 192.0.2.1:69 in the foreground
 // (-L), chrooted to root (-s).
-func rdTFTPD(t testing.TB, l *Lab, root string) *Proc {
+func rdTFTPD(t testing.TB, l *lab.Lab, root string) *lab.Proc {
 	t.Helper()
 	bin := rdSbin(t, "in.tftpd", "tftpd-hpa")
-	p := Start(t, "tftpd-hpa", "ip", "netns", "exec", l.NS, bin, "-L", "-s", root, "-a", LabAddr+":69")
+	p := lab.Start(t, "tftpd-hpa", "ip", "netns", "exec", l.NS, bin, "-L", "-s", root, "-a", lab.Addr+":69")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		out, _ := execIn(l.NS, 5*time.Second, "ss", "-Huln", "sport = :69")
+		out, _ := netnstest.Exec(l.NS, 5*time.Second, "ss", "-Huln", "sport = :69")
 		if strings.TrimSpace(out) != "" {
 			return p
 		}
@@ -133,14 +137,14 @@ func rdTFTPD(t testing.TB, l *Lab, root string) *Proc {
 }
 
 // rdHTTPD serves root with Python's plain HTTP server on 192.0.2.1:8080.
-func rdHTTPD(t testing.TB, l *Lab, root string) *Proc {
+func rdHTTPD(t testing.TB, l *lab.Lab, root string) *lab.Proc {
 	t.Helper()
-	need(t, "python3", "python3")
-	p := Start(t, "http.server", "ip", "netns", "exec", l.NS, "python3", "-m", "http.server", "8080",
-		"--bind", LabAddr, "--directory", root)
+	lab.Need(t, "python3", "python3")
+	p := lab.Start(t, "http.server", "ip", "netns", "exec", l.NS, "python3", "-m", "http.server", "8080",
+		"--bind", lab.Addr, "--directory", root)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if _, err := inNetnsGet(l.NS, "http://"+LabAddr+":8080/"); err == nil {
+		if _, err := lab.Get(l.NS, "http://"+lab.Addr+":8080/"); err == nil {
 			return p
 		}
 		if time.Now().After(deadline) {
@@ -174,7 +178,7 @@ func rdDiscoverTo224(t testing.TB, console string) time.Duration {
 
 // rdNodes writes the lab's inventory: the virt guest with option 224
 // value, and the replayed Pi 4 (by MAC and serial, no option 224).
-func rdNodes(t testing.TB, l *Lab, value string) string {
+func rdNodes(t testing.TB, l *lab.Lab, value string) string {
 	t.Helper()
 	nodes := filepath.Join(l.Dir, "nodes.yaml")
 	svWrite(t, nodes, fmt.Sprintf("nodes:\n  - mac: 52:54:00:12:34:56\n    hostname: virt-1\n    option224: %q\n"+
@@ -186,12 +190,12 @@ func rdNodes(t testing.TB, l *Lab, value string) string {
 // option 224 says shell; then the same guest against `ramboot serve
 // --dhcp full` for the timing table.
 func TestRealDHCP(t *testing.T) {
-	labSkip(t)
-	virt, _ := image(t, "virt")
-	rpi, _ := image(t, "rpi4")
+	lab.Skip(t)
+	virt, _ := cache.Image(t, "virt")
+	rpi, _ := cache.Image(t, "rpi4")
 	for _, format := range rdFormats {
 		t.Run(format, func(t *testing.T) {
-			l := NewLab(t)
+			l := lab.New(t)
 			// The Pi 4 bootloader asks for <serial>/file: the classic
 			// tftpd-hpa recipe links the serial's directory to the tree.
 			tree := svCopyTree(t, rpi)
@@ -219,7 +223,7 @@ func TestRealDHCP(t *testing.T) {
 		})
 	}
 	t.Run("ramboot-serve", func(t *testing.T) {
-		l := NewLab(t)
+		l := lab.New(t)
 		nodes := rdNodes(t, l, "shell")
 		svStart(t, l, virt, "--dhcp", "full", "--range", "192.0.2.100-192.0.2.150", "--nodes", nodes)
 		vm := l.Boot(t, virt, "")
@@ -257,7 +261,7 @@ func TestRealDHCP(t *testing.T) {
 // and 60 must be dnsmasq's proxy bytes, next-server and option 66 the
 // tree's server; then it fetches its files from tftpd-hpa under its
 // serial, byte for byte.
-func rdPiReplay(t *testing.T, format, src string, pi *Peer, c *nclient4.Client) {
+func rdPiReplay(t *testing.T, format, src string, pi *lab.Peer, c *nclient4.Client) {
 	t.Helper()
 	mac, _ := net.ParseMAC(piMAC)
 	disc, err := dhcpv4.NewDiscovery(mac, piDHCPMods(t)...)
@@ -285,14 +289,14 @@ func rdPiReplay(t *testing.T, format, src string, pi *Peer, c *nclient4.Client) 
 	}{
 		{dhcpv4.OptionVendorSpecificInformation, mustHex(t, dnsmasqPiOpt43)},
 		{dhcpv4.OptionClassIdentifier, mustHex(t, dnsmasqPiOpt60)},
-		{dhcpv4.OptionTFTPServerName, []byte(LabAddr)},
+		{dhcpv4.OptionTFTPServerName, []byte(lab.Addr)},
 	} {
 		if got := bytes.TrimRight(offer.Options.Get(o.code), "\x00"); !bytes.Equal(got, o.want) {
 			t.Errorf("%s: offer to the Pi: option %d = %x, want %x (dnsmasq's)", format, o.code.Code(), got, o.want)
 		}
 	}
-	if !offer.ServerIPAddr.Equal(net.ParseIP(LabAddr)) {
-		t.Errorf("%s: offer to the Pi: next-server %v, want %s", format, offer.ServerIPAddr, LabAddr)
+	if !offer.ServerIPAddr.Equal(net.ParseIP(lab.Addr)) {
+		t.Errorf("%s: offer to the Pi: next-server %v, want %s", format, offer.ServerIPAddr, lab.Addr)
 	}
 	if a := offer.YourIPAddr.To4(); a == nil || a[3] < 100 || a[3] > 150 {
 		t.Fatalf("%s: offer to the Pi has address %v, want one of 192.0.2.100-150", format, offer.YourIPAddr)
@@ -316,15 +320,15 @@ func rdPiReplay(t *testing.T, format, src string, pi *Peer, c *nclient4.Client) 
 	if got := ack.Options.Get(dhcpv4.OptionVendorSpecificInformation); !bytes.Equal(got, mustHex(t, dnsmasqPiOpt43)) {
 		t.Errorf("%s: ACK to the Pi: option 43 = %x, want dnsmasq's %s", format, got, dnsmasqPiOpt43)
 	}
-	run(t, "ip", "-n", pi.NS, "addr", "add", ack.YourIPAddr.String()+"/24", "dev", pi.Iface)
-	tc := piTFTP{NS: pi.NS, Server: offer.ServerIPAddr.String() + ":69", Blksize: 1024, Tsize: true}
+	lab.Run(t, "ip", "-n", pi.NS, "addr", "add", ack.YourIPAddr.String()+"/24", "dev", pi.Iface)
+	tc := client.TFTP{NS: pi.NS, Server: offer.ServerIPAddr.String() + ":69", Blksize: 1024, Tsize: true}
 	probe := tc
 	probe.EarlyTerminate = true
-	if r, err := probe.Get(piSerial + "/start4.elf"); err != nil || r.tsize() != fileSize(t, filepath.Join(src, "start4.elf")) {
+	if r, err := probe.Get(piSerial + "/start4.elf"); err != nil || r.Tsize() != fileSize(t, filepath.Join(src, "start4.elf")) {
 		t.Errorf("%s: tftpd-hpa size probe of %s/start4.elf: %v, OACK %v", format, piSerial, err, r.OACK)
 	}
 	t0 := time.Now()
-	files := []string{"config.txt", "start4cd.elf", "fixup4cd.dat", "bcm2711-rpi-4-b.dtb", "cmdline.txt", "rootfs.cpio.gz", "Image"}
+	files := client.PiFetched(t, "rpi4")
 	for _, f := range files {
 		r, err := tc.Get(piSerial + "/" + f)
 		if err != nil || r.ErrCode != -1 {
@@ -340,11 +344,11 @@ func rdPiReplay(t *testing.T, format, src string, pi *Peer, c *nclient4.Client) 
 // export (nfs-ganesha, the Gentoo diskless layout /srv/nodes/<name>); the
 // virt init mounts it and switch_roots.
 func TestRealDHCPKeaNFSRoot(t *testing.T) {
-	labSkip(t)
-	virt, _ := image(t, "virt")
-	l := NewLab(t)
+	lab.Skip(t)
+	virt, _ := cache.Image(t, "virt")
+	l := lab.New(t)
 	root := nfsRootDir(t)
-	l.Ganesha(t, Export{Path: root, Pseudo: "/srv/nodes/virt-1"})
+	l.Ganesha(t, lab.Export{Path: root, Pseudo: "/srv/nodes/virt-1"})
 	nodes := rdNodes(t, l, "nfs://{{.Server}}/srv/nodes/{{.Hostname}}?vers=3")
 	rdStartDHCP(t, l, "kea", rdDHCPConfig(t, l, "kea", nodes))
 	vm := l.Boot(t, virt, "")
@@ -364,14 +368,14 @@ func TestRealDHCPKeaNFSRoot(t *testing.T) {
 // /boot/<mac>.ipxe, which a plain HTTP server serves from the static
 // scripts `ramboot pxelinux --ipxe` wrote, and boots to the shell.
 func TestRealDHCPISCPCBIOS(t *testing.T) {
-	labSkip(t)
-	pc, _ := image(t, "pc")
-	l := NewLab(t)
+	lab.Skip(t)
+	pc, _ := cache.Image(t, "pc")
+	l := lab.New(t)
 	tree := svCopyTree(t, pc)
 	const mac = "52:54:00:12:34:70"
 	nodes := filepath.Join(l.Dir, "nodes.yaml")
 	svWrite(t, nodes, "nodes:\n  - mac: "+mac+"\n    hostname: pc-10\n    option224: shell\n")
-	if out, err := exec.Command(svBinary(t), "pxelinux", "--root", tree, "--nodes", nodes, "--server", LabAddr, "--ipxe").CombinedOutput(); err != nil {
+	if out, err := exec.Command(cache.Ramboot(t), "pxelinux", "--root", tree, "--nodes", nodes, "--server", lab.Addr, "--ipxe").CombinedOutput(); err != nil {
 		t.Fatalf("ramboot pxelinux --ipxe: %v\n%s", err, out)
 	}
 	rdTFTPD(t, l, tree)

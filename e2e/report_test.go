@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ramboot/ramboot/e2e/lab"
 )
 
 // The nodes' own reports (issue 13 point 4), checked on boots the lab
@@ -17,13 +19,13 @@ import (
 // nodeReports waits until serve's /status.json (at base, inside the
 // lab's namespace) has every stage in want reported by the node mac
 // (step "by": "node"), and returns the node's reported stages in order.
-func nodeReports(t *testing.T, l *Lab, base, mac string, timeout time.Duration, want ...string) []string {
+func nodeReports(t *testing.T, l *lab.Lab, base, mac string, timeout time.Duration, want ...string) []string {
 	t.Helper()
 	var got []string
 	var body string
 	for deadline := time.Now().Add(timeout); ; time.Sleep(500 * time.Millisecond) {
 		var err error
-		body, err = inNetnsGet(l.NS, base+"/status.json")
+		body, err = lab.Get(l.NS, base+"/status.json")
 		var st struct {
 			Nodes []struct {
 				MAC   string
@@ -55,9 +57,9 @@ func nodeReports(t *testing.T, l *Lab, base, mac string, timeout time.Duration, 
 }
 
 // metricsHave checks serve's /metrics for series matching each regexp.
-func metricsHave(t *testing.T, l *Lab, base string, want ...string) {
+func metricsHave(t *testing.T, l *lab.Lab, base string, want ...string) {
 	t.Helper()
-	body, err := inNetnsGet(l.NS, base+"/metrics")
+	body, err := lab.Get(l.NS, base+"/metrics")
 	if err != nil {
 		t.Errorf("GET /metrics: %v", err)
 		return

@@ -12,23 +12,27 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/lab"
+	"github.com/ramboot/ramboot/internal/netnstest"
 )
 
 // dhclientLease runs isc-dhcp-client's dhclient once on peer p (no
 // reconfiguration: -sf /bin/true) and returns the address it was bound to.
 // dhclient stays in the foreground (-d) and is stopped once bound.
-func dhclientLease(t testing.TB, p *Peer, leaseFile string) string {
+func dhclientLease(t testing.TB, p *lab.Peer, leaseFile string) string {
 	t.Helper()
-	pr := Start(t, "dhclient@"+p.NS, "ip", "netns", "exec", p.NS, "dhclient", "-4", "-v", "-1", "-d",
+	pr := lab.Start(t, "dhclient@"+p.NS, "ip", "netns", "exec", p.NS, "dhclient", "-4", "-v", "-1", "-d",
 		"-sf", "/bin/true", "-lf", leaseFile, "-pf", leaseFile+".pid", p.Iface)
 	m := pr.Expect(`bound to (\d+\.\d+\.\d+\.\d+)`, 30*time.Second)
-	svStop(t, pr, syscall.SIGTERM)
+	pr.Signal(t, syscall.SIGTERM)
 	return m[1]
 }
 
 // udhcpcLease runs busybox's udhcpc once on peer p (-q: quit once bound,
 // -s /bin/true: configure nothing) and returns the address it got.
-func udhcpcLease(t testing.TB, p *Peer) string {
+func udhcpcLease(t testing.TB, p *lab.Peer) string {
 	t.Helper()
 	out, err := svPeerExec(t, p, 40*time.Second, "udhcpc", "-i", p.Iface, "-n", "-q", "-f", "-s", "/bin/true", "-t", "5", "-T", "2")
 	m := regexp.MustCompile(`lease of (\d+\.\d+\.\d+\.\d+) obtained from 192\.0\.2\.1\b`).FindStringSubmatch(out)
@@ -40,10 +44,10 @@ func udhcpcLease(t testing.TB, p *Peer) string {
 
 // dhcpClientPeer is a peer with a fixed MAC and no address, as a host
 // before DHCP.
-func dhcpClientPeer(t testing.TB, l *Lab, addr, mac string) *Peer {
+func dhcpClientPeer(t testing.TB, l *lab.Lab, addr, mac string) *lab.Peer {
 	p := l.Peer(t, addr)
 	svSetMAC(t, p, mac)
-	run(t, "ip", "-n", p.NS, "addr", "flush", "dev", p.Iface)
+	lab.Run(t, "ip", "-n", p.NS, "addr", "flush", "dev", p.Iface)
 	return p
 }
 
@@ -52,10 +56,10 @@ func dhcpClientPeer(t testing.TB, l *Lab, addr, mac string) *Peer {
 // from nodes.yaml, keeps leases across a kill -9, and refuses bad
 // configurations with clear errors.
 func TestServeFullDHCP(t *testing.T) {
-	need(t, "dhclient", "isc-dhcp-client")
-	need(t, "udhcpc", "udhcpc")
-	l := NewLab(t)
-	src, _ := image(t, "virt")
+	lab.Need(t, "dhclient", "isc-dhcp-client")
+	lab.Need(t, "udhcpc", "udhcpc")
+	l := lab.New(t)
+	src, _ := cache.Image(t, "virt")
 
 	// Configurations refused before anything listens.
 	for _, tc := range []struct {
@@ -69,7 +73,7 @@ func TestServeFullDHCP(t *testing.T) {
 		{[]string{"--dhcp", "full", "--range", "192.0.2.100"}, 1, "--range \"192.0.2.100\": want FROM-TO"},
 	} {
 		args := append(svArgs(t, l, src, "--lease-file", filepath.Join(l.Dir, "refused.json")), tc.args...)
-		out, err := execIn(l.NS, 15*time.Second, args[3], args[4:]...)
+		out, err := netnstest.Exec(l.NS, 15*time.Second, args[3], args[4:]...)
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != tc.code || !strings.Contains(out, tc.want) {
 			t.Errorf("serve %s: %v, output %q; want exit status %d and %q", strings.Join(tc.args, " "), err, out, tc.code, tc.want)
@@ -121,7 +125,7 @@ func TestServeFullDHCP(t *testing.T) {
 	// kill -9 and start again with the same lease file: the same MAC gets
 	// the same address (dhclient starts without its own lease, so it does
 	// not ask for it), a new MAC another one.
-	svStop(t, srv, syscall.SIGKILL)
+	srv.Signal(t, syscall.SIGKILL)
 	srv = svStart(t, l, src, args...)
 	if again := dhclientLease(t, d, filepath.Join(l.Dir, "dhclient-d2.leases")); again != ipD {
 		t.Errorf("after kill -9 and restart, dhclient (02:00:00:00:00:02) got %s, had %s", again, ipD)

@@ -8,15 +8,18 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/lab"
 )
 
 // TestServeHTTP: range requests, the per-node iPXE script from
 // nodes.yaml, a broken nodes.yaml rejected (with its line) while the old
 // inventory stays in force, and a SIGHUP reload.
 func TestServeHTTP(t *testing.T) {
-	need(t, "curl", "curl")
-	l := NewLab(t)
-	src, _ := image(t, "rpi4")
+	lab.Need(t, "curl", "curl")
+	l := lab.New(t)
+	src, _ := cache.Image(t, "rpi4")
 	nodes := filepath.Join(l.Dir, "nodes.yaml")
 	good := func(host string) string {
 		return "defaults:\n" +
@@ -29,7 +32,7 @@ func TestServeHTTP(t *testing.T) {
 	svWrite(t, nodes, good("pi-a"))
 	srv := svStart(t, l, src, "--dhcp", "off", "--nodes", nodes)
 	c := l.Peer(t, "192.0.2.30")
-	base := "http://" + LabAddr + ":8080"
+	base := "http://" + lab.Addr + ":8080"
 	curl := func(args ...string) string {
 		t.Helper()
 		out, err := svPeerExec(t, c, 20*time.Second, "curl", append([]string{"-sS", "--max-time", "15"}, args...)...)
@@ -107,7 +110,7 @@ func TestServeHTTP(t *testing.T) {
 	if got := curl(scriptURL); got != script("pi-a") {
 		t.Fatalf("the watcher reloaded a file whose mtime did not change:\n%s", got)
 	}
-	if err := syscall.Kill(srv.cmd.Process.Pid, syscall.SIGHUP); err != nil {
+	if err := syscall.Kill(srv.Pid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	e, _ := svWaitLog(t, srv, mark, 10*time.Second, "inventory loaded after SIGHUP", func(e svLogLine) bool {

@@ -5,6 +5,10 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/lab"
+	"github.com/ramboot/ramboot/e2e/qemu"
 )
 
 // TestServeInitProxy224 is the whole product on the virt image: a QEMU
@@ -16,10 +20,10 @@ func TestServeInitProxy224(t *testing.T) {
 	if testing.Short() {
 		t.Skip("lab scenarios are end-to-end tests: not in -short")
 	}
-	src, _ := image(t, "virt")
+	src, _ := cache.Image(t, "virt")
 
-	setup := func(t *testing.T, option224 string) (*Lab, *Proc, *VM) {
-		l := NewLab(t)
+	setup := func(t *testing.T, option224 string) (*lab.Lab, *lab.Proc, *qemu.VM) {
+		l := lab.New(t)
 		router := l.Peer(t, "192.0.2.2")
 		l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--no-ping")
 		nodes := filepath.Join(l.Dir, "nodes.yaml")
@@ -27,7 +31,7 @@ func TestServeInitProxy224(t *testing.T) {
 		srv := svStart(t, l, src, "--dhcp", "proxy", "--nodes", nodes)
 		return l, srv, l.Boot(t, src, "")
 	}
-	offerLogged := func(t *testing.T, srv *Proc, detail string) {
+	offerLogged := func(t *testing.T, srv *lab.Proc, detail string) {
 		t.Helper()
 		e, _ := svWaitLog(t, srv, 0, 10*time.Second, "dhcp offer to the init", func(e svLogLine) bool {
 			return e.msg() == "dhcp" && e.str("mac") == "52:54:00:12:34:56" && e.str("event") == "offer"

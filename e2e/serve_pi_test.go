@@ -14,6 +14,10 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/client"
+	"github.com/ramboot/ramboot/e2e/lab"
+	"github.com/ramboot/ramboot/internal/netnstest"
 )
 
 // The Raspberry Pi 4 EEPROM bootloader, as notes/rpi-netboot.md
@@ -60,13 +64,13 @@ func piDHCPMods(t testing.TB) []dhcpv4.Modifier {
 // dhcpPeer adds a lab peer with MAC mac and no address, as a machine at
 // power-on, and opens a DHCP client on its interface (closed with the
 // test).
-func dhcpPeer(t testing.TB, l *Lab, addr, mac string) (*Peer, *nclient4.Client) {
+func dhcpPeer(t testing.TB, l *lab.Lab, addr, mac string) (*lab.Peer, *nclient4.Client) {
 	t.Helper()
 	p := l.Peer(t, addr)
 	svSetMAC(t, p, mac)
-	run(t, "ip", "-n", p.NS, "addr", "flush", "dev", p.Iface)
+	lab.Run(t, "ip", "-n", p.NS, "addr", "flush", "dev", p.Iface)
 	var c *nclient4.Client
-	if err := inNetns(p.NS, func() (err error) {
+	if err := netnstest.Do(p.NS, func() (err error) {
 		c, err = nclient4.New(p.Iface, nclient4.WithTimeout(3*time.Second), nclient4.WithRetry(1))
 		return err
 	}); err != nil {
@@ -111,8 +115,8 @@ func optCodes(p *dhcpv4.DHCPv4) []int {
 // the serial prefix, a missing signature file) must work, with per-serial
 // and per-MAC overrides over the one shared tree.
 func TestServePiReplay(t *testing.T) {
-	l := NewLab(t)
-	src, _ := image(t, "rpi4")
+	l := lab.New(t)
+	src, _ := cache.Image(t, "rpi4")
 	tree := svCopyTree(t, src)
 	router := l.Peer(t, "192.0.2.2")
 	dns := l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--no-ping")
@@ -133,7 +137,7 @@ func TestServePiReplay(t *testing.T) {
 			continue
 		}
 		switch sid := p.ServerIdentifier(); {
-		case sid.Equal(net.ParseIP(LabAddr)):
+		case sid.Equal(net.ParseIP(lab.Addr)):
 			if proxy != nil {
 				t.Errorf("two offers from ramboot serve")
 			}
@@ -157,7 +161,7 @@ func TestServePiReplay(t *testing.T) {
 		{dhcpv4.OptionVendorSpecificInformation, mustHex(t, dnsmasqPiOpt43)},
 		{dhcpv4.OptionClassIdentifier, mustHex(t, dnsmasqPiOpt60)},
 		{dhcpv4.OptionClientMachineIdentifier, mustHex(t, piOpt97)},
-		{dhcpv4.OptionServerIdentifier, net.ParseIP(LabAddr).To4()},
+		{dhcpv4.OptionServerIdentifier, net.ParseIP(lab.Addr).To4()},
 		{dhcpv4.OptionDHCPMessageType, []byte{2}},
 	} {
 		if got := proxy.Options.Get(o.code); !bytes.Equal(got, o.want) {
@@ -198,18 +202,18 @@ func TestServePiReplay(t *testing.T) {
 	}
 	dns.Expect(`DHCPACK\(eth0\) `+strings.ReplaceAll(ack.YourIPAddr.String(), ".", `\.`)+` `+piMAC, 5*time.Second)
 	piIP := ack.YourIPAddr.String()
-	run(t, "ip", "-n", pi.NS, "addr", "add", piIP+"/24", "dev", pi.Iface)
+	lab.Run(t, "ip", "-n", pi.NS, "addr", "add", piIP+"/24", "dev", pi.Iface)
 
 	// TFTP, to the proxy's server identifier (no siaddr, no option 66).
 	tftpServer := proxy.ServerIdentifier().String() + ":69"
-	pc := piTFTP{NS: pi.NS, Server: tftpServer, Blksize: 1024, Tsize: true}
+	pc := client.TFTP{NS: pi.NS, Server: tftpServer, Blksize: 1024, Tsize: true}
 	probe := pc
 	probe.EarlyTerminate = true
 	r, err := probe.Get(piSerial + "/start4.elf")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := os.Stat(filepath.Join(tree, "start4.elf")); r.tsize() != st.Size() || r.OACK["blksize"] != "1024" || r.ErrCode != -1 {
+	if st, _ := os.Stat(filepath.Join(tree, "start4.elf")); r.Tsize() != st.Size() || r.OACK["blksize"] != "1024" || r.ErrCode != -1 {
 		t.Errorf("size probe of %s/start4.elf: OACK %v, ERROR %d; want tsize %d, blksize 1024", piSerial, r.OACK, r.ErrCode, st.Size())
 	}
 	e, _ = svTFTPLog(t, srv, 0, piSerial+"/start4.elf")
@@ -229,7 +233,7 @@ func TestServePiReplay(t *testing.T) {
 			return
 		}
 		svSameBytes(t, "tftp "+name, r.Data, want)
-		if r.tsize() != int64(len(want)) {
+		if r.Tsize() != int64(len(want)) {
 			t.Errorf("tftp %s: OACK tsize %q, want %d", name, r.OACK["tsize"], len(want))
 		}
 		e, _ := svTFTPLog(t, srv, 0, name)
@@ -238,7 +242,7 @@ func TestServePiReplay(t *testing.T) {
 		}
 	}
 	t0 := time.Now()
-	for _, f := range []string{"config.txt", "start4cd.elf", "fixup4cd.dat", "bcm2711-rpi-4-b.dtb", "cmdline.txt", "rootfs.cpio.gz", "Image"} {
+	for _, f := range client.PiFetched(t, "rpi4") {
 		fetch(piSerial+"/"+f, svRead(t, filepath.Join(src, f)))
 	}
 	t.Logf("Pi TFTP sequence (lock-step, blksize 1024): %v", time.Since(t0).Round(time.Millisecond))

@@ -3,60 +3,28 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/lab"
+	"github.com/ramboot/ramboot/internal/netnstest"
 )
 
 // Helpers for the `ramboot serve` scenarios (serve_*_test.go): the
 // binary is built once per test run and runs inside a Lab's namespace on
 // br0 (192.0.2.1), logging JSON lines that the tests parse.
 
-var svBin struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// rambootBinary builds ./cmd/ramboot once per test binary, into the
-// run's scratch directory (TestMain removes it).
-func svBinary(t testing.TB) string {
-	t.Helper()
-	svBin.once.Do(func() {
-		dir := filepath.Join(os.TempDir(), "ramboot-e2e-"+strconv.Itoa(os.Getpid()))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			svBin.err = err
-			return
-		}
-		svBin.path = filepath.Join(dir, "ramboot")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", svBin.path, "./cmd/ramboot")
-		cmd.Dir = srcDir(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			svBin.err = fmt.Errorf("go build ./cmd/ramboot: %v\n%s", err, out)
-		}
-	})
-	if svBin.err != nil {
-		t.Fatal(svBin.err)
-	}
-	return svBin.path
-}
-
 // serveArgs is the command line of `ramboot serve` on the lab's br0.
-func svArgs(t testing.TB, l *Lab, root string, args ...string) []string {
-	base := []string{"netns", "exec", l.NS, svBinary(t), "serve",
+func svArgs(t testing.TB, l *lab.Lab, root string, args ...string) []string {
+	base := []string{"netns", "exec", l.NS, cache.Ramboot(t), "serve",
 		"--root", root, "--interface", "br0", "--log-format", "json"}
 	if !slices.Contains(args, "--lease-file") {
 		// Each lab its own leases: the default, next to the tree, is
@@ -68,27 +36,11 @@ func svArgs(t testing.TB, l *Lab, root string, args ...string) []string {
 
 // startServe runs `ramboot serve` in the lab and returns once its HTTP
 // listener is up (the last one it starts).
-func svStart(t testing.TB, l *Lab, root string, args ...string) *Proc {
+func svStart(t testing.TB, l *lab.Lab, root string, args ...string) *lab.Proc {
 	t.Helper()
-	p := Start(t, "ramboot-serve", "ip", svArgs(t, l, root, args...)...)
+	p := lab.Start(t, "ramboot-serve", "ip", svArgs(t, l, root, args...)...)
 	svWaitLog(t, p, 0, 15*time.Second, "http listening", func(e svLogLine) bool { return e.msg() == "http listening" })
 	return p
-}
-
-// stopProc ends p now (SIGTERM, then SIGKILL to its group), bounded.
-func svStop(t testing.TB, p *Proc, sig syscall.Signal) {
-	t.Helper()
-	syscall.Kill(-p.cmd.Process.Pid, sig)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%s (pid %d) does not exit", p.Name, p.cmd.Process.Pid)
-		}
-	}
 }
 
 // svLogLine is one JSON log line of `ramboot serve --log-format json`.
@@ -111,7 +63,7 @@ func (e svLogLine) String() string {
 }
 
 // serveLog parses the JSON lines p printed so far; other lines are skipped.
-func svLog(p *Proc) []svLogLine {
+func svLog(p *lab.Proc) []svLogLine {
 	var out []svLogLine
 	sc := bufio.NewScanner(strings.NewReader(p.Output()))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -130,7 +82,7 @@ func svLog(p *Proc) []svLogLine {
 
 // waitLog waits for a log line at index >= from matching pred and
 // returns it and its index.
-func svWaitLog(t testing.TB, p *Proc, from int, timeout time.Duration, what string, pred func(svLogLine) bool) (svLogLine, int) {
+func svWaitLog(t testing.TB, p *lab.Proc, from int, timeout time.Duration, what string, pred func(svLogLine) bool) (svLogLine, int) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -141,8 +93,8 @@ func svWaitLog(t testing.TB, p *Proc, from int, timeout time.Duration, what stri
 			}
 		}
 		select {
-		case <-p.done:
-			t.Fatalf("%s exited (%v) before logging %s:\n%s", p.Name, p.err, what, p.Output())
+		case <-p.Done():
+			t.Fatalf("%s exited (%v) before logging %s:\n%s", p.Name, p.Err(), what, p.Output())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -153,7 +105,7 @@ func svWaitLog(t testing.TB, p *Proc, from int, timeout time.Duration, what stri
 }
 
 // tftpLogFor waits for serve's tftp line for path (requested name).
-func svTFTPLog(t testing.TB, p *Proc, from int, path string) (svLogLine, int) {
+func svTFTPLog(t testing.TB, p *lab.Proc, from int, path string) (svLogLine, int) {
 	t.Helper()
 	return svWaitLog(t, p, from, 10*time.Second, "tftp "+path, func(e svLogLine) bool {
 		return e.msg() == "tftp" && e.str("path") == path
@@ -230,22 +182,22 @@ func svSameBytes(t testing.TB, what string, got, want []byte) {
 }
 
 // peerExec runs a command inside a peer's namespace, bounded.
-func svPeerExec(t testing.TB, p *Peer, timeout time.Duration, name string, args ...string) (string, error) {
+func svPeerExec(t testing.TB, p *lab.Peer, timeout time.Duration, name string, args ...string) (string, error) {
 	t.Helper()
 	t.Logf("%s$ %s %s", p.NS, name, strings.Join(args, " "))
-	return execIn(p.NS, timeout, name, args...)
+	return netnstest.Exec(p.NS, timeout, name, args...)
 }
 
 // setMAC gives a peer's interface a fixed MAC.
-func svSetMAC(t testing.TB, p *Peer, mac string) {
+func svSetMAC(t testing.TB, p *lab.Peer, mac string) {
 	t.Helper()
-	run(t, "ip", "-n", p.NS, "link", "set", p.Iface, "address", mac)
+	lab.Run(t, "ip", "-n", p.NS, "link", "set", p.Iface, "address", mac)
 }
 
 // statusNodes fetches /status.json from inside a peer.
-func svStatus(t testing.TB, p *Peer) []svNode {
+func svStatus(t testing.TB, p *lab.Peer) []svNode {
 	t.Helper()
-	body, err := inNetnsGet(p.NS, "http://"+LabAddr+":8080/status.json")
+	body, err := lab.Get(p.NS, "http://"+lab.Addr+":8080/status.json")
 	if err != nil {
 		t.Fatalf("GET /status.json: %v", err)
 	}

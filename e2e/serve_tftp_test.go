@@ -2,180 +2,31 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/binary"
-	"errors"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/client"
+	"github.com/ramboot/ramboot/e2e/lab"
+	"github.com/ramboot/ramboot/internal/netnstest"
 	"github.com/ramboot/ramboot/internal/testenv"
 )
-
-// piTFTP is a TFTP read client that asks the way the Raspberry Pi 4
-// bootloader does (notes/rpi-netboot.md): octet, "tsize 0" and "blksize
-// 1024", lock-step; with EarlyTerminate it reads the size from the OACK
-// and answers ERROR 0 "Early terminate". Its socket is opened in a
-// namespace (a Peer's).
-type piTFTP struct {
-	NS             string
-	Server         string // host:port
-	Blksize        int    // 0: no option
-	Tsize          bool
-	EarlyTerminate bool
-}
-
-type piTFTPResult struct {
-	Data    []byte
-	OACK    map[string]string // nil: the server sent no OACK
-	ErrCode int               // -1: no ERROR
-	ErrMsg  string
-}
-
-func (r piTFTPResult) tsize() int64 {
-	n, err := strconv.ParseInt(r.OACK["tsize"], 10, 64)
-	if err != nil {
-		return -1
-	}
-	return n
-}
-
-// Get fetches file. Bounded: 300 ms retransmission, 20 tries in a row,
-// 60 s in all.
-func (c piTFTP) Get(file string) (piTFTPResult, error) {
-	res := piTFTPResult{ErrCode: -1}
-	srv, err := net.ResolveUDPAddr("udp4", c.Server)
-	if err != nil {
-		return res, err
-	}
-	var conn *net.UDPConn
-	if err := inNetns(c.NS, func() (err error) {
-		conn, err = net.ListenUDP("udp4", &net.UDPAddr{})
-		return err
-	}); err != nil {
-		return res, err
-	}
-	defer conn.Close()
-
-	rrq := []byte{0, 1}
-	rrq = append(rrq, file...)
-	rrq = append(rrq, 0)
-	rrq = append(rrq, "octet\x00"...)
-	if c.Tsize {
-		rrq = append(rrq, "tsize\x000\x00"...)
-	}
-	if c.Blksize > 0 {
-		rrq = append(rrq, fmt.Sprintf("blksize\x00%d\x00", c.Blksize)...)
-	}
-	last := rrq // what to send again on a timeout
-	lastTo := srv
-	var tid *net.UDPAddr
-	blksize := 512
-	var expect uint16 = 1
-	var data bytes.Buffer
-	buf := make([]byte, 70000)
-	deadline := time.Now().Add(60 * time.Second)
-	tries := 0
-	send := func(b []byte, to *net.UDPAddr) error {
-		last, lastTo = b, to
-		_, err := conn.WriteToUDP(b, to)
-		return err
-	}
-	if err := send(rrq, srv); err != nil {
-		return res, err
-	}
-	for {
-		if time.Now().After(deadline) {
-			return res, fmt.Errorf("tftp %s: not done within 60s (%d bytes)", file, data.Len())
-		}
-		conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-		n, from, err := conn.ReadFromUDP(buf)
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				if tries++; tries > 20 {
-					return res, fmt.Errorf("tftp %s: no answer after %d tries (%d bytes)", file, tries, data.Len())
-				}
-				if _, err := conn.WriteToUDP(last, lastTo); err != nil {
-					return res, err
-				}
-				continue
-			}
-			return res, err
-		}
-		if tid == nil {
-			tid = from
-		} else if !from.IP.Equal(tid.IP) || from.Port != tid.Port {
-			continue // another transfer's packet
-		}
-		p := buf[:n]
-		if len(p) < 4 {
-			return res, fmt.Errorf("tftp %s: short packet % x", file, p)
-		}
-		tries = 0
-		switch op := binary.BigEndian.Uint16(p); op {
-		case 6: // OACK
-			if res.OACK != nil {
-				conn.WriteToUDP(last, lastTo) // duplicate: our ACK 0 was lost
-				continue
-			}
-			res.OACK = map[string]string{}
-			f := strings.Split(string(p[2:]), "\x00")
-			for i := 0; i+1 < len(f); i += 2 {
-				res.OACK[strings.ToLower(f[i])] = f[i+1]
-			}
-			if v, err := strconv.Atoi(res.OACK["blksize"]); err == nil {
-				blksize = v
-			}
-			if c.EarlyTerminate {
-				conn.WriteToUDP(append([]byte{0, 5, 0, 0}, "Early terminate\x00"...), tid)
-				return res, nil
-			}
-			if err := send([]byte{0, 4, 0, 0}, tid); err != nil {
-				return res, err
-			}
-		case 3: // DATA
-			blk := binary.BigEndian.Uint16(p[2:])
-			switch blk {
-			case expect:
-				data.Write(p[4:])
-				if err := send([]byte{0, 4, byte(blk >> 8), byte(blk)}, tid); err != nil {
-					return res, err
-				}
-				expect++
-				if len(p)-4 < blksize {
-					res.Data = data.Bytes()
-					return res, nil
-				}
-			case expect - 1:
-				conn.WriteToUDP(last, lastTo) // our ACK was lost
-			}
-		case 5: // ERROR
-			res.ErrCode = int(binary.BigEndian.Uint16(p[2:]))
-			res.ErrMsg = strings.TrimRight(string(p[4:]), "\x00")
-			return res, nil
-		default:
-			return res, fmt.Errorf("tftp %s: unexpected opcode %d", file, op)
-		}
-	}
-}
 
 // TestServeRealTFTPClients: tftp-hpa, atftp (windowsize) and curl fetch
 // files byte-exact from `ramboot serve`; path escapes are refused; over a
 // lossy link (netem, 5% each way) atftp and curl still get exact copies.
 func TestServeRealTFTPClients(t *testing.T) {
-	need(t, "tftp", "tftp-hpa")
-	need(t, "atftp", "atftp")
-	need(t, "curl", "curl")
-	need(t, "tc", "iproute2")
-	l := NewLab(t)
-	src, _ := image(t, "rpi4")
+	lab.Need(t, "tftp", "tftp-hpa")
+	lab.Need(t, "atftp", "atftp")
+	lab.Need(t, "curl", "curl")
+	lab.Need(t, "tc", "iproute2")
+	l := lab.New(t)
+	src, _ := cache.Image(t, "rpi4")
 	tree := svCopyTree(t, src)
 	if err := os.Symlink("/etc/passwd", filepath.Join(tree, "evil")); err != nil {
 		t.Fatal(err)
@@ -188,7 +39,7 @@ func TestServeRealTFTPClients(t *testing.T) {
 	}
 	srv := svStart(t, l, tree, "--dhcp", "off")
 	c := l.Peer(t, "192.0.2.20")
-	outer := fmt.Sprintf("vp%d", l.peers) // c's end on br0
+	outer := c.Outer // c's end on br0
 	dest := t.TempDir()
 
 	get := func(name string, timeout time.Duration, args ...string) []byte {
@@ -207,7 +58,7 @@ func TestServeRealTFTPClients(t *testing.T) {
 	}
 
 	// tftp-hpa: no options, blksize 512.
-	got := get("rootfs.cpio.gz", 60*time.Second, "tftp", "-m", "binary", LabAddr, "-c", "get", "rootfs.cpio.gz", filepath.Join(dest, "rootfs.cpio.gz"))
+	got := get("rootfs.cpio.gz", 60*time.Second, "tftp", "-m", "binary", lab.Addr, "-c", "get", "rootfs.cpio.gz", filepath.Join(dest, "rootfs.cpio.gz"))
 	svSameBytes(t, "tftp-hpa rootfs.cpio.gz", got, svRead(t, filepath.Join(src, "rootfs.cpio.gz")))
 	e, _ := svTFTPLog(t, srv, 0, "rootfs.cpio.gz")
 	if e.str("kind") != "served" || e.str("blksize") != "512" {
@@ -216,7 +67,7 @@ func TestServeRealTFTPClients(t *testing.T) {
 
 	// atftp with RFC 7440 windowsize.
 	got = get("Image", 90*time.Second, "atftp", "--get", "-r", "Image", "-l", filepath.Join(dest, "Image"),
-		"--option", "blksize 1468", "--option", "windowsize 16", LabAddr)
+		"--option", "blksize 1468", "--option", "windowsize 16", lab.Addr)
 	svSameBytes(t, "atftp Image", got, svRead(t, filepath.Join(src, "Image")))
 	e, _ = svTFTPLog(t, srv, 0, "Image")
 	if e.str("kind") != "served" || e.str("blksize") != "1468" || e.str("windowsize") != "16" {
@@ -226,16 +77,16 @@ func TestServeRealTFTPClients(t *testing.T) {
 	// curl, as the Pi asks: blksize 1024 (curl adds tsize).
 	dtb := svRead(t, filepath.Join(src, "bcm2711-rpi-4-b.dtb"))
 	got = get("curl.dtb", 60*time.Second, "curl", "-sS", "--max-time", "50", "--tftp-blksize", "1024",
-		"tftp://"+LabAddr+"/bcm2711-rpi-4-b.dtb", "-o", filepath.Join(dest, "curl.dtb"))
+		"tftp://"+lab.Addr+"/bcm2711-rpi-4-b.dtb", "-o", filepath.Join(dest, "curl.dtb"))
 	svSameBytes(t, "curl bcm2711-rpi-4-b.dtb", got, dtb)
 
 	// A relative symlink that stays inside the tree is followed.
-	got = get("good-link", 30*time.Second, "curl", "-sS", "--max-time", "20", "tftp://"+LabAddr+"/good-link", "-o", filepath.Join(dest, "good-link"))
+	got = get("good-link", 30*time.Second, "curl", "-sS", "--max-time", "20", "tftp://"+lab.Addr+"/good-link", "-o", filepath.Join(dest, "good-link"))
 	svSameBytes(t, "curl good-link (-> config.txt)", got, svRead(t, filepath.Join(src, "config.txt")))
 
 	// Path escapes: refused, whoever asks. Our client sees the error code.
 	passwd := svRead(t, "/etc/passwd")
-	pc := piTFTP{NS: c.NS, Server: LabAddr + ":69", Blksize: 1024, Tsize: true}
+	pc := client.TFTP{NS: c.NS, Server: lab.Addr + ":69", Blksize: 1024, Tsize: true}
 	for _, tc := range []struct {
 		name  string
 		codes []int // acceptable ERROR codes
@@ -270,13 +121,13 @@ func TestServeRealTFTPClients(t *testing.T) {
 	// And with the real clients: no data, a failure reported.
 	for _, name := range []string{"../etc/passwd", "evil"} {
 		d := filepath.Join(dest, "escape-"+strings.ReplaceAll(name, "/", "_"))
-		out, _ := svPeerExec(t, c, 20*time.Second, "tftp", "-m", "binary", LabAddr, "-c", "get", name, d+".hpa")
+		out, _ := svPeerExec(t, c, 20*time.Second, "tftp", "-m", "binary", lab.Addr, "-c", "get", name, d+".hpa")
 		if !regexp.MustCompile(`(?i)error code 2`).MatchString(out) {
 			t.Errorf("tftp-hpa get %s: %q, want Error code 2", name, out)
 		}
-		out, err := svPeerExec(t, c, 20*time.Second, "curl", "-sS", "--max-time", "10", "tftp://"+LabAddr+"/"+name, "-o", d+".curl")
+		out, err := svPeerExec(t, c, 20*time.Second, "curl", "-sS", "--max-time", "10", "tftp://"+lab.Addr+"/"+name, "-o", d+".curl")
 		if err == nil {
-			t.Errorf("curl tftp://%s/%s succeeded: %s", LabAddr, name, out)
+			t.Errorf("curl tftp://%s/%s succeeded: %s", lab.Addr, name, out)
 		}
 		for _, f := range []string{d + ".hpa", d + ".curl"} {
 			if b, err := os.ReadFile(f); err == nil && (bytes.Contains(b, passwd[:min(len(passwd), 32)]) || len(b) > 0) {
@@ -287,7 +138,7 @@ func TestServeRealTFTPClients(t *testing.T) {
 	// HTTP confines the same way.
 	for _, u := range []string{"/evil", "/evil-rel", "/../etc/passwd", "/%2e%2e/etc/passwd"} {
 		out, err := svPeerExec(t, c, 15*time.Second, "curl", "-s", "-L", "--path-as-is", "--max-time", "10",
-			"-o", "/dev/null", "-w", "%{http_code}", "http://"+LabAddr+":8080"+u)
+			"-o", "/dev/null", "-w", "%{http_code}", "http://"+lab.Addr+":8080"+u)
 		if err != nil || (out != "404" && out != "400") {
 			t.Errorf("GET %s: status %q (%v), want 404", u, out, err)
 		}
@@ -312,7 +163,7 @@ func TestServeRealTFTPClients(t *testing.T) {
 	//     ignoring") without ACKing, until the server gives up.
 	for attempt := 1; ; attempt++ {
 		args := []string{"atftp", "--get", "-r", "start4cd.elf", "-l", filepath.Join(dest, "lossy-atftp.elf"),
-			"--option", "blksize 1468", "--option", "windowsize 16", "--tftp-timeout", "1", LabAddr}
+			"--option", "blksize 1468", "--option", "windowsize 16", "--tftp-timeout", "1", lab.Addr}
 		out, err := svPeerExec(t, c, 60*time.Second, args[0], args[1:]...)
 		if err != nil && attempt < 3 && (strings.Contains(out, "unexpected OACK") || strings.Contains(out, "ignoring\ntimeout: retrying ...\ntftp: unknown error")) {
 			t.Logf("atftp attempt %d: gave up in its own way on a lossy link (%s); again", attempt, lastLine(out))
@@ -329,7 +180,7 @@ func TestServeRealTFTPClients(t *testing.T) {
 	// own time limit (5 s with --max-time 50); the connect timeout, which
 	// bounds only the wait for the first answer, brings it to 1 s.
 	got = get("lossy-curl.dtb", 60*time.Second, "curl", "-sS", "--connect-timeout", "3", "--max-time", "50", "--tftp-blksize", "1024",
-		"tftp://"+LabAddr+"/bcm2711-rpi-4-b.dtb", "-o", filepath.Join(dest, "lossy-curl.dtb"))
+		"tftp://"+lab.Addr+"/bcm2711-rpi-4-b.dtb", "-o", filepath.Join(dest, "lossy-curl.dtb"))
 	svSameBytes(t, "curl bcm2711-rpi-4-b.dtb over a lossy link", got, dtb)
 	t.Logf("lossy transfers: %v", time.Since(t0).Round(time.Millisecond))
 	for _, e := range svLog(srv)[mark:] {
@@ -344,11 +195,11 @@ func TestServeRealTFTPClients(t *testing.T) {
 // else (kernels without it) iptables statistic rules on the receiving
 // side, in each namespace's INPUT chain: a DROP in OUTPUT would not be a
 // lost packet but a send error (EPERM) for the sender.
-func svLossyLink(t testing.TB, l *Lab, c *Peer, outer string) {
+func svLossyLink(t testing.TB, l *lab.Lab, c *lab.Peer, outer string) {
 	t.Helper()
-	out, err := execIn(c.NS, 10*time.Second, "tc", "qdisc", "add", "dev", c.Iface, "root", "netem", "loss", "5%")
+	out, err := netnstest.Exec(c.NS, 10*time.Second, "tc", "qdisc", "add", "dev", c.Iface, "root", "netem", "loss", "5%")
 	if err == nil {
-		run(t, "ip", "netns", "exec", l.NS, "tc", "qdisc", "add", "dev", outer, "root", "netem", "loss", "5%")
+		lab.Run(t, "ip", "netns", "exec", l.NS, "tc", "qdisc", "add", "dev", outer, "root", "netem", "loss", "5%")
 		t.Logf("netem loss 5%% on %s (%s) and %s (%s)", c.Iface, c.NS, outer, l.NS)
 		return
 	}
@@ -359,7 +210,7 @@ func svLossyLink(t testing.TB, l *Lab, c *Peer, outer string) {
 		}
 	}
 	for _, x := range []struct{ ns, dev string }{{c.NS, c.Iface}, {l.NS, "br0"}} {
-		if out2, err := execIn(x.ns, 10*time.Second, ipt, "-A", "INPUT", "-i", x.dev, "-p", "udp",
+		if out2, err := netnstest.Exec(x.ns, 10*time.Second, ipt, "-A", "INPUT", "-i", x.dev, "-p", "udp",
 			"-m", "statistic", "--mode", "random", "--probability", "0.05", "-j", "DROP"); err != nil {
 			testenv.Skipf(t, "no netem here (%s) and %s cannot drop at random either: %v: %s", strings.TrimSpace(out), ipt, err, out2)
 		}

@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/lab"
+	"github.com/ramboot/ramboot/internal/netnstest"
 	"github.com/ramboot/ramboot/internal/testenv"
 )
 
@@ -82,7 +85,7 @@ func unitDir(t testing.TB, bin, confDir string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for _, n := range []string{"ramboot.service", "ramboot@.service"} {
-		b, err := os.ReadFile(filepath.Join(srcDir(t), "dist", "systemd", n))
+		b, err := os.ReadFile(filepath.Join(cache.SrcDir(), "dist", "systemd", n))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,7 +109,7 @@ func TestServiceUnits(t *testing.T) {
 	if err != nil {
 		testenv.Skip(t, "systemd-analyze not found: run e2e/deps.sh (package systemd)")
 	}
-	bin := svBinary(t)
+	bin := cache.Ramboot(t)
 	dir := unitDir(t, bin, "/etc/ramboot")
 	// An instance of the template is verified by its instance's name.
 	if err := os.Rename(filepath.Join(dir, "ramboot@.service"), filepath.Join(dir, "ramboot@rack1.service")); err != nil {
@@ -127,8 +130,8 @@ func TestServiceUnits(t *testing.T) {
 		t.Errorf("systemd-analyze verify did not report an unknown key:\n%s", out)
 	}
 
-	single := readUnit(t, filepath.Join(srcDir(t), "dist", "systemd", "ramboot.service"))
-	tmpl := readUnit(t, filepath.Join(srcDir(t), "dist", "systemd", "ramboot@.service"))
+	single := readUnit(t, filepath.Join(cache.SrcDir(), "dist", "systemd", "ramboot.service"))
+	tmpl := readUnit(t, filepath.Join(cache.SrcDir(), "dist", "systemd", "ramboot@.service"))
 	for k, want := range map[string]string{
 		"ExecStart": "/usr/local/bin/ramboot serve --config /etc/ramboot/serve.yaml", "Restart": "on-failure",
 		"DynamicUser": "yes", "StateDirectory": "ramboot", "ProtectSystem": "strict", "ProtectHome": "yes",
@@ -171,26 +174,23 @@ func TestServiceUnits(t *testing.T) {
 // the unit's ExecReload (--check, then SIGHUP) reloads each inventory.
 // Without the capability the same start fails: the test can fail.
 func TestServiceInstances(t *testing.T) {
-	labSkip(t)
-	need(t, "setpriv", "util-linux")
-	need(t, "curl", "curl")
-	need(t, "ss", "iproute2")
-	tree, _ := image(t, "virt")
-	bin := svBinary(t)
-	l := NewLab(t)
+	lab.Skip(t)
+	lab.Need(t, "setpriv", "util-linux")
+	lab.Need(t, "curl", "curl")
+	lab.Need(t, "ss", "iproute2")
+	tree, _ := cache.Image(t, "virt")
+	bin := cache.Ramboot(t)
+	l := lab.New(t)
 	c1 := l.Peer(t, "192.0.2.2")
 
 	// A second segment: seg2 (198.51.100.1/24) in the server's namespace,
 	// its other end eth0 (198.51.100.2/24) in a client namespace.
-	c2 := &Peer{NS: labName(), Iface: "eth0", Addr: "198.51.100.2"}
-	run(t, "ip", "netns", "add", c2.NS)
-	t.Cleanup(func() { deleteNetns(t, c2.NS) })
-	run(t, "ip", "-n", l.NS, "link", "add", "seg2", "type", "veth", "peer", "name", "eth0", "netns", c2.NS)
-	run(t, "ip", "-n", l.NS, "addr", "add", "198.51.100.1/24", "dev", "seg2")
-	run(t, "ip", "-n", l.NS, "link", "set", "seg2", "up")
-	run(t, "ip", "-n", c2.NS, "link", "set", "lo", "up")
-	run(t, "ip", "-n", c2.NS, "addr", "add", "198.51.100.2/24", "dev", "eth0")
-	run(t, "ip", "-n", c2.NS, "link", "set", "eth0", "up")
+	c2 := &lab.Peer{NS: netnstest.New(t), Iface: "eth0", Addr: "198.51.100.2"}
+	lab.Run(t, "ip", "-n", l.NS, "link", "add", "seg2", "type", "veth", "peer", "name", "eth0", "netns", c2.NS)
+	lab.Run(t, "ip", "-n", l.NS, "addr", "add", "198.51.100.1/24", "dev", "seg2")
+	lab.Run(t, "ip", "-n", l.NS, "link", "set", "seg2", "up")
+	lab.Run(t, "ip", "-n", c2.NS, "addr", "add", "198.51.100.2/24", "dev", "eth0")
+	lab.Run(t, "ip", "-n", c2.NS, "link", "set", "eth0", "up")
 
 	// /etc/ramboot and /var/lib/ramboot stand-ins the service user can
 	// read (t.TempDir is private to root).
@@ -236,14 +236,14 @@ func TestServiceInstances(t *testing.T) {
 
 	// Without the capability, the start fails on a privileged port.
 	inLab := func(timeout time.Duration, args []string) (string, error) {
-		return execIn(l.NS, timeout, args[0], args[1:]...)
+		return netnstest.Exec(l.NS, timeout, args[0], args[1:]...)
 	}
 	out, err := inLab(20*time.Second, asService("rack1", "-all", "-all", execStart))
 	if err == nil || !strings.Contains(out, "permission denied") {
 		t.Fatalf("ramboot serve without CAP_NET_BIND_SERVICE: %v, want a refused bind:\n%s", err, out)
 	}
 
-	procs := map[string]*Proc{}
+	procs := map[string]*lab.Proc{}
 	for _, inst := range []string{"rack1", "rack2"} {
 		// ExecStartPre: --check against the real built tree, as the service.
 		out, err := inLab(30*time.Second, asService(inst, ambient, bounding, u["ExecStartPre"][0]))
@@ -251,13 +251,13 @@ func TestServiceInstances(t *testing.T) {
 			t.Fatalf("ramboot@%s ExecStartPre (--check): %v\n%s", inst, err, out)
 		}
 		t.Logf("ramboot@%s --check:\n%s", inst, out)
-		p := Start(t, "ramboot@"+inst, "ip", append([]string{"netns", "exec", l.NS}, asService(inst, ambient, bounding, execStart)...)...)
+		p := lab.Start(t, "ramboot@"+inst, "ip", append([]string{"netns", "exec", l.NS}, asService(inst, ambient, bounding, execStart)...)...)
 		svWaitLog(t, p, 0, 15*time.Second, "http listening", func(e svLogLine) bool { return e.msg() == "http listening" })
 		procs[inst] = p
 	}
 
 	sockets := func(proto string) string {
-		out, err := execIn(l.NS, 10*time.Second, "ss", "-Hlnp", proto)
+		out, err := netnstest.Exec(l.NS, 10*time.Second, "ss", "-Hlnp", proto)
 		if err != nil {
 			t.Fatalf("ss: %v\n%s", err, out)
 		}
@@ -266,7 +266,7 @@ func TestServiceInstances(t *testing.T) {
 	udp, tcp := sockets("-u"), sockets("-t")
 	for inst, ifname := range map[string]string{"rack1": "br0", "rack2": "seg2"} {
 		p := procs[inst]
-		pid := p.cmd.Process.Pid
+		pid := p.Pid()
 		// setpriv and env exec: the pid is ramboot's, as the service user
 		// with the unit's capabilities and no others.
 		st := svRead(t, fmt.Sprintf("/proc/%d/status", pid))
@@ -290,9 +290,9 @@ func TestServiceInstances(t *testing.T) {
 	// One TFTP read per segment, each from its own instance.
 	want := svRead(t, filepath.Join(tree, "cmdline.txt"))
 	for inst, c := range map[string]struct {
-		peer   *Peer
+		peer   *lab.Peer
 		server string
-	}{"rack1": {c1, LabAddr}, "rack2": {c2, "198.51.100.1"}} {
+	}{"rack1": {c1, lab.Addr}, "rack2": {c2, "198.51.100.1"}} {
 		dest := filepath.Join(t.TempDir(), inst+"-cmdline.txt")
 		out, err := svPeerExec(t, c.peer, 30*time.Second, "curl", "-sS", "--max-time", "20", "-o", dest, "tftp://"+c.server+"/cmdline.txt")
 		if err != nil {
@@ -334,7 +334,7 @@ func TestServiceInstances(t *testing.T) {
 		if out, err := inLab(30*time.Second, asService(inst, ambient, bounding, reload[0])); err != nil {
 			t.Fatalf("ramboot@%s ExecReload --check: %v\n%s", inst, err, out)
 		}
-		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		if err := syscall.Kill(p.Pid(), syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
 		svWaitLog(t, p, marks[inst], 15*time.Second, "inventory loaded (2 nodes)", func(e svLogLine) bool {
@@ -343,8 +343,8 @@ func TestServiceInstances(t *testing.T) {
 	}
 	for inst, p := range procs {
 		select {
-		case <-p.done:
-			t.Errorf("ramboot@%s exited: %v\n%s", inst, p.err, p.Output())
+		case <-p.Done():
+			t.Errorf("ramboot@%s exited: %v\n%s", inst, p.Err(), p.Output())
 		default:
 		}
 	}

@@ -36,6 +36,8 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+	"github.com/ramboot/ramboot/e2e/lab"
+	"github.com/ramboot/ramboot/internal/netnstest"
 )
 
 const (
@@ -92,7 +94,7 @@ func scClient(ns string) *http.Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			var c net.Conn
-			err := inNetns(ns, func() (err error) {
+			err := netnstest.Do(ns, func() (err error) {
 				c, err = (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
 				return err
 			})
@@ -106,7 +108,7 @@ func scClient(ns string) *http.Client {
 
 // scNode is the real node: its namespace, its DHCP client, its HTTP client.
 type scNode struct {
-	peer *Peer
+	peer *lab.Peer
 	dhcp *nclient4.Client
 	http *http.Client
 	sums map[string]string
@@ -144,7 +146,7 @@ func (n *scNode) run(budget time.Duration) (r scRun) {
 			r.err = fmt.Errorf("over its budget of %v", budget)
 		}
 	}
-	base := "http://" + LabAddr + ":8080"
+	base := "http://" + lab.Addr + ":8080"
 	get := func(path, sum string) error {
 		resp, err := n.http.Get(base + path)
 		if err != nil {
@@ -220,7 +222,7 @@ func (n *scNode) lease(deadline time.Time) error {
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			p, err := n.dhcp.SendAndRead(ctx, nclient4.DefaultServers, m, func(p *dhcpv4.DHCPv4) bool {
-				return p.MessageType() == want && p.ServerIdentifier().Equal(net.ParseIP(LabAddr))
+				return p.MessageType() == want && p.ServerIdentifier().Equal(net.ParseIP(lab.Addr))
 			})
 			cancel()
 			if err == nil {
@@ -255,9 +257,9 @@ func (n *scNode) lease(deadline time.Time) error {
 
 // scMetric scrapes serve's /metrics from the lab host (another client
 // address than the attacker's) and returns the named sample, or -1.
-func scMetric(t *testing.T, l *Lab, name string) float64 {
+func scMetric(t *testing.T, l *lab.Lab, name string) float64 {
 	t.Helper()
-	body, err := inNetnsGet(l.NS, "http://"+LabAddr+":8080/metrics")
+	body, err := lab.Get(l.NS, "http://"+lab.Addr+":8080/metrics")
 	if err != nil {
 		t.Logf("GET /metrics: %v", err)
 		return -1
@@ -285,7 +287,7 @@ func scWait(timeout time.Duration, f func() bool) bool {
 // scFillBoard fills the status board from the attacker's host: iPXE
 // scripts for made-up MACs, each a node with steps, so that /status.json
 // is large (DefaultMaxOthers nodes).
-func scFillBoard(t *testing.T, atk *Peer) {
+func scFillBoard(t *testing.T, atk *lab.Peer) {
 	t.Helper()
 	c := scClient(atk.NS)
 	defer c.Transport.(*http.Transport).CloseIdleConnections()
@@ -297,7 +299,7 @@ func scFillBoard(t *testing.T, atk *Peer) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < nodes*steps; i += workers {
-				u := fmt.Sprintf("http://%s:8080/boot/02-5c-00-00-%02x-%02x.ipxe", LabAddr, (i%nodes)>>8, (i%nodes)&0xff)
+				u := fmt.Sprintf("http://%s:8080/boot/02-5c-00-00-%02x-%02x.ipxe", lab.Addr, (i%nodes)>>8, (i%nodes)&0xff)
 				resp, err := c.Get(u)
 				if err != nil {
 					errc <- err
@@ -323,18 +325,18 @@ type scHostile struct {
 
 // scAttack opens n connections from the attacker's namespace, each
 // asking for a path of paths in turn, and reads nothing.
-func scAttack(atk *Peer, n int, paths []string) ([]scHostile, error) {
+func scAttack(atk *lab.Peer, n int, paths []string) ([]scHostile, error) {
 	var hs []scHostile
-	err := inNetns(atk.NS, func() error {
+	err := netnstest.Do(atk.NS, func() error {
 		d := net.Dialer{Timeout: 5 * time.Second}
 		for i := range n {
-			c, err := d.Dial("tcp4", LabAddr+":8080")
+			c, err := d.Dial("tcp4", lab.Addr+":8080")
 			if err != nil {
 				return fmt.Errorf("connection %d: %w", i, err)
 			}
 			p := paths[i%len(paths)]
 			// A refused connection may be closed already: no error here.
-			fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s:8080\r\nUser-Agent: slowloris\r\n\r\n", p, LabAddr)
+			fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s:8080\r\nUser-Agent: slowloris\r\n\r\n", p, lab.Addr)
 			hs = append(hs, scHostile{c, p})
 		}
 		return nil
@@ -367,24 +369,24 @@ func scOutcome(h scHostile) (string, string) {
 
 func TestSlowClients(t *testing.T) {
 	t0 := time.Now()
-	l := NewLab(t)
+	l := lab.New(t)
 	tree := filepath.Join(l.Dir, "tree")
 	sums := scTree(t, tree)
 	nodesYAML := filepath.Join(l.Dir, "nodes.yaml")
 	svWrite(t, nodesYAML, fmt.Sprintf("nodes:\n  - mac: %s\n    hostname: slow-1\n    address: %s\n", scNodeMAC, scNodeAddr))
 	srv := svStart(t, l, tree, "--dhcp", "full", "--range", hsRange, "--nodes", nodesYAML,
 		"--http-stall-timeout", scStall.String())
-	pid := hsServerPid(t, srv, "ramboot")
-	startMB := float64(hsStatus(pid, "VmHWM")) / 1024
+	pid := srv.ServerPid(t, "ramboot")
+	startMB := float64(lab.StatusKB(pid, "VmHWM")) / 1024
 
 	p, dc := dhcpPeer(t, l, "192.0.2.251", scNodeMAC)
-	run(t, "ip", "-n", p.NS, "addr", "add", scNodeAddr+"/24", "dev", p.Iface)
+	lab.Run(t, "ip", "-n", p.NS, "addr", "add", scNodeAddr+"/24", "dev", p.Iface)
 	node := &scNode{peer: p, dhcp: dc, http: scClient(p.NS), sums: sums}
 	atk := l.Peer(t, scAtkAddr)
 
 	// The board full, as a hostile host can make it.
 	scFillBoard(t, atk)
-	js, err := inNetnsGet(l.NS, "http://"+LabAddr+":8080/status.json")
+	js, err := lab.Get(l.NS, "http://"+lab.Addr+":8080/status.json")
 	if err != nil {
 		t.Fatalf("GET /status.json: %v", err)
 	}
@@ -406,8 +408,8 @@ func TestSlowClients(t *testing.T) {
 	node.http.Transport.(*http.Transport).CloseIdleConnections()
 
 	// The attack, and the node again while it is on.
-	s := hsSample(pid)
-	beforeMB := float64(s.startHWM) / 1024
+	s := lab.Sample(pid)
+	beforeMB := float64(s.StartHWM) / 1024
 	logFrom := len(svLog(srv))
 	ta := time.Now()
 	hs, err := scAttack(atk, scConns, []string{"/images/big.img", "/status.json"})
@@ -467,11 +469,11 @@ func TestSlowClients(t *testing.T) {
 		scConns, dialed.Seconds(), refused, open, stalled, tStalled.Seconds(), openAfter, outcomes, got503, strings.Join(examples, "; "))
 	t.Logf("row: | %d non-reading connections, one host (%s) | %v held, %v refused | %v closed after --http-stall-timeout %v | node idle %.2fs | node under load %.2fs | peak RSS %.1f MB (%.1f at start, %.1f before the attack, board full), threads %d, fds %d | %d log lines | %.0fs |",
 		scConns, "images/big.img and /status.json", scConns-int(refused), refused, stalled, scStall, idle.total.Seconds(), loaded.total.Seconds(),
-		s.MB(), startMB, beforeMB, s.peakThreads, s.peakFDs, len(lines), time.Since(t0).Seconds())
+		s.MB(), startMB, beforeMB, s.PeakThreads, s.PeakFDs, len(lines), time.Since(t0).Seconds())
 
 	select {
-	case <-srv.done:
-		t.Fatalf("ramboot serve exited: %v\n%s", srv.err, lastLines(srv.Output(), 30))
+	case <-srv.Done():
+		t.Fatalf("ramboot serve exited: %v\n%s", srv.Err(), lastLines(srv.Output(), 30))
 	default:
 	}
 	if loaded.err != nil {

@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/ramboot/ramboot/builder"
+	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/lab"
+	"github.com/ramboot/ramboot/internal/netnstest"
 )
 
 // TestLabSSH: an image with a public key laid in by an overlay; the real
@@ -21,8 +24,8 @@ func TestLabSSH(t *testing.T) {
 	if testing.Short() {
 		t.Skip("lab tests run in `make test`")
 	}
-	need(t, "ssh", "openssh-client")
-	need(t, "ssh-keygen", "openssh-client")
+	lab.Need(t, "ssh", "openssh-client")
+	lab.Need(t, "ssh-keygen", "openssh-client")
 	keys := t.TempDir()
 	for _, k := range []string{"good", "bad"} {
 		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(keys, k)).CombinedOutput(); err != nil {
@@ -37,12 +40,12 @@ func TestLabSSH(t *testing.T) {
 	os.MkdirAll(filepath.Join(overlay, "etc", "ramboot"), 0o755)
 	os.WriteFile(filepath.Join(overlay, "etc", "ramboot", "authorized_keys"), pub, 0o644)
 	dir := t.TempDir()
-	b := &builder.Build{Options: builder.Options{Board: "virt", Out: dir, SrcDir: srcDir(t), Version: "e2e", Overlays: []string{overlay}}}
+	b := &builder.Build{Options: builder.Options{Board: "virt", Out: dir, SrcDir: cache.SrcDir(), Version: "e2e", Overlays: []string{overlay}}}
 	if err := b.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 
-	l := NewLab(t)
+	l := lab.New(t)
 	// No option 224 at all: the provisioning shell, on the console and
 	// over SSH.
 	l.Dnsmasq(t, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--dhcp-host=52:54:00:12:34:56,192.0.2.120")
@@ -67,7 +70,7 @@ func TestLabSSH(t *testing.T) {
 	// Malformed handshakes, as a hostile host sends them: the server (and
 	// PID 1) stay up.
 	for i, junk := range []string{"SSH-2.0-x\r\n" + strings.Repeat("\xff", 4096), "\x00\x00\xff\xff\x14" + strings.Repeat("A", 70000), "GET / HTTP/1.0\r\n\r\n"} {
-		err := inNetns(l.NS, func() error {
+		err := netnstest.Do(l.NS, func() error {
 			c, err := net.DialTimeout("tcp", "192.0.2.120:22", 10*time.Second)
 			if err != nil {
 				return err

@@ -1,45 +1,32 @@
 package tftp
 
 import (
-	"bytes"
-	"context"
 	"net"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/ramboot/ramboot/internal/testenv"
+	"github.com/ramboot/ramboot/internal/netnstest"
 )
 
 // A server on a wildcard address must answer from the address the request
 // was sent to (IP_PKTINFO / IPV6_PKTINFO): a Pi ignores a reply from
 // another address. Binding a wildcard is only done inside a fresh network
-// namespace holding nothing but lo with two extra addresses; the test
-// re-executes itself there with unshare(1), as root.
+// namespace (internal/netnstest) holding nothing but lo with two extra
+// addresses, as root; the test runs again inside it (netnstest.RunIn),
+// so that the server's transfers open their sockets there too.
 func TestWildcardNetns(t *testing.T) {
-	if os.Getenv("RAMBOOT_TFTP_IN_NETNS") == "" {
-		if os.Geteuid() != 0 {
-			testenv.Skip(t, "needs root for a network namespace")
+	if _, in := netnstest.Inside(); !in {
+		netnstest.Skip(t)
+		ns := netnstest.New(t)
+		for _, a := range [][]string{
+			{"10.99.0.1/24", "dev", "lo"},
+			{"10.99.0.2/24", "dev", "lo"},
+			{"fd99::1/64", "dev", "lo", "nodad"},
+			{"fd99::2/64", "dev", "lo", "nodad"},
+		} {
+			netnstest.Run(t, "ip", append([]string{"-n", ns, "addr", "add"}, a...)...)
 		}
-		unshare := needTool(t, "unshare", "util-linux")
-		needTool(t, "ip", "iproute2")
-		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, unshare, "-n", "sh", "-ec",
-			`ip link set lo up
-			 ip addr add 10.99.0.1/24 dev lo
-			 ip addr add 10.99.0.2/24 dev lo
-			 ip addr add fd99::1/64 dev lo nodad
-			 ip addr add fd99::2/64 dev lo nodad
-			 exec "$0" -test.run '^TestWildcardNetns$' -test.v -test.count=1`, os.Args[0])
-		cmd.Env = append(os.Environ(), "RAMBOOT_TFTP_IN_NETNS=1")
-		out, err := cmd.CombinedOutput()
-		t.Logf("in the namespace:\n%s", bytes.TrimSpace(out))
-		if err != nil || !strings.Contains(string(out), "--- PASS: TestWildcardNetns") {
-			t.Fatalf("test in the network namespace failed: %v", err)
-		}
+		netnstest.RunIn(t, ns, 60*time.Second)
 		return
 	}
 

@@ -1,9 +1,13 @@
-package e2e
+// Package qemu runs the e2e tests' QEMU guests: a VM's serial console is
+// its stdio, which Expect reads and Send types on; the guest is killed by
+// its pid when the test ends.
+//
+//	vm := qemu.Start(t, qemu.Binary(t), "-M", "virt", ...)
+//	vm.Expect(`ramboot: init`, 60*time.Second)
+package qemu
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +18,32 @@ import (
 	"testing"
 	"time"
 )
+
+// BinaryX86 is qemu-system-x86_64's path; it skips t in -short runs.
+func BinaryX86(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("boots QEMU: not in -short (make unit)")
+	}
+	p, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		t.Fatalf("qemu-system-x86_64 not found: run `make test` (it installs it) or bash e2e/deps.sh")
+	}
+	return p
+}
+
+// Binary is qemu-system-aarch64's path; it skips t in -short runs.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("boots QEMU: not in -short (make unit)")
+	}
+	p, err := exec.LookPath("qemu-system-aarch64")
+	if err != nil {
+		t.Fatalf("qemu-system-aarch64 not found: run `make test` (it installs it) or bash e2e/deps.sh")
+	}
+	return p
+}
 
 // VM is a QEMU guest whose serial console is the process's stdio.
 type VM struct {
@@ -34,8 +64,8 @@ type VM struct {
 	restarted bool
 }
 
-// StartVM starts QEMU with args; it is killed (by its pid) when the test ends.
-func StartVM(t testing.TB, bin string, args ...string) *VM {
+// Start starts QEMU with args; it is killed (by its pid) when the test ends.
+func Start(t testing.TB, bin string, args ...string) *VM {
 	t.Helper()
 	vm := &VM{t: t, bin: bin, args: args}
 	if d := os.Getenv("RAMBOOT_E2E_LOGDIR"); d != "" {
@@ -127,10 +157,14 @@ func (vm *VM) restartOnce() bool {
 		fmt.Fprintf(vm.log, "\n===== QEMU exited (%v) before Linux ran an init; started again =====\n", vm.cmd.ProcessState)
 	}
 	vm.mu.Unlock()
-	vm.t.Logf("QEMU exited (%v) before Linux ran an init; starting the guest again, once. The console's last lines:\n%s", vm.cmd.ProcessState, tailLines(out, 25))
+	vm.t.Logf("QEMU exited (%v) before Linux ran an init; starting the guest again, once. The console's last lines:\n%s", vm.cmd.ProcessState, TailLines(out, 25))
 	vm.start()
 	return true
 }
+
+// Done is closed when the current QEMU process has exited (a guest that
+// powers off or reboots with -no-reboot).
+func (vm *VM) Done() <-chan struct{} { return vm.done }
 
 // Output is everything the console printed so far.
 func (vm *VM) Output() string {
@@ -164,7 +198,7 @@ func (vm *VM) Expect(re string, timeout time.Duration) []string {
 			// The console tail and QEMU's own exit status, in the
 			// failure line itself: the full console printed at cleanup
 			// may be cut in the middle by whoever shows the log.
-			vm.t.Fatalf("QEMU exited (%v) before the console printed %q; the console's last lines:\n%s", vm.cmd.ProcessState, re, tailLines(vm.Output(), 25))
+			vm.t.Fatalf("QEMU exited (%v) before the console printed %q; the console's last lines:\n%s", vm.cmd.ProcessState, re, TailLines(vm.Output(), 25))
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -174,8 +208,8 @@ func (vm *VM) Expect(re string, timeout time.Duration) []string {
 	}
 }
 
-// tailLines is the last n lines of s.
-func tailLines(s string, n int) string {
+// TailLines is the last n lines of s.
+func TailLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
@@ -189,11 +223,6 @@ func (vm *VM) Send(s string) {
 	if _, err := io.WriteString(vm.stdin, s); err != nil {
 		vm.t.Fatalf("console write: %v", err)
 	}
-}
-
-func sha256hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
 }
 
 // Stop ends QEMU now, by its process id, and waits for it (bounded), so
@@ -210,4 +239,15 @@ func (vm *VM) Stop() {
 	case <-time.After(30 * time.Second):
 		vm.t.Errorf("QEMU (pid %d) did not exit within 30 s of SIGKILL", vm.cmd.Process.Pid)
 	}
+}
+
+// Monitor runs commands in the QEMU monitor, which -nographic multiplexes
+// with the serial console (Ctrl-A c switches between them).
+func (vm *VM) Monitor(cmds ...string) {
+	vm.t.Helper()
+	vm.Send("\x01c")
+	for _, c := range cmds {
+		vm.Send(c + "\n")
+	}
+	vm.Send("\x01c")
 }
