@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ramboot/ramboot/bootspec"
+	"github.com/ramboot/ramboot/node/action"
 	"github.com/ramboot/ramboot/node/netup"
 )
 
@@ -42,39 +43,17 @@ type Init struct {
 
 	mu sync.Mutex
 
-	// The point of no return: a boot action commits (switch_root, kexec)
-	// only if the deadline has not given up on it first.
-	gate      sync.Mutex
-	committed bool
-	abandoned bool
+	// The point of no return: a boot action commits (switch_root, kexec,
+	// reboot) only if the deadline has not given up on it first.
+	gate action.Gate
+
+	procsOnce sync.Once
+	procs     *procTable // PID 1's children, collected by reap (shell.go)
 }
 
 // DefaultDeadline bounds the boot action (downloads, scripts, mounts);
 // ramboot.deadline= on the kernel command line changes it.
 const DefaultDeadline = 15 * time.Minute
-
-// commit passes the point of no return, unless the deadline gave up on
-// the action: then the shell is already running and the action must stop.
-func (in *Init) commit() error {
-	in.gate.Lock()
-	defer in.gate.Unlock()
-	if in.abandoned {
-		return errors.New("the boot deadline passed: the provisioning shell has taken over")
-	}
-	in.committed = true
-	return nil
-}
-
-// abandon gives up on the action, unless it has committed already.
-func (in *Init) abandon() bool {
-	in.gate.Lock()
-	defer in.gate.Unlock()
-	if in.committed {
-		return false
-	}
-	in.abandoned = true
-	return true
-}
 
 // deadline is ramboot.deadline= (a Go duration like 90s or 20m) or the
 // default.
@@ -88,32 +67,21 @@ func (in *Init) deadline() time.Duration {
 	return DefaultDeadline
 }
 
-// actBounded runs act under one overall deadline. When it passes, the
-// shell follows at once, and an action still running can no longer
-// commit (a download or script that hangs keeps nothing from the shell).
-func (in *Init) actBounded(ctx context.Context, value, source string, env map[string]string) string {
-	d := in.deadline()
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	done := make(chan string, 1)
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				done <- fmt.Sprintf("BUG in the boot action: %v", r)
-			}
-		}()
-		done <- in.act(ctx, value, source, env)
-	}()
-	select {
-	case out := <-done:
-		return out
-	case <-ctx.Done():
-		if !in.abandon() {
-			// Past the point of no return: the new system is starting.
-			return <-done
-		}
-		return fmt.Sprintf("the boot action did not finish within %v (ramboot.deadline=): provisioning shell", d)
+// actBounded runs the boot action under one overall deadline
+// (action.Bounded): when it passes, the shell follows at once, and an
+// action still running can no longer commit.
+func (in *Init) actBounded(ctx context.Context, value, source string, vars map[string]string) string {
+	b := &action.Boot{
+		Env:     env{in},
+		Agent:   in.agent(),
+		Vars:    vars,
+		Out:     in.Out,
+		Modules: in.modulesDone,
+		Exited:  in.children().wait,
 	}
+	return action.Bounded(ctx, in.deadline(), &in.gate, func(ctx context.Context) string {
+		return b.Run(ctx, value, source)
+	})
 }
 
 // stage prints one line with the time since boot.

@@ -320,16 +320,3 @@ func (in *Init) reportOutcome(value, outcome string) {
 	}
 	in.report(report.Failed, outcome)
 }
-
-// actionText is an Action report's detail: what option 224 says, without
-// a URL's digest.
-func actionText(spec bootspec.Spec, source string) string {
-	what := spec.Kind.String()
-	switch {
-	case spec.URL != nil:
-		what += " " + redact(spec.URL)
-	case spec.Kind == bootspec.NFS:
-		what += " " + spec.NFS.Source()
-	}
-	return what + " (from " + source + ")"
-}

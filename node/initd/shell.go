@@ -15,14 +15,23 @@ import (
 	"github.com/ramboot/ramboot/bootspec"
 )
 
-// procs is PID 1's table of children: the reaper collects every exit,
-// orphans included, and hands the status to whoever waits for that pid.
-var procs = &procTable{waiters: map[int]chan int{}, done: map[int]int{}}
-
+// procTable is PID 1's table of children: the reaper collects every
+// exit, orphans included, and hands the status to whoever waits for that
+// pid.
 type procTable struct {
 	mu      sync.Mutex
 	waiters map[int]chan int
 	done    map[int]int // exits nobody waited for yet (bounded)
+}
+
+func newProcTable() *procTable {
+	return &procTable{waiters: map[int]chan int{}, done: map[int]int{}}
+}
+
+// children is PID 1's table of children, made on first use.
+func (in *Init) children() *procTable {
+	in.procsOnce.Do(func() { in.procs = newProcTable() })
+	return in.procs
 }
 
 func (pt *procTable) exited(pid, status int) {
@@ -80,13 +89,13 @@ func (in *Init) reap() {
 		if ws.Signaled() {
 			status = 128 + int(ws.Signal())
 		}
-		procs.exited(pid, status)
+		in.children().exited(pid, status)
 	}
 }
 
 // spawn starts argv on tty as a session leader with tty as its
-// controlling terminal, and returns a channel closed when it exits.
-func spawn(tty string, argv []string) (<-chan int, error) {
+// controlling terminal, and returns a channel that gets its exit status.
+func (in *Init) spawn(tty string, argv []string) (<-chan int, error) {
 	f, err := os.OpenFile(tty, os.O_RDWR, 0)
 	if err != nil {
 		return nil, err
@@ -101,7 +110,7 @@ func spawn(tty string, argv []string) (<-chan int, error) {
 	if err != nil {
 		return nil, err
 	}
-	return procs.wait(pid), nil
+	return in.children().wait(pid), nil
 }
 
 // consoles lists the terminals to keep a shell on: every console= of
@@ -150,7 +159,7 @@ func (in *Init) superviseShell(tty string) {
 	}()
 	failures := 0
 	for {
-		done, err := spawn("/dev/"+tty, []string{"/bin/sh"})
+		done, err := in.spawn("/dev/"+tty, []string{"/bin/sh"})
 		if err != nil {
 			failures++
 			if failures == 1 || failures%30 == 0 {

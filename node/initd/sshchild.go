@@ -81,7 +81,7 @@ func (in *Init) superviseSSH(ln *os.File) {
 		if err != nil {
 			in.stage("ssh: starting the server process: %v", err)
 		} else {
-			st := <-procs.wait(pid)
+			st := <-in.children().wait(pid)
 			in.stage("ssh: server process %d exited (status %d); starting another", pid, st)
 		}
 		if time.Since(t0) > time.Minute {

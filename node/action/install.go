@@ -1,4 +1,4 @@
-package initd
+package action
 
 import (
 	"bufio"
@@ -35,8 +35,8 @@ import (
 // install is a record of it on the disk (image, digest, install
 // generation); a disk whose record already covers the install asked for
 // is not written again, and the node reports so and boots it. The
-// outcome is delivered until the server acknowledges it (report.go,
-// deliver), bounded: a lost one costs nothing, the next boot reports it.
+// outcome is delivered until the server acknowledges it (Env.Deliver;
+// node/initd's report.go), bounded: a lost one costs nothing, the next boot reports it.
 
 // The lifecycle's stages, as the node reports them to the server.
 const (
@@ -50,22 +50,19 @@ const (
 // server acknowledges it (bounded): "install done" decides what the
 // server answers this node next. It reports whether the server
 // acknowledged an outcome.
-func (in *Init) lifecycle(stage, detail string) bool {
-	in.stage("%s: %s", stage, detail)
+func (b *Boot) lifecycle(stage, detail string) bool {
+	b.Env.Stage("%s: %s", stage, detail)
 	if stage == stageInstall {
-		in.report(stage, detail)
+		b.Env.Report(stage, detail)
 		return false
 	}
-	return in.deliverOutcome(stage, detail)
+	return b.Env.Deliver(stage, detail)
 }
 
-// flashBin is the flash command in the initramfs.
-var flashBin = "/bbin/flash"
-
-func (in *Init) install(ctx context.Context, spec bootspec.InstallSpec) (err error) {
+func (b *Boot) install(ctx context.Context, spec bootspec.InstallSpec) (err error) {
 	defer func() {
 		if err != nil {
-			in.lifecycle(stageInstallFailed, err.Error())
+			b.lifecycle(stageInstallFailed, err.Error())
 		}
 	}()
 	disk, err := installDisk(ctx, spec.Disk)
@@ -79,17 +76,17 @@ func (in *Init) install(ctx context.Context, spec bootspec.InstallSpec) (err err
 	case found != nil:
 		ok, why := found.covers(spec)
 		if ok {
-			return in.keepInstalled(ctx, spec, disk, found)
+			return b.keepInstalled(ctx, spec, disk, found)
 		}
-		in.stage("install: %s holds %s, not this install: %s", disk, found, why)
+		b.Env.Stage("install: %s holds %s, not this install: %s", disk, found, why)
 	case rerr != nil:
-		in.stage("install: no install record read on %s (%v)", disk, rerr)
+		b.Env.Stage("install: no install record read on %s (%v)", disk, rerr)
 	}
-	in.lifecycle(stageInstall, fmt.Sprintf("started %s -> %s", redact(spec.URL), disk))
-	if err := in.flash(ctx, spec, disk); err != nil {
+	b.lifecycle(stageInstall, fmt.Sprintf("started %s -> %s", redact(spec.URL), disk))
+	if err := b.flash(ctx, spec, disk); err != nil {
 		return err
 	}
-	where, err := in.postInstall(ctx, spec, disk)
+	where, err := b.postInstall(ctx, spec, disk)
 	if err != nil {
 		return fmt.Errorf("%s is written, but the post-install edits failed: %w", disk, err)
 	}
@@ -99,12 +96,12 @@ func (in *Init) install(ctx context.Context, spec bootspec.InstallSpec) (err err
 	if where == "" {
 		detail += " (no install record on the disk)"
 	}
-	in.lifecycle(stageInstallDone, detail)
-	in.stage("install: done on %s", disk)
+	b.lifecycle(stageInstallDone, detail)
+	b.Env.Stage("install: done on %s", disk)
 	if spec.Then == "local" {
-		return in.localBoot(ctx, bootspec.LocalSpec{Target: disk})
+		return b.localBoot(ctx, bootspec.LocalSpec{Target: disk})
 	}
-	return in.rebootInstalled()
+	return b.rebootInstalled()
 }
 
 // keepInstalled goes on with a disk that holds the install already: it
@@ -113,32 +110,25 @@ func (in *Init) install(ctx context.Context, spec bootspec.InstallSpec) (err err
 // acknowledgement from the server, it boots the disk instead: the server
 // would hand the same install form again at the reboot, and the node
 // would reboot for as long as the server does not hear it.
-func (in *Init) keepInstalled(ctx context.Context, spec bootspec.InstallSpec, disk string, r *foundRecord) error {
-	in.stage("install: %s holds %s: the install asks for generation %d, so the disk is kept", disk, r, spec.Gen)
-	acked := in.lifecycle(stageInstallDone, fmt.Sprintf("%s sha256=%s gen=%d already installed at generation %d on %s (%s:/%s): the disk is not written",
+func (b *Boot) keepInstalled(ctx context.Context, spec bootspec.InstallSpec, disk string, r *foundRecord) error {
+	b.Env.Stage("install: %s holds %s: the install asks for generation %d, so the disk is kept", disk, r, spec.Gen)
+	acked := b.lifecycle(stageInstallDone, fmt.Sprintf("%s sha256=%s gen=%d already installed at generation %d on %s (%s:/%s): the disk is not written",
 		disk, r.SHA256, r.Gen, r.Gen, r.Time.Format(time.RFC3339), r.part, r.path))
 	if spec.Then == "reboot" && acked {
-		return in.rebootInstalled()
+		return b.rebootInstalled()
 	}
 	if spec.Then == "reboot" {
-		in.stage("install: the server did not acknowledge: booting the installed system here rather than rebooting into the same install form")
+		b.Env.Stage("install: the server did not acknowledge: booting the installed system here rather than rebooting into the same install form")
 	}
-	return in.localBoot(ctx, bootspec.LocalSpec{Target: disk})
+	return b.localBoot(ctx, bootspec.LocalSpec{Target: disk})
 }
 
 // rebootInstalled reboots into the installed system, past the point of no
 // return.
-func (in *Init) rebootInstalled() error {
-	if err := in.commit(); err != nil {
-		return err
-	}
-	in.stage("install: rebooting into the installed system")
-	unix.Sync()
-	return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
-}
+func (b *Boot) rebootInstalled() error { return b.Env.Reboot() }
 
 // flash runs the flash command and relays its progress.
-func (in *Init) flash(ctx context.Context, spec bootspec.InstallSpec, disk string) error {
+func (b *Boot) flash(ctx context.Context, spec bootspec.InstallSpec, disk string) error {
 	args := []string{"--yes", "--disk-image"}
 	if !spec.NoDigest {
 		args = append(args, "--sha256", spec.SHA256)
@@ -146,7 +136,7 @@ func (in *Init) flash(ctx context.Context, spec bootspec.InstallSpec, disk strin
 	u := *spec.URL
 	u.Fragment = ""
 	args = append(args, u.String(), disk)
-	cmd := exec.CommandContext(ctx, flashBin, args...)
+	cmd := exec.CommandContext(ctx, b.flashCmd(), args...)
 	cmd.Env = []string{"PATH=/bbin:/bin", "HOME=/"}
 	pr, err := cmd.StderrPipe()
 	if err != nil {
@@ -157,8 +147,8 @@ func (in *Init) flash(ctx context.Context, spec bootspec.InstallSpec, disk strin
 		return fmt.Errorf("flash: %w", err)
 	}
 	// PID 1's reaper collects every exit (cmd.Wait would find none):
-	// the status comes from its table.
-	exited := procs.wait(cmd.Process.Pid)
+	// the status comes from its table (Boot.Exited).
+	exited := b.exited(cmd.Process)
 	var last []string
 	sc := bufio.NewScanner(pr)
 	sc.Split(scanLinesOrCR)
@@ -173,7 +163,7 @@ func (in *Init) flash(ctx context.Context, spec bootspec.InstallSpec, disk strin
 		}
 		last = append(last, line)
 		if time.Since(lastReport) >= 2*time.Second {
-			in.lifecycle(stageInstall, line)
+			b.lifecycle(stageInstall, line)
 			lastReport = time.Now()
 		}
 	}
@@ -190,7 +180,7 @@ func (in *Init) flash(ctx context.Context, spec bootspec.InstallSpec, disk strin
 		return fmt.Errorf("flash %s: exit status %d: %s", disk, status, strings.Join(last, " / "))
 	}
 	if len(last) > 0 {
-		in.lifecycle(stageInstall, last[len(last)-1])
+		b.lifecycle(stageInstall, last[len(last)-1])
 	}
 	return nil
 }
@@ -213,15 +203,15 @@ func scanLinesOrCR(data []byte, atEOF bool) (int, []byte, error) {
 // boot partition; last, it writes the install record (on an ext4 Linux
 // root, else on the FAT boot partition). It returns where the record is
 // ("" if there was no place for it).
-func (in *Init) postInstall(ctx context.Context, spec bootspec.InstallSpec, disk string) (string, error) {
+func (b *Boot) postInstall(ctx context.Context, spec bootspec.InstallSpec, disk string) (string, error) {
 	if spec.Grow {
 		switch r, err := growDisk(disk); {
 		case err != nil:
-			in.stage("install: not grown: %v", err)
+			b.Env.Stage("install: not grown: %v", err)
 		case r.Unchanged != "":
-			in.stage("install: not grown: %s", r.Unchanged)
+			b.Env.Stage("install: not grown: %s", r.Unchanged)
 		default:
-			in.stage("install: %s partition %d grown to sector %d (was %d)", r.Table, r.Partition, r.NewEnd, r.OldEnd)
+			b.Env.Stage("install: %s partition %d grown to sector %d (was %d)", r.Table, r.Partition, r.NewEnd, r.OldEnd)
 			if err := rereadPartitions(disk); err != nil {
 				return "", err
 			}
@@ -263,7 +253,7 @@ func (in *Init) postInstall(ctx context.Context, spec bootspec.InstallSpec, disk
 			if err := setHostname(root, spec.Hostname); err != nil {
 				return "", err
 			}
-			in.stage("install: host name %s", spec.Hostname)
+			b.Env.Stage("install: host name %s", spec.Hostname)
 		}
 		if spec.Keys != nil {
 			keys, err := fetchChecked(ctx, f, spec.Keys.String(), spec.KeysSHA256)
@@ -273,7 +263,7 @@ func (in *Init) postInstall(ctx context.Context, spec bootspec.InstallSpec, disk
 			if err := writeKeys(root, keys); err != nil {
 				return "", err
 			}
-			in.stage("install: root's authorized_keys (%d bytes)", len(keys))
+			b.Env.Stage("install: root's authorized_keys (%d bytes)", len(keys))
 		}
 	}
 	if spec.Seed != nil {
@@ -294,7 +284,7 @@ func (in *Init) postInstall(ctx context.Context, spec bootspec.InstallSpec, disk
 				return "", err
 			}
 		}
-		in.stage("install: cloud-init seed on %s", dir)
+		b.Env.Stage("install: cloud-init seed on %s", dir)
 	}
 	// The install record, the install's last write: a disk holds one
 	// only when everything before it is written and synced.
@@ -308,13 +298,13 @@ func (in *Init) postInstall(ctx context.Context, spec bootspec.InstallSpec, disk
 	}
 	where := ""
 	if dir == "" {
-		in.stage("install: no install record: no ext4 Linux root or FAT boot partition on %s (a lost install done would install this disk again)", disk)
+		b.Env.Stage("install: no install record: no ext4 Linux root or FAT boot partition on %s (a lost install done would install this disk again)", disk)
 	} else {
 		if err := writeRecord(dir, rel, newRecord(spec, disk, time.Now())); err != nil {
 			return "", fmt.Errorf("the install record %s:/%s: %w", dev, rel, err)
 		}
 		where = dev + ":/" + rel
-		in.stage("install: install record (generation %d) on %s", spec.Gen, where)
+		b.Env.Stage("install: install record (generation %d) on %s", spec.Gen, where)
 	}
 	unix.Sync()
 	return where, pool.UnmountAll(0)

@@ -1,6 +1,6 @@
 //go:build linux
 
-package initd
+package action
 
 import (
 	"bytes"
@@ -15,9 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/u-root/u-root/pkg/curl"
 	"golang.org/x/sys/unix"
-	"pack.ag/tftp"
 
 	"github.com/ramboot/ramboot/node/ipxe"
 )
@@ -49,22 +47,12 @@ func (s *stream) explain(err error) error {
 // rest is the whole download, head included.
 func (s *stream) rest() io.Reader { return io.MultiReader(bytes.NewReader(s.head), s.body) }
 
-var streamClient = &http.Client{Transport: &http.Transport{
-	Proxy:                 nil,
-	DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-	ResponseHeaderTimeout: 20 * time.Second,
-	TLSHandshakeTimeout:   10 * time.Second,
-}}
-
-// tftpScheme asks TFTP servers for the size (tsize) with u-root's client
-// settings (blksize 1450, windowsize 64).
-var tftpScheme = curl.NewTFTPClient(tftp.ClientMode(tftp.ModeOctet), tftp.ClientBlocksize(1450), tftp.ClientWindowsize(64), tftp.ClientTransferSize(true))
-
 // openStream starts a download of u (http, https, tftp or file) and reads
-// its first headSize bytes. agent is the HTTP User-Agent (the server's
-// status page finds the node by the MAC in it). Errors say what failed: refused, not found,
-// no such host, timed out.
-func openStream(ctx context.Context, u *url.URL, agent string) (*stream, error) {
+// its first headSize bytes, with b.Agent as the HTTP User-Agent. Errors
+// say what failed: refused, not found, no such host, timed out.
+func (b *Boot) openStream(ctx context.Context, u *url.URL) (*stream, error) {
+	streamClient, tftpScheme := b.clients()
+	agent := b.Agent
 	src := *u
 	src.Fragment = ""
 	s := &stream{size: -1}

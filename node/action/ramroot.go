@@ -1,6 +1,6 @@
 //go:build linux
 
-package initd
+package action
 
 // The RAM root action: option 224 names a root image (a squashfs, found by
 // its magic) and the node runs it from memory, as dracut's rd.live.ram and
@@ -77,13 +77,13 @@ func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 // (size bytes in all, -1 if the server did not say). It returns only on a
 // failure before the point of no return, with everything it set up taken
 // down again.
-func (in *Init) ramRoot(ctx context.Context, u *url.URL, opts bootspec.ImageOpts, s *stream) (err error) {
+func (b *Boot) ramRoot(ctx context.Context, u *url.URL, opts bootspec.ImageOpts, s *stream) (err error) {
 	defer s.body.Close() // on every path: a refused image leaves no connection open
 	var steps undo
 	defer func() {
 		if err != nil {
 			if uerr := steps.run(); uerr != nil {
-				in.stage("rootfs: cleaning up: %v", uerr)
+				b.Env.Stage("rootfs: cleaning up: %v", uerr)
 			}
 		}
 	}()
@@ -104,7 +104,7 @@ func (in *Init) ramRoot(ctx context.Context, u *url.URL, opts bootspec.ImageOpts
 		sumURL := src
 		sumURL.Path += ".sha256"
 		sumURL.RawPath = ""
-		want, err = fetchDigest(ctx, &sumURL, in.agent())
+		want, err = b.fetchDigest(ctx, &sumURL)
 		if err != nil {
 			return fmt.Errorf("no digest to check %s against: %v; add #sha256=HEX to option 224 (or #sha256=none to run it unchecked)", src.String(), err)
 		}
@@ -128,7 +128,7 @@ func (in *Init) ramRoot(ctx context.Context, u *url.URL, opts bootspec.ImageOpts
 		return fmt.Errorf("%s is too big for this node's RAM: %s, but only %s of %s is available after a %s reserve for the OS: use a smaller image or a node with more memory",
 			src.String(), mb(need), mb(max(room, 0)), mb(total), mb(ramReserve))
 	}
-	in.stage("rootfs: %s: squashfs (%s), %s; %s of RAM available; digest from %s", src.String(), sb.Compression, sizeText(s.size), mb(avail), digestFrom)
+	b.Env.Stage("rootfs: %s: squashfs (%s), %s; %s of RAM available; digest from %s", src.String(), sb.Compression, sizeText(s.size), mb(avail), digestFrom)
 
 	// A tmpfs just big enough: a server sending more than it said cannot
 	// fill the node's memory.
@@ -145,7 +145,7 @@ func (in *Init) ramRoot(ctx context.Context, u *url.URL, opts bootspec.ImageOpts
 	}
 	steps.unmount(imageDir)
 
-	got, n, err := in.download(s, limit)
+	got, n, err := b.download(s, limit)
 	if err != nil {
 		return fmt.Errorf("%s: %w", src.String(), err)
 	}
@@ -157,14 +157,14 @@ func (in *Init) ramRoot(ctx context.Context, u *url.URL, opts bootspec.ImageOpts
 			src.String(), got, digestFrom, want)
 	}
 	if opts.NoDigest {
-		in.stage("rootfs: sha256 %s (not checked: #sha256=none)", got)
+		b.Env.Stage("rootfs: sha256 %s (not checked: #sha256=none)", got)
 	} else {
-		in.stage("rootfs: sha256 %s matches", got)
+		b.Env.Stage("rootfs: sha256 %s matches", got)
 	}
-	in.reportProgress(report.Downloaded, n, n)
+	b.Env.Progress(report.Downloaded, n, n)
 
 	// Mount it: loop (read-only), squashfs, then the RAM overlay.
-	<-in.modulesDone
+	b.waitModules()
 	dev, err := attachLoop(imageFile)
 	if err != nil {
 		return err
@@ -184,12 +184,12 @@ func (in *Init) ramRoot(ctx context.Context, u *url.URL, opts bootspec.ImageOpts
 	if err := overlayRoot(&steps, lowerDir, newRoot, opts.Overlay); err != nil {
 		return err
 	}
-	in.stage("rootfs: %s read-only under a RAM overlay (%s) on %s", imageFile, overlayText(opts.Overlay), newRoot)
+	b.Env.Stage("rootfs: %s read-only under a RAM overlay (%s) on %s", imageFile, overlayText(opts.Overlay), newRoot)
 	init := opts.Init
 	if init == "" {
 		init = bootspec.DefaultInit
 	}
-	if err := in.switchRoot(newRoot, init); err != nil {
+	if err := b.Env.SwitchRoot(newRoot, init); err != nil {
 		return fmt.Errorf("%s: %w (a different init: #init=/path in option 224)", src.String(), err)
 	}
 	return nil
@@ -212,13 +212,13 @@ func overlayText(size string) string {
 // download streams s into imageFile while hashing it, printing progress,
 // and returns the digest and length. A server that stalls for staleAfter,
 // closes early or sends more than limit is an error naming which.
-func (in *Init) download(s *stream, limit int64) (string, int64, error) {
+func (b *Boot) download(s *stream, limit int64) (string, int64, error) {
 	f, err := os.OpenFile(imageFile, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o400)
 	if err != nil {
 		return "", 0, err
 	}
 	h := sha256.New()
-	p := &progress{in: in, total: s.size, start: time.Now(), next: time.Now().Add(2 * time.Second)}
+	p := &progress{b: b, total: s.size, start: time.Now(), next: time.Now().Add(2 * time.Second)}
 	w := io.MultiWriter(f, h, p)
 	r := s.rest()
 	buf := make([]byte, 1<<20)
@@ -243,13 +243,13 @@ func (in *Init) download(s *stream, limit int64) (string, int64, error) {
 		return "", n, fmt.Errorf("truncated: got %d of %d bytes (server gone mid-download?)", n, s.size)
 	}
 	el := time.Since(p.start).Seconds()
-	in.stage("rootfs: %s in %.1fs (%.1f MB/s)", mb(n), el, float64(n)/1e6/max(el, 0.001))
+	b.Env.Stage("rootfs: %s in %.1fs (%.1f MB/s)", mb(n), el, float64(n)/1e6/max(el, 0.001))
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 // progress prints a line every few seconds while an image downloads.
 type progress struct {
-	in    *Init
+	b     *Boot
 	total int64
 	n     int64
 	start time.Time
@@ -261,11 +261,11 @@ func (p *progress) Write(b []byte) (int, error) {
 	if now := time.Now(); now.After(p.next) {
 		p.next = now.Add(2 * time.Second)
 		rate := float64(p.n) / 1e6 / now.Sub(p.start).Seconds()
-		p.in.reportProgress(report.Download, p.n, p.total)
+		p.b.Env.Progress(report.Download, p.n, p.total)
 		if p.total > 0 {
-			p.in.stage("rootfs: %s of %s (%d%%), %.1f MB/s", mb(p.n), mb(p.total), p.n*100/p.total, rate)
+			p.b.Env.Stage("rootfs: %s of %s (%d%%), %.1f MB/s", mb(p.n), mb(p.total), p.n*100/p.total, rate)
 		} else {
-			p.in.stage("rootfs: %s, %.1f MB/s", mb(p.n), rate)
+			p.b.Env.Stage("rootfs: %s, %.1f MB/s", mb(p.n), rate)
 		}
 	}
 	return len(b), nil
@@ -273,8 +273,8 @@ func (p *progress) Write(b []byte) (int, error) {
 
 // fetchDigest reads the first 64-hex-digit word of a .sha256 file (the
 // sha256sum format: "HEX  NAME").
-func fetchDigest(ctx context.Context, u *url.URL, agent string) (string, error) {
-	s, err := openStream(ctx, u, agent)
+func (b *Boot) fetchDigest(ctx context.Context, u *url.URL) (string, error) {
+	s, err := b.openStream(ctx, u)
 	if err != nil {
 		return "", err
 	}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package initd
+package action
 
 // The install record: what an install leaves on the disk it wrote, as the
 // last write of the install (after the image is verified, written, grown

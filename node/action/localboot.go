@@ -1,10 +1,11 @@
-package initd
+package action
 
 import (
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"github.com/u-root/u-root/pkg/mount"
@@ -45,7 +46,7 @@ func (c localCandidate) String() string {
 // maxBootFile bounds a kernel or initramfs read from disk.
 const maxBootFile = 512 << 20
 
-func (in *Init) localBoot(ctx context.Context, spec bootspec.LocalSpec) error {
+func (b *Boot) localBoot(ctx context.Context, spec bootspec.LocalSpec) error {
 	devs, err := waitDisks(ctx, spec.Target)
 	if err != nil {
 		return err
@@ -75,20 +76,20 @@ func (in *Init) localBoot(ctx context.Context, spec bootspec.LocalSpec) error {
 	}
 	c := cands[0]
 	if err := pool.UnmountAll(unix.MNT_DETACH); err != nil {
-		in.stage("local: unmount: %v", err)
+		b.Env.Stage("local: unmount: %v", err)
 	}
 	// The architecture check, done once: kexec gets the unpacked kernel.
-	k, err := kexec.Kernel(c.kernel, archName())
+	k, err := kexec.Kernel(c.kernel, runtime.GOARCH)
 	if err != nil {
 		return fmt.Errorf("%s: %w", c, err)
 	}
 	c.kernel = k
-	in.stage("local: booting %s: kernel %d bytes, initramfs %d bytes, cmdline %q", c, len(c.kernel), len(c.initrd), c.cmdline)
+	b.Env.Stage("local: booting %s: kernel %d bytes, initramfs %d bytes, cmdline %q", c, len(c.kernel), len(c.initrd), c.cmdline)
 	img := &kexec.Image{Kernel: c.kernel, Source: c.dev + ":" + c.label, Cmdline: c.cmdline}
 	if len(c.initrd) > 0 {
 		img.Initrds = []kexec.Initrd{{Name: "initrd", Data: c.initrd}}
 	}
-	if err := in.kexec(img); err != nil {
+	if err := b.Env.Kexec(img); err != nil {
 		return fmt.Errorf("%s: %w", c, err)
 	}
 	return nil

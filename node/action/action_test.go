@@ -1,0 +1,447 @@
+//go:build linux
+
+package action
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ramboot/ramboot/bootspec"
+	"github.com/ramboot/ramboot/internal/report"
+	"github.com/ramboot/ramboot/kernel/kimage"
+	"github.com/ramboot/ramboot/node/kexec"
+)
+
+// fakeEnv is PID 1 as a test sees it: it records what an action asked
+// for and boots nothing. Its points of no return pass the gate (when
+// one is set) and then fail with bootErr.
+type fakeEnv struct {
+	gate    *Gate
+	bootErr error
+	// onKexec, if set, runs when Kexec is called, before the gate.
+	onKexec func()
+
+	mu          sync.Mutex
+	stages      []string
+	reports     []string // "stage: detail"
+	delivered   []string // "stage: detail"
+	kexecs      []*kexec.Image
+	switchRoots []string
+	reboots     int
+}
+
+func (f *fakeEnv) Stage(format string, args ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stages = append(f.stages, fmt.Sprintf(format, args...))
+}
+
+func (f *fakeEnv) Report(stage, detail string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reports = append(f.reports, stage+": "+detail)
+}
+
+func (f *fakeEnv) Progress(stage string, n, total int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reports = append(f.reports, fmt.Sprintf("%s: %d/%d", stage, n, total))
+}
+
+func (f *fakeEnv) Deliver(stage, detail string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.delivered = append(f.delivered, stage+": "+detail)
+	return true
+}
+
+func (f *fakeEnv) pass() error {
+	if f.gate != nil {
+		if err := f.gate.Commit(); err != nil {
+			return err
+		}
+	}
+	if f.bootErr != nil {
+		return f.bootErr
+	}
+	return errors.New("fake env: nothing is booted")
+}
+
+func (f *fakeEnv) Kexec(img *kexec.Image) error {
+	f.mu.Lock()
+	f.kexecs = append(f.kexecs, img)
+	hook := f.onKexec
+	f.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	return f.pass()
+}
+
+func (f *fakeEnv) SwitchRoot(newRoot, init string) error {
+	f.mu.Lock()
+	f.switchRoots = append(f.switchRoots, newRoot+" "+init)
+	f.mu.Unlock()
+	return f.pass()
+}
+
+func (f *fakeEnv) Reboot() error {
+	f.mu.Lock()
+	f.reboots++
+	f.mu.Unlock()
+	return f.pass()
+}
+
+// noBoot fails t if the action reached a point of no return.
+func (f *fakeEnv) noBoot(t *testing.T, what string) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.kexecs) != 0 || len(f.switchRoots) != 0 || f.reboots != 0 {
+		t.Errorf("%s: reached a point of no return: %d kexec, switch_root %q, %d reboots", what, len(f.kexecs), f.switchRoots, f.reboots)
+	}
+}
+
+func (f *fakeEnv) said(s string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, l := range append(append(append([]string(nil), f.stages...), f.reports...), f.delivered...) {
+		if strings.Contains(l, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func newBoot(env Env) *Boot {
+	return &Boot{Env: env, Agent: "ramboot-init/test", Vars: map[string]string{"mac": "52:54:00:12:34:56"}, Out: io.Discard}
+}
+
+// kernelFor is the smallest kernel kexec.Kernel takes for arch.
+func kernelFor(arch string) []byte {
+	if arch == "amd64" {
+		k := make([]byte, 0x206)
+		copy(k[0x202:], "HdrS")
+		return k
+	}
+	k := make([]byte, 64)
+	copy(k[56:], "ARM\x64")
+	return k
+}
+
+// otherArch is an architecture this machine is not.
+func otherArch() string {
+	if runtime.GOARCH == "amd64" {
+		return "arm64"
+	}
+	return "amd64"
+}
+
+// squashfsHead is a squashfs superblock (compressor comp, bytes_used
+// used) padded to the init's head size.
+func squashfsHead(comp uint16, used int64) []byte {
+	b := make([]byte, headSize)
+	binary.LittleEndian.PutUint32(b[0:], kimage.SquashfsMagic)
+	binary.LittleEndian.PutUint16(b[20:], comp)
+	binary.LittleEndian.PutUint16(b[28:], 4)
+	binary.LittleEndian.PutUint64(b[40:], uint64(used))
+	return b
+}
+
+const (
+	zstd = 6
+	lzma = 2
+)
+
+var hex64 = strings.Repeat("ab", 32)
+
+// server serves the files a test's option 224 names, each with its
+// length announced (an image's size is checked before it is stored);
+// files[path+"!claim"] announces that many bytes instead and sends only
+// the file.
+func server(t *testing.T, files map[string][]byte) *httptest.Server {
+	t.Helper()
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if claim, ok := files[p+"!claim"]; ok {
+			w.Header().Set("Content-Length", string(claim))
+			w.Write(files[p])
+			return
+		}
+		b, ok := files[p]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Length", fmt.Sprint(len(b)))
+		w.Write(b)
+	}))
+	t.Cleanup(hs.Close)
+	return hs
+}
+
+// Option 224 that does not parse, or says shell, ends in the shell with
+// the reason and boots nothing.
+func TestRunShellOutcomes(t *testing.T) {
+	for _, tc := range []struct{ value, want string }{
+		{"nsf://192.0.2.1/srv/root", "option 224 from test: "},
+		{"", "no option 224: provisioning shell"},
+		{"shell", "option 224 says shell: provisioning shell"},
+	} {
+		f := &fakeEnv{}
+		got := newBoot(f).Run(context.Background(), tc.value, "test")
+		if !strings.HasPrefix(got, tc.want) {
+			t.Errorf("Run(%q) = %q, want it to start %q", tc.value, got, tc.want)
+		}
+		f.noBoot(t, tc.value)
+	}
+}
+
+// Every way a chain can fail before its point of no return ends in the
+// shell with the reason, and nothing reaches Kexec: a wrong-architecture
+// kernel included.
+func TestChainFailures(t *testing.T) {
+	hs := server(t, map[string][]byte{
+		"/other-arch":        kernelFor(otherArch()),
+		"/kernel":            kernelFor(runtime.GOARCH),
+		"/exit.ipxe":         []byte("#!ipxe\nexit\n"),
+		"/missing.ipxe":      []byte("#!ipxe\nkernel /nope\nboot\n"),
+		"/short":             kernelFor(runtime.GOARCH),
+		"/short!claim":       []byte("100000"),
+		"/wrong-arch.ipxe":   []byte("#!ipxe\nkernel /other-arch console=ttyS0\nboot\n"),
+		"/shell.ipxe":        []byte("#!ipxe\nshell\n"),
+		"/garbage":           []byte("<html>hello</html>"),
+		"/no-boot-here.ipxe": []byte("#!ipxe\necho nothing\n"),
+	})
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "http://" + closed.Addr().String() + "/kernel"
+	closed.Close()
+	for _, tc := range []struct{ url, want string }{
+		{hs.URL + "/absent", "404"},
+		{refused, "connection refused"},
+		{hs.URL + "/short", "unexpected EOF"},
+		{hs.URL + "/kernel#sha256=" + hex64, "is not a root image (no squashfs magic"},
+		{hs.URL + "/exit.ipxe", "script exited without booting"},
+		{hs.URL + "/no-boot-here.ipxe", "script ended without booting"},
+		{hs.URL + "/shell.ipxe", "script requested the shell"},
+		{hs.URL + "/missing.ipxe", "/nope"},
+		{hs.URL + "/other-arch", "kernel: "},
+		{hs.URL + "/wrong-arch.ipxe", "kernel: "},
+		{hs.URL + "/garbage", "kernel: not a"},
+	} {
+		f := &fakeEnv{}
+		got := newBoot(f).Run(context.Background(), tc.url, "test")
+		if !strings.HasPrefix(got, "chain ") || !strings.Contains(got, " failed: ") || !strings.Contains(got, tc.want) {
+			t.Errorf("chain %s: %q, want a failure saying %q", tc.url, got, tc.want)
+		}
+		f.noBoot(t, tc.url)
+	}
+}
+
+// A kernel of this machine's architecture reaches Kexec with what the
+// script asked for; when the kexec fails, that is the outcome.
+func TestChainKexecFails(t *testing.T) {
+	hs := server(t, map[string][]byte{
+		"/boot.ipxe":  []byte("#!ipxe\nkernel /vmlinuz console=ttyS0 mac=${mac}\ninitrd /initrd.img\nboot\n"),
+		"/vmlinuz":    kernelFor(runtime.GOARCH),
+		"/initrd.img": []byte("CPIO"),
+	})
+	f := &fakeEnv{bootErr: errors.New("kexec_load: operation not permitted")}
+	got := newBoot(f).Run(context.Background(), hs.URL+"/boot.ipxe", "test")
+	if want := "chain " + hs.URL + "/boot.ipxe failed: kexec_load: operation not permitted"; got != want {
+		t.Errorf("outcome %q, want %q", got, want)
+	}
+	if len(f.kexecs) != 1 {
+		t.Fatalf("%d kexecs, want 1", len(f.kexecs))
+	}
+	img := f.kexecs[0]
+	if img.Source != hs.URL+"/vmlinuz" || img.Cmdline != "console=ttyS0 mac=52:54:00:12:34:56" || string(img.Initrd()) != "CPIO" || len(img.Kernel) != len(kernelFor(runtime.GOARCH)) {
+		t.Errorf("kexec got %s, cmdline %q, initrd %q, kernel %d bytes", img.Source, img.Cmdline, img.Initrd(), len(img.Kernel))
+	}
+	if len(f.switchRoots) != 0 || f.reboots != 0 {
+		t.Errorf("switch_root %q, %d reboots", f.switchRoots, f.reboots)
+	}
+}
+
+// A root image is refused before a byte of it is stored when it cannot
+// be checked or cannot fit: no digest, a compressor the kernel lacks,
+// truncated on the server, bigger than RAM. Nothing is mounted (the
+// image's tmpfs is the first mount, after these checks) and nothing
+// switches root.
+func TestRAMRootRefused(t *testing.T) {
+	hs := server(t, map[string][]byte{
+		"/nodigest.squashfs":         squashfsHead(zstd, 1<<20),
+		"/baddigest.squashfs":        squashfsHead(zstd, 1<<20),
+		"/baddigest.squashfs.sha256": []byte("not-a-digest  baddigest.squashfs\n"),
+		"/lzma.squashfs":             squashfsHead(lzma, 1<<20),
+		"/short.squashfs":            squashfsHead(zstd, 1<<20),
+		"/huge.squashfs":             squashfsHead(zstd, 1<<50),
+		"/huge.squashfs!claim":       []byte(fmt.Sprint(int64(1) << 50)),
+		"/v3.squashfs":               append(squashfsHead(zstd, 1<<20)[:28], make([]byte, headSize-28)...),
+	})
+	for _, tc := range []struct{ path, want string }{
+		{"/nodigest.squashfs", "no digest to check " + hs.URL + "/nodigest.squashfs against: "},
+		{"/baddigest.squashfs", "does not start with a SHA-256"},
+		{"/lzma.squashfs#sha256=" + hex64, "a squashfs compressed with lzma, which this kernel cannot read"},
+		{"/short.squashfs#sha256=" + hex64, fmt.Sprintf("truncated on the server: the file is %d bytes, its squashfs superblock says %d", headSize, 1<<20)},
+		{"/huge.squashfs#sha256=" + hex64, "is too big for this node's RAM"},
+		{"/v3.squashfs#sha256=" + hex64, "squashfs version 0"},
+	} {
+		f := &fakeEnv{}
+		got := newBoot(f).Run(context.Background(), hs.URL+tc.path, "test")
+		if !strings.Contains(got, " failed: ") || !strings.Contains(got, tc.want) {
+			t.Errorf("%s: %q, want a failure saying %q", tc.path, got, tc.want)
+		}
+		if f.said("rootfs: sha256") || f.said(report.Downloaded) {
+			t.Errorf("%s: the image was stored: %q %q", tc.path, f.stages, f.reports)
+		}
+		f.noBoot(t, tc.path)
+	}
+}
+
+// flashScript writes a fake flash command that prints progress and
+// exits with status.
+func flashScript(t *testing.T, status int) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "flash")
+	script := fmt.Sprintf("#!/bin/sh\necho 'writing 10%%' >&2\necho 'flash: the image is bigger than the disk' >&2\nexit %d\n", status)
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// An install whose flash fails, or cannot start, is delivered as
+// "install failed" with the reason; the disk is left as it was and
+// nothing reboots.
+func TestInstallFlashFails(t *testing.T) {
+	for _, tc := range []struct {
+		name, flash, want string
+	}{
+		{"flash exits 3", flashScript(t, 3), "exit status 3: writing 10% / flash: the image is bigger than the disk"},
+		{"no flash command", filepath.Join(t.TempDir(), "no-flash"), "flash: fork/exec"},
+	} {
+		disk := filepath.Join(t.TempDir(), "disk")
+		if err := os.WriteFile(disk, []byte("the node's own data"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s, err := bootspec.Parse("install:http://192.0.2.1/i.img#sha256=" + hex64 + "&disk=/dev/vda&gen=3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := s.Install
+		spec.Disk = disk
+		f := &fakeEnv{}
+		b := newBoot(f)
+		b.Flash = tc.flash
+		err = b.install(context.Background(), spec)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error saying %q", tc.name, err, tc.want)
+		}
+		if len(f.delivered) != 1 || !strings.HasPrefix(f.delivered[0], report.InstallFailed+": ") || !strings.Contains(f.delivered[0], tc.want) {
+			t.Errorf("%s: delivered %q, want one install failed with the reason", tc.name, f.delivered)
+		}
+		if !f.said(report.Install + ": started http://192.0.2.1/i.img -> " + disk) {
+			t.Errorf("%s: no install started report: %q", tc.name, f.reports)
+		}
+		if b, _ := os.ReadFile(disk); string(b) != "the node's own data" {
+			t.Errorf("%s: the disk now holds %q", tc.name, b)
+		}
+		f.noBoot(t, tc.name)
+	}
+}
+
+// A local boot whose disk does not appear within the deadline ends in
+// the shell with the reason.
+func TestLocalBootTargetRefused(t *testing.T) {
+	f := &fakeEnv{}
+	// A disk that does not appear within the deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	got := newBoot(f).Run(ctx, "local:/dev/ramboot-test-no-such-disk", "test")
+	if got != "local boot failed: "+context.DeadlineExceeded.Error() {
+		t.Errorf("outcome %q, want the deadline", got)
+	}
+	f.noBoot(t, "local:/dev/ramboot-test-no-such-disk")
+}
+
+// The deadline: an action that hangs gives way to the shell at the
+// bound, and can no longer pass its point of no return afterwards; an
+// action past it is waited for; a panic is an outcome, not PID 1's end.
+func TestBounded(t *testing.T) {
+	var g Gate
+	release := make(chan struct{})
+	late := make(chan error, 1)
+	t0 := time.Now()
+	out := Bounded(context.Background(), 100*time.Millisecond, &g, func(ctx context.Context) string {
+		<-release
+		late <- g.Commit()
+		return "late"
+	})
+	if !strings.Contains(out, "did not finish within 100ms (ramboot.deadline=): provisioning shell") {
+		t.Errorf("hung action: %q", out)
+	}
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Errorf("the shell came after %v, want about 100ms", d)
+	}
+	close(release)
+	if err := <-late; !errors.Is(err, ErrAbandoned) {
+		t.Errorf("the hung action committed after the deadline: %v", err)
+	}
+
+	var g2 Gate
+	out = Bounded(context.Background(), 50*time.Millisecond, &g2, func(ctx context.Context) string {
+		if err := g2.Commit(); err != nil {
+			return err.Error()
+		}
+		time.Sleep(200 * time.Millisecond)
+		return "booting"
+	})
+	if out != "booting" {
+		t.Errorf("an action past its point of no return: %q, want it waited for", out)
+	}
+
+	out = Bounded(context.Background(), time.Second, &Gate{}, func(ctx context.Context) string { panic("boom") })
+	if out != "BUG in the boot action: boom" {
+		t.Errorf("panic: %q", out)
+	}
+}
+
+// A kexec that hangs past the deadline cannot boot: the fake env's
+// commit fails once the shell took over.
+func TestChainAbandoned(t *testing.T) {
+	hs := server(t, map[string][]byte{"/vmlinuz": kernelFor(runtime.GOARCH)})
+	var g Gate
+	release := make(chan struct{})
+	result := make(chan string, 1)
+	f := &fakeEnv{gate: &g, bootErr: errors.New("booted"), onKexec: func() { <-release }}
+	b := newBoot(f)
+	out := Bounded(context.Background(), 200*time.Millisecond, &g, func(ctx context.Context) string {
+		r := b.Run(ctx, hs.URL+"/vmlinuz", "test")
+		result <- r
+		return r
+	})
+	if !strings.Contains(out, "did not finish within") {
+		t.Fatalf("outcome %q, want the deadline", out)
+	}
+	close(release)
+	if r := <-result; !strings.Contains(r, ErrAbandoned.Error()) {
+		t.Errorf("the action after the deadline: %q, want %q", r, ErrAbandoned)
+	}
+}
