@@ -1,7 +1,7 @@
 package builder
 
 // A root image: the node's real operating system, run from RAM by the init
-// (option 224 names it; see cmd/init/ramroot.go). Stages on one struct, like
+// (option 224 names it; see node/action/ramroot.go). Stages on one struct, like
 // a boot tree's build:
 //
 //	r := &builder.Rootfs{RootfsOptions: builder.RootfsOptions{Options: builder.Options{Board: "rpi4", Out: "out/rpi4"}}}
