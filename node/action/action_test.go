@@ -4,7 +4,9 @@ package action
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ramboot/ramboot/bootspec"
 	"github.com/ramboot/ramboot/internal/report"
@@ -126,8 +130,98 @@ func (f *fakeEnv) said(s string) bool {
 	return false
 }
 
-func newBoot(env Env) *Boot {
-	return &Boot{Env: env, Agent: "ramboot-init/test", Vars: map[string]string{"mac": "52:54:00:12:34:56"}, Out: io.Discard}
+// newBoot is a Boot on env whose mounts are fake and whose paths are
+// under a temporary directory: no test mounts anything on the machine
+// it runs on, root or not.
+func newBoot(t *testing.T, env Env) *Boot {
+	return &Boot{Env: env, Agent: "ramboot-init/test", Vars: map[string]string{"mac": "52:54:00:12:34:56"}, Out: io.Discard,
+		Sys: &fakeKernel{}, Root: t.TempDir()}
+}
+
+// fakeKernel is a fake Sys: it mounts nothing: it keeps the mounts and loop devices an
+// action asked for, fails a mount of a file system type in fail, and
+// resolves the names in ips.
+type fakeKernel struct {
+	fail    map[string]error // by file system type
+	loopErr error
+	ips     map[string][]net.IP
+
+	mu      sync.Mutex
+	mounted map[string]string // target: "fstype source"
+	loops   map[string]string // device: file
+	mounts  []string          // every mount, in order
+}
+
+func (s *fakeKernel) Mount(source, target, fstype string, flags uintptr, data string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.fail[fstype]; err != nil {
+		return err
+	}
+	if s.mounted == nil {
+		s.mounted = map[string]string{}
+	}
+	if _, ok := s.mounted[target]; ok {
+		return unix.EBUSY
+	}
+	s.mounted[target] = fstype + " " + source
+	s.mounts = append(s.mounts, fstype+" on "+target)
+	return nil
+}
+
+func (s *fakeKernel) Unmount(target string, flags int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.mounted[target]; !ok {
+		return unix.EINVAL
+	}
+	delete(s.mounted, target)
+	return nil
+}
+
+func (s *fakeKernel) AttachLoop(file string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.loopErr != nil {
+		return "", s.loopErr
+	}
+	if s.loops == nil {
+		s.loops = map[string]string{}
+	}
+	dev := fmt.Sprintf("/dev/loop%d", len(s.loops))
+	s.loops[dev] = file
+	return dev, nil
+}
+
+func (s *fakeKernel) DetachLoop(dev string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.loops[dev]; !ok {
+		return unix.ENXIO
+	}
+	delete(s.loops, dev)
+	return nil
+}
+
+func (s *fakeKernel) LookupIP(host string) ([]net.IP, error) {
+	if ips, ok := s.ips[host]; ok {
+		return ips, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+// leftovers are the mounts and loop devices still there.
+func (s *fakeKernel) leftovers() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for t, m := range s.mounted {
+		out = append(out, m+" on "+t)
+	}
+	for d, f := range s.loops {
+		out = append(out, d+" for "+f)
+	}
+	return out
 }
 
 // kernelFor is the smallest kernel kexec.Kernel takes for arch.
@@ -202,7 +296,7 @@ func TestRunShellOutcomes(t *testing.T) {
 		{"shell", "option 224 says shell: provisioning shell"},
 	} {
 		f := &fakeEnv{}
-		got := newBoot(f).Run(context.Background(), tc.value, "test")
+		got := newBoot(t, f).Run(context.Background(), tc.value, "test")
 		if !strings.HasPrefix(got, tc.want) {
 			t.Errorf("Run(%q) = %q, want it to start %q", tc.value, got, tc.want)
 		}
@@ -246,7 +340,7 @@ func TestChainFailures(t *testing.T) {
 		{hs.URL + "/garbage", "kernel: not a"},
 	} {
 		f := &fakeEnv{}
-		got := newBoot(f).Run(context.Background(), tc.url, "test")
+		got := newBoot(t, f).Run(context.Background(), tc.url, "test")
 		if !strings.HasPrefix(got, "chain ") || !strings.Contains(got, " failed: ") || !strings.Contains(got, tc.want) {
 			t.Errorf("chain %s: %q, want a failure saying %q", tc.url, got, tc.want)
 		}
@@ -263,7 +357,7 @@ func TestChainKexecFails(t *testing.T) {
 		"/initrd.img": []byte("CPIO"),
 	})
 	f := &fakeEnv{bootErr: errors.New("kexec_load: operation not permitted")}
-	got := newBoot(f).Run(context.Background(), hs.URL+"/boot.ipxe", "test")
+	got := newBoot(t, f).Run(context.Background(), hs.URL+"/boot.ipxe", "test")
 	if want := "chain " + hs.URL + "/boot.ipxe failed: kexec_load: operation not permitted"; got != want {
 		t.Errorf("outcome %q, want %q", got, want)
 	}
@@ -304,7 +398,7 @@ func TestRAMRootRefused(t *testing.T) {
 		{"/v3.squashfs#sha256=" + hex64, "squashfs version 0"},
 	} {
 		f := &fakeEnv{}
-		got := newBoot(f).Run(context.Background(), hs.URL+tc.path, "test")
+		got := newBoot(t, f).Run(context.Background(), hs.URL+tc.path, "test")
 		if !strings.Contains(got, " failed: ") || !strings.Contains(got, tc.want) {
 			t.Errorf("%s: %q, want a failure saying %q", tc.path, got, tc.want)
 		}
@@ -348,7 +442,7 @@ func TestInstallFlashFails(t *testing.T) {
 		spec := s.Install
 		spec.Disk = disk
 		f := &fakeEnv{}
-		b := newBoot(f)
+		b := newBoot(t, f)
 		b.Flash = tc.flash
 		err = b.install(context.Background(), spec)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -369,12 +463,12 @@ func TestInstallFlashFails(t *testing.T) {
 
 // A local boot whose disk does not appear within the deadline ends in
 // the shell with the reason.
-func TestLocalBootTargetRefused(t *testing.T) {
+func TestLocalBootNoDisk(t *testing.T) {
 	f := &fakeEnv{}
 	// A disk that does not appear within the deadline.
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	got := newBoot(f).Run(ctx, "local:/dev/ramboot-test-no-such-disk", "test")
+	got := newBoot(t, f).Run(ctx, "local:/dev/ramboot-test-no-such-disk", "test")
 	if got != "local boot failed: "+context.DeadlineExceeded.Error() {
 		t.Errorf("outcome %q, want the deadline", got)
 	}
@@ -431,7 +525,7 @@ func TestChainAbandoned(t *testing.T) {
 	release := make(chan struct{})
 	result := make(chan string, 1)
 	f := &fakeEnv{gate: &g, bootErr: errors.New("booted"), onKexec: func() { <-release }}
-	b := newBoot(f)
+	b := newBoot(t, f)
 	out := Bounded(context.Background(), 200*time.Millisecond, &g, func(ctx context.Context) string {
 		r := b.Run(ctx, hs.URL+"/vmlinuz", "test")
 		result <- r
@@ -443,5 +537,113 @@ func TestChainAbandoned(t *testing.T) {
 	close(release)
 	if r := <-result; !strings.Contains(r, ErrAbandoned.Error()) {
 		t.Errorf("the action after the deadline: %q, want %q", r, ErrAbandoned)
+	}
+}
+
+// Every NFS root failure ends in the shell with the reason and takes
+// down what it mounted: a name that does not resolve, a mount the server
+// or the kernel refuses (with the hint for each), an overlay that does
+// not mount, a new root whose init cannot start.
+func TestNFSRootFailures(t *testing.T) {
+	ips := map[string][]net.IP{"nfs.example": {net.ParseIP("192.0.2.1")}}
+	for _, tc := range []struct {
+		name, value string
+		fail        map[string]error
+		bootErr     error
+		want        string
+		switched    bool
+	}{
+		{"unresolvable", "nfs://nowhere.example/srv/root", nil, nil, `cannot resolve NFS server "nowhere.example"`, false},
+		{"not exported", "nfs://nfs.example/srv/root", map[string]error{"nfs": unix.EACCES}, nil, "is the export path right and exported to this node?", false},
+		{"no nfs module", "nfs://nfs.example/srv/root", map[string]error{"nfs": unix.ENODEV}, nil, "the nfs modules are not loaded", false},
+		{"server down", "nfs://nfs.example/srv/root", map[string]error{"nfs": unix.ETIMEDOUT}, nil, "is the NFS server up and reachable?", false},
+		{"no overlay", "nfs://nfs.example/srv/root?overlay", map[string]error{"overlay": unix.ENODEV}, nil, "overlay mount: no such device (is the overlay module loaded?)", false},
+		{"no RAM for the overlay", "nfs://nfs.example/srv/root?overlay", map[string]error{"tmpfs": unix.ENOMEM}, nil, "overlay tmpfs (mode=0755): cannot allocate memory", false},
+		{"init cannot start", "nfs://nfs.example/srv/root", nil, errors.New("the new root cannot be started: /sbin/init: no such file"), "/sbin/init: no such file (pass init=PATH in option 224)", true},
+		{"init cannot start, overlay", "nfs://nfs.example/srv/root?overlay", nil, errors.New("the new root cannot be started: /sbin/init: no such file"), "(pass init=PATH in option 224)", true},
+	} {
+		f := &fakeEnv{bootErr: tc.bootErr}
+		b := newBoot(t, f)
+		sys := &fakeKernel{fail: tc.fail, ips: ips}
+		b.Sys = sys
+		got := b.Run(context.Background(), tc.value, "test")
+		if !strings.HasPrefix(got, "NFS root ") || !strings.Contains(got, " failed: ") || !strings.Contains(got, tc.want) {
+			t.Errorf("%s: %q, want a failure saying %q", tc.name, got, tc.want)
+		}
+		if l := sys.leftovers(); len(l) > 0 {
+			t.Errorf("%s: left mounted: %q (mounted %q)", tc.name, l, sys.mounts)
+		}
+		if switched := len(f.switchRoots) == 1 && f.switchRoots[0] == filepath.Join(b.Root, "newroot")+" /sbin/init"; switched != tc.switched {
+			t.Errorf("%s: switch_root %q, want it tried: %v", tc.name, f.switchRoots, tc.switched)
+		}
+		if len(f.kexecs) != 0 || f.reboots != 0 {
+			t.Errorf("%s: %d kexecs, %d reboots", tc.name, len(f.kexecs), f.reboots)
+		}
+	}
+}
+
+// squashfsImage is a root image of n bytes (its superblock says so) and
+// its SHA-256.
+func squashfsImage(n int) ([]byte, string) {
+	img := append(squashfsHead(zstd, int64(n)), make([]byte, n-headSize)...)
+	for i := headSize; i < n; i++ {
+		img[i] = byte(i)
+	}
+	sum := sha256.Sum256(img)
+	return img, hex.EncodeToString(sum[:])
+}
+
+// A RAM root that fails after its download — a digest that does not
+// match, a server gone mid-download, no loop device, no squashfs or
+// overlay in the kernel, an init that cannot start — ends in the shell
+// with the reason, the image's tmpfs, its loop device and the overlay
+// all taken down again.
+func TestRAMRootFailsAfterDownload(t *testing.T) {
+	img, sum := squashfsImage(64 << 10)
+	hs := server(t, map[string][]byte{
+		"/root.squashfs":         img,
+		"/root.squashfs.sha256":  []byte(sum + "  root.squashfs\n"),
+		"/cut.squashfs":          img[:32<<10],
+		"/cut.squashfs!claim":    []byte(fmt.Sprint(len(img))),
+		"/other.squashfs":        img,
+		"/other.squashfs.sha256": []byte(hex64 + "  other.squashfs\n"),
+	})
+	noInit := errors.New("the new root cannot be started: /sbin/init: no such file")
+	for _, tc := range []struct {
+		name, path string
+		sys        *fakeKernel
+		bootErr    error
+		want       string
+		switched   bool
+	}{
+		{"digest in the URL does not match", "/root.squashfs#sha256=" + hex64, &fakeKernel{}, nil, "SHA-256 mismatch: got " + sum, false},
+		{"digest file does not match", "/other.squashfs", &fakeKernel{}, nil, "other.squashfs.sha256 says " + hex64, false},
+		{"server gone", "/cut.squashfs#sha256=" + sum, &fakeKernel{}, nil, "download broke off", false},
+		{"no loop device", "/root.squashfs", &fakeKernel{loopErr: errors.New("no loop device (no free loop device): the loop module is not loaded")}, nil, "the loop module is not loaded", false},
+		{"no squashfs", "/root.squashfs#sha256=" + sum, &fakeKernel{fail: map[string]error{"squashfs": unix.ENODEV}}, nil, "the squashfs module is not loaded", false},
+		{"no overlay", "/root.squashfs#sha256=none", &fakeKernel{fail: map[string]error{"overlay": unix.ENODEV}}, nil, "is the overlay module loaded?", false},
+		{"init cannot start", "/root.squashfs", &fakeKernel{}, noInit, "/sbin/init: no such file (a different init: #init=/path in option 224)", true},
+		{"init cannot start, unchecked", "/root.squashfs#sha256=none&init=/bin/sh", &fakeKernel{}, noInit, "(a different init: #init=/path in option 224)", true},
+	} {
+		f := &fakeEnv{bootErr: tc.bootErr}
+		b := newBoot(t, f)
+		sys := tc.sys
+		b.Sys = sys
+		got := b.Run(context.Background(), hs.URL+tc.path, "test")
+		if !strings.HasPrefix(got, "chain "+hs.URL) || !strings.Contains(got, " failed: ") || !strings.Contains(got, tc.want) {
+			t.Errorf("%s: %q, want a failure saying %q", tc.name, got, tc.want)
+		}
+		if l := sys.leftovers(); len(l) > 0 {
+			t.Errorf("%s: left mounted: %q", tc.name, l)
+		}
+		if len(sys.mounts) == 0 || !strings.HasPrefix(sys.mounts[0], "tmpfs on "+filepath.Join(b.Root, "run/ramboot/image")) {
+			t.Errorf("%s: mounts %q: the image was not stored in its own tmpfs", tc.name, sys.mounts)
+		}
+		if (len(f.switchRoots) == 1) != tc.switched {
+			t.Errorf("%s: switch_root %q, want it tried: %v", tc.name, f.switchRoots, tc.switched)
+		}
+		if len(f.kexecs) != 0 || f.reboots != 0 {
+			t.Errorf("%s: %d kexecs, %d reboots", tc.name, len(f.kexecs), f.reboots)
+		}
 	}
 }

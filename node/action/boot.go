@@ -27,10 +27,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/u-root/u-root/pkg/curl"
+	"github.com/u-root/u-root/pkg/mount/loop"
+	"golang.org/x/sys/unix"
 	"pack.ag/tftp"
 
 	"github.com/ramboot/ramboot/node/kexec"
@@ -85,6 +88,12 @@ type Boot struct {
 	Exited func(pid int) <-chan int
 	// Flash is the flash command an install runs; "" is /bbin/flash.
 	Flash string
+	// Sys mounts and resolves what a RAM or NFS root boots from; nil is
+	// the kernel (realSys).
+	Sys Sys
+	// Root is the directory the RAM and NFS roots' paths are under (their
+	// image, overlay and new root: /run/ramboot/..., /newroot); "" is /.
+	Root string
 
 	clientsOnce sync.Once
 	http        *http.Client
@@ -105,6 +114,49 @@ func (b *Boot) clients() (*http.Client, curl.FileScheme) {
 		b.tftp = curl.NewTFTPClient(tftp.ClientMode(tftp.ModeOctet), tftp.ClientBlocksize(1450), tftp.ClientWindowsize(64), tftp.ClientTransferSize(true))
 	})
 	return b.http, b.tftp
+}
+
+// Sys is the kernel calls with which the RAM and NFS roots mount what
+// they boot from. Tests fake it, so that those actions' failure paths
+// run without root and leave the machine as it was.
+type Sys interface {
+	Mount(source, target, fstype string, flags uintptr, data string) error
+	Unmount(target string, flags int) error
+	// AttachLoop puts file on a free loop device, read-only, and returns
+	// the device.
+	AttachLoop(file string) (dev string, err error)
+	DetachLoop(dev string) error
+	LookupIP(host string) ([]net.IP, error)
+}
+
+// realSys is Sys on the kernel.
+type realSys struct{}
+
+func (realSys) Mount(source, target, fstype string, flags uintptr, data string) error {
+	return unix.Mount(source, target, fstype, flags, data)
+}
+
+func (realSys) Unmount(target string, flags int) error { return unix.Unmount(target, flags) }
+
+func (realSys) AttachLoop(file string) (string, error) { return attachLoop(file) }
+
+func (realSys) DetachLoop(dev string) error { return loop.ClearFile(dev) }
+
+func (realSys) LookupIP(host string) ([]net.IP, error) { return net.LookupIP(host) }
+
+func (b *Boot) sys() Sys {
+	if b.Sys == nil {
+		return realSys{}
+	}
+	return b.Sys
+}
+
+// path is p (absolute) under b.Root.
+func (b *Boot) path(p string) string {
+	if b.Root == "" {
+		return p
+	}
+	return filepath.Join(b.Root, p)
 }
 
 func (b *Boot) waitModules() {

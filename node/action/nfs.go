@@ -5,7 +5,6 @@ package action
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 
@@ -18,7 +17,7 @@ import (
 // under a RAM overlay) and switches into it.
 func (b *Boot) nfsRoot(n bootspec.NFSSpec) error {
 	host := n.Server
-	ips, err := net.LookupIP(strings.Trim(host, "[]"))
+	ips, err := b.sys().LookupIP(strings.Trim(host, "[]"))
 	if err != nil || len(ips) == 0 {
 		return fmt.Errorf("cannot resolve NFS server %q: %v", host, err)
 	}
@@ -26,17 +25,17 @@ func (b *Boot) nfsRoot(n bootspec.NFSSpec) error {
 	if n.Version == "3" && !strings.Contains(data, "lock") {
 		data += ",nolock" // no rpc.statd in RAM
 	}
-	newRoot := "/newroot"
-	os.MkdirAll(newRoot, 0o755)
-	target := newRoot
+	root := b.path(newRoot)
+	os.MkdirAll(root, 0o755)
+	target := root
 	flags := uintptr(0)
 	if n.Overlay {
-		target = "/run/ramboot/lower"
+		target = b.path(lowerDir)
 		flags = unix.MS_RDONLY
 		os.MkdirAll(target, 0o755)
 	}
 	b.Env.Stage("nfs: mount %s on %s (%s)", n.Source(), target, data)
-	if err := unix.Mount(n.Source(), target, "nfs", flags, data); err != nil {
+	if err := b.sys().Mount(n.Source(), target, "nfs", flags, data); err != nil {
 		hint := ""
 		switch {
 		case errors.Is(err, unix.ENOENT), errors.Is(err, unix.EACCES):
@@ -50,16 +49,16 @@ func (b *Boot) nfsRoot(n bootspec.NFSSpec) error {
 	}
 	var steps undo
 	if n.Overlay {
-		steps.unmount(target)
-		if err := overlayRoot(&steps, target, newRoot, ""); err != nil {
+		steps.unmount(b.sys(), target)
+		if err := b.overlayRoot(&steps, target, root, ""); err != nil {
 			steps.run()
 			return err
 		}
-		b.Env.Stage("nfs: read-only export under a RAM overlay on %s", newRoot)
+		b.Env.Stage("nfs: read-only export under a RAM overlay on %s", root)
 	} else {
-		steps.unmount(newRoot)
+		steps.unmount(b.sys(), root)
 	}
-	if err := b.Env.SwitchRoot(newRoot, n.Init); err != nil {
+	if err := b.Env.SwitchRoot(root, n.Init); err != nil {
 		steps.run()
 		return fmt.Errorf("%w (pass init=PATH in option 224)", err)
 	}

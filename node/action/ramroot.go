@@ -132,7 +132,7 @@ func (b *Boot) ramRoot(ctx context.Context, u *url.URL, opts bootspec.ImageOpts,
 
 	// A tmpfs just big enough: a server sending more than it said cannot
 	// fill the node's memory.
-	if err := os.MkdirAll(imageDir, 0o700); err != nil {
+	if err := os.MkdirAll(b.path(imageDir), 0o700); err != nil {
 		return err
 	}
 	limit := room
@@ -140,10 +140,10 @@ func (b *Boot) ramRoot(ctx context.Context, u *url.URL, opts bootspec.ImageOpts,
 		limit = s.size
 	}
 	tmpfsSize := (limit + 2<<20) &^ 4095
-	if err := unix.Mount("tmpfs", imageDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, fmt.Sprintf("mode=0700,size=%d", tmpfsSize)); err != nil {
+	if err := b.sys().Mount("tmpfs", b.path(imageDir), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, fmt.Sprintf("mode=0700,size=%d", tmpfsSize)); err != nil {
 		return fmt.Errorf("tmpfs for the image: %w", err)
 	}
-	steps.unmount(imageDir)
+	steps.unmount(b.sys(), b.path(imageDir))
 
 	got, n, err := b.download(s, limit)
 	if err != nil {
@@ -165,31 +165,31 @@ func (b *Boot) ramRoot(ctx context.Context, u *url.URL, opts bootspec.ImageOpts,
 
 	// Mount it: loop (read-only), squashfs, then the RAM overlay.
 	b.waitModules()
-	dev, err := attachLoop(imageFile)
+	dev, err := b.sys().AttachLoop(b.path(imageFile))
 	if err != nil {
 		return err
 	}
-	steps.push(func() error { return detachLoop(dev) })
-	if err := os.MkdirAll(lowerDir, 0o755); err != nil {
+	steps.push(func() error { return b.sys().DetachLoop(dev) })
+	if err := os.MkdirAll(b.path(lowerDir), 0o755); err != nil {
 		return err
 	}
-	if err := unix.Mount(dev, lowerDir, "squashfs", unix.MS_RDONLY, ""); err != nil {
+	if err := b.sys().Mount(dev, b.path(lowerDir), "squashfs", unix.MS_RDONLY, ""); err != nil {
 		hint := ""
 		if errors.Is(err, unix.ENODEV) {
 			hint = " (the squashfs module is not loaded: add squashfs to the board's modules)"
 		}
-		return fmt.Errorf("mount the image (%s on %s): %w%s", dev, lowerDir, err, hint)
+		return fmt.Errorf("mount the image (%s on %s): %w%s", dev, b.path(lowerDir), err, hint)
 	}
-	steps.unmount(lowerDir)
-	if err := overlayRoot(&steps, lowerDir, newRoot, opts.Overlay); err != nil {
+	steps.unmount(b.sys(), b.path(lowerDir))
+	if err := b.overlayRoot(&steps, b.path(lowerDir), b.path(newRoot), opts.Overlay); err != nil {
 		return err
 	}
-	b.Env.Stage("rootfs: %s read-only under a RAM overlay (%s) on %s", imageFile, overlayText(opts.Overlay), newRoot)
+	b.Env.Stage("rootfs: %s read-only under a RAM overlay (%s) on %s", b.path(imageFile), overlayText(opts.Overlay), b.path(newRoot))
 	init := opts.Init
 	if init == "" {
 		init = bootspec.DefaultInit
 	}
-	if err := b.Env.SwitchRoot(newRoot, init); err != nil {
+	if err := b.Env.SwitchRoot(b.path(newRoot), init); err != nil {
 		return fmt.Errorf("%s: %w (a different init: #init=/path in option 224)", src.String(), err)
 	}
 	return nil
@@ -213,7 +213,7 @@ func overlayText(size string) string {
 // and returns the digest and length. A server that stalls for staleAfter,
 // closes early or sends more than limit is an error naming which.
 func (b *Boot) download(s *stream, limit int64) (string, int64, error) {
-	f, err := os.OpenFile(imageFile, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o400)
+	f, err := os.OpenFile(b.path(imageFile), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o400)
 	if err != nil {
 		return "", 0, err
 	}
@@ -311,5 +311,3 @@ func attachLoop(file string) (string, error) {
 	}
 	return dev, nil
 }
-
-func detachLoop(dev string) error { return loop.ClearFile(dev) }

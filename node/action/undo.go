@@ -18,10 +18,10 @@ type undo []func() error
 func (u *undo) push(f func() error) { *u = append(*u, f) }
 
 // unmount pushes the unmounting of dir.
-func (u *undo) unmount(dir string) {
+func (u *undo) unmount(sys Sys, dir string) {
 	u.push(func() error {
-		if err := unix.Unmount(dir, 0); err != nil {
-			return unix.Unmount(dir, unix.MNT_DETACH)
+		if err := sys.Unmount(dir, 0); err != nil {
+			return sys.Unmount(dir, unix.MNT_DETACH)
 		}
 		return nil
 	})
@@ -41,8 +41,8 @@ func (u *undo) run() error {
 
 // overlayRoot mounts a RAM layer (a tmpfs of size, "" for tmpfs's default)
 // over the read-only lower directory on newRoot, pushing what it mounts.
-func overlayRoot(u *undo, lower, newRoot, size string) error {
-	rw := "/run/ramboot/rw"
+func (b *Boot) overlayRoot(u *undo, lower, newRoot, size string) error {
+	rw := b.path("/run/ramboot/rw")
 	if err := os.MkdirAll(rw, 0o755); err != nil {
 		return err
 	}
@@ -50,19 +50,19 @@ func overlayRoot(u *undo, lower, newRoot, size string) error {
 	if size != "" {
 		opts += ",size=" + size
 	}
-	if err := unix.Mount("tmpfs", rw, "tmpfs", 0, opts); err != nil {
+	if err := b.sys().Mount("tmpfs", rw, "tmpfs", 0, opts); err != nil {
 		return fmt.Errorf("overlay tmpfs (%s): %w", opts, err)
 	}
-	u.unmount(rw)
+	u.unmount(b.sys(), rw)
 	for _, d := range []string{rw + "/upper", rw + "/work", newRoot} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
 	}
 	o := "lowerdir=" + lower + ",upperdir=" + rw + "/upper,workdir=" + rw + "/work"
-	if err := unix.Mount("overlay", newRoot, "overlay", 0, o); err != nil {
+	if err := b.sys().Mount("overlay", newRoot, "overlay", 0, o); err != nil {
 		return fmt.Errorf("overlay mount: %w (is the overlay module loaded?)", err)
 	}
-	u.unmount(newRoot)
+	u.unmount(b.sys(), newRoot)
 	return nil
 }
