@@ -53,8 +53,15 @@ deps:
 # The e2e packages share one run directory (RAMBOOT_E2E_RUN, e2e/cache): the
 # ramboot binary, the boot trees and root images are built there once, by
 # the first test binary that needs them, under a file lock.
+# The e2e scenario packages (e2e/README.md) run after the other packages,
+# one test binary each, in this order and each with its own -timeout: the
+# ones that boot root images last, so that the background builds are done.
 CACHE_DIR = $${XDG_CACHE_HOME:-$$HOME/.cache}/ramboot
 E2E_RUN   = out/e2e-run
+E2E_TESTS = image:15m boot:25m serve:25m hostile:20m pc:20m install:30m ramroot:30m
+empty     :=
+space     := $(empty) $(empty)
+E2E_NAMES = $(subst $(space),|,$(foreach t,$(E2E_TESTS),$(firstword $(subst :, ,$(t)))))
 test: deps $(BIN)
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
@@ -64,9 +71,11 @@ test: deps $(BIN)
 	test -n "$$tree" || { echo "no unpacked kernel $$release in $(CACHE_DIR)"; exit 1; }; \
 	( ./$(BIN) rootfs --board virt --out out/test-virt --quiet && ./$(BIN) rootfs --board pc --out out/test-pc --quiet ) >out/test-rootfs.log 2>&1 & \
 	rm -rf $(E2E_RUN) && mkdir -p $(E2E_RUN); \
-	{ RAMBOOT_STRICT=1 RAMBOOT_NET_TESTS=1 RAMBOOT_KERNEL_TREE=$$tree RAMBOOT_E2E_RUN=$(CURDIR)/$(E2E_RUN) \
-	  $(GO) test -v -p 1 -count=1 -timeout 80m ./...; \
-	  echo $$? >out/test.rc; } 2>&1 | tee out/test.log; \
+	pkgs=$$($(GO) list ./... | grep -v -E '/e2e/($(E2E_NAMES))$$'); \
+	{ export RAMBOOT_STRICT=1 RAMBOOT_NET_TESTS=1 RAMBOOT_KERNEL_TREE=$$tree RAMBOOT_E2E_RUN=$(CURDIR)/$(E2E_RUN); \
+	  rc=0; $(GO) test -v -p 1 -count=1 -timeout 20m $$pkgs || rc=1; \
+	  for t in $(E2E_TESTS); do $(GO) test -v -count=1 -timeout $${t#*:} ./e2e/$${t%%:*}/ || rc=1; done; \
+	  echo $$rc >out/test.rc; } 2>&1 | tee out/test.log; \
 	rm -rf $(E2E_RUN)
 	@echo "== the 15 slowest tests (out/test.log has them all)"
 	@awk '/^--- (PASS|FAIL)/ { t = $$4; gsub(/[()s]/, "", t); printf "%8.1fs  %-5s %s\n", t, substr($$2, 1, length($$2) - 1), $$3 } \

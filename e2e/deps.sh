@@ -34,8 +34,8 @@ done
 for p in mmdebstrap:mmdebstrap mksquashfs:squashfs-tools unsquashfs:squashfs-tools qemu-aarch64-static:qemu-user-static update-binfmts:binfmt-support arch-test:arch-test zstd:zstd depmod:kmod; do
 	have_sbin "${p%%:*}" || need+=("${p#*:}")
 done
-# GNU cpio lists the built initramfs (e2e/cpio_test.go); systemd-analyze
-# checks the shipped unit files (e2e/service_test.go).
+# GNU cpio lists the built initramfs (e2e/image/cpio_test.go); systemd-analyze
+# checks the shipped unit files (e2e/serve/service_test.go).
 for p in python3:python3 dnsmasq:dnsmasq tftp:tftp-hpa atftp:atftp curl:curl ip:iproute2 ssh:openssh-client cpio:cpio systemd-analyze:systemd; do
 	have "${p%%:*}" || need+=("${p#*:}")
 done

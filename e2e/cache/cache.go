@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -248,10 +249,39 @@ func RootImage(t testing.TB, board, from, name string) *builder.Rootfs {
 	return r
 }
 
+// Log is an io.Writer into t's log (for a builder's Log).
+func Log(t testing.TB) io.Writer { return logWriter{t} }
+
 // logWriter sends the builder's log to the test's.
 type logWriter struct{ t testing.TB }
 
 func (w logWriter) Write(p []byte) (int, error) {
 	w.t.Logf("%s", p)
 	return len(p), nil
+}
+
+// NFSRoot makes a root file system for an NFS-root guest, in a new
+// directory of t's: /sbin/init is testdata/nfsinit built for goarch
+// (NFSInit), plus the mount points switch_root moves /dev, /proc, /sys
+// and /run to.
+func NFSRoot(t testing.TB, goarch string) string {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "root")
+	for _, d := range []string{"sbin", "dev", "proc", "sys", "run", "tmp", "etc"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc", "motd"), []byte("an NFS root served by the ramboot e2e lab\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := NFSInit(t, goarch)
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "sbin", "init"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return root
 }

@@ -26,7 +26,7 @@ import (
 // Server's are ignored (a Pi ignores them); a second transfer ID gets
 // ERROR 5, as RFC 1350 says.
 //
-//	c := client.TFTP{NS: peer.NS, Server: "192.0.2.1:69", Blksize: 1024, Tsize: true}
+//	c := TFTP{NS: peer.NS, Server: "192.0.2.1:69", Blksize: 1024, Tsize: true}
 //	res, err := c.Get("config.txt") // res.Data, res.OACK, res.ErrCode
 type TFTP struct {
 	NS             string

@@ -5,10 +5,10 @@
 // and samplers of a server's memory, threads and CPU. Namespaces come from
 // internal/netnstest; nothing here runs on this machine's own interfaces.
 //
-//	l := lab.New(t)                     // rbt-<pid>-<n>: br0 192.0.2.1/24, tap0
+//	l := New(t)                     // rbt-<pid>-<n>: br0 192.0.2.1/24, tap0
 //	p := l.Peer(t, "192.0.2.9")          // another host on br0
 //	d := l.Dnsmasq(t, "--dhcp-range=192.0.2.100,192.0.2.150,12h")
-//	out, err := lab.Get(p.NS, "http://192.0.2.1:8080/")
+//	out, err := Get(p.NS, "http://192.0.2.1:8080/")
 package lab
 
 import (
@@ -194,7 +194,7 @@ type Export struct {
 }
 
 // Ganesha serves exports over NFSv3 and NFSv4 on 192.0.2.1 from inside
-// the lab. NFSv3 needs a portmapper (the client asks it for MOUNT's port),
+// the  NFSv3 needs a portmapper (the client asks it for MOUNT's port),
 // so rpcbind runs beside it; both run in a private mount namespace with
 // a tmpfs on /run, so that rpcbind's socket (/run/rpcbind.sock), lock and
 // warm-start files and Ganesha's registrations are this lab's alone.

@@ -1,0 +1,116 @@
+package bench
+
+// Servers for the benchmarks, in e2e/lab's lab. Same rules: every
+// namespace is rbt-<pid>-<n> on 192.0.2.0/24 with no route out, every
+// process is started here in its own process group, inside a namespace,
+// and stopped by its pid (its group only if it ignores SIGTERM), and the
+// namespaces are deleted when the benchmark ends.
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/lab"
+	"github.com/ramboot/ramboot/internal/testenv"
+)
+
+// sbLab is e2e/lab's Lab, for a benchmark (no guest is booted).
+type sbLab struct {
+	*lab.Lab
+	tb testing.TB
+}
+
+func newSBLab(tb testing.TB) *sbLab {
+	tb.Helper()
+	return &sbLab{Lab: lab.New(tb), tb: tb}
+}
+
+func (l *sbLab) peer(addr string) *lab.Peer { return l.Lab.Peer(l.tb, addr) }
+
+// The servers, in the lab's own namespace on br0 (192.0.2.1).
+
+// startRamboot runs `ramboot serve` on br0 with --dhcp mode (off, proxy).
+func (l *sbLab) startRamboot(root, mode string) *lab.Proc {
+	tb := l.tb
+	tb.Helper()
+	p := lab.StartIn(tb, l.NS, "ramboot-serve", cache.Ramboot(tb),
+		"serve", "--root", root, "--interface", "br0", "--dhcp", mode)
+	p.WaitFor(tb, `msg="http listening"`, 15*time.Second)
+	p.MustBe(tb, "ramboot")
+	return p
+}
+
+// startTftpdHPA runs tftpd-hpa in the foreground on 192.0.2.1:69,
+// chrooted (-s) to root. It forks a child per transfer. Its -B (largest
+// blksize granted) defaults to 65464, so the clients' 1024 and 1468 are
+// granted as asked; tftp-hpa 5.2 has no windowsize (RFC 7440).
+func (l *sbLab) startTftpdHPA(root string) *lab.Proc {
+	tb := l.tb
+	tb.Helper()
+	bin := sbInTftpd(tb)
+	p := lab.StartIn(tb, l.NS, "tftpd-hpa", bin, "-L", "-s", root, "-a", lab.Addr+":69")
+	p.WaitUDPPort(tb, l.NS, 69)
+	p.MustBe(tb, "in.tftpd")
+	return p
+}
+
+// startDnsmasqTFTP runs dnsmasq as a TFTP server only (no DNS, no DHCP)
+// on br0; tftpMax > 0 sets --tftp-max (dnsmasq's default is 50).
+func (l *sbLab) startDnsmasqTFTP(root string, tftpMax int) *lab.Proc {
+	tb := l.tb
+	tb.Helper()
+	lab.Need(tb, "dnsmasq", "dnsmasq")
+	args := []string{"--keep-in-foreground", "--conf-file=/dev/null", "--port=0",
+		"--enable-tftp", "--tftp-root=" + root,
+		"--interface=br0", "--bind-interfaces", "--except-interface=lo",
+		"--log-facility=-", "--user=root", "--group=root",
+		"--pid-file=" + filepath.Join(l.Dir, fmt.Sprintf("dnsmasq-tftp-%d.pid", tftpMax)),
+	}
+	if tftpMax > 0 {
+		args = append(args, fmt.Sprintf("--tftp-max=%d", tftpMax))
+	}
+	p := lab.StartIn(tb, l.NS, "dnsmasq-tftp", "dnsmasq", args...)
+	p.WaitFor(tb, `TFTP root is`, 15*time.Second)
+	p.MustBe(tb, "dnsmasq")
+	return p
+}
+
+// startDnsmasqProxy runs dnsmasq as the Raspberry Pi tutorial's proxyDHCP
+// on br0: --dhcp-range=192.0.2.0,proxy --pxe-service=0,"Raspberry Pi
+// Boot" (from a config file: dnsmasq strips the quotes only there). It
+// logs each transaction, as ramboot serve does.
+func (l *sbLab) startDnsmasqProxy() *lab.Proc {
+	tb := l.tb
+	tb.Helper()
+	lab.Need(tb, "dnsmasq", "dnsmasq")
+	cf := filepath.Join(l.Dir, "dnsmasq-proxy.conf")
+	if err := os.WriteFile(cf, []byte("dhcp-range=192.0.2.0,proxy\npxe-service=0,\"Raspberry Pi Boot\"\n"), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	p := lab.StartIn(tb, l.NS, "dnsmasq-proxy", "dnsmasq", "--keep-in-foreground",
+		"--conf-file="+cf, "--port=0", "--interface=br0", "--bind-interfaces", "--except-interface=lo",
+		"--dhcp-leasefile="+filepath.Join(l.Dir, "dnsmasq-proxy.leases"),
+		"--log-facility=-", "--user=root", "--group=root",
+		"--pid-file="+filepath.Join(l.Dir, "dnsmasq-proxy.pid"))
+	p.WaitFor(tb, `DHCP, proxy on subnet`, 15*time.Second)
+	p.MustBe(tb, "dnsmasq")
+	return p
+}
+
+// sbInTftpd finds tftpd-hpa's daemon, in /usr/sbin when PATH has no sbin.
+func sbInTftpd(tb testing.TB) string {
+	tb.Helper()
+	if p, err := exec.LookPath("in.tftpd"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/sbin/in.tftpd"); err == nil {
+		return "/usr/sbin/in.tftpd"
+	}
+	testenv.Skip(tb, "in.tftpd not found: `make bench` installs it (e2e/deps.sh: tftpd-hpa)")
+	return ""
+}
