@@ -15,7 +15,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/ramboot/ramboot/server"
+	"github.com/ramboot/ramboot/site"
 	"github.com/ramboot/ramboot/site/inventory"
 )
 
@@ -110,7 +110,7 @@ func (o *nodeOpts) files() (state, nodes string, err error) {
 	switch {
 	case state != "":
 	case o.leaseFile != "" || o.root != "":
-		state = server.DefaultStateFile(o.root, o.leaseFile)
+		state = site.DefaultStateFile(o.root, o.leaseFile)
 	default:
 		return "", "", fmt.Errorf("%w: node: which state file? pass --state-file FILE, or serve's --config FILE or --root DIR (the state is ROOT/../state.json by default)", errUsage)
 	}
@@ -172,7 +172,7 @@ func installOf(inv *inventory.Inventory, mac net.HardwareAddr) inventory.Match {
 // nodeList prints the recorded nodes, and with an inventory its install
 // nodes that have no record yet.
 func nodeList(w io.Writer, state string, inv *inventory.Inventory) error {
-	st, err := server.ReadState(state)
+	st, err := site.ReadState(state)
 	if err != nil {
 		return err
 	}
@@ -200,7 +200,7 @@ func nodeList(w io.Writer, state string, inv *inventory.Inventory) error {
 			switch {
 			case m.Install == "":
 				notes = append(notes, "no install: in nodes.yaml now")
-			case n.State == server.StateInstalled && m.InstallSHA256 != "none" && m.InstallSHA256 != n.SHA256:
+			case n.State == site.StateInstalled && m.InstallSHA256 != "none" && m.InstallSHA256 != n.SHA256:
 				notes = append(notes, "nodes.yaml has another image (reinstall to apply it)")
 			}
 		}
@@ -239,7 +239,7 @@ func nodeReinstall(w io.Writer, state string, inv *inventory.Inventory, name str
 		return err
 	}
 	var msg string
-	err = server.UpdateState(state, func(st *server.State) error {
+	err = site.UpdateState(state, func(st *site.State) error {
 		n := st.Nodes[key]
 		if n != nil && n.ReinstallRequested {
 			msg = fmt.Sprintf("%s (%s): a reinstall is asked already (install generation %d): it installs at its next network boot", label, key, n.Gen())
@@ -249,16 +249,16 @@ func nodeReinstall(w io.Writer, state string, inv *inventory.Inventory, name str
 		switch {
 		case n == nil:
 			was = "no install recorded"
-			n = &server.NodeState{}
+			n = &site.NodeState{}
 			if _, err := net.ParseMAC(strings.ReplaceAll(label, "-", ":")); err != nil {
 				n.Name = label
 			}
 			st.Nodes[key] = n
-		case n.State != server.StateInstalled:
+		case n.State != site.StateInstalled:
 			was = n.State + ", not installed"
 		}
 		from := n.Gen()
-		gen, err := server.NewGeneration(from)
+		gen, err := site.NewGeneration(from)
 		if err != nil {
 			return err
 		}
@@ -303,7 +303,7 @@ func resolveNode(state string, inv *inventory.Inventory, name string) (key, labe
 			return nm.String(), label, nil
 		}
 	}
-	st, err := server.ReadState(state)
+	st, err := site.ReadState(state)
 	if err != nil {
 		return "", "", err
 	}

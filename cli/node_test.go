@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ramboot/ramboot/server"
+	"github.com/ramboot/ramboot/site"
 )
 
 const nodeSHA = "3f0c8a2b6f3c5d1e9a7b4c2d0e8f6a4b2c0d9e7f5a3b1c8d6e4f2a0b9c7d5e3f"
@@ -45,9 +45,9 @@ func nodeTree(t *testing.T) (dir, state, nodes, config string) {
 	}
 	state = filepath.Join(dir, "state.json")
 	at := time.Date(2026, 11, 30, 17, 2, 11, 0, time.UTC)
-	err := server.UpdateState(state, func(st *server.State) error {
-		st.Nodes["52:54:00:12:34:61"] = &server.NodeState{Name: "web-1", State: server.StateInstalled, SHA256: "1111111111111111111111111111111111111111111111111111111111111111", Since: at}
-		st.Nodes["52:54:00:12:34:62"] = &server.NodeState{Name: "web-2", State: server.StateFailed, Since: at, Detail: "disk too small"}
+	err := site.UpdateState(state, func(st *site.State) error {
+		st.Nodes["52:54:00:12:34:61"] = &site.NodeState{Name: "web-1", State: site.StateInstalled, SHA256: "1111111111111111111111111111111111111111111111111111111111111111", Since: at}
+		st.Nodes["52:54:00:12:34:62"] = &site.NodeState{Name: "web-2", State: site.StateFailed, Since: at, Detail: "disk too small"}
 		return nil
 	})
 	if err != nil {
@@ -62,12 +62,12 @@ func TestNodeReinstall(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "web-1 (52:54:00:12:34:61): installed; reinstall asked (install generation ") || !strings.Contains(out, ", after 1)") {
 		t.Fatalf("reinstall: %d %q %q", code, out, errb)
 	}
-	st, err := server.ReadState(state)
+	st, err := site.ReadState(state)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The generation is drawn (2 to MaxGeneration), and the output names it.
-	if n := st.Nodes["52:54:00:12:34:61"]; !n.ReinstallRequested || n.State != server.StateInstalled || !n.WantsInstall() || n.Generation < 2 ||
+	if n := st.Nodes["52:54:00:12:34:61"]; !n.ReinstallRequested || n.State != site.StateInstalled || !n.WantsInstall() || n.Generation < 2 ||
 		!strings.Contains(out, fmt.Sprintf("(install generation %d, after 1)", n.Generation)) {
 		t.Fatalf("after reinstall: %+v", n)
 	}
@@ -104,7 +104,7 @@ func TestNodeReinstall(t *testing.T) {
 	// A node not installed (its report may have been lost while its disk
 	// carries the install) and one with no record get a new generation
 	// too: only a new one re-flashes a disk.
-	st, err = server.ReadState(state)
+	st, err = site.ReadState(state)
 	if err != nil {
 		t.Fatal(err)
 	}

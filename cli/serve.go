@@ -17,6 +17,7 @@ import (
 	"github.com/ramboot/ramboot/server/dhcp"
 	"github.com/ramboot/ramboot/server/status"
 	"github.com/ramboot/ramboot/server/tftp"
+	"github.com/ramboot/ramboot/site"
 )
 
 type serveOpts struct {
@@ -41,7 +42,7 @@ func serveFlags(stderr io.Writer) (*pflag.FlagSet, *serveOpts) {
 	fs.DurationVar(&o.LeaseTime, "lease-time", dhcp.DefaultLeaseTime, "full DHCP: how long a lease lasts (clients renew at half of it)")
 	fs.DurationVar(&o.BootLease, "boot-lease", dhcp.DefaultBootLease, "full DHCP: how long the lease a Pi 3B's boot ROM gets at the OFFER lasts (it sends no REQUEST; its Linux asks for a full lease); at most --lease-time")
 	fs.IntVar(&o.MaxDeclined, "dhcp-max-declined", 0, "full DHCP: addresses set aside at once after clients DECLINE them (one per MAC; the oldest freed for a new one); 0 is a quarter of --range")
-	fs.IntVar(&o.StateMaxUnlisted, "state-max-unlisted", server.MaxUnlistedRecords, "install state records kept for MACs nodes.yaml does not list (defaults: install: covers them); the oldest not installed are dropped first")
+	fs.IntVar(&o.StateMaxUnlisted, "state-max-unlisted", site.MaxUnlistedRecords, "install state records kept for MACs nodes.yaml does not list (defaults: install: covers them); the oldest not installed are dropped first")
 	fs.StringVarP(&o.Nodes, "nodes", "n", "", "inventory file (nodes.yaml): hostname, address and option 224 per node")
 	fs.StringVar(&o.HTTPAddr, "http", "", "HTTP listen address (default the interface's address, port 8080); an address of --interface, a wildcard (still bound to --interface) or loopback")
 	fs.StringVar(&o.TFTPAddr, "tftp", "", "TFTP listen address (default the interface's address, port 69); an address of --interface, a wildcard (still bound to --interface) or loopback")

@@ -4,7 +4,7 @@ import (
 	"io"
 	"testing"
 
-	"github.com/ramboot/ramboot/server"
+	"github.com/ramboot/ramboot/site"
 )
 
 // The issue-18 bounds that have no listener of their own are serve flags:
@@ -14,9 +14,9 @@ func TestServeBoundFlags(t *testing.T) {
 	if err := fs.Parse(nil); err != nil {
 		t.Fatal(err)
 	}
-	if o.MaxDeclined != 0 || o.StateMaxUnlisted != server.MaxUnlistedRecords {
+	if o.MaxDeclined != 0 || o.StateMaxUnlisted != site.MaxUnlistedRecords {
 		t.Errorf("defaults: --dhcp-max-declined %d (want 0: a quarter of the range), --state-max-unlisted %d (want %d)",
-			o.MaxDeclined, o.StateMaxUnlisted, server.MaxUnlistedRecords)
+			o.MaxDeclined, o.StateMaxUnlisted, site.MaxUnlistedRecords)
 	}
 	fs, o = serveFlags(io.Discard)
 	if err := fs.Parse([]string{"--dhcp-max-declined", "7", "--state-max-unlisted", "9"}); err != nil {

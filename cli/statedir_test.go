@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/ramboot/ramboot/server"
+	"github.com/ramboot/ramboot/site"
 )
 
 // unitSettings reads a shipped unit's key=value lines (a key may repeat).
@@ -50,7 +50,7 @@ func serveStateFile(t *testing.T, args []string, d serviceDirs, env string) stri
 	if o.StateFile != "" {
 		return o.StateFile
 	}
-	return server.DefaultStateFile(o.Root, o.LeaseFile)
+	return site.DefaultStateFile(o.Root, o.LeaseFile)
 }
 
 // TestServiceAndNodeShareState: with the shipped units' own settings

@@ -19,7 +19,7 @@ func (s *Server) fixedAddresses() func() map[string]string {
 		m    map[string]string
 	)
 	return func() map[string]string {
-		inv := s.inventory()
+		inv := s.booter().Inventory()
 		mu.Lock()
 		defer mu.Unlock()
 		if m != nil && inv == last {

@@ -6,8 +6,17 @@ import (
 	"github.com/ramboot/ramboot/site/inventory"
 )
 
+// invBooter is a Booter that only has an inventory.
+type invBooter struct {
+	BooterFunc
+	inv *inventory.Inventory
+}
+
+func (b *invBooter) Inventory() *inventory.Inventory { return b.inv }
+
 func TestFixedAddresses(t *testing.T) {
-	s := &Server{}
+	b := &invBooter{}
+	s := &Server{Booter: b}
 	fixed := s.fixedAddresses()
 	if m := fixed(); len(m) != 0 {
 		t.Fatalf("no inventory: %v", m)
@@ -16,7 +25,7 @@ func TestFixedAddresses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.inv = inv
+	b.inv = inv
 	m := fixed()
 	if len(m) != 2 || m["192.0.2.50"] != "static-7" || m["192.0.2.51"] != "serial 9ffefdef" {
 		t.Fatalf("fixed addresses %v", m)

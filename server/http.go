@@ -308,7 +308,7 @@ func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {
 	if h, _, err := net.SplitHostPort(r.Host); err == nil && net.ParseIP(h) != nil {
 		server = net.ParseIP(h)
 	}
-	m, found, err := s.lookup(mac, "", server)
+	m, found, err := s.booter().Lookup(mac, "", server)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return

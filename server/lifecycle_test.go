@@ -20,6 +20,7 @@ import (
 	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/server/dhcp"
 	"github.com/ramboot/ramboot/server/status"
+	"github.com/ramboot/ramboot/site"
 	"github.com/ramboot/ramboot/site/inventory"
 )
 
@@ -61,10 +62,7 @@ func lcServer(t *testing.T, dir, nodes string) (*Server, *syncBuffer) {
 	}
 	logs := &syncBuffer{}
 	s := &Server{Root: root, Nodes: nf, ServerIP: net.IPv4(192, 0, 2, 1), Log: slog.New(slog.NewTextHandler(logs, nil))}
-	if err := s.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.openLifecycle(); err != nil {
+	if err := s.openSite(); err != nil {
 		t.Fatal(err)
 	}
 	return s, logs
@@ -96,7 +94,14 @@ func dhcp224(t *testing.T, s *Server, mac string) string {
 
 // say is the node's report as the report endpoint hands it on.
 func say(s *Server, stage, detail string) {
-	s.noteReport(lcMAC, stage, detail)
+	note(s, lcMAC, stage, detail)
+}
+
+// note hands the Booter a report of mac's as the report endpoint does
+// once it believes it.
+func note(s *Server, mac, stage, detail string) {
+	hw, _ := net.ParseMAC(mac)
+	s.booter().NoteReport(hw, s.ServerIP, stage, detail)
 }
 
 func want224(t *testing.T, s *Server, step, want string) {
@@ -110,8 +115,8 @@ func TestLifecycle(t *testing.T) {
 	dir := t.TempDir()
 	s, logs := lcServer(t, dir, lcNodes(lcSHA))
 	state := filepath.Join(dir, "state.json")
-	if s.lc.path != state {
-		t.Fatalf("state file %s, want %s (next to the tree)", s.lc.path, state)
+	if got := s.ownSite().StatePath(); got != state {
+		t.Fatalf("state file %s, want %s (next to the tree)", got, state)
 	}
 
 	want224(t, s, "new node", lcInstall)
@@ -123,34 +128,34 @@ func TestLifecycle(t *testing.T) {
 	}
 
 	say(s, "network-up", "eth0 "+lcMAC)
-	say(s, StageInstall, "started http://192.0.2.1:8080/img/debian.raw -> /dev/vda")
+	say(s, site.StageInstall, "started http://192.0.2.1:8080/img/debian.raw -> /dev/vda")
 	rec := readRec(t, state)
-	if rec.State != StateInstalling || rec.Name != "web-1" || rec.Image != "http://192.0.2.1:8080/img/debian.raw" || rec.SHA256 != lcSHA {
+	if rec.State != site.StateInstalling || rec.Name != "web-1" || rec.Image != "http://192.0.2.1:8080/img/debian.raw" || rec.SHA256 != lcSHA {
 		t.Fatalf("after install started: %+v", rec)
 	}
 	st1, _ := os.Stat(state)
-	say(s, StageInstall, "1048576 of 4194304 bytes (50 MB/s)")
+	say(s, site.StageInstall, "1048576 of 4194304 bytes (50 MB/s)")
 	if st2, _ := os.Stat(state); !os.SameFile(st1, st2) {
 		t.Fatal("a progress report wrote the state file again")
 	}
 	want224(t, s, "installing (a power cut now means a clean retry)", lcInstall)
 
-	say(s, StageInstallFailed, "sha256 mismatch")
-	if rec := readRec(t, state); rec.State != StateFailed || rec.Detail != "sha256 mismatch" {
+	say(s, site.StageInstallFailed, "sha256 mismatch")
+	if rec := readRec(t, state); rec.State != site.StateFailed || rec.Detail != "sha256 mismatch" {
 		t.Fatalf("after failure: %+v", rec)
 	}
 	want224(t, s, "failed", lcInstall)
 
-	say(s, StageInstallDone, "/dev/vda sha256="+strings.ToUpper(lcSHA))
-	if rec := readRec(t, state); rec.State != StateInstalled || rec.SHA256 != lcSHA || rec.ReinstallRequested {
+	say(s, site.StageInstallDone, "/dev/vda sha256="+strings.ToUpper(lcSHA))
+	if rec := readRec(t, state); rec.State != site.StateInstalled || rec.SHA256 != lcSHA || rec.ReinstallRequested {
 		t.Fatalf("after done: %+v", rec)
 	}
 	want224(t, s, "installed", "local")
 
 	// An installed node cannot wipe itself by reporting an install.
-	say(s, StageInstallFailed, "made up")
-	say(s, StageInstall, "made up")
-	if rec := readRec(t, state); rec.State != StateInstalled {
+	say(s, site.StageInstallFailed, "made up")
+	say(s, site.StageInstall, "made up")
+	if rec := readRec(t, state); rec.State != site.StateInstalled {
 		t.Fatalf("an installed node's own report changed its state: %+v", rec)
 	}
 	if !strings.Contains(logs.String(), "install report ignored") {
@@ -169,7 +174,7 @@ func TestLifecycle(t *testing.T) {
 
 	// The operator asks (as `ramboot node reinstall` does, from another
 	// process): the running server sees it at the next request.
-	if err := UpdateState(state, func(st *State) error {
+	if err := site.UpdateState(state, func(st *site.State) error {
 		n := st.Nodes[lcMAC]
 		n.ReinstallRequested, n.Generation = true, n.Gen()+1
 		return nil
@@ -178,10 +183,10 @@ func TestLifecycle(t *testing.T) {
 	}
 	newInstall := strings.Replace(strings.Replace(lcInstall, lcSHA, lcSHA2, 1), "&gen=1", "&gen=2", 1)
 	want224(t, s, "reinstall asked", newInstall)
-	say(s, StageInstall, "started")
+	say(s, site.StageInstall, "started")
 	want224(t, s, "reinstalling", newInstall)
-	say(s, StageInstallDone, "/dev/vda sha256="+lcSHA2+" gen=2")
-	if rec := readRec(t, state); rec.State != StateInstalled || rec.SHA256 != lcSHA2 || rec.ReinstallRequested || rec.Generation != 2 {
+	say(s, site.StageInstallDone, "/dev/vda sha256="+lcSHA2+" gen=2")
+	if rec := readRec(t, state); rec.State != site.StateInstalled || rec.SHA256 != lcSHA2 || rec.ReinstallRequested || rec.Generation != 2 {
 		t.Fatalf("after the reinstall: %+v", rec)
 	}
 	want224(t, s, "reinstalled", "local")
@@ -191,20 +196,20 @@ func TestLifecycle(t *testing.T) {
 	want224(t, s2, "after a restart", "local")
 
 	// A node with boot: gets it once installed.
-	s2.noteReport("52:54:00:12:34:62", StageInstallDone, "/dev/vda sha256="+lcSHA)
+	note(s2, "52:54:00:12:34:62", site.StageInstallDone, "/dev/vda sha256="+lcSHA)
 	if got := dhcp224(t, s2, "52:54:00:12:34:62"); got != "local:LABEL=root" {
 		t.Fatalf("installed node with boot: got %q", got)
 	}
 	// A node without install: is never recorded.
-	s2.noteReport("52:54:00:12:34:63", StageInstallDone, "")
-	if st, err := ReadState(state); err != nil || st.Nodes["52:54:00:12:34:63"] != nil {
+	note(s2, "52:54:00:12:34:63", site.StageInstallDone, "")
+	if st, err := site.ReadState(state); err != nil || st.Nodes["52:54:00:12:34:63"] != nil {
 		t.Fatalf("a node without install: was recorded: %v %+v", err, st)
 	}
 }
 
-func readRec(t *testing.T, path string) NodeState {
+func readRec(t *testing.T, path string) site.NodeState {
 	t.Helper()
-	st, err := ReadState(path)
+	st, err := site.ReadState(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +227,7 @@ func TestLifecycleCorruptState(t *testing.T) {
 	dir := t.TempDir()
 	s, logs := lcServer(t, dir, lcNodes(lcSHA))
 	state := filepath.Join(dir, "state.json")
-	say(s, StageInstallDone, "/dev/vda sha256="+lcSHA)
+	say(s, site.StageInstallDone, "/dev/vda sha256="+lcSHA)
 	want224(t, s, "installed", "local")
 
 	// A running server keeps the state it had and records nothing.
@@ -233,7 +238,7 @@ func TestLifecycleCorruptState(t *testing.T) {
 	if !strings.Contains(logs.String(), "state file unreadable") || !strings.Contains(logs.String(), state) {
 		t.Fatalf("the corrupt file was not logged by name:\n%s", logs)
 	}
-	say(s, StageInstallFailed, "x")
+	say(s, site.StageInstallFailed, "x")
 	if data, _ := os.ReadFile(state); string(data) != `{"nodes": {` {
 		t.Fatalf("the corrupt file was overwritten: %q", data)
 	}
@@ -248,8 +253,8 @@ func TestLifecycleCorruptState(t *testing.T) {
 		if err := os.WriteFile(state, []byte(bad), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		s3 := &Server{Root: filepath.Join(dir, "tree")}
-		err := s3.openLifecycle()
+		s3 := &Server{Root: filepath.Join(dir, "tree"), StateFile: state}
+		err := s3.openSite()
 		if err == nil || !strings.Contains(err.Error(), state) || !strings.Contains(err.Error(), "corrupt") {
 			t.Errorf("%s: err = %v", bad, err)
 		}
@@ -265,7 +270,8 @@ func TestLongOption224(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{ServerIP: net.IPv4(192, 0, 2, 1), inv: inv}
+	// The site is faked: the server asks it through a BooterFunc.
+	s := &Server{ServerIP: net.IPv4(192, 0, 2, 1), Booter: BooterFunc(inv.Lookup)}
 	hw, _ := net.ParseMAC(lcMAC)
 	req, _ := dhcpv4.NewDiscovery(hw, dhcpv4.WithOption(dhcpv4.OptClassIdentifier(dhcp.RambootVendorClass)))
 	resp, _ := (&dhcp.Server{Mode: dhcp.Proxy, ServerIP: s.ServerIP, Decide: s.decide}).Handle(req)
@@ -328,13 +334,13 @@ func TestLifecycleReportEndpoint(t *testing.T) {
 	// {{.Server}} is the address the script was asked on.
 	script("new", strings.Replace(lcInstall, "192.0.2.1", "127.0.0.1", 1))
 	// 127.0.0.1 is lcMAC's: it cannot say web-2 is installed.
-	if code := post(other, StageInstallDone, "/dev/vda sha256="+lcSHA); code != http.StatusForbidden {
+	if code := post(other, site.StageInstallDone, "/dev/vda sha256="+lcSHA); code != http.StatusForbidden {
 		t.Fatalf("a report for another node: %d", code)
 	}
-	if st, err := ReadState(filepath.Join(dir, "state.json")); err != nil || st.Nodes[other] != nil {
+	if st, err := site.ReadState(filepath.Join(dir, "state.json")); err != nil || st.Nodes[other] != nil {
 		t.Fatalf("a spoofed report was recorded: %v %+v", err, st)
 	}
-	if code := post(lcMAC, StageInstall, "started"); code != http.StatusNoContent {
+	if code := post(lcMAC, site.StageInstall, "started"); code != http.StatusNoContent {
 		t.Fatalf("install: %d", code)
 	}
 	want224(t, s, "installing", lcInstall)
@@ -349,7 +355,7 @@ func TestLifecycleReportEndpoint(t *testing.T) {
 	if err := os.WriteFile(state, []byte("{not json"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if code := post(lcMAC, StageInstallDone, "/dev/vda sha256="+lcSHA); code != http.StatusServiceUnavailable {
+	if code := post(lcMAC, site.StageInstallDone, "/dev/vda sha256="+lcSHA); code != http.StatusServiceUnavailable {
 		t.Fatalf("install done with a corrupt state file: %d, want 503", code)
 	}
 	if got := metric(scrape(t, hs.URL), `ramboot_errors_total{kind="report_not_recorded"}`); got != 1 {
@@ -358,82 +364,15 @@ func TestLifecycleReportEndpoint(t *testing.T) {
 	if err := os.WriteFile(state, good, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if code := post(lcMAC, StageInstallDone, "/dev/vda sha256="+lcSHA); code != http.StatusNoContent {
+	if code := post(lcMAC, site.StageInstallDone, "/dev/vda sha256="+lcSHA); code != http.StatusNoContent {
 		t.Fatalf("install done: %d", code)
 	}
 	// The state is on disk when the node has its answer.
-	if rec := readRec(t, filepath.Join(dir, "state.json")); rec.State != StateInstalled {
+	if rec := readRec(t, filepath.Join(dir, "state.json")); rec.State != site.StateInstalled {
 		t.Fatalf("after install done: %+v", rec)
 	}
 	want224(t, s, "installed", "local")
 	script("installed", "local")
-}
-
-// FuzzReadState: a state file either is refused or reads back the same
-// after the server writes it out.
-func FuzzReadState(f *testing.F) {
-	f.Add([]byte(`{"nodes": {"52:54:00:12:34:61": {"name": "web-1", "state": "installed", "sha256": "` + lcSHA + `", "since": "2026-11-30T17:02:11Z", "reinstall_requested": true}}}`))
-	f.Add([]byte(`{"nodes": {"52:54:00:12:34:62": {"state": "", "since": "0001-01-01T00:00:00Z", "reinstall_requested": true}}}`))
-	f.Add([]byte(`{"nodes": {"52:54:00:12:34:63": {"state": "installing", "since": "2026-11-30T17:02:11Z", "generation": 7}}}`))
-	f.Add([]byte(`{}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) > 16<<10 {
-			return
-		}
-		p := filepath.Join(t.TempDir(), "state.json")
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		st, err := ReadState(p)
-		if err != nil {
-			if !strings.Contains(err.Error(), p) {
-				t.Fatalf("error without the file's name: %v", err)
-			}
-			return
-		}
-		if err := writeState(p, st); err != nil {
-			t.Fatal(err)
-		}
-		again, err := ReadState(p)
-		if err != nil {
-			t.Fatalf("written back, then: %v", err)
-		}
-		a, _ := json.Marshal(st)
-		b, _ := json.Marshal(again)
-		if !bytes.Equal(a, b) {
-			t.Fatalf("round trip:\n%s\n%s", a, b)
-		}
-	})
-}
-
-// TestUpdateStateLocked: writers that each add a record at the same time
-// (the server and `ramboot node`, or two servers sharing the file) lose
-// none: each reads the file under the lock before it writes.
-func TestUpdateStateLocked(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "state.json")
-	const n = 16
-	errs := make(chan error, n)
-	for i := 0; i < n; i++ {
-		go func() {
-			mac := net.HardwareAddr{0x52, 0x54, 0, 0, 0, byte(i)}.String()
-			errs <- UpdateState(p, func(st *State) error {
-				st.Nodes[mac] = &NodeState{State: StateInstalled}
-				return nil
-			})
-		}()
-	}
-	for i := 0; i < n; i++ {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
-	st, err := ReadState(p)
-	if err != nil || len(st.Nodes) != n {
-		t.Fatalf("%d of %d records: %v", len(st.Nodes), n, err)
-	}
-	if left, _ := filepath.Glob(p + ".*.tmp"); len(left) > 0 {
-		t.Fatalf("temporary files left: %v", left)
-	}
 }
 
 // TestLifecycleGenerations: the install form carries the node's install
@@ -449,9 +388,9 @@ func TestLifecycleGenerations(t *testing.T) {
 	reinstall := func() int {
 		t.Helper()
 		var gen int
-		if err := UpdateState(state, func(st *State) error {
+		if err := site.UpdateState(state, func(st *site.State) error {
 			n := st.Nodes[lcMAC]
-			g, err := NewGeneration(n.Gen())
+			g, err := site.NewGeneration(n.Gen())
 			n.ReinstallRequested, n.Generation, gen = true, g, g
 			return err
 		}); err != nil {
@@ -465,15 +404,15 @@ func TestLifecycleGenerations(t *testing.T) {
 
 	// A node with no record is at generation 1.
 	want224(t, s, "new node", form(1))
-	say(s, StageInstall, "started")
-	if rec := readRec(t, state); rec.Generation != 1 || rec.State != StateInstalling {
+	say(s, site.StageInstall, "started")
+	if rec := readRec(t, state); rec.Generation != 1 || rec.State != site.StateInstalling {
 		t.Fatalf("after install started: %+v", rec)
 	}
 	// Its "install done" is lost: the next boot finds the disk installed
 	// and says so; the server records it installed at that generation.
 	want224(t, s, "report lost", form(1))
-	say(s, StageInstallDone, kept(1))
-	if rec := readRec(t, state); rec.State != StateInstalled || rec.Generation != 1 || rec.SHA256 != lcSHA || !strings.Contains(rec.Detail, "already installed") {
+	say(s, site.StageInstallDone, kept(1))
+	if rec := readRec(t, state); rec.State != site.StateInstalled || rec.Generation != 1 || rec.SHA256 != lcSHA || !strings.Contains(rec.Detail, "already installed") {
 		t.Fatalf("after the next boot's report: %+v", rec)
 	}
 	want224(t, s, "installed", "local")
@@ -481,14 +420,14 @@ func TestLifecycleGenerations(t *testing.T) {
 	// A reinstall draws a generation; the install's own report is lost;
 	// the next boot finds that generation on the disk: answered.
 	g := reinstall()
-	if g < 2 || g > MaxGeneration {
-		t.Fatalf("reinstall drew generation %d: want 2 to %d", g, MaxGeneration)
+	if g < 2 || g > site.MaxGeneration {
+		t.Fatalf("reinstall drew generation %d: want 2 to %d", g, site.MaxGeneration)
 	}
 	want224(t, s, "reinstall asked", form(g))
-	say(s, StageInstall, "started")
+	say(s, site.StageInstall, "started")
 	want224(t, s, "reinstalling, report lost", form(g))
-	say(s, StageInstallDone, kept(g))
-	if rec := readRec(t, state); rec.State != StateInstalled || rec.Generation != g || rec.ReinstallRequested {
+	say(s, site.StageInstallDone, kept(g))
+	if rec := readRec(t, state); rec.State != site.StateInstalled || rec.Generation != g || rec.ReinstallRequested {
 		t.Fatalf("after a kept disk at the generation asked: %+v", rec)
 	}
 	want224(t, s, "reinstalled", "local")
@@ -497,12 +436,12 @@ func TestLifecycleGenerations(t *testing.T) {
 	// generation (the one before, or one a tenant wrote on the disk ahead
 	// of time) is ignored and logged: the reinstall stays asked.
 	g2 := reinstall()
-	for _, other := range []int{g, g2 + 1, MaxGeneration} {
+	for _, other := range []int{g, g2 + 1, site.MaxGeneration} {
 		if other == g2 {
 			continue
 		}
-		say(s, StageInstallDone, kept(other))
-		say(s, StageInstallDone, "/dev/vda sha256="+lcSHA+" gen="+strconv.Itoa(other))
+		say(s, site.StageInstallDone, kept(other))
+		say(s, site.StageInstallDone, "/dev/vda sha256="+lcSHA+" gen="+strconv.Itoa(other))
 		if rec := readRec(t, state); !rec.ReinstallRequested || rec.Generation != g2 {
 			t.Fatalf("after an outcome for generation %d (%d asked): %+v", other, g2, rec)
 		}
@@ -511,53 +450,17 @@ func TestLifecycleGenerations(t *testing.T) {
 		t.Errorf("the ignored reports were not logged:\n%s", logs)
 	}
 	want224(t, s, "reinstall still asked", form(g2))
-	say(s, StageInstall, "started")
-	say(s, StageInstallDone, "/dev/vda sha256="+lcSHA+" gen="+strconv.Itoa(g2))
-	if rec := readRec(t, state); rec.State != StateInstalled || rec.Generation != g2 || rec.ReinstallRequested {
+	say(s, site.StageInstall, "started")
+	say(s, site.StageInstallDone, "/dev/vda sha256="+lcSHA+" gen="+strconv.Itoa(g2))
+	if rec := readRec(t, state); rec.State != site.StateInstalled || rec.Generation != g2 || rec.ReinstallRequested {
 		t.Fatalf("after the install at %d: %+v", g2, rec)
 	}
 
 	// An old init, or a form written by hand (dhcp-config), names no
 	// generation (or gen=0): as before, installed.
 	reinstall()
-	say(s, StageInstallDone, "/dev/vda sha256="+lcSHA)
-	if rec := readRec(t, state); rec.State != StateInstalled || rec.ReinstallRequested {
+	say(s, site.StageInstallDone, "/dev/vda sha256="+lcSHA)
+	if rec := readRec(t, state); rec.State != site.StateInstalled || rec.ReinstallRequested {
 		t.Fatalf("after a report without gen=: %+v", rec)
-	}
-}
-
-// Drawn generations are from 2 to MaxGeneration and never the one before.
-func TestNewGeneration(t *testing.T) {
-	seen := map[int]bool{}
-	for i := 0; i < 200; i++ {
-		g, err := NewGeneration(5)
-		if err != nil || g < 2 || g > MaxGeneration || g == 5 {
-			t.Fatalf("NewGeneration(5) = %d, %v", g, err)
-		}
-		seen[g] = true
-	}
-	if len(seen) < 190 {
-		t.Errorf("200 draws gave %d different generations: not drawn at random", len(seen))
-	}
-}
-
-func TestReportedGen(t *testing.T) {
-	for _, tc := range []struct {
-		detail string
-		gen    int
-		ok     bool
-	}{
-		{"/dev/vda sha256=" + lcSHA + " gen=3", 3, true},
-		{"/dev/vda sha256=none gen=12 already installed at generation 12 on 2026-12-07T13:00:00Z: the disk is not written", 12, true},
-		{"/dev/vda sha256=" + lcSHA, 0, false},
-		{"gen=x", 0, false},
-		{"gen=-1", 0, false},
-		{"gen=1000000000", 0, false},
-		{"", 0, false},
-	} {
-		gen, ok := reportedGen(tc.detail)
-		if gen != tc.gen || ok != tc.ok {
-			t.Errorf("reportedGen(%q) = %d, %v; want %d, %v", tc.detail, gen, ok, tc.gen, tc.ok)
-		}
 	}
 }

@@ -294,7 +294,7 @@ func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
-	inv := c.s.inventory()
+	inv := c.s.booter().Inventory()
 	if inv == nil {
 		ch <- prometheus.MustNewConstMetric(inventoryNodesDesc, prometheus.GaugeValue, 0)
 		return

@@ -6,16 +6,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ramboot/ramboot/site"
 	"github.com/ramboot/ramboot/site/inventory"
 )
-
-// stateFile is the install state file Run uses.
-func (s *Server) stateFile() string {
-	if s.StateFile != "" {
-		return s.StateFile
-	}
-	return DefaultStateFile(s.Root, s.LeaseFile)
-}
 
 // preflightState names the install state file (so that an operator can
 // check that `ramboot node` reads the same one) and checks it as Run
@@ -27,7 +20,7 @@ func (s *Server) preflightState(p *Preflight) {
 		return
 	}
 	sf := s.stateFile()
-	st, err := ReadState(sf)
+	st, err := site.ReadState(sf)
 	if err != nil {
 		p.problem("--state-file: %v", err)
 		return

@@ -141,8 +141,8 @@ func (s *Server) serveReport(w http.ResponseWriter, r *http.Request) {
 	s.log().Info("report", "mac", key, "remote", ip, "stage", rep.Stage, "detail", rep.Detail, "bytes", rep.Bytes, "total", rep.Total)
 	// An install outcome is acknowledged only once the state file has it:
 	// the init delivers it until a 2xx, so a 503 here is tried again.
-	if s.lc != nil {
-		if err := s.noteReport(key, rep.Stage, rep.Detail); err != nil {
+	if mac, err := net.ParseMAC(key); err == nil {
+		if err := s.booter().NoteReport(mac, s.ServerIP, rep.Stage, rep.Detail); err != nil {
 			m.errors.WithLabelValues(errReportLost).Inc()
 			http.Error(w, err.Error()+": try again", http.StatusServiceUnavailable)
 			return

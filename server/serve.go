@@ -1,8 +1,10 @@
 // Package server is `ramboot serve`: proxyDHCP or full DHCP, TFTP and HTTP
 // on one interface, serving one built tree to a whole rack. The listeners
-// (server/dhcp, server/tftp, HTTP) keep to protocol; what a node gets comes
-// from the inventory (site/inventory), and what each node did is kept on
-// a status board (server/status).
+// (server/dhcp, server/tftp, HTTP) keep to protocol; what a node gets they
+// ask a Booter (booter.go: the site model, site.Site, over nodes.yaml and
+// the install state file), and what each node did is kept on a status
+// board (server/status). Who a node is stays the server's own evidence
+// (nodeAt): the Booter is told only outcomes the server believes.
 //
 //	s := &server.Server{Root: "out/rpi4", Interface: "eth1", DHCP: dhcp.Proxy}
 //	err := s.Run(ctx)
@@ -29,6 +31,7 @@ import (
 	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/server/dhcp"
 	"github.com/ramboot/ramboot/server/status"
+	"github.com/ramboot/ramboot/site"
 	"github.com/ramboot/ramboot/site/inventory"
 )
 
@@ -77,9 +80,17 @@ type Server struct {
 	// and must return quickly.
 	OnReport func(key string, r report.Report)
 
-	// StateFile keeps the nodes' install state (lifecycle.go); default
+	// StateFile keeps the nodes' install state (site/state.go); default
 	// state.json next to the lease file.
 	StateFile string
+
+	// Booter decides what each node gets and takes its install outcomes.
+	// nil: the server's own site.Site over Nodes, StateFile and
+	// StateMaxUnlisted, which Run opens and reloads when nodes.yaml
+	// changes (and Reload on demand). A Booter given here is its owner's
+	// to open and reload; Run and Reload put its inventory's nodes on the
+	// status board.
+	Booter Booter
 
 	// ServerIP is the interface's IPv4 address, found at start.
 	ServerIP net.IP
@@ -93,9 +104,8 @@ type Server struct {
 
 	httpConnState httpConnState // the HTTP listener's (httplimit.go)
 
-	mu  sync.RWMutex
-	inv *inventory.Inventory
-	lc  *lifecycle // the install state; nil until Run opens it
+	siteMu sync.Mutex
+	site   *site.Site // the server's own, when Booter is nil; made at its first use
 }
 
 func (s *Server) log() *slog.Logger {
@@ -105,30 +115,17 @@ func (s *Server) log() *slog.Logger {
 	return s.Log
 }
 
-// inventory returns the inventory in force.
-func (s *Server) inventory() *inventory.Inventory {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.inv
-}
-
 // Reload reads the inventory again; a bad file is reported and the old
-// inventory stays in force.
+// inventory stays in force. With a Booter given, it puts the Booter's
+// inventory's nodes on the status board (reloading is the Booter's
+// owner's).
 func (s *Server) Reload() error {
-	if s.Nodes == "" {
+	st := s.ownSite()
+	if st == nil {
+		s.Board.SetPinned(inventoryKeys(s.Booter.Inventory()))
 		return nil
 	}
-	inv, err := inventory.Load(s.Nodes)
-	if err != nil {
-		s.log().Error("inventory rejected; the previous one stays in force", "file", s.Nodes, "err", err)
-		return err
-	}
-	s.mu.Lock()
-	s.inv = inv
-	s.mu.Unlock()
-	s.Board.SetPinned(inventoryKeys(inv))
-	s.log().Info("inventory loaded", "file", s.Nodes, "nodes", len(inv.Nodes))
-	return nil
+	return st.Reload()
 }
 
 // InterfaceIPv4 returns the first IPv4 address of ifname.
@@ -154,6 +151,9 @@ func InterfaceIPv4(ifname string) (net.IP, *net.IPNet, error) {
 // dropped from the board.
 func inventoryKeys(inv *inventory.Inventory) []string {
 	var keys []string
+	if inv == nil {
+		return nil
+	}
 	for _, n := range inv.Nodes {
 		if mac, err := net.ParseMAC(strings.ReplaceAll(strings.TrimSpace(n.MAC), "-", ":")); err == nil {
 			keys = append(keys, mac.String())
@@ -262,15 +262,8 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	s.ServerIP = ip
-	if s.Nodes != "" {
-		if err := s.Reload(); err != nil {
-			return err
-		}
-	}
-	if s.Nodes != "" || s.StateFile != "" {
-		if err := s.openLifecycle(); err != nil {
-			return err
-		}
+	if err := s.openSite(); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -362,8 +355,8 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	})
 
-	if s.Nodes != "" {
-		start("inventory", s.watchInventory)
+	if st := s.ownSite(); st != nil && s.Nodes != "" {
+		start("inventory", st.Watch)
 	}
 
 	var runErr error
@@ -378,7 +371,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 // decide maps a DHCP client to its inventory entry.
 func (s *Server) decide(c dhcp.Client, server net.IP) dhcp.Decision {
-	m, ok, err := s.lookup(c.MAC, c.Serial, server)
+	m, ok, err := s.booter().Lookup(c.MAC, c.Serial, server)
 	if err != nil {
 		s.log().Error("inventory", "mac", c.MAC.String(), "err", err)
 	}
@@ -442,27 +435,6 @@ func (s *Server) dhcpLog(e dhcp.Event) {
 			n.IP = e.Address.String()
 		}
 		s.Board.DHCP(mac, n, "dhcp "+e.Type, e.Detail, how)
-	}
-}
-
-func (s *Server) watchInventory(ctx context.Context) error {
-	var last time.Time
-	if st, err := os.Stat(s.Nodes); err == nil {
-		last = st.ModTime()
-	}
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			st, err := os.Stat(s.Nodes)
-			if err == nil && !st.ModTime().Equal(last) {
-				last = st.ModTime()
-				s.Reload()
-			}
-		}
 	}
 }
 

@@ -24,8 +24,8 @@
 //	    install: {image: "http://{{.Server}}:8080/img/debian.raw.xz", sha256: 3f0c...}
 //	    boot: local
 //
-// The server (server/lifecycle.go) hands such a node the install form until
-// it reports a successful install, then boot (default local).
+// The site (package site, Site.Lookup) hands such a node the install form
+// until it reports a successful install, then boot (default local).
 package inventory
 
 import (

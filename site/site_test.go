@@ -1,14 +1,124 @@
-package server
+package site
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/ramboot/ramboot/site/inventory"
 )
+
+const (
+	lcSHA  = "3f0c8a2b6f3c5d1e9a7b4c2d0e8f6a4b2c0d9e7f5a3b1c8d6e4f2a0b9c7d5e3f"
+	lcSHA2 = "0000000000000000000000000000000000000000000000000000000000000002"
+	lcMAC  = "52:54:00:12:34:61"
+)
+
+func lcNodes(sha string) string {
+	return `defaults:
+  option224: shell
+nodes:
+  - mac: ` + lcMAC + `
+    hostname: web-1
+    install: {image: "http://{{.Server}}:8080/img/debian.raw", sha256: ` + sha + `, disk: /dev/vda}
+  - mac: 52:54:00:12:34:62
+    hostname: web-2
+    install: {image: "http://{{.Server}}:8080/img/debian.raw", sha256: none}
+    boot: "local:LABEL=root"
+  - mac: 52:54:00:12:34:63
+    hostname: nfs-1
+`
+}
+
+var (
+	lcInstall  = "install:http://192.0.2.1:8080/img/debian.raw#sha256=" + lcSHA + "&disk=/dev/vda&hostname=web-1&gen=1"
+	lcServerIP = net.IPv4(192, 0, 2, 1)
+)
+
+// lcSite is a site with nodes.yaml and a state file (state.json) in dir,
+// opened as serve opens it; maxUnlisted is MaxUnlisted.
+func lcSite(t *testing.T, dir, nodes string, maxUnlisted int) (*Site, *syncBuffer) {
+	t.Helper()
+	nf := filepath.Join(dir, "nodes.yaml")
+	if err := os.WriteFile(nf, []byte(nodes), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	s := &Site{Nodes: nf, StateFile: filepath.Join(dir, "state.json"), MaxUnlisted: maxUnlisted, Log: slog.New(slog.NewTextHandler(logs, nil))}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.OpenState(); err != nil {
+		t.Fatal(err)
+	}
+	return s, logs
+}
+
+// note is mac's report as the server hands it on.
+func note(s *Site, mac, stage, detail string) error {
+	hw, _ := net.ParseMAC(mac)
+	return s.NoteReport(hw, lcServerIP, stage, detail)
+}
+
+func say(s *Site, stage, detail string) { note(s, lcMAC, stage, detail) }
+
+// option224 is what the site hands mac now, as DHCP asks it.
+func option224(t *testing.T, s *Site, mac string) string {
+	t.Helper()
+	hw, _ := net.ParseMAC(mac)
+	m, ok, err := s.Lookup(hw, "", lcServerIP)
+	if err != nil || !ok {
+		t.Fatalf("lookup %s: %v, %v", mac, ok, err)
+	}
+	return m.Option224
+}
+
+func want224(t *testing.T, s *Site, step, want string) {
+	t.Helper()
+	if got := option224(t, s, lcMAC); got != want {
+		t.Fatalf("%s: option 224 = %q, want %q", step, got, want)
+	}
+}
+
+func readRec(t *testing.T, path string) NodeState {
+	t.Helper()
+	st, err := ReadState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := st.Nodes[lcMAC]
+	if rec == nil {
+		t.Fatalf("no record for %s in %+v", lcMAC, st.Nodes)
+	}
+	if rec.Since.IsZero() {
+		t.Fatalf("record without since: %+v", rec)
+	}
+	return *rec
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
 
 // TestLifecycleLookupNotBlockedByWrite: while a report's write waits for
 // the state file's lock (held here as `ramboot node` would hold it, or as
@@ -17,7 +127,7 @@ import (
 // lookup sees it.
 func TestLifecycleLookupNotBlockedByWrite(t *testing.T) {
 	dir := t.TempDir()
-	s, _ := lcServer(t, dir, lcNodes(lcSHA))
+	s, _ := lcSite(t, dir, lcNodes(lcSHA), 0)
 	state := filepath.Join(dir, "state.json")
 	say(s, StageInstall, "started")
 	want224(t, s, "installing", lcInstall)
@@ -32,8 +142,9 @@ func TestLifecycleLookupNotBlockedByWrite(t *testing.T) {
 		close(done)
 	}()
 	// The writer holds the lifecycle's lock while it waits for the file's.
-	for deadline := time.Now().Add(5 * time.Second); s.lc.mu.TryLock(); {
-		s.lc.mu.Unlock()
+	lc := s.lc.Load()
+	for deadline := time.Now().Add(5 * time.Second); lc.mu.TryLock(); {
+		lc.mu.Unlock()
 		if time.Now().After(deadline) {
 			t.Fatal("the report's write never started")
 		}
@@ -42,7 +153,7 @@ func TestLifecycleLookupNotBlockedByWrite(t *testing.T) {
 	var slowest time.Duration
 	for i := 0; i < 20; i++ {
 		start := time.Now()
-		got := dhcp224(t, s, lcMAC)
+		got := option224(t, s, lcMAC)
 		d := time.Since(start)
 		slowest = max(slowest, d)
 		if d > 100*time.Millisecond {
@@ -84,14 +195,10 @@ nodes:
   - mac: 52:54:00:12:34:62
     hostname: web-2
 `
-	s, logs := lcServer(t, dir, nodes)
-	s.StateMaxUnlisted = 4 // --state-max-unlisted
-	if err := s.openLifecycle(); err != nil {
-		t.Fatal(err)
-	}
+	s, logs := lcSite(t, dir, nodes, 4) // --state-max-unlisted 4
 	state := filepath.Join(dir, "state.json")
 	tell := func(mac, stage string) {
-		s.noteReport(mac, stage, "/dev/vda")
+		note(s, mac, stage, "/dev/vda")
 	}
 	made := func(i int) string { return fmt.Sprintf("02:00:00:00:%02x:%02x", i>>8, i&0xff) }
 
@@ -124,8 +231,8 @@ nodes:
 	if got := strings.Count(logs.String(), "install state record dropped"); got != 37 {
 		t.Errorf("%d drops logged, want 37:\n%s", got, logs)
 	}
-	// The server's view is the file's.
-	if got := len(s.lc.snap.Load().st.Nodes); got != len(want) {
+	// The site's view is the file's.
+	if got := len(s.lc.Load().snap.Load().st.Nodes); got != len(want) {
 		t.Errorf("state in force has %d records, want %d", got, len(want))
 	}
 	// Only installed others left: the oldest of them goes.
@@ -153,12 +260,12 @@ func TestMakeRoomListed(t *testing.T) {
 		fmt.Fprintf(&b, "  - mac: %s\n", mac)
 		st.Nodes[mac] = &NodeState{State: StateInstalling}
 	}
-	s, _ := lcServer(t, dir, b.String())
-	if dropped := makeRoom(st, s.inventory(), 1); len(dropped) != 0 || len(st.Nodes) != 10 {
+	s, _ := lcSite(t, dir, b.String(), 0)
+	if dropped := makeRoom(st, s.Inventory(), 1); len(dropped) != 0 || len(st.Nodes) != 10 {
 		t.Fatalf("listed nodes' records dropped: %v", dropped)
 	}
 	st.Nodes["02:00:00:00:00:01"] = &NodeState{State: StateFailed}
-	if dropped := makeRoom(st, s.inventory(), 1); len(dropped) != 1 || dropped[0] != "02:00:00:00:00:01" || len(st.Nodes) != 10 {
+	if dropped := makeRoom(st, s.Inventory(), 1); len(dropped) != 1 || dropped[0] != "02:00:00:00:00:01" || len(st.Nodes) != 10 {
 		t.Fatalf("dropped %v, left %d", dropped, len(st.Nodes))
 	}
 }
@@ -168,13 +275,56 @@ func TestMakeRoomListed(t *testing.T) {
 // install record on its disk), not the state read before.
 func TestLifecycleStateFileDeleted(t *testing.T) {
 	dir := t.TempDir()
-	s, _ := lcServer(t, dir, lcNodes(lcSHA))
+	s, _ := lcSite(t, dir, lcNodes(lcSHA), 0)
 	say(s, StageInstallDone, "/dev/vda sha256="+lcSHA)
 	want224(t, s, "installed", "local")
 	if err := os.Remove(filepath.Join(dir, "state.json")); err != nil {
 		t.Fatal(err)
 	}
-	if got := dhcp224(t, s, lcMAC); !strings.HasPrefix(got, "install:") {
+	if got := option224(t, s, lcMAC); !strings.HasPrefix(got, "install:") {
 		t.Fatalf("after the state file was deleted: option 224 = %q, want the install form", got)
+	}
+}
+
+// With no state file a node with install: gets the install form at every
+// boot and its reports record nothing; with no nodes.yaml nothing applies.
+func TestSiteWithoutState(t *testing.T) {
+	dir := t.TempDir()
+	nf := filepath.Join(dir, "nodes.yaml")
+	if err := os.WriteFile(nf, []byte(lcNodes(lcSHA)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var loaded int
+	s := &Site{Nodes: nf, OnLoad: func(inv *inventory.Inventory) { loaded = len(inv.Nodes) }}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.OpenState(); err != nil || s.StatePath() != "" {
+		t.Fatalf("OpenState with no StateFile: %q, %v", s.StatePath(), err)
+	}
+	if loaded != 3 {
+		t.Errorf("OnLoad saw %d nodes, want 3", loaded)
+	}
+	want224(t, s, "new", lcInstall)
+	if err := note(s, lcMAC, StageInstallDone, "/dev/vda sha256="+lcSHA+" gen=1"); err != nil {
+		t.Fatal(err)
+	}
+	want224(t, s, "after install done, no state kept", lcInstall)
+	if left, _ := filepath.Glob(filepath.Join(dir, "*.json")); len(left) > 0 {
+		t.Fatalf("a state file was written: %v", left)
+	}
+
+	// A bad nodes.yaml leaves the one in force.
+	if err := os.WriteFile(nf, []byte("nodes: [{mac: nonsense}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(); err == nil {
+		t.Fatal("a bad nodes.yaml was taken")
+	}
+	want224(t, s, "after a bad nodes.yaml", lcInstall)
+
+	hw, _ := net.ParseMAC(lcMAC)
+	if m, ok, err := (&Site{}).Lookup(hw, "", lcServerIP); ok || err != nil {
+		t.Fatalf("no nodes.yaml: %+v, %v, %v", m, ok, err)
 	}
 }
