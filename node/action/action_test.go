@@ -35,6 +35,7 @@ import (
 type fakeEnv struct {
 	gate    *Gate
 	bootErr error
+	noAck   bool // Deliver: the server never acknowledges
 	// onKexec, if set, runs when Kexec is called, before the gate.
 	onKexec func()
 
@@ -69,7 +70,7 @@ func (f *fakeEnv) Deliver(stage, detail string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.delivered = append(f.delivered, stage+": "+detail)
-	return true
+	return !f.noAck
 }
 
 func (f *fakeEnv) pass() error {
@@ -646,4 +647,83 @@ func TestRAMRootFailsAfterDownload(t *testing.T) {
 			t.Errorf("%s: %d kexecs, %d reboots", tc.name, len(f.kexecs), f.reboots)
 		}
 	}
+}
+
+// What a local boot finds decides: nothing (with why each partition was
+// passed over) and several (named, to choose from) are refusals.
+func TestChooseInstalled(t *testing.T) {
+	a := localCandidate{dev: "/dev/vda1", how: "grub", label: "Debian"}
+	c := localCandidate{dev: "/dev/vdb1", how: "bls", label: "Fedora"}
+	if _, err := chooseInstalled(nil, []string{"/dev/vda2: grub.cfg: kernel /vmlinuz: not found"}, "/dev/vda"); err == nil ||
+		err.Error() != "nothing bootable on /dev/vda: no Pi config.txt, GRUB, BLS or syslinux configuration with a kernel; /dev/vda2: grub.cfg: kernel /vmlinuz: not found" {
+		t.Errorf("none: %v", err)
+	}
+	if _, err := chooseInstalled([]localCandidate{a, c}, nil, "the node's disks (/dev/vda /dev/vdb)"); err == nil ||
+		!strings.Contains(err.Error(), "several installed systems on the node's disks (/dev/vda /dev/vdb): /dev/vda1 (grub: Debian), /dev/vdb1 (bls: Fedora); choose one with option 224 local:/dev/NAME") {
+		t.Errorf("several: %v", err)
+	}
+	if got, err := chooseInstalled([]localCandidate{c}, nil, "x"); err != nil || got.dev != "/dev/vdb1" {
+		t.Errorf("one: %v, %v", got, err)
+	}
+}
+
+// A system found on disk with a kernel of another architecture never
+// reaches Kexec; one of this machine's does, as found, and a kexec that
+// fails names the system.
+func TestKexecInstalled(t *testing.T) {
+	f := &fakeEnv{}
+	c := localCandidate{dev: "/dev/vda1", how: "grub", label: "Debian", kernel: kernelFor(otherArch()), cmdline: "root=UUID=x ro"}
+	if err := newBoot(t, f).kexecInstalled(c); err == nil || !strings.HasPrefix(err.Error(), "/dev/vda1 (grub: Debian): kernel: ") {
+		t.Errorf("another architecture's kernel: %v", err)
+	}
+	f.noBoot(t, "another architecture's kernel")
+
+	f = &fakeEnv{bootErr: errors.New("kexec_load: device or resource busy")}
+	c.kernel, c.initrd = kernelFor(runtime.GOARCH), []byte("INITRAMFS")
+	err := newBoot(t, f).kexecInstalled(c)
+	if err == nil || err.Error() != "/dev/vda1 (grub: Debian): kexec_load: device or resource busy" {
+		t.Errorf("kexec fails: %v", err)
+	}
+	if len(f.kexecs) != 1 {
+		t.Fatalf("%d kexecs, want 1", len(f.kexecs))
+	}
+	if img := f.kexecs[0]; img.Source != "/dev/vda1:Debian" || img.Cmdline != "root=UUID=x ro" || string(img.Initrd()) != "INITRAMFS\x00\x00\x00" {
+		t.Errorf("kexec got %s, cmdline %q, initrd %q", img.Source, img.Cmdline, img.Initrd())
+	}
+}
+
+// A disk that holds the install already is not written: "install done"
+// says so. With then=reboot it reboots only when the server acknowledged
+// (else the server would hand the same install form again at the reboot,
+// for ever): unacknowledged, it boots the disk here instead.
+func TestKeepInstalled(t *testing.T) {
+	s, err := bootspec.Parse("install:http://192.0.2.1/i.img#sha256=" + hex64 + "&disk=/dev/vda&gen=3&then=reboot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := s.Install
+	rec := newRecord(spec, "/dev/ramboot-test-disk", time.Date(2026, 12, 7, 13, 40, 0, 0, time.UTC))
+	found := &foundRecord{installRecord: &rec, part: "/dev/ramboot-test-disk2", path: recordOnRoot, fstype: "ext4"}
+	const done = report.InstallDone + ": /dev/ramboot-test-disk sha256=" + "abab"
+
+	f := &fakeEnv{}
+	err = newBoot(t, f).keepInstalled(context.Background(), spec, "/dev/ramboot-test-disk", found)
+	if f.reboots != 1 || err == nil {
+		t.Errorf("acknowledged, then=reboot: %d reboots, %v; want one reboot (the fake's fails)", f.reboots, err)
+	}
+	if len(f.delivered) != 1 || !strings.HasPrefix(f.delivered[0], done) || !strings.Contains(f.delivered[0], "already installed at generation 3") || !strings.Contains(f.delivered[0], "the disk is not written") {
+		t.Errorf("delivered %q", f.delivered)
+	}
+
+	f = &fakeEnv{noAck: true}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err = newBoot(t, f).keepInstalled(ctx, spec, "/dev/ramboot-test-disk", found)
+	if f.reboots != 0 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("not acknowledged, then=reboot: %d reboots, %v; want none and the local boot of the disk (which is not there: the deadline)", f.reboots, err)
+	}
+	if !f.said("the server did not acknowledge: booting the installed system here") {
+		t.Errorf("not acknowledged: the console does not say why it does not reboot: %q", f.stages)
+	}
+	f.noBoot(t, "not acknowledged")
 }

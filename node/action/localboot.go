@@ -54,30 +54,44 @@ func (b *Boot) localBoot(ctx context.Context, spec bootspec.LocalSpec) error {
 	var pool mount.Pool
 	defer pool.UnmountAll(unix.MNT_DETACH)
 	cands, notes := findInstalled(ctx, devs, &pool, piconfig.RunningModel())
-	cands = dedupe(cands)
 	where := "the node's disks (" + devNames(devs) + ")"
 	if spec.Target != "" {
 		where = spec.Target
 	}
+	c, err := chooseInstalled(dedupe(cands), notes, where)
+	if err != nil {
+		return err
+	}
+	if err := pool.UnmountAll(unix.MNT_DETACH); err != nil {
+		b.Env.Stage("local: unmount: %v", err)
+	}
+	return b.kexecInstalled(c)
+}
+
+// chooseInstalled is the one system found on where, or an error that
+// says why there is none (notes: why a partition was passed over) or
+// names the several to choose from.
+func chooseInstalled(cands []localCandidate, notes []string, where string) (localCandidate, error) {
 	switch len(cands) {
 	case 0:
 		msg := "nothing bootable on " + where + ": no Pi config.txt, GRUB, BLS or syslinux configuration with a kernel"
 		if len(notes) > 0 {
 			msg += "; " + strings.Join(notes, "; ")
 		}
-		return errors.New(msg)
+		return localCandidate{}, errors.New(msg)
 	case 1:
-	default:
-		var list []string
-		for _, c := range cands {
-			list = append(list, c.String())
-		}
-		return fmt.Errorf("several installed systems on %s: %s; choose one with option 224 local:/dev/NAME (or PARTUUID=...)", where, strings.Join(list, ", "))
+		return cands[0], nil
 	}
-	c := cands[0]
-	if err := pool.UnmountAll(unix.MNT_DETACH); err != nil {
-		b.Env.Stage("local: unmount: %v", err)
+	var list []string
+	for _, c := range cands {
+		list = append(list, c.String())
 	}
+	return localCandidate{}, fmt.Errorf("several installed systems on %s: %s; choose one with option 224 local:/dev/NAME (or PARTUUID=...)", where, strings.Join(list, ", "))
+}
+
+// kexecInstalled boots c, its disks unmounted: a kernel of another
+// architecture never reaches Env.Kexec.
+func (b *Boot) kexecInstalled(c localCandidate) error {
 	// The architecture check, done once: kexec gets the unpacked kernel.
 	k, err := kexec.Kernel(c.kernel, runtime.GOARCH)
 	if err != nil {
