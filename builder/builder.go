@@ -31,6 +31,7 @@ import (
 	"github.com/ramboot/ramboot/kernel/apt"
 	"github.com/ramboot/ramboot/kernel/deb"
 	"github.com/ramboot/ramboot/kernel/modules"
+	"github.com/ramboot/ramboot/site/pxelinux"
 	"github.com/ramboot/ramboot/tree"
 )
 
@@ -679,4 +680,24 @@ func treeHash(dir string) (string, error) {
 		return nil
 	})
 	return hex.EncodeToString(h.Sum(nil)), err
+}
+
+// pxelinuxDefault adds pxelinux.cfg/default, at the tree's root beside
+// pxelinux.0, for a board whose firmware holds pxelinux.0 (BOARD=pc): it
+// boots this board's kernel and initramfs, and the init asks DHCP for
+// option 224. `ramboot pxelinux --nodes` adds the per-node files; both
+// write through site/pxelinux, so a rerun recognises and replaces them.
+func (b *Build) pxelinuxDefault() error {
+	if _, ok := b.bigFiles["pxelinux.0"]; !ok || !b.fwNames["pxelinux.0"] {
+		return nil
+	}
+	files, err := pxelinux.Configs{Board: pxelinux.Board{Dir: b.Subdir, Kernel: b.Board.Kernel.ImageName(),
+		Cmdline: strings.TrimSpace(string(b.outFiles["cmdline.txt"]))}}.Files()
+	if err != nil {
+		return err
+	}
+	n := path.Join(pxelinux.ConfigDir, "default")
+	b.outFiles[n] = files[n]
+	b.fwNames[n] = true // at the root, where pxelinux.0 looks
+	return nil
 }

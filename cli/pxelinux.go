@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/ramboot/ramboot/builder"
 	"github.com/ramboot/ramboot/site/inventory"
+	"github.com/ramboot/ramboot/site/pxelinux"
 )
 
 type pxelinuxOpts struct {
@@ -80,11 +80,11 @@ func runPXELinux(_ context.Context, args []string, stdout, stderr io.Writer) err
 	if o.httpPort < 1 || o.httpPort > 65535 {
 		return bad("--http-port %d: want 1-65535", o.httpPort)
 	}
-	board, err := builder.FindPXEBoard(o.root)
+	board, err := pxelinux.FindBoard(o.root)
 	if err != nil {
 		return fmt.Errorf("pxelinux: --root: %w", err)
 	}
-	c := builder.PXEConfigs{Board: board, Server: server}
+	c := pxelinux.Configs{Board: board, Server: server}
 	if o.ipxe {
 		c.IPXEBase = fmt.Sprintf("http://%s:%d", server, o.httpPort)
 	}
@@ -99,7 +99,7 @@ func runPXELinux(_ context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	names, err := builder.WritePXEConfigs(o.root, files)
+	names, err := pxelinux.Write(o.root, files)
 	if err != nil {
 		return fmt.Errorf("pxelinux: %w", err)
 	}
