@@ -14,6 +14,8 @@ import (
 
 	"github.com/ramboot/ramboot/builder"
 	"github.com/ramboot/ramboot/e2e/cache"
+	"github.com/ramboot/ramboot/e2e/lab"
+	"github.com/ramboot/ramboot/e2e/qemu"
 	"github.com/ramboot/ramboot/initramfs"
 	"github.com/ramboot/ramboot/tree"
 )
@@ -159,9 +161,9 @@ func benchModuleTree(b *testing.B, m tree.Manifest) string {
 func BenchmarkInit(b *testing.B) {
 	dir, m := cache.Image(b, "virt")
 	qargs := func(img, initrd, extra string) []string {
-		return []string{"-M", "virt", "-cpu", "cortex-a72", "-m", "1024", "-smp", "2", "-nographic", "-no-reboot",
-			"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
-			"-kernel", img, "-initrd", initrd, "-append", "console=ttyAMA0 panic=-1 " + extra}
+		_, args := qemu.Options{Board: "virt", Netdev: "user,id=n0", MAC: lab.GuestMAC,
+			Kernel: img, Initrd: initrd, Append: extra}.Command(b)
+		return args
 	}
 
 	// u-root's own image: the same commands, u-root's init, dhclient as

@@ -17,12 +17,8 @@ import (
 
 func TestBootVirt(t *testing.T) {
 	dir, m := cache.Image(t, "virt")
-	vm := qemu.Start(t, qemu.Binary(t),
-		"-M", "virt", "-cpu", "cortex-a72", "-m", "1024", "-smp", "2",
-		"-nographic", "-no-reboot",
-		"-kernel", filepath.Join(dir, "Image"),
-		"-initrd", filepath.Join(dir, "rootfs.cpio.gz"),
-		"-append", "console=ttyAMA0 panic=-1")
+	vm := qemu.Boot(t, qemu.Options{Board: "virt",
+		Kernel: filepath.Join(dir, "Image"), Initrd: filepath.Join(dir, "rootfs.cpio.gz")})
 	vm.Expect(`ramboot \[\s*[0-9.]+\] mounts: /proc /sys /dev /run /tmp`, 90*time.Second)
 	vm.Expect(`modules: [1-9] network driver modules loaded`, 60*time.Second)
 	vm.Expect(`ramboot e2e on board virt .*kernel `+regexp.QuoteMeta(m.Kernel.Release), 30*time.Second)
@@ -78,12 +74,8 @@ func raspi4bDTB(t testing.TB, src string) string {
 func TestBootRaspi4b(t *testing.T) {
 	dir, m := cache.Image(t, "rpi4")
 	dtb := raspi4bDTB(t, filepath.Join(dir, "bcm2711-rpi-4-b.dtb"))
-	vm := qemu.Start(t, qemu.Binary(t),
-		"-M", "raspi4b", "-nographic", "-no-reboot",
-		"-kernel", filepath.Join(dir, "Image"),
-		"-dtb", dtb,
-		"-initrd", filepath.Join(dir, "rootfs.cpio.gz"),
-		"-append", "console=ttyAMA0,115200 panic=1")
+	vm := qemu.Boot(t, qemu.Options{Board: "rpi4",
+		Kernel: filepath.Join(dir, "Image"), DTB: dtb, Initrd: filepath.Join(dir, "rootfs.cpio.gz")})
 	vm.Expect(`ramboot \[\s*[0-9.]+\] mounts: /proc /sys /dev /run /tmp`, 120*time.Second)
 	vm.Expect(`ramboot e2e on board rpi4 \(Raspberry Pi 4 Model B[^)]*\), kernel `+regexp.QuoteMeta(m.Kernel.Release), 60*time.Second)
 	vm.ShellRoundTrip()
@@ -107,11 +99,8 @@ func TestRaspi4bNoNetworkAndKexecEBUSY(t *testing.T) {
 	}
 	dtb := raspi4bDTB(t, filepath.Join(dir, "bcm2711-rpi-4-b.dtb"))
 	run := func(extra string) *qemu.VM {
-		return qemu.Start(t, qemu.Binary(t),
-			"-M", "raspi4b", "-nographic", "-no-reboot",
-			"-kernel", filepath.Join(out, "Image"), "-dtb", dtb,
-			"-initrd", filepath.Join(out, "rootfs.cpio.gz"),
-			"-append", "console=ttyAMA0,115200 panic=1 "+extra)
+		return qemu.Boot(t, qemu.Options{Board: "rpi4",
+			Kernel: filepath.Join(out, "Image"), DTB: dtb, Initrd: filepath.Join(out, "rootfs.cpio.gz"), Append: extra})
 	}
 	vm := run("")
 	vm.Expect(`network: no wired network interface found`, 120*time.Second)

@@ -61,13 +61,8 @@ func bootServer(t testing.TB, dir string) (port int) {
 
 func bootVirt(t testing.TB, dir, extra string) *qemu.VM {
 	t.Helper()
-	return qemu.Start(t, qemu.Binary(t),
-		"-M", "virt", "-cpu", "cortex-a72", "-m", "1024", "-smp", "2",
-		"-nographic", "-no-reboot",
-		"-netdev", "user,id=n0,restrict=off", "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
-		"-kernel", filepath.Join(dir, "Image"),
-		"-initrd", filepath.Join(dir, "rootfs.cpio.gz"),
-		"-append", "console=ttyAMA0 panic=-1 "+extra)
+	return qemu.Boot(t, qemu.Options{Board: "virt", Netdev: "user,id=n0,restrict=off", MAC: lab.GuestMAC,
+		Kernel: filepath.Join(dir, "Image"), Initrd: filepath.Join(dir, "rootfs.cpio.gz"), Append: extra})
 }
 
 func TestInit224(t *testing.T) {

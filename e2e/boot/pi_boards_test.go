@@ -266,15 +266,9 @@ func TestBootRaspi3b(t *testing.T) {
 	nodes := filepath.Join(l.Dir, "nodes.yaml")
 	lab.WriteFile(t, nodes, "nodes:\n  - mac: "+mac+"\n    hostname: pi3-1\n    option224: shell\n")
 	srv := l.Serve(t, dir, "--nodes", nodes, "--dhcp", "full", "--range", "192.0.2.100-192.0.2.150")
-	vm := qemu.Start(t, "ip", "netns", "exec", l.NS, qemu.Binary(t),
-		"-M", "raspi3b", "-m", "1G", "-nographic", "-monitor", "none", "-no-reboot",
-		"-serial", "null", "-serial", "stdio",
-		"-kernel", filepath.Join(dir, "Image"),
-		"-dtb", filepath.Join(dir, "bcm2837-rpi-3-b.dtb"),
-		"-initrd", filepath.Join(dir, "rootfs.cpio.gz"),
-		"-append", "console=ttyS1,115200 panic=1 ramboot.board=rpi3",
-		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-		"-device", "usb-net,netdev=n0,mac="+qemuMAC)
+	vm := qemu.Boot(t, qemu.Options{Board: "rpi3", NetNS: l.NS, Netdev: qemu.TapNetdev, MAC: qemuMAC,
+		Kernel: filepath.Join(dir, "Image"), DTB: filepath.Join(dir, "bcm2837-rpi-3-b.dtb"),
+		Initrd: filepath.Join(dir, "rootfs.cpio.gz"), Append: "ramboot.board=rpi3"})
 	vm.Expect(`ramboot \[\s*[0-9.]+\] mounts: /proc /sys /dev /run /tmp`, 150*time.Second)
 	vm.Expect(`network: \S+ appeared after`, 150*time.Second) // USB enumerates after the init starts
 	vm.Expect(`network: \S+ `+mac+` 192\.0\.2\.1[0-5]\d/24`, 60*time.Second)

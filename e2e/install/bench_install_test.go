@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -36,14 +35,11 @@ func BenchmarkInstall(b *testing.B) {
 	l.Dnsmasq(b, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--dhcp-host=52:54:00:12:34:56,192.0.2.131,bench-2")
 	l.Serve(b, src, "--dhcp", "off")
 	disk := newDisk(b, dir, 2<<30)
-	vm := qemu.Start(b, "ip", "netns", "exec", l.NS, qemu.Binary(b),
-		"-M", "virt", "-cpu", "cortex-a72", "-m", "1536", "-smp", "2", "-nographic", "-no-reboot",
-		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-		"-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
-		"-drive", "if=none,id=d0,format=raw,file="+disk, "-device", "virtio-blk-pci,drive=d0",
-		"-drive", "if=none,id=d1,format=raw,readonly=on,file="+raw, "-device", "virtio-blk-pci,drive=d1",
-		"-kernel", filepath.Join(src, "Image"), "-initrd", filepath.Join(src, "rootfs.cpio.gz"),
-		"-append", "console=ttyAMA0 panic=-1 ramboot.224=shell")
+	o := l.Guest(src, "ramboot.224=shell")
+	o.Memory = "1536"
+	o.Extra = []string{"-drive", "if=none,id=d0,format=raw,file=" + disk, "-device", "virtio-blk-pci,drive=d0",
+		"-drive", "if=none,id=d1,format=raw,readonly=on,file=" + raw, "-device", "virtio-blk-pci,drive=d1"}
+	vm := qemu.Boot(b, o)
 	vm.Expect(`shell: started on ttyAMA0`, 180*time.Second)
 	vm.Expect(`network: eth0 52:54:00:12:34:56 192\.0\.2\.131`, 60*time.Second)
 	timed := func(cmd, done string) float64 {
@@ -74,13 +70,12 @@ func BenchmarkInstall(b *testing.B) {
 	lab.Run(b, "mcopy", "-i", disk+"@@1M", "::/vmlinuz", "::/initrd.img", "::/cmdline.txt", boot)
 	cmdline, _ := os.ReadFile(filepath.Join(boot, "cmdline.txt"))
 	t1 := time.Now()
-	vm = qemu.Start(b, "ip", "netns", "exec", l.NS, qemu.Binary(b),
-		"-M", "virt", "-cpu", "cortex-a72", "-m", "1536", "-smp", "2", "-nographic", "-no-reboot",
-		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-		"-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
-		"-drive", "if=none,id=d0,format=raw,file="+disk, "-device", "virtio-blk-pci,drive=d0",
-		"-kernel", filepath.Join(boot, "vmlinuz"), "-initrd", filepath.Join(boot, "initrd.img"),
-		"-append", strings.TrimSpace(string(cmdline)))
+	o = l.Guest(src, "")
+	o.Memory = "1536"
+	o.Kernel, o.Initrd = filepath.Join(boot, "vmlinuz"), filepath.Join(boot, "initrd.img")
+	o.Cmdline = string(cmdline) // the installed system's own
+	o.Extra = []string{"-drive", "if=none,id=d0,format=raw,file=" + disk, "-device", "virtio-blk-pci,drive=d0"}
+	vm = qemu.Boot(b, o)
 	vm.Expect(`(?m)^\S+ login:`, 600*time.Second)
 	direct := time.Since(t1)
 	b.ReportMetric((local - t224).Seconds(), "224-to-login-s")

@@ -226,21 +226,11 @@ func bootWithDisk(t testing.TB, l *lab.Lab, src, disk, extra string) *qemu.VM {
 // qemuArgs are added to QEMU's command line (more devices).
 func bootWithDiskOpt(t testing.TB, l *lab.Lab, src, disk, extra, reboot string, qemuArgs ...string) *qemu.VM {
 	t.Helper()
-	args := []string{"netns", "exec", l.NS, qemu.Binary(t),
-		"-M", "virt", "-cpu", "cortex-a72", "-m", "1536", "-smp", "2",
-		"-nographic"}
-	if reboot != "" {
-		args = append(args, reboot)
-	}
-	args = append(args,
-		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-		"-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
-		"-drive", "if=none,id=d0,format=raw,file="+disk,
-		"-device", "virtio-blk-pci,drive=d0",
-		"-kernel", filepath.Join(src, "Image"),
-		"-initrd", filepath.Join(src, "rootfs.cpio.gz"),
-		"-append", strings.TrimSpace("console=ttyAMA0 panic=-1 "+extra))
-	return qemu.Start(t, "ip", append(args, qemuArgs...)...)
+	o := l.Guest(src, extra)
+	o.Memory = "1536"
+	o.Reboot = reboot == ""
+	o.Extra = append([]string{"-drive", "if=none,id=d0,format=raw,file=" + disk, "-device", "virtio-blk-pci,drive=d0"}, qemuArgs...)
+	return qemu.Boot(t, o)
 }
 
 // newDisk makes a sparse raw disk of size bytes in dir, filled with a

@@ -18,9 +18,8 @@ const (
 // extra is more QEMU arguments.
 func (l *Lab) BootPC(t testing.TB, mac string, uefi bool, extra ...string) *qemu.VM {
 	t.Helper()
-	args := []string{"netns", "exec", l.NS, qemu.BinaryX86(t),
-		"-M", "q35", "-m", "1024", "-smp", "2", "-nographic", "-no-reboot",
-		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"}
+	// boards/pc.yaml says machine pc; the tests have always booted q35.
+	o := qemu.Options{Board: "pc", Machine: "q35", NetNS: l.NS, Netdev: qemu.TapNetdev, MAC: mac}
 	if uefi {
 		for _, f := range []string{ovmfCode, ovmfVars} {
 			if _, err := os.Stat(f); err != nil {
@@ -35,15 +34,16 @@ func (l *Lab) BootPC(t testing.TB, mac string, uefi bool, extra ...string) *qemu
 		if err := os.WriteFile(vars, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		args = append(args,
-			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+ovmfCode,
-			"-drive", "if=pflash,format=raw,unit=1,file="+vars,
-			// No option ROM: the PXE client is the firmware's own.
-			"-device", "virtio-net-pci,netdev=n0,mac="+mac+",romfile=,bootindex=1")
+		o.Extra = []string{
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + ovmfCode,
+			"-drive", "if=pflash,format=raw,unit=1,file=" + vars}
+		// No option ROM: the PXE client is the firmware's own.
+		o.NICOpts = ",romfile=,bootindex=1"
 	} else {
-		args = append(args, "-boot", "n", "-device", "virtio-net-pci,netdev=n0,mac="+mac)
+		o.Extra = []string{"-boot", "n"}
 	}
-	return qemu.Start(t, "ip", append(args, extra...)...)
+	o.Extra = append(o.Extra, extra...)
+	return qemu.Boot(t, o)
 }
 
 // pcServe starts `ramboot serve` on the pc tree with one node.

@@ -46,6 +46,9 @@ type Lab struct {
 // Addr is the lab host's address on br0.
 const Addr = "192.0.2.1"
 
+// GuestMAC is the MAC of the guest Boot starts.
+const GuestMAC = "52:54:00:12:34:56"
+
 // bridgeMAC is br0's own MAC (locally administered).
 const bridgeMAC = "02:72:62:00:00:01"
 
@@ -124,14 +127,15 @@ func (l *Lab) Main() *Peer { return &Peer{NS: l.NS, Iface: "br0", Addr: Addr} }
 // 52:54:00:12:34:56.
 func (l *Lab) Boot(t testing.TB, dir, extra string) *qemu.VM {
 	t.Helper()
-	return qemu.Start(t, "ip", "netns", "exec", l.NS, qemu.Binary(t),
-		"-M", "virt", "-cpu", "cortex-a72", "-m", "1024", "-smp", "2",
-		"-nographic", "-no-reboot",
-		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-		"-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
-		"-kernel", filepath.Join(dir, "Image"),
-		"-initrd", filepath.Join(dir, "rootfs.cpio.gz"),
-		"-append", strings.TrimSpace("console=ttyAMA0 panic=-1 "+extra))
+	return qemu.Boot(t, l.Guest(dir, extra))
+}
+
+// Guest is the virt guest Boot starts: the tree in dir, extra on the
+// kernel command line, on tap0 with the MAC 52:54:00:12:34:56. A test
+// changes it (memory, a disk, reboots) and boots it with qemu.Boot.
+func (l *Lab) Guest(dir, extra string) qemu.Options {
+	return qemu.Options{Board: "virt", NetNS: l.NS, Netdev: qemu.TapNetdev, MAC: GuestMAC,
+		Kernel: filepath.Join(dir, "Image"), Initrd: filepath.Join(dir, "rootfs.cpio.gz"), Append: extra}
 }
 
 // Dnsmasq runs dnsmasq on the lab's br0 with args added to a DNS-less,

@@ -2,8 +2,13 @@
 // its stdio, which Expect reads and Send types on; the guest is killed by
 // its pid when the test ends.
 //
-//	vm := qemu.Start(t, qemu.Binary(t), "-M", "virt", ...)
-//	vm.Expect(`ramboot: init`, 60*time.Second)
+// Options describe a guest as values, from its board profile's qemu:
+// section (machine, console); Boot starts it:
+//
+//	vm := qemu.Boot(t, qemu.Options{Board: "virt", Kernel: dir + "/Image",
+//		Initrd: dir + "/rootfs.cpio.gz", Append: "ramboot.224=shell"})
+//	vm.Expect(`224: option 224 says shell`, 120*time.Second)
+//	vm.ShellRoundTrip()
 package qemu
 
 import (
@@ -18,32 +23,6 @@ import (
 	"testing"
 	"time"
 )
-
-// BinaryX86 is qemu-system-x86_64's path; it skips t in -short runs.
-func BinaryX86(t testing.TB) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("boots QEMU: not in -short (make unit)")
-	}
-	p, err := exec.LookPath("qemu-system-x86_64")
-	if err != nil {
-		t.Fatalf("qemu-system-x86_64 not found: run `make test` (it installs it) or bash e2e/deps.sh")
-	}
-	return p
-}
-
-// Binary is qemu-system-aarch64's path; it skips t in -short runs.
-func Binary(t testing.TB) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("boots QEMU: not in -short (make unit)")
-	}
-	p, err := exec.LookPath("qemu-system-aarch64")
-	if err != nil {
-		t.Fatalf("qemu-system-aarch64 not found: run `make test` (it installs it) or bash e2e/deps.sh")
-	}
-	return p
-}
 
 // VM is a QEMU guest whose serial console is the process's stdio.
 type VM struct {

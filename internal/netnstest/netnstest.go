@@ -16,9 +16,11 @@
 //	})
 //
 // Two namespaces joined by a veth pair: Veth(t, nsA, "va", nsB, "vb").
-// A process inside one: Exec(ns, timeout, name, args...) or
-// exec.Command("ip", "netns", "exec", ns, ...) (ip execs the command in
-// place, so its pid is the command's).
+// A process inside one: Exec(ns, timeout, name, args...) for its output,
+// Command(ns, name, args...) to start it (ip execs the command in place,
+// so its pid is the command's). A helper process that runs a DHCP server
+// calls MustBeInside(t) first. A test that must run whole inside a
+// namespace (every goroutine's sockets there): RunIn and Inside.
 package netnstest
 
 import (
@@ -31,6 +33,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -244,5 +247,29 @@ func RunIn(t testing.TB, ns string, timeout time.Duration) {
 	t.Logf("in namespace %s:\n%s", ns, bytes.TrimSpace(out))
 	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
 		t.Fatalf("%s in namespace %s failed: %v", t.Name(), ns, err)
+	}
+}
+
+// Command is exec.Command for name inside namespace ns (ip netns exec
+// execs name in place, so the process's pid is name's own).
+func Command(ns, name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
+}
+
+// Identify is the name of the namespace process pid is in ("" if it is
+// not in a named one).
+func Identify(pid int) (string, error) {
+	out, err := exec.Command("ip", "netns", "identify", strconv.Itoa(pid)).Output()
+	return strings.TrimSpace(string(out)), err
+}
+
+// MustBeInside fails t unless this process runs in a namespace this
+// package made (rbt-…): a helper process that runs a DHCP server checks
+// it first.
+func MustBeInside(t testing.TB) {
+	t.Helper()
+	ns, err := Identify(os.Getpid())
+	if err != nil || !strings.HasPrefix(ns, Prefix) {
+		t.Fatalf("not in an %s network namespace (%q, %v): refusing to run", Prefix, ns, err)
 	}
 }
