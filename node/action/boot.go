@@ -3,7 +3,7 @@
 // Package action holds option 224's boot actions: chain (a kernel, an
 // iPXE script or a root image run from RAM), NFS root, install to disk
 // and local boot. Each is a small unit that does its work (downloads,
-// mounts, the flash child) and reaches PID 1 only through Env: the
+// mounts through Sys, the flash child) and reaches PID 1 only through Env: the
 // console, the reports, and the three points of no return (kexec,
 // switch_root, reboot), each behind the commit gate (Gate). An action
 // returns only on failure, with the reason; whatever it set up is taken
@@ -53,11 +53,13 @@ type Env interface {
 	// whether it did.
 	Deliver(stage, detail string) bool
 
-	// The points of no return. Each passes the commit gate first: once
-	// the boot deadline gave up on the action (the shell runs), it fails
-	// instead. Each returns only on failure.
+	// The points of no return. Each passes the commit gate (Gate.Commit)
+	// after its last check and before anything that cannot be undone:
+	// once the boot deadline gave up on the action (the shell runs), it
+	// fails instead. Each returns only on failure.
 
-	// Kexec loads img and boots it.
+	// Kexec loads img (checking its kernel against this machine) and
+	// boots it.
 	Kexec(img *kexec.Image) error
 	// SwitchRoot checks that newRoot's init can run here, then makes
 	// newRoot the root and execs init as PID 1. It returns when the check
