@@ -61,21 +61,22 @@ func (s *Server) booter() Booter {
 
 // ownSite is the server's own site over Nodes and StateFile, made at the
 // first call from the fields as they are then; nil when a Booter is
-// given. Its loads pin the inventory's nodes on the status board.
+// given. Its loads pin the inventory's nodes on the status board. A
+// lookup never waits here: the site is an atomic pointer once made.
 func (s *Server) ownSite() *site.Site {
 	if s.Booter != nil {
 		return nil
 	}
-	s.siteMu.Lock()
-	defer s.siteMu.Unlock()
-	if s.site == nil {
-		s.site = &site.Site{Nodes: s.Nodes, MaxUnlisted: s.StateMaxUnlisted, Log: s.log(),
-			OnLoad: func(inv *inventory.Inventory) { s.Board.SetPinned(inventoryKeys(inv)) }}
-		if s.Nodes != "" || s.StateFile != "" {
-			s.site.StateFile = s.stateFile()
-		}
+	if st := s.site.Load(); st != nil {
+		return st
 	}
-	return s.site
+	st := &site.Site{Nodes: s.Nodes, MaxUnlisted: s.StateMaxUnlisted, Log: s.log(),
+		OnLoad: func(inv *inventory.Inventory) { s.Board.SetPinned(inventoryKeys(inv)) }}
+	if s.Nodes != "" || s.StateFile != "" {
+		st.StateFile = s.stateFile()
+	}
+	s.site.CompareAndSwap(nil, st) // a concurrent first call's may have won
+	return s.site.Load()
 }
 
 // openSite loads the server's own site as Run does: nodes.yaml, then the

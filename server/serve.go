@@ -22,6 +22,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -104,8 +105,7 @@ type Server struct {
 
 	httpConnState httpConnState // the HTTP listener's (httplimit.go)
 
-	siteMu sync.Mutex
-	site   *site.Site // the server's own, when Booter is nil; made at its first use
+	site atomic.Pointer[site.Site] // the server's own, when Booter is nil; made at its first use
 }
 
 func (s *Server) log() *slog.Logger {
