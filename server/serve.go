@@ -150,10 +150,10 @@ func InterfaceIPv4(ifname string) (net.IP, *net.IPNet, error) {
 // MACs and serials, as the board spells them. Those nodes are never
 // dropped from the board.
 func inventoryKeys(inv *inventory.Inventory) []string {
-	var keys []string
 	if inv == nil {
 		return nil
 	}
+	var keys []string
 	for _, n := range inv.Nodes {
 		if mac, err := net.ParseMAC(strings.ReplaceAll(strings.TrimSpace(n.MAC), "-", ":")); err == nil {
 			keys = append(keys, mac.String())
@@ -369,7 +369,9 @@ func (s *Server) Run(ctx context.Context) error {
 	return runErr
 }
 
-// decide maps a DHCP client to its inventory entry.
+// decide is DHCP's answer for a client: what the Booter says it gets
+// (hostname, address, option 224) and the boot file for its kind of
+// client, which is the server's (its HTTP address, the tree's files).
 func (s *Server) decide(c dhcp.Client, server net.IP) dhcp.Decision {
 	m, ok, err := s.booter().Lookup(c.MAC, c.Serial, server)
 	if err != nil {
