@@ -51,8 +51,8 @@ deps:
 # e2e tests that boot them wait on the cache's lock and find them built.
 # One test binary at a time (-p 1), so that the root builds get the other core.
 # The e2e packages share one run directory (RAMBOOT_E2E_RUN, e2e/cache): the
-# ramboot binary, the boot trees and root images are built there once, by
-# the first test binary that needs them, under a file lock.
+# boot trees and root images are built there once, by the first test binary
+# that needs them, under a file lock; they run bin/ramboot (RAMBOOT_BIN).
 # The e2e scenario packages (e2e/README.md) run after the other packages,
 # one test binary each, in this order and each with its own -timeout: the
 # ones that boot root images last, so that the background builds are done.
@@ -72,7 +72,7 @@ test: deps $(BIN)
 	( ./$(BIN) rootfs --board virt --out out/test-virt --quiet && ./$(BIN) rootfs --board pc --out out/test-pc --quiet ) >out/test-rootfs.log 2>&1 & \
 	rm -rf $(E2E_RUN) && mkdir -p $(E2E_RUN); \
 	pkgs=$$($(GO) list ./... | grep -v -E '/e2e/($(E2E_NAMES))$$'); \
-	{ export RAMBOOT_STRICT=1 RAMBOOT_NET_TESTS=1 RAMBOOT_KERNEL_TREE=$$tree RAMBOOT_E2E_RUN=$(CURDIR)/$(E2E_RUN); \
+	{ export RAMBOOT_STRICT=1 RAMBOOT_NET_TESTS=1 RAMBOOT_KERNEL_TREE=$$tree RAMBOOT_E2E_RUN=$(CURDIR)/$(E2E_RUN) RAMBOOT_BIN=$(CURDIR)/$(BIN); \
 	  rc=0; $(GO) test -v -p 1 -count=1 -timeout 20m $$pkgs || rc=1; \
 	  for t in $(E2E_TESTS); do $(GO) test -v -count=1 -timeout $${t#*:} ./e2e/$${t%%:*}/ || rc=1; done; \
 	  echo $$rc >out/test.rc; } 2>&1 | tee out/test.log; \

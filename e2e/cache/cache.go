@@ -3,7 +3,8 @@
 // binary, the boot trees per board, the root images, the SSH key pair
 // the root images trust, the NFS test init.
 //
-// A run's directory is $RAMBOOT_E2E_RUN when set (`make test` makes a
+// The ramboot binary is $RAMBOOT_BIN when set (`make test` builds
+// bin/ramboot first). A run's directory is $RAMBOOT_E2E_RUN when set (`make test` makes a
 // fresh one and removes it at the end), else one per test process under
 // os.TempDir() that Main removes. Each artifact is built under an
 // exclusive file lock on <dir>/<key>.lock and marked done by
@@ -114,9 +115,23 @@ func once(key string, build func(dir string) error) (string, error) {
 	return dir, os.WriteFile(done, nil, 0o644)
 }
 
-// Ramboot is ./cmd/ramboot built once per run (-trimpath).
+// EnvBin names the variable with a ramboot binary the Makefile built
+// already (`make test` passes bin/ramboot): then nothing is built.
+const EnvBin = "RAMBOOT_BIN"
+
+// Ramboot is the ramboot binary: $RAMBOOT_BIN, or ./cmd/ramboot built
+// once per run (-trimpath).
 func Ramboot(t testing.TB) string {
 	t.Helper()
+	if p := os.Getenv(EnvBin); p != "" {
+		if !filepath.IsAbs(p) {
+			t.Fatalf("%s=%s: not an absolute path", EnvBin, p)
+		}
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%s: %v", EnvBin, err)
+		}
+		return p
+	}
 	dir := Once(t, "ramboot-bin", func(dir string) error {
 		return goBuild(dir, "ramboot", "./cmd/ramboot", nil)
 	})

@@ -14,7 +14,6 @@ package hostile
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,174 +57,6 @@ const (
 	// and TFTP holds at most --tftp-max-transfers (1000) at once.
 	hsMaxGoroutines = 1000 + 200
 )
-
-// --- the server's process: memory, threads, open files ---
-
-// --- the real client: a Pi 4 bootloader replay ---
-
-type hsPi struct {
-	peer  *lab.Peer
-	c     *nclient4.Client
-	src   string   // the tree served, for byte-exact comparison
-	full  bool     // serve is the DHCP server (the Pi is in nodes.yaml at hsPiAddr)
-	files []string // what the EEPROM fetches, in order, after the size probe
-	mods  []dhcpv4.Modifier
-}
-
-type hsPiResult struct {
-	dhcpTries, tftpFiles int
-	dhcp, total          time.Duration
-	bytes                int64
-	err                  error
-}
-
-func (r hsPiResult) String() string {
-	if r.err != nil {
-		return "NO: " + r.err.Error()
-	}
-	return fmt.Sprintf("yes (DHCP %d sends %.1fs, %d files %.1f MB byte-exact, %.1fs)",
-		r.dhcpTries, r.dhcp.Seconds(), r.tftpFiles, float64(r.bytes)/1e6, r.total.Seconds())
-}
-
-// hsNewPi adds the Pi's namespace: MAC client.PiMAC, address hsPiAddr (in proxy
-// mode the router's DHCP gave it; in full mode serve gives the same one
-// from nodes.yaml, checked in its ACK).
-func hsNewPi(t testing.TB, l *lab.Lab, src string, full bool) *hsPi {
-	t.Helper()
-	p, c := client.DHCPPeer(t, l, "192.0.2.250", client.PiMAC)
-	lab.Run(t, "ip", "-n", p.NS, "addr", "add", hsPiAddr+"/24", "dev", p.Iface)
-	return &hsPi{peer: p, c: c, src: src, full: full, mods: client.PiDHCPMods(t), files: client.PiFetched(t, "rpi4")}
-}
-
-// exchange sends m until an answer of type want from the lab's server
-// comes, or the deadline.
-func (pi *hsPi) exchange(m *dhcpv4.DHCPv4, want dhcpv4.MessageType, deadline time.Time) (*dhcpv4.DHCPv4, int, error) {
-	lab := net.ParseIP(lab.Addr)
-	for tries := 1; ; tries++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		p, err := pi.c.SendAndRead(ctx, nclient4.DefaultServers, m, func(p *dhcpv4.DHCPv4) bool {
-			return p.MessageType() == want && p.ServerIdentifier().Equal(lab)
-		})
-		cancel()
-		if err == nil {
-			return p, tries, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, tries, fmt.Errorf("no %s from serve after %d tries: %v", want, tries, err)
-		}
-	}
-}
-
-// boot runs the Pi's DHCP and TFTP sequence. It may run in a goroutine:
-// it reports, never fails the test itself.
-func (pi *hsPi) boot(budget time.Duration) (r hsPiResult) {
-	t0 := time.Now()
-	deadline := t0.Add(budget)
-	defer func() { r.total = time.Since(t0) }()
-	mac, _ := net.ParseMAC(client.PiMAC)
-	disc, err := dhcpv4.NewDiscovery(mac, pi.mods...)
-	if err != nil {
-		r.err = err
-		return r
-	}
-	offer, n, err := pi.exchange(disc, dhcpv4.MessageTypeOffer, deadline)
-	r.dhcpTries += n
-	if err != nil {
-		r.err = fmt.Errorf("DISCOVER: %w", err)
-		return r
-	}
-	if got := offer.Options.Get(dhcpv4.OptionVendorSpecificInformation); !bytes.Equal(got, mustHexQuiet(client.DnsmasqPiOpt43)) {
-		r.err = fmt.Errorf("offer option 43 = %x, want the Pi boot menu %s", got, client.DnsmasqPiOpt43)
-		return r
-	}
-	if got := offer.Options.Get(dhcpv4.OptionClientMachineIdentifier); !bytes.Equal(got, mustHexQuiet(client.PiOpt97)) {
-		r.err = fmt.Errorf("offer option 97 = %x, want %s echoed", got, client.PiOpt97)
-		return r
-	}
-	if pi.full {
-		if !offer.YourIPAddr.Equal(net.ParseIP(hsPiAddr)) {
-			r.err = fmt.Errorf("offer yiaddr %v, want the inventory's %s", offer.YourIPAddr, hsPiAddr)
-			return r
-		}
-		req, err := dhcpv4.NewRequestFromOffer(offer, pi.mods...)
-		if err != nil {
-			r.err = err
-			return r
-		}
-		ack, n, err := pi.exchange(req, dhcpv4.MessageTypeAck, deadline)
-		r.dhcpTries += n
-		if err != nil {
-			r.err = fmt.Errorf("REQUEST: %w", err)
-			return r
-		}
-		if !ack.YourIPAddr.Equal(net.ParseIP(hsPiAddr)) {
-			r.err = fmt.Errorf("ACK yiaddr %v, want %s", ack.YourIPAddr, hsPiAddr)
-			return r
-		}
-	} else if !offer.YourIPAddr.IsUnspecified() {
-		r.err = fmt.Errorf("proxy offer with address %v", offer.YourIPAddr)
-		return r
-	}
-	r.dhcp = time.Since(t0)
-
-	pc := client.TFTP{NS: pi.peer.NS, Server: lab.Addr + ":69", Blksize: 1024, Tsize: true}
-	probe := pc
-	probe.EarlyTerminate = true
-	get := func(c client.TFTP, name string) (client.Result, error) {
-		for {
-			res, err := c.Get(name)
-			// "server busy" (a limit) is worth trying again, as the
-			// EEPROM does; anything else is the answer.
-			if err == nil && res.ErrCode == 0 && strings.HasPrefix(res.ErrMsg, "server busy") && time.Now().Before(deadline) {
-				time.Sleep(500 * time.Millisecond)
-				continue
-			}
-			return res, err
-		}
-	}
-	st, err := os.Stat(filepath.Join(pi.src, "start4.elf"))
-	if err != nil {
-		r.err = err
-		return r
-	}
-	res, err := get(probe, client.PiSerial+"/start4.elf")
-	if err != nil || res.Tsize() != st.Size() {
-		r.err = fmt.Errorf("size probe %s/start4.elf: %v, OACK %v ERROR %d %q; want tsize %d", client.PiSerial, err, res.OACK, res.ErrCode, res.ErrMsg, st.Size())
-		return r
-	}
-	for _, f := range pi.files {
-		want, err := os.ReadFile(filepath.Join(pi.src, f))
-		if err != nil {
-			r.err = err
-			return r
-		}
-		res, err := get(pc, client.PiSerial+"/"+f)
-		if err != nil || res.ErrCode != -1 {
-			r.err = fmt.Errorf("tftp %s/%s: %v, ERROR %d %q", client.PiSerial, f, err, res.ErrCode, res.ErrMsg)
-			return r
-		}
-		if !bytes.Equal(res.Data, want) {
-			r.err = fmt.Errorf("tftp %s/%s: %d bytes (sha256 %.12s), want %d (sha256 %.12s)", client.PiSerial, f, len(res.Data), lab.SHA256Hex(res.Data), len(want), lab.SHA256Hex(want))
-			return r
-		}
-		r.tftpFiles++
-		r.bytes += int64(len(res.Data))
-	}
-	if res, err := get(pc, client.PiSerial+"/pieeprom.sig"); err != nil || res.ErrCode != 1 {
-		r.err = fmt.Errorf("tftp %s/pieeprom.sig: %v, ERROR %d %q; want ERROR 1", client.PiSerial, err, res.ErrCode, res.ErrMsg)
-	}
-	return r
-}
-
-// mustHexQuiet decodes a constant of this package (no testing.TB in a
-// goroutine).
-func mustHexQuiet(s string) []byte {
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
 
 // --- sockets and pacing for the loads ---
 
@@ -328,7 +159,7 @@ func hsRRQ(file string, opts ...string) []byte {
 type hsLoad struct {
 	desc  string
 	run   func(piDone <-chan struct{}) (string, error)
-	check func(t *testing.T, srv *lab.Proc, pi *hsPi, logFrom int)
+	check func(t *testing.T, srv *lab.Proc, pi *client.Pi, logFrom int)
 }
 
 type hsCase struct {
@@ -351,7 +182,7 @@ type hsRow struct {
 	goroutines          int // peak go_goroutines scraped from /metrics; -1 if no scrape answered
 	logLines            int
 	rcvbufErrs          int64 // datagrams the server's sockets dropped (buffer full)
-	pi                  hsPiResult
+	pi                  client.PiResult
 	took                time.Duration
 }
 
@@ -376,7 +207,7 @@ func hsScenario(t *testing.T, c hsCase) hsRow {
 	}
 	srv := l.Serve(t, src, args...)
 	pid := srv.ServerPid(t, "ramboot")
-	pi := hsNewPi(t, l, src, c.full)
+	pi := client.NewPi(t, l, src, hsPiAddr, c.full)
 	load := c.setup(t, l)
 	logFrom := len(lab.Log(srv))
 
@@ -414,9 +245,9 @@ func hsScenario(t *testing.T, c hsCase) hsRow {
 		lc <- loadRes{sum, err}
 	}()
 	time.Sleep(300 * time.Millisecond) // the Pi boots while the load is on
-	pc := make(chan hsPiResult, 1)
+	pc := make(chan client.PiResult, 1)
 	go func() {
-		r := pi.boot(hsPiBudget)
+		r := pi.Boot(hsPiBudget)
 		close(piDone)
 		pc <- r
 	}()
@@ -439,8 +270,8 @@ func hsScenario(t *testing.T, c hsCase) hsRow {
 		t.Fatalf("ramboot serve exited under %s: %v\n%s", load.desc, srv.Err(), lastLines(srv.Output(), 30))
 	default:
 	}
-	if pr.err != nil {
-		t.Errorf("%s: the Pi 4 was not served while %s: %v", c.name, load.desc, pr.err)
+	if pr.Err != nil {
+		t.Errorf("%s: the Pi 4 was not served while %s: %v", c.name, load.desc, pr.Err)
 	}
 	if s.MB() > c.maxMB {
 		t.Errorf("%s: peak RSS %.1f MB, bound %.0f MB", c.name, s.MB(), c.maxMB)
@@ -463,7 +294,7 @@ func hsScenario(t *testing.T, c hsCase) hsRow {
 		t.Errorf("%s took %v, bound %v", c.name, d.Round(time.Second), c.duration)
 	}
 	if c.spoof {
-		if pr.err != nil {
+		if pr.Err != nil {
 			t.Errorf("%s: no spoofing step: the Pi was not served", c.name)
 		} else {
 			hsSpoof(t, l, srv, pi, src)
@@ -490,7 +321,7 @@ type hsSpoofVector struct {
 // (403), counted (ramboot_errors_total{kind="report_refused"}) and logged
 // with the attacker's address, and the Pi's record on /status.json is
 // byte for byte what it was. The Pi's own report is then accepted.
-func hsSpoof(t *testing.T, l *lab.Lab, srv *lab.Proc, pi *hsPi, src string) {
+func hsSpoof(t *testing.T, l *lab.Lab, srv *lab.Proc, pi *client.Pi, src string) {
 	t.Helper()
 	base := "http://" + lab.Addr + ":8080"
 	img := filepath.Join(src, "images", "hs-spoof.img")
@@ -564,7 +395,7 @@ func hsSpoof(t *testing.T, l *lab.Lab, srv *lab.Proc, pi *hsPi, src string) {
 	t.Logf("spoofed reports: %d vectors tried, %d refused (403, counted, logged); the Pi's record unchanged: %v", len(vectors), refused, after == victim)
 	// The Pi itself is believed: its address is its own by serve's ACK
 	// (full mode) or by the neighbour table (proxy mode).
-	code, body, err := hsHTTP(pi.peer.NS, "POST", base+"/report", "", `{"mac":"`+client.PiMAC+`","stage":"shell","detail":"hsSpoof"}`)
+	code, body, err := hsHTTP(pi.Peer.NS, "POST", base+"/report", "", `{"mac":"`+client.PiMAC+`","stage":"shell","detail":"hsSpoof"}`)
 	if err != nil || code != 204 {
 		t.Errorf("the Pi's own report from %s: HTTP %d %v %s; want 204", hsPiAddr, code, err, body)
 	}
@@ -653,9 +484,9 @@ func lastLines(s string, n int) string {
 //
 // filled says the load made more nodes than that: the board must then be
 // full, so the bound was reached, not only kept.
-func hsBoardBound(t *testing.T, pi *hsPi, inventory int, filled bool) int {
+func hsBoardBound(t *testing.T, pi *client.Pi, inventory int, filled bool) int {
 	t.Helper()
-	n := len(lab.Status(t, pi.peer))
+	n := len(lab.Status(t, pi.Peer))
 	if n > 1024+inventory {
 		t.Errorf("/status.json lists %d nodes; bound 1024 others + %d in the inventory", n, inventory)
 	}
@@ -724,7 +555,7 @@ func hsSerialFlood(t *testing.T, l *lab.Lab) hsLoad {
 			return fmt.Sprintf("sent %d in %.1fs; back: %d transfers started (%d DATA packets with retransmissions), %d not-found, %d server-busy, %d other",
 				n, took.Seconds(), len(tids), data, notFound, busy, other), err
 		},
-		check: func(t *testing.T, srv *lab.Proc, pi *hsPi, from int) {
+		check: func(t *testing.T, srv *lab.Proc, pi *client.Pi, from int) {
 			// Not filled: once 500 stalled transfers hold the client's
 			// share, its missing-file reads are refused too (no node).
 			nodes := hsBoardBound(t, pi, 0, false)
@@ -819,7 +650,7 @@ func hsStalledOACK(t *testing.T, l *lab.Lab) hsLoad {
 			return fmt.Sprintf("sent %d RRQs in %.1fs; %d OACKs (held), %d server-busy, %d no answer/other; OACKs granted: %s",
 				len(conns), took.Seconds(), oacks, busy, other, strings.Join(g, "; ")), nil
 		},
-		check: func(t *testing.T, srv *lab.Proc, pi *hsPi, from int) {
+		check: func(t *testing.T, srv *lab.Proc, pi *client.Pi, from int) {
 			refused := countLog(srv, from, func(e lab.LogLine) bool { return e.Msg() == "tftp" && e.Str("kind") == "refused" })
 			t.Logf("'refused' logged %d times", refused)
 			switch {
@@ -949,7 +780,7 @@ func hsDiscoverFlood(full bool) func(t *testing.T, l *lab.Lab) hsLoad {
 				}
 				return sum, err
 			},
-			check: func(t *testing.T, srv *lab.Proc, pi *hsPi, from int) {
+			check: func(t *testing.T, srv *lab.Proc, pi *client.Pi, from int) {
 				inv := 0
 				if full {
 					inv = 1
@@ -1158,7 +989,7 @@ func hsMalformedLoad(t *testing.T, l *lab.Lab, full bool) hsLoad {
 			time.Sleep(time.Second)
 			return fmt.Sprintf("DHCP sent in %.1fs, TFTP in %.1fs", dtook.Seconds(), ttook.Seconds()), errors.Join(derr, terr)
 		},
-		check: func(t *testing.T, srv *lab.Proc, pi *hsPi, from int) {
+		check: func(t *testing.T, srv *lab.Proc, pi *client.Pi, from int) {
 			kinds := map[string]int{}
 			for _, e := range lab.Log(srv)[from:] {
 				kinds[e.Msg()+"/"+e.Str("kind")+e.Str("event")]++
@@ -1387,21 +1218,21 @@ func hsPerfRound(t *testing.T, sv hsDHCPServer, src string, round int, rates []i
 		gen := l.Peer(t, "192.0.2.9")
 		srv := sv.start(t, l)
 		pid := srv.ServerPid(t, sv.comm)
-		var pi *hsPi
+		var pi *client.Pi
 		if sv.comm == "ramboot" {
-			pi = hsNewPi(t, l, src, true)
+			pi = client.NewPi(t, l, src, hsPiAddr, true)
 		}
 		s := lab.Sample(pid)
 		var steps, pis []string
 		for i, r := range rates {
 			// A Pi boots from ramboot during the first step (later
 			// steps compare the servers under the generator alone).
-			var pc chan hsPiResult
+			var pc chan client.PiResult
 			if pi != nil && i == 0 {
-				pc = make(chan hsPiResult, 1)
+				pc = make(chan client.PiResult, 1)
 				go func() {
 					time.Sleep(300 * time.Millisecond)
-					pc <- pi.boot(hsPiBudget)
+					pc <- pi.Boot(hsPiBudget)
 				}()
 			}
 			rcv0 := lab.UDPRcvbufErrors(l.NS)
@@ -1410,8 +1241,8 @@ func hsPerfRound(t *testing.T, sv hsDHCPServer, src string, round int, rates []i
 			if pc != nil {
 				pr := <-pc
 				pis = append(pis, fmt.Sprintf("%d/s: %s", r, pr))
-				if pr.err != nil {
-					t.Errorf("the Pi 4 was not served during perfdhcp at %d/s: %v", r, pr.err)
+				if pr.Err != nil {
+					t.Errorf("the Pi 4 was not served during perfdhcp at %d/s: %v", r, pr.Err)
 				}
 			}
 			if st.err != nil {
