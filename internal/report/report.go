@@ -71,7 +71,7 @@ const (
 	// shell follows.
 	Failed = "failed"
 
-	// The install lifecycle's (server/lifecycle.go): an install started,
+	// The install lifecycle's (site/state.go): an install started,
 	// finished (Detail: the disk and the image's digest) or failed
 	// (Detail: the reason).
 	Install       = "install"
