@@ -45,5 +45,3 @@ func (l *Lab) BootPC(t testing.TB, mac string, uefi bool, extra ...string) *qemu
 	o.Extra = append(o.Extra, extra...)
 	return qemu.Boot(t, o)
 }
-
-// pcServe starts `ramboot serve` on the pc tree with one node.

@@ -94,7 +94,7 @@ func SHA256Hex(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// sbUDPRcvbufErrors is the UDP RcvbufErrors counter of namespace ns
+// UDPRcvbufErrors is the UDP RcvbufErrors counter of namespace ns
 // (datagrams dropped because a socket's receive buffer was full).
 func UDPRcvbufErrors(ns string) int64 {
 	out, err := netnstest.Exec(ns, 10*time.Second, "cat", "/proc/net/snmp")

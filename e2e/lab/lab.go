@@ -5,10 +5,12 @@
 // and samplers of a server's memory, threads and CPU. Namespaces come from
 // internal/netnstest; nothing here runs on this machine's own interfaces.
 //
-//	l := New(t)                     // rbt-<pid>-<n>: br0 192.0.2.1/24, tap0
-//	p := l.Peer(t, "192.0.2.9")          // another host on br0
-//	d := l.Dnsmasq(t, "--dhcp-range=192.0.2.100,192.0.2.150,12h")
-//	out, err := Get(p.NS, "http://192.0.2.1:8080/")
+//	l := lab.New(t)                 // rbt-<pid>-<n>: br0 192.0.2.1/24, tap0
+//	p := l.Peer(t, "192.0.2.9")     // another host on br0: the router
+//	l.DnsmasqOn(t, p, "--dhcp-range=192.0.2.100,192.0.2.150,12h")
+//	srv := l.Serve(t, tree, "--dhcp", "proxy") // ramboot serve on br0
+//	vm := l.Boot(t, tree, "")       // a virt guest on tap0
+//	out, err := lab.Get(p.NS, "http://192.0.2.1:8080/status.json")
 package lab
 
 import (
@@ -39,7 +41,6 @@ type Lab struct {
 	NS  string // the namespace with br0 and tap0
 	Dir string // scratch space for configs, leases, logs
 
-	t     testing.TB
 	peers int
 }
 
@@ -56,7 +57,7 @@ const bridgeMAC = "02:72:62:00:00:01"
 func New(t testing.TB) *Lab {
 	t.Helper()
 	Skip(t)
-	l := &Lab{NS: netnstest.New(t), Dir: t.TempDir(), t: t}
+	l := &Lab{NS: netnstest.New(t), Dir: t.TempDir()}
 	for _, args := range [][]string{
 		// A bridge takes the lowest MAC of its ports unless it has its
 		// own: a peer added later (a random veth MAC) would change it
