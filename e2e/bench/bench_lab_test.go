@@ -9,14 +9,12 @@ package bench
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/ramboot/ramboot/e2e/cache"
 	"github.com/ramboot/ramboot/e2e/lab"
-	"github.com/ramboot/ramboot/internal/testenv"
 )
 
 // sbLab is e2e/lab's Lab, for a benchmark (no guest is booted).
@@ -45,19 +43,8 @@ func (l *sbLab) startRamboot(root, mode string) *lab.Proc {
 	return p
 }
 
-// startTftpdHPA runs tftpd-hpa in the foreground on 192.0.2.1:69,
-// chrooted (-s) to root. It forks a child per transfer. Its -B (largest
-// blksize granted) defaults to 65464, so the clients' 1024 and 1468 are
-// granted as asked; tftp-hpa 5.2 has no windowsize (RFC 7440).
-func (l *sbLab) startTftpdHPA(root string) *lab.Proc {
-	tb := l.tb
-	tb.Helper()
-	bin := sbInTftpd(tb)
-	p := lab.StartIn(tb, l.NS, "tftpd-hpa", bin, "-L", "-s", root, "-a", lab.Addr+":69")
-	p.WaitUDPPort(tb, l.NS, 69)
-	p.MustBe(tb, "in.tftpd")
-	return p
-}
+// startTftpdHPA runs tftpd-hpa on br0 (lab.TFTPDHPA).
+func (l *sbLab) startTftpdHPA(root string) *lab.Proc { return l.Lab.TFTPDHPA(l.tb, root) }
 
 // startDnsmasqTFTP runs dnsmasq as a TFTP server only (no DNS, no DHCP)
 // on br0; tftpMax > 0 sets --tftp-max (dnsmasq's default is 50).
@@ -100,17 +87,4 @@ func (l *sbLab) startDnsmasqProxy() *lab.Proc {
 	p.WaitFor(tb, `DHCP, proxy on subnet`, 15*time.Second)
 	p.MustBe(tb, "dnsmasq")
 	return p
-}
-
-// sbInTftpd finds tftpd-hpa's daemon, in /usr/sbin when PATH has no sbin.
-func sbInTftpd(tb testing.TB) string {
-	tb.Helper()
-	if p, err := exec.LookPath("in.tftpd"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/sbin/in.tftpd"); err == nil {
-		return "/usr/sbin/in.tftpd"
-	}
-	testenv.Skip(tb, "in.tftpd not found: `make bench` installs it (e2e/deps.sh: tftpd-hpa)")
-	return ""
 }

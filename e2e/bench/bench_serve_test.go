@@ -173,7 +173,7 @@ func BenchmarkTFTP(b *testing.B) {
 	lab.Skip(b)
 	root, _ := cache.Image(b, "rpi4")
 	lab.Need(b, "atftp", "atftp")
-	sbInTftpd(b)
+	lab.Sbin(b, "in.tftpd", "tftpd-hpa")
 	lab.Need(b, "dnsmasq", "dnsmasq")
 	l := newSBLab(b)
 	client := l.peer("192.0.2.9")
@@ -332,7 +332,7 @@ func BenchmarkTFTP(b *testing.B) {
 func BenchmarkTFTPConcurrent(b *testing.B) {
 	lab.Skip(b)
 	root, _ := cache.Image(b, "rpi4")
-	sbInTftpd(b)
+	lab.Sbin(b, "in.tftpd", "tftpd-hpa")
 	lab.Need(b, "dnsmasq", "dnsmasq")
 	l := newSBLab(b)
 	client := l.peer("192.0.2.9")

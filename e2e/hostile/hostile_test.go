@@ -455,20 +455,11 @@ func hsStatusNode(t *testing.T, l *lab.Lab, base, mac string) string {
 // hsMetric returns one series' value from serve's /metrics (0 if absent).
 func hsMetric(t *testing.T, l *lab.Lab, base, series string) float64 {
 	t.Helper()
-	body, err := lab.Get(l.NS, base+"/metrics")
+	v, _, err := l.Metric(base, series)
 	if err != nil {
-		t.Fatalf("/metrics: %v", err)
+		t.Fatal(err)
 	}
-	for _, line := range strings.Split(body, "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("/metrics: %s: %v", line, err)
-			}
-			return f
-		}
-	}
-	return 0
+	return v
 }
 
 func lastLines(s string, n int) string {

@@ -26,9 +26,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -260,16 +258,14 @@ func (n *scNode) lease(deadline time.Time) error {
 // address than the attacker's) and returns the named sample, or -1.
 func scMetric(t *testing.T, l *lab.Lab, name string) float64 {
 	t.Helper()
-	body, err := lab.Get(l.NS, "http://"+lab.Addr+":8080/metrics")
+	v, ok, err := l.Metric("http://"+lab.Addr+":8080", name)
 	if err != nil {
-		t.Logf("GET /metrics: %v", err)
+		t.Logf("%v", err)
 		return -1
 	}
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(body)
-	if m == nil {
+	if !ok {
 		t.Fatalf("/metrics has no %s", name)
 	}
-	v, _ := strconv.ParseFloat(m[1], 64)
 	return v
 }
 

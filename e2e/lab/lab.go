@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -302,4 +303,34 @@ func ganeshaPlugins(t testing.TB) string {
 func (l *Lab) Exec(t testing.TB, timeout time.Duration, name string, args ...string) (string, error) {
 	t.Helper()
 	return netnstest.Exec(l.NS, timeout, name, args...)
+}
+
+// Sbin finds a daemon Debian puts in /usr/sbin, also when PATH has no
+// sbin; missing, it skips t (fails it under RAMBOOT_STRICT=1): pkg
+// installs it.
+func Sbin(t testing.TB, name, pkg string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, d := range []string{"/usr/sbin", "/sbin"} {
+		if _, err := os.Stat(filepath.Join(d, name)); err == nil {
+			return filepath.Join(d, name)
+		}
+	}
+	Need(t, name, pkg)
+	return ""
+}
+
+// TFTPDHPA runs tftpd-hpa in the foreground on 192.0.2.1:69, chrooted
+// (-s) to root, and returns once it listens. It forks a child per
+// transfer. Its -B (largest blksize granted) defaults to 65464, so the
+// clients' 1024 and 1468 are granted as asked; tftp-hpa 5.2 has no
+// windowsize (RFC 7440).
+func (l *Lab) TFTPDHPA(t testing.TB, root string) *Proc {
+	t.Helper()
+	p := StartIn(t, l.NS, "tftpd-hpa", Sbin(t, "in.tftpd", "tftpd-hpa"), "-L", "-s", root, "-a", Addr+":69")
+	p.WaitUDPPort(t, l.NS, 69)
+	p.MustBe(t, "in.tftpd")
+	return p
 }

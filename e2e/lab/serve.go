@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -318,4 +319,23 @@ func (l *Lab) SSHUntil(t testing.TB, addr, cmd string, timeout time.Duration) st
 		}
 		time.Sleep(3 * time.Second)
 	}
+}
+
+// Metric is one series' value on serve's /metrics at base (fetched from
+// inside the lab); ok is false when /metrics has no such series.
+func (l *Lab) Metric(base, series string) (v float64, ok bool, err error) {
+	body, err := Get(l.NS, base+"/metrics")
+	if err != nil {
+		return 0, false, fmt.Errorf("GET %s/metrics: %w", base, err)
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if s, found := strings.CutPrefix(line, series+" "); found {
+			v, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				return 0, false, fmt.Errorf("%s/metrics: %s: %w", base, line, err)
+			}
+			return v, true, nil
+		}
+	}
+	return 0, false, nil
 }

@@ -49,7 +49,7 @@ func TestPXELinuxNFSRoot(t *testing.T) {
 
 	mine, other := cache.NFSRoot(t, "amd64"), cache.NFSRoot(t, "amd64")
 	l.Ganesha(t, lab.Export{Path: mine, Pseudo: "/srv/nodes/pc-11"}, lab.Export{Path: other, Pseudo: "/srv/nodes/pc-12"})
-	rdTFTPD(t, l, tree)
+	l.TFTPDHPA(t, tree)
 	cf := rdDHCPConfig(t, l, "isc", nodes, "--pxelinux")
 	if conf := string(lab.ReadFile(t, cf)); !strings.Contains(conf, `filename "pxelinux.0";`) {
 		t.Fatalf("dhcp-config --pxelinux names no pxelinux.0:\n%s", conf)

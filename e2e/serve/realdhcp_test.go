@@ -19,7 +19,6 @@ import (
 	"github.com/ramboot/ramboot/e2e/cache"
 	"github.com/ramboot/ramboot/e2e/client"
 	"github.com/ramboot/ramboot/e2e/lab"
-	"github.com/ramboot/ramboot/internal/netnstest"
 )
 
 // Issue 13 point 2: the sites' own DHCP servers (Debian's kea-dhcp4,
@@ -38,21 +37,6 @@ var rdTimes = struct {
 	sync.Mutex
 	m map[string]time.Duration
 }{m: map[string]time.Duration{}}
-
-// rdSbin finds a daemon that Debian puts in /usr/sbin.
-func rdSbin(t testing.TB, name, pkg string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, d := range []string{"/usr/sbin", "/sbin"} {
-		if _, err := os.Stat(filepath.Join(d, name)); err == nil {
-			return filepath.Join(d, name)
-		}
-	}
-	lab.Need(t, name, pkg) // skips, or fails under RAMBOOT_STRICT
-	return ""
-}
 
 // rdDHCPConfig runs `ramboot dhcp-config` for the lab (server 192.0.2.1
 // on br0, addresses 192.0.2.100-150) and returns the file it wrote.
@@ -91,7 +75,7 @@ func rdStartDHCP(t testing.TB, l *lab.Lab, format, cf string) *lab.Proc {
 	var p *lab.Proc
 	switch format {
 	case "kea":
-		kea := rdSbin(t, "kea-dhcp4", "kea-dhcp4-server")
+		kea := lab.Sbin(t, "kea-dhcp4", "kea-dhcp4-server")
 		// Kea opens no socket on an interface that is not running, and
 		// br0 runs only once a port has carrier: an idle host on the
 		// bridge, as any real network has, before QEMU's tap comes up.
@@ -99,7 +83,7 @@ func rdStartDHCP(t testing.TB, l *lab.Lab, format, cf string) *lab.Proc {
 		p = lab.Start(t, "kea-dhcp4", "ip", rdPrivate(l, "env", "KEA_LOCKFILE_DIR="+l.Dir, "KEA_PIDFILE_DIR="+l.Dir, kea, "-c", cf)...)
 		p.Expect(`DHCP4_STARTED`, 20*time.Second)
 	case "isc":
-		dhcpd := rdSbin(t, "dhcpd", "isc-dhcp-server")
+		dhcpd := lab.Sbin(t, "dhcpd", "isc-dhcp-server")
 		leases := filepath.Join(l.Dir, "dhcpd.leases")
 		lab.WriteFile(t, leases, "")
 		p = lab.Start(t, "dhcpd", "ip", rdPrivate(l, dhcpd, "-4", "-f", "-d", "-cf", cf, "-lf", leases,
@@ -115,25 +99,6 @@ func rdStartDHCP(t testing.TB, l *lab.Lab, format, cf string) *lab.Proc {
 		t.Fatalf("no DHCP server %q", format)
 	}
 	return p
-}
-
-// rdTFTPD serves root with tftpd-hpa on 192.0.2.1:69 in the foreground
-// (-L), chrooted to root (-s).
-func rdTFTPD(t testing.TB, l *lab.Lab, root string) *lab.Proc {
-	t.Helper()
-	bin := rdSbin(t, "in.tftpd", "tftpd-hpa")
-	p := lab.Start(t, "tftpd-hpa", "ip", "netns", "exec", l.NS, bin, "-L", "-s", root, "-a", lab.Addr+":69")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		out, _ := netnstest.Exec(l.NS, 5*time.Second, "ss", "-Huln", "sport = :69")
-		if strings.TrimSpace(out) != "" {
-			return p
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tftpd-hpa: nothing on UDP port 69 after 10s:\n%s", p.Output())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // rdHTTPD serves root with Python's plain HTTP server on 192.0.2.1:8080.
@@ -202,7 +167,7 @@ func TestRealDHCP(t *testing.T) {
 			if err := os.Symlink(".", filepath.Join(tree, client.PiSerial)); err != nil {
 				t.Fatal(err)
 			}
-			rdTFTPD(t, l, tree)
+			l.TFTPDHPA(t, tree)
 			rdHTTPD(t, l, tree)
 			nodes := rdNodes(t, l, "shell")
 			pi, c := client.DHCPPeer(t, l, "192.0.2.50", client.PiMAC)
@@ -378,7 +343,7 @@ func TestRealDHCPISCPCBIOS(t *testing.T) {
 	if out, err := exec.Command(cache.Ramboot(t), "pxelinux", "--root", tree, "--nodes", nodes, "--server", lab.Addr, "--ipxe").CombinedOutput(); err != nil {
 		t.Fatalf("ramboot pxelinux --ipxe: %v\n%s", err, out)
 	}
-	rdTFTPD(t, l, tree)
+	l.TFTPDHPA(t, tree)
 	httpd := rdHTTPD(t, l, tree)
 	srv := rdStartDHCP(t, l, "isc", rdDHCPConfig(t, l, "isc", nodes))
 	t0 := time.Now()
