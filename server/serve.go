@@ -90,7 +90,8 @@ type Server struct {
 	// StateMaxUnlisted, which Run opens and reloads when nodes.yaml
 	// changes (and Reload on demand). A Booter given here is its owner's
 	// to open and reload; Run and Reload put its inventory's nodes on the
-	// status board.
+	// status board. It must be a working value: a typed nil such as
+	// (*site.Site)(nil) or BooterFunc(nil) is not "no Booter".
 	Booter Booter
 
 	// ServerIP is the interface's IPv4 address, found at start.

@@ -14,19 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// loadModules loads the modules named in the load-order file (paths
-// relative to its directory, dependencies first), in parallel where
-// modules.dep allows: a module starts once all its dependencies are in.
-// A module that is already loaded is fine; one that fails is reported, and
-// the modules that need it are skipped, the rest still load.
-func loadModules(orderFile string, report func(string, ...any)) (int, error) {
-	order, deps, err := readModuleLists(orderFile)
-	if err != nil {
-		return 0, err
-	}
-	return loadSet(filepath.Dir(orderFile), order, deps, report)
-}
-
 // readModuleLists reads the load order and modules.dep beside it.
 func readModuleLists(orderFile string) (order []string, deps map[string][]string, err error) {
 	order, err = readLines(orderFile)

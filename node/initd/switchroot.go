@@ -5,6 +5,7 @@ package initd
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/u-root/u-root/pkg/mount"
@@ -23,7 +24,7 @@ import (
 // returns: if the exec still fails, the new root's own shell is tried, then
 // PID 1 waits, printing why, rather than exit and panic the kernel.
 func (in *Init) switchRoot(newRoot, init string) error {
-	if err := kimage.CheckInit(newRoot, init, archName()); err != nil {
+	if err := kimage.CheckInit(newRoot, init, runtime.GOARCH); err != nil {
 		return fmt.Errorf("the new root cannot be started: %w", err)
 	}
 	if err := in.gate.Commit(); err != nil {

@@ -1,5 +1,0 @@
-package initd
-
-import "runtime"
-
-func archName() string { return runtime.GOARCH }
