@@ -53,6 +53,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ramboot/ramboot/internal/atomicfile"
 	"math/big"
 	"net"
 	"os"
@@ -268,8 +269,8 @@ func lockState(path string) (func(), error) {
 	}
 }
 
-// writeState writes st to path atomically: a temporary file in the same
-// directory, fsync, rename, fsync of the directory.
+// writeState writes st to path atomically and durably (atomicfile), the
+// temporary file owned as the directory is (keepOwner).
 func writeState(path string, st *State) error {
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
@@ -277,32 +278,9 @@ func writeState(path string, st *State) error {
 	}
 	data = append(data, '\n')
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("state file: %w", err)
-	}
-	tmp := f.Name()
-	keepOwner(f, dir)
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	keep := func(f *os.File) error { keepOwner(f, dir); return nil }
+	if err := atomicfile.Write(path, data, atomicfile.Options{Prepare: keep}); err != nil {
 		return fmt.Errorf("state file %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

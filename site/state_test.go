@@ -72,7 +72,7 @@ func TestUpdateStateLocked(t *testing.T) {
 	if err != nil || len(st.Nodes) != n {
 		t.Fatalf("%d of %d records: %v", len(st.Nodes), n, err)
 	}
-	if left, _ := filepath.Glob(p + ".*.tmp"); len(left) > 0 {
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")); len(left) > 0 {
 		t.Fatalf("temporary files left: %v", left)
 	}
 }

@@ -17,6 +17,7 @@ package tree
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/ramboot/ramboot/internal/atomicfile"
 	"os"
 	"path"
 	"path/filepath"
@@ -209,42 +210,8 @@ func board(root, dir string, m Manifest) Board {
 // sees the old file or the new one, never a part, and a crash leaves one
 // of them on disk.
 func WriteFile(p string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", p, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", p, err)
-	}
-	if err := syncDir(filepath.Dir(p)); err != nil {
+	if err := atomicfile.Write(p, data, atomicfile.Options{}); err != nil {
 		return fmt.Errorf("writing %s: %w", p, err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

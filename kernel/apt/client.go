@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/ramboot/ramboot/internal/atomicfile"
 	"io"
 	"net/http"
 	"net/url"
@@ -249,24 +250,13 @@ func fileMatches(path string, size int64, sum string) (bool, error) {
 	return false, nil
 }
 
-// writeFileAtomic writes data to path via a temporary file and a rename.
+// writeFileAtomic writes data to path via a temporary file and a rename,
+// unsynced: the cache can be fetched again.
 func writeFileAtomic(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".write-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, data, atomicfile.Options{NoSync: true})
 }
 
 func urlBase(rawURL string) string {

@@ -3,8 +3,8 @@ package action
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
+	"github.com/ramboot/ramboot/internal/atomicfile"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -413,26 +413,8 @@ func writeKeys(root string, keys []byte) error {
 	return writeSynced(filepath.Join(dir, "authorized_keys"), keys, 0o600)
 }
 
-// writeSynced replaces a file through a temporary one, synced.
+// writeSynced replaces a file through a temporary one, synced with its
+// directory (atomicfile).
 func writeSynced(p string, b []byte, mode os.FileMode) error {
-	tmp := p + ".ramboot-new"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		return errors.Join(err, os.Remove(tmp))
-	}
-	return nil
+	return atomicfile.Write(p, b, atomicfile.Options{Mode: mode})
 }

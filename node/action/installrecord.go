@@ -250,13 +250,5 @@ func writeRecord(dir, rel string, rec installRecord) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	if err := writeSynced(p, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(p))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return writeSynced(p, append(b, '\n'), 0o644)
 }

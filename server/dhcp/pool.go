@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ramboot/ramboot/internal/atomicfile"
 	"net"
 	"os"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"sync"
@@ -932,36 +932,8 @@ func (p *Pool) write(ls []Lease) error {
 	if err != nil {
 		return err
 	}
-	tmp := p.File + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
+	if err := atomicfile.Write(p.File, append(data, '\n'), atomicfile.Options{Sync: p.SyncFile}); err != nil {
 		return fmt.Errorf("lease file: %w", err)
-	}
-	if _, err := f.Write(append(data, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("lease file: %w", err)
-	}
-	sync := p.SyncFile
-	if sync == nil {
-		sync = (*os.File).Sync
-	}
-	if err := sync(f); err != nil {
-		f.Close()
-		return fmt.Errorf("lease file: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("lease file: %w", err)
-	}
-	if err := os.Rename(tmp, p.File); err != nil {
-		return fmt.Errorf("lease file: %w", err)
-	}
-	d, err := os.Open(filepath.Dir(p.File))
-	if err != nil {
-		return fmt.Errorf("lease file: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("lease file: sync of its directory: %w", err)
 	}
 	return nil
 }

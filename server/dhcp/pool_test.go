@@ -233,7 +233,7 @@ func TestPoolRestartFromFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The crash: p is never closed; a half-written temp file lies around.
-	os.WriteFile(file+".tmp", []byte(`[{"mac": "02:`), 0o644)
+	os.WriteFile(filepath.Join(filepath.Dir(file), "."+filepath.Base(file)+".tmp-0123456789ab"), []byte(`[{"mac": "02:`), 0o644)
 
 	q, _ := testPool(t, "192.0.2.100", "192.0.2.120", file)
 	ls := q.Leases()
