@@ -10,14 +10,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/ramboot/ramboot/internal/testenv"
+	"github.com/ramboot/ramboot/internal/netnstest"
 	"github.com/ramboot/ramboot/server/dhcp"
 	"github.com/ramboot/ramboot/server/status"
 	"github.com/ramboot/ramboot/server/tftp"
@@ -197,63 +196,24 @@ func TestListenConfig(t *testing.T) {
 // (va 10.98.0.1, served; vc 10.97.0.1, not served) and the client's (vb,
 // vd). The test re-executes itself in the server's namespace, as root.
 func TestServeInterfaceOnly(t *testing.T) {
-	if os.Getenv("RAMBOOT_SERVE_IN_NETNS") == "" {
-		if os.Geteuid() != 0 {
-			testenv.Skip(t, "needs root for network namespaces")
+	// The server runs whole in one namespace (RunIn: every goroutine's
+	// sockets there), the client in another, joined twice: va-vb is the
+	// served interface, vc-vd another one the server must not answer on.
+	peer := os.Getenv("RAMBOOT_SERVE_PEER_NS")
+	if _, in := netnstest.Inside(); !in {
+		netnstest.Skip(t)
+		netnstest.Need(t, "curl", "curl")
+		ns, peerNS := netnstest.New(t), netnstest.New(t)
+		netnstest.Veth(t, ns, "va", peerNS, "vb")
+		netnstest.Veth(t, ns, "vc", peerNS, "vd")
+		for _, a := range [][3]string{{ns, "va", "10.98.0.1/24"}, {ns, "vc", "10.97.0.1/24"}, {peerNS, "vb", "10.98.0.2/24"}, {peerNS, "vd", "10.97.0.2/24"}} {
+			netnstest.Run(t, "ip", "-n", a[0], "addr", "add", a[2], "dev", a[1])
+			netnstest.Run(t, "ip", "-n", a[0], "link", "set", a[1], "up")
 		}
-		for _, tool := range []string{"unshare", "nsenter", "ip", "curl"} {
-			if _, err := exec.LookPath(tool); err != nil {
-				testenv.Skipf(t, "%s not installed (`make test` installs it via e2e/deps.sh)", tool)
-			}
-		}
-		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "unshare", "-n", os.Args[0], "-test.run", "^TestServeInterfaceOnly$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), "RAMBOOT_SERVE_IN_NETNS=1")
-		out, err := cmd.CombinedOutput()
-		t.Logf("in the namespace:\n%s", bytes.TrimSpace(out))
-		if err != nil || !strings.Contains(string(out), "--- PASS: TestServeInterfaceOnly") {
-			t.Fatalf("test in the network namespace failed: %v", err)
-		}
+		t.Setenv("RAMBOOT_SERVE_PEER_NS", peerNS)
+		netnstest.RunIn(t, ns, 60*time.Second)
 		return
 	}
-
-	// The client's namespace: a process that waits.
-	peer := exec.Command("unshare", "-n", "sleep", "60")
-	if err := peer.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { peer.Process.Kill(); peer.Wait() })
-	pid := fmt.Sprint(peer.Process.Pid)
-	self, _ := os.Readlink("/proc/self/ns/net")
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		if ns, _ := os.Readlink("/proc/" + pid + "/ns/net"); ns != "" && ns != self {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("client namespace not created")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	inPeer := func(args ...string) []string { return append([]string{"nsenter", "-t", pid, "-n"}, args...) }
-	run("ip", "link", "set", "lo", "up")
-	run("ip", "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", pid)
-	run("ip", "link", "add", "vc", "type", "veth", "peer", "name", "vd", "netns", pid)
-	run("ip", "addr", "add", "10.98.0.1/24", "dev", "va")
-	run("ip", "addr", "add", "10.97.0.1/24", "dev", "vc")
-	run("ip", "link", "set", "va", "up")
-	run("ip", "link", "set", "vc", "up")
-	run(inPeer("ip", "link", "set", "lo", "up")...)
-	run(inPeer("ip", "addr", "add", "10.98.0.2/24", "dev", "vb")...)
-	run(inPeer("ip", "addr", "add", "10.97.0.2/24", "dev", "vd")...)
-	run(inPeer("ip", "link", "set", "vb", "up")...)
-	run(inPeer("ip", "link", "set", "vd", "up")...)
 
 	root := t.TempDir()
 	if err := os.WriteFile(filepath.Join(root, "f"), []byte("hello"), 0o644); err != nil {
@@ -274,8 +234,7 @@ func TestServeInterfaceOnly(t *testing.T) {
 	}
 
 	curl := func(url string) (string, error) {
-		out, err := exec.Command("nsenter", "-t", pid, "-n", "curl", "-sS", "--max-time", "2", url).CombinedOutput()
-		return string(out), err
+		return netnstest.Exec(peer, 10*time.Second, "curl", "-sS", "--max-time", "2", url)
 	}
 	for _, url := range []string{"tftp://10.98.0.1/f", "http://10.98.0.1:8080/f"} {
 		if got, err := curl(url); err != nil || got != "hello" {
