@@ -13,8 +13,6 @@ package netup
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -30,7 +28,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	"github.com/vishvananda/netlink"
 
-	"github.com/ramboot/ramboot/internal/testenv"
+	"github.com/ramboot/ramboot/internal/netnstest"
 )
 
 const (
@@ -80,14 +78,6 @@ type proxyRequest struct {
 	Opt224   string
 }
 
-// mustBeInTestNetns stops the helper unless it runs in an rbt- namespace.
-func mustBeInTestNetns(t *testing.T) {
-	out, err := exec.Command("ip", "netns", "identify", fmt.Sprint(os.Getpid())).Output()
-	if ns := strings.TrimSpace(string(out)); err != nil || !strings.HasPrefix(ns, "rbt-") {
-		t.Fatalf("helper not in an rbt- network namespace (%q, %v); refusing to run DHCP", ns, err)
-	}
-}
-
 // proxyResponder is a minimal proxyDHCP server: it answers every DISCOVER
 // with an OFFER of no address (yiaddr 0.0.0.0) that carries option 224
 // (NUL-terminated, as some servers send strings). dnsmasq 2.90 cannot send
@@ -98,7 +88,7 @@ func proxyResponder(t *testing.T, raw string) {
 	if err := json.Unmarshal([]byte(raw), &req); err != nil {
 		t.Fatal(err)
 	}
-	mustBeInTestNetns(t)
+	netnstest.MustBeInside(t)
 	sip := net.ParseIP(req.ServerIP).To4()
 	handler := func(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4) {
 		if m.OpCode != dhcpv4.OpcodeBootRequest || m.MessageType() != dhcpv4.MessageTypeDiscover {
@@ -141,7 +131,7 @@ func TestHelperProcess(t *testing.T) {
 	if err := json.Unmarshal([]byte(raw), &req); err != nil {
 		t.Fatal(err)
 	}
-	mustBeInTestNetns(t)
+	netnstest.MustBeInside(t)
 	var rep helperReply
 	cfg := Config{
 		Interfaces:     req.Interfaces,
@@ -202,52 +192,28 @@ func TestHelperProcess(t *testing.T) {
 	}
 }
 
-// lab is a set of namespaces that the test deletes at the end.
+// lab starts the daemons of one test; its namespaces are
+// internal/netnstest's (rbt-<pid>-<n>, deleted at the end).
 type lab struct {
-	t  *testing.T
-	id string
+	t *testing.T
 }
 
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("network namespace tests with dnsmasq take ~15s; run without -short (make test)")
-	}
-	for _, tool := range []string{"ip", "dnsmasq"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			testenv.Skipf(t, "%s is not installed (make test installs it): %v", tool, err)
-		}
-	}
-	if os.Geteuid() != 0 {
-		testenv.Skip(t, "needs root to create network namespaces")
-	}
-	b := make([]byte, 4)
-	rand.Read(b)
-	return &lab{t: t, id: hex.EncodeToString(b)}
+	netnstest.Skip(t)
+	netnstest.Need(t, "dnsmasq", "dnsmasq")
+	return &lab{t: t}
 }
 
 func (l *lab) run(args ...string) {
 	l.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput(); err != nil {
-		l.t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
+	netnstest.Run(l.t, args[0], args[1:]...)
 }
 
-// ns creates namespace rbt-<id>-<suffix> and deletes it at cleanup.
-func (l *lab) ns(suffix string) string {
-	name := "rbt-" + l.id + "-" + suffix
-	l.run("ip", "netns", "add", name)
-	l.t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if out, err := exec.CommandContext(ctx, "ip", "netns", "del", name).CombinedOutput(); err != nil {
-			l.t.Errorf("ip netns del %s: %v\n%s", name, err, out)
-		}
-	})
-	l.run("ip", "-n", name, "link", "set", "lo", "up")
-	return name
+// ns makes a namespace for the part named (the name is for the reader).
+func (l *lab) ns(part string) string {
+	l.t.Helper()
+	return netnstest.New(l.t)
 }
 
 // dnsmasq runs dnsmasq in ns with the common flags plus extra and kills it
