@@ -16,13 +16,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ramboot/ramboot/internal/testenv"
 	"github.com/ramboot/ramboot/server/status"
 )
 
 // httpLimitServer serves a tree holding images/big.img (size bytes,
 // sparse) on 127.0.0.1 through the Server's limited listener, logging
 // into the returned buffer.
-func httpLimitServer(t *testing.T, s *Server, size int64) (string, *syncBuffer) {
+func httpLimitServer(t *testing.T, s *Server, size int64) (string, *testenv.Buffer) {
 	t.Helper()
 	root := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(root, "images"), 0o755); err != nil {
@@ -39,7 +40,7 @@ func httpLimitServer(t *testing.T, s *Server, size int64) (string, *syncBuffer) 
 	if err := os.WriteFile(filepath.Join(root, "small"), []byte("hello"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	s.Root = root
 	s.Log = slog.New(slog.NewTextHandler(logs, nil))
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")

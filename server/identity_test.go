@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/ramboot/ramboot/internal/report"
+	"github.com/ramboot/ramboot/internal/testenv"
 	"github.com/ramboot/ramboot/server/dhcp"
 	"github.com/ramboot/ramboot/server/status"
 )
@@ -51,7 +52,7 @@ func dhcpSeen(s *Server, mac, serial string) {
 // identityServer runs s on 127.0.0.1 (TFTP and HTTP on free ports, no
 // DHCP) with a tree holding start4.elf and images/x.img, and returns its
 // log.
-func identityServer(t *testing.T, s *Server) *syncBuffer {
+func identityServer(t *testing.T, s *Server) *testenv.Buffer {
 	t.Helper()
 	s.Root = t.TempDir()
 	if err := os.MkdirAll(filepath.Join(s.Root, "images"), 0o755); err != nil {

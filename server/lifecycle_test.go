@@ -18,6 +18,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
 	"github.com/ramboot/ramboot/internal/report"
+	"github.com/ramboot/ramboot/internal/testenv"
 	"github.com/ramboot/ramboot/server/dhcp"
 	"github.com/ramboot/ramboot/server/status"
 	"github.com/ramboot/ramboot/site"
@@ -50,7 +51,7 @@ var lcInstall = "install:http://192.0.2.1:8080/img/debian.raw#sha256=" + lcSHA +
 
 // lcServer is a server with nodes.yaml and a state file in dir, opened as
 // Run opens them.
-func lcServer(t *testing.T, dir, nodes string) (*Server, *syncBuffer) {
+func lcServer(t *testing.T, dir, nodes string) (*Server, *testenv.Buffer) {
 	t.Helper()
 	root := filepath.Join(dir, "tree")
 	if err := os.MkdirAll(root, 0o755); err != nil {
@@ -60,7 +61,7 @@ func lcServer(t *testing.T, dir, nodes string) (*Server, *syncBuffer) {
 	if err := os.WriteFile(nf, []byte(nodes), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	s := &Server{Root: root, Nodes: nf, ServerIP: net.IPv4(192, 0, 2, 1), Log: slog.New(slog.NewTextHandler(logs, nil))}
 	if err := s.openSite(); err != nil {
 		t.Fatal(err)

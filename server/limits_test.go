@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,11 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ramboot/ramboot/internal/netnstest"
+	"github.com/ramboot/ramboot/internal/testenv"
 	"github.com/ramboot/ramboot/server/dhcp"
 	"github.com/ramboot/ramboot/server/status"
 	"github.com/ramboot/ramboot/server/tftp"
@@ -219,7 +218,7 @@ func TestServeInterfaceOnly(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "f"), []byte("hello"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	s := &Server{Root: root, Interface: "va", DHCP: dhcp.Off, TFTPAddr: "0.0.0.0:69", HTTPAddr: "0.0.0.0:8080",
 		Log: slog.New(slog.NewTextHandler(logs, nil))}
 	ctx, cancel := context.WithCancel(t.Context())
@@ -248,21 +247,4 @@ func TestServeInterfaceOnly(t *testing.T) {
 			t.Logf("%s on another interface: %v %s", url, err, strings.TrimSpace(got))
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -66,7 +66,7 @@ func runLoopback(t *testing.T, s *Server) (string, string) {
 
 // startLoopback runs s on 127.0.0.1 as runLoopback does and returns its
 // log.
-func startLoopback(t *testing.T, s *Server) *syncBuffer {
+func startLoopback(t *testing.T, s *Server) *testenv.Buffer {
 	t.Helper()
 	tl, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -80,7 +80,7 @@ func startLoopback(t *testing.T, s *Server) *syncBuffer {
 	tl.Close()
 	hl.Close()
 	s.Interface, s.DHCP = "lo", dhcp.Off
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	s.Log = slog.New(slog.NewTextHandler(logs, nil))
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
@@ -285,7 +285,7 @@ func TestMetricsDHCP(t *testing.T) {
 	if err := os.WriteFile(nodes, []byte("nodes:\n  - mac: 52:54:00:12:34:56\n    hostname: node-7\n    option224: shell\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	s := &Server{Root: t.TempDir(), Interface: "va", DHCP: dhcp.Proxy, Nodes: nodes, HTTPAddr: "127.0.0.1:8080", TFTPAddr: "127.0.0.1:69",
 		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	ctx, cancel := context.WithCancel(t.Context())

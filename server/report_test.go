@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/ramboot/ramboot/internal/report"
+	"github.com/ramboot/ramboot/internal/testenv"
 	"github.com/ramboot/ramboot/server/status"
 )
 
@@ -23,9 +24,9 @@ const (
 
 // reportServer serves s's handler on 127.0.0.1; the board has nodeMAC at
 // 127.0.0.1 (the test client's address) and otherMAC elsewhere.
-func reportServer(t *testing.T, s *Server) (*httptest.Server, *syncBuffer) {
+func reportServer(t *testing.T, s *Server) (*httptest.Server, *testenv.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	s.Root = t.TempDir()
 	s.Log = slog.New(slog.NewTextHandler(logs, nil))
 	s.neighborMAC = func(string) string { return "" }

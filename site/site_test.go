@@ -1,17 +1,16 @@
 package site
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/ramboot/ramboot/internal/testenv"
 	"github.com/ramboot/ramboot/site/inventory"
 )
 
@@ -44,13 +43,13 @@ var (
 
 // lcSite is a site with nodes.yaml and a state file (state.json) in dir,
 // opened as serve opens it; maxUnlisted is MaxUnlisted.
-func lcSite(t *testing.T, dir, nodes string, maxUnlisted int) (*Site, *syncBuffer) {
+func lcSite(t *testing.T, dir, nodes string, maxUnlisted int) (*Site, *testenv.Buffer) {
 	t.Helper()
 	nf := filepath.Join(dir, "nodes.yaml")
 	if err := os.WriteFile(nf, []byte(nodes), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	s := &Site{Nodes: nf, StateFile: filepath.Join(dir, "state.json"), MaxUnlisted: maxUnlisted, Log: slog.New(slog.NewTextHandler(logs, nil))}
 	if err := s.Reload(); err != nil {
 		t.Fatal(err)
@@ -101,23 +100,6 @@ func readRec(t *testing.T, path string) NodeState {
 		t.Fatalf("record without since: %+v", rec)
 	}
 	return *rec
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestLifecycleLookupNotBlockedByWrite: while a report's write waits for

@@ -20,7 +20,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +28,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ramboot/ramboot/internal/netnstest"
+	"github.com/ramboot/ramboot/internal/testenv"
 )
 
 const (
@@ -251,7 +251,7 @@ func (l *lab) goProxy(ns string, req proxyRequest) (stop func()) {
 // kills it by pid at cleanup or when stop is called.
 func (l *lab) daemon(name string, cmd *exec.Cmd, ready string) (stop func()) {
 	l.t.Helper()
-	logBuf := new(syncBuffer)
+	logBuf := new(testenv.Buffer)
 	cmd.Stdout, cmd.Stderr = logBuf, logBuf
 	if err := cmd.Start(); err != nil {
 		l.t.Fatal(err)
@@ -287,23 +287,6 @@ func (l *lab) daemon(name string, cmd *exec.Cmd, ready string) (stop func()) {
 	}
 	l.t.Fatalf("%s not ready within 5s:\n%s", name, logBuf.String())
 	return stop
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // client runs Up in ns through TestHelperProcess.
