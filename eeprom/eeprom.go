@@ -35,11 +35,12 @@
 // Checked against these upstream sources (github.com/raspberrypi/rpi-eeprom
 // unless named otherwise):
 //
-//   - rpi-eeprom-config, current algorithm: the copy in github.com/Noltari/rpi-eeprom
-//     at 8d1e47c956ae10d1146114f7fcd4eb0d33187d08 (a fork with the file
-//     unchanged; vendored in testdata/). Its constants match the upstream
-//     master file; older upstream versions read: 12907d02 (Pi 4 only,
-//     2024-byte limit, padding to the next 4 KiB boundary) and 008d5061.
+//   - rpi-eeprom-config at 86759b04b22173e10186139ac3ae4debcd0d7252
+//     (2026-08-19; the file last changed in 53989398, "Support AB updates",
+//     committed 2026-05-21). Before that change: the copy in
+//     github.com/Noltari/rpi-eeprom at 8d1e47c9 (vendored in testdata/),
+//     and older upstream versions 12907d02 (Pi 4 only, 2024-byte limit,
+//     padding to the next 4 KiB boundary) and 008d5061.
 //   - rpi-eeprom-digest at 01300506bf710e00281f541853232d98d2e95684.
 //   - rpi-eeprom-update at 016c5025 and imager/make-release at 77e4322e:
 //     how update and recovery folders are laid out.
@@ -61,27 +62,37 @@
 //     pubkey.bin, bootconf.sig): after the 8-byte header come a 12-byte
 //     NUL-padded name and 4 more bytes, then the content; the length word is
 //     len(content)+16. 0x55aafeef (PAD_MAGIC) sections are padding.
+//   - Only files in [64 KiB, 64 KiB + 988 KiB) are edited (READ_ONLY_SIZE,
+//     PARTITION_SIZE). A Pi 5 image since 2026 has an A/B layout: a
+//     read-only part (its own updatetime) below 64 KiB, partition A with
+//     bootsys, the code and the files, then partition B, one empty padding
+//     section at 0x107000.
 //   - Replacing a file writes the new length and content, fills 0xff to the
 //     next 8-byte boundary, then fills up to the next section that is not
-//     padding (or to the last 4 KiB, which the bootloader keeps for itself)
-//     with a padding section header and 0xff, or only 0xff when fewer than 9
-//     bytes are left or the file is the last section. So a bigger config
-//     grows into the padding after it and the image keeps its size.
+//     padding (or, without one, to the end of partition A or the last 4 KiB,
+//     which the bootloader keeps for itself, whichever comes first) with a
+//     padding section header and 0xff, or only 0xff when fewer than 8 bytes
+//     are left or the file is the last section. So a bigger config grows
+//     into the padding after it, the image keeps its size, and partition B
+//     is not touched.
 //   - A file's content is at most 4076 bytes (one 4 KiB erase sector less the
 //     20-byte header, MAX_FILE_SIZE). Configs over 2024 bytes were the old
 //     limit; older bootloaders cannot report them through `vcgencmd
 //     bootloader_config`.
 //
-// Two deliberate differences, both where upstream writes an image whose later
-// sections are lost (SetFile returns an error instead):
+// One deliberate difference, where upstream writes an image whose later
+// sections are lost (SetFile returns an error instead): upstream checks the
+// room left for a file as 20+len(content) where the section really takes
+// 24+len(content), so a content that ends in the 4 bytes before the next
+// section overwrites that section's magic. (Until 53989398 upstream also
+// wrote no padding header when exactly 8 bytes were left, which ended the
+// chain there; it now writes a zero-length padding section, and so does
+// SetFile.)
 //
-//   - upstream checks the room left for a file as 20+len(content) where the
-//     section really takes 24+len(content), so a content that ends in the 4
-//     bytes before the next section overwrites that section's magic;
-//   - a content that leaves exactly 8 bytes before the next section gets no
-//     padding header, only 0xff, which a parser reads as the end of the
-//     chain: the sections after it (pubkey.bin, bootconf.sig) disappear, and
-//     the next edit erases them.
+// And one where upstream refuses: in an image without the A/B layout, a
+// file below 64 KiB (no official image has one) is edited where it is, as
+// upstream did before its A/B change; in an A/B image SetFile refuses it
+// too.
 //
 // # Update folder
 //
@@ -128,6 +139,14 @@ const (
 
 	// ConfigFile is the name of the config section.
 	ConfigFile = "bootconf.txt"
+
+	// PartitionStart and PartitionEnd bound the files SetFile edits
+	// (rpi-eeprom-config's READ_ONLY_SIZE and READ_ONLY_SIZE +
+	// PARTITION_SIZE). A Pi 5 A/B image holds a read-only part below
+	// PartitionStart, partition A (the files) up to PartitionEnd, then an
+	// empty partition B; a Pi 4 image ends before PartitionEnd.
+	PartitionStart = 64 << 10
+	PartitionEnd   = PartitionStart + 988<<10
 )
 
 var (
@@ -230,6 +249,19 @@ func (im *Image) Model() string {
 	return "Raspberry Pi 4 (BCM2711: Pi 4, Pi 400, CM4)"
 }
 
+// IsAB reports whether the image has the A/B layout of current Pi 5 images:
+// a read-only part below PartitionStart, then partition A, which starts
+// with a bootsys file section, then partition B (rpi-eeprom-config's
+// _is_ab_image).
+func (im *Image) IsAB() bool {
+	for _, s := range im.sections {
+		if s.Magic == FileMagic && s.Name == "bootsys" {
+			return true
+		}
+	}
+	return false
+}
+
 // Sections lists the image's sections in order.
 func (im *Image) Sections() []Section { return append([]Section(nil), im.sections...) }
 
@@ -259,21 +291,42 @@ func (im *Image) SetConfig(text string) error {
 }
 
 // SetFile replaces the content of a file section: rpi-eeprom-config's
-// update_file and update.
+// update_file and update. Like upstream since its A/B change, it edits
+// only the file in the first partition (offsets [PartitionStart,
+// PartitionEnd)), and the padding after it stops at PartitionEnd when no
+// other section follows the file, so the second partition of a Pi 5 A/B
+// image is left alone.
 func (im *Image) SetFile(name string, content []byte) error {
 	if len(content) > MaxFileSize {
 		return fmt.Errorf("%s is %w: %d bytes, the limit is %d bytes (one %d-byte flash sector less the %d-byte file header)", name, ErrTooLarge, len(content), MaxFileSize, EraseAlign, fileHdrLen)
 	}
-	i := im.find(name)
+	i := -1
+	for k, s := range im.sections {
+		if s.Offset >= PartitionStart && s.Offset < PartitionEnd && s.Magic == FileMagic && s.Name == name {
+			i = k
+			break
+		}
+	}
 	if i < 0 {
-		return fmt.Errorf("the image has no %s file section", name)
+		k := im.find(name)
+		if k < 0 {
+			return fmt.Errorf("the image has no %s file section", name)
+		}
+		if im.IsAB() {
+			return fmt.Errorf("the image has its %s file section at 0x%x, in the read-only part of an A/B image; rpi-eeprom-config edits files in [0x%x, 0x%x) only", name, im.sections[k].Offset, PartitionStart, PartitionEnd)
+		}
+		// Not an A/B image: edit it where it is, as rpi-eeprom-config did
+		// before its A/B change (the package doc).
+		i = k
 	}
 	size := len(im.data)
 	hdr := im.sections[i].Offset
 	isLast := i == len(im.sections)-1
 	// The next section that is not padding bounds the file; without one,
-	// the bootloader's scratch sector at the end does.
-	next := size - EraseAlign
+	// the end of the first partition or the bootloader's scratch sector
+	// at the end of the image does, whichever comes first. (Upstream does
+	// not cap a following non-padding section at the partition end.)
+	next := min(size-EraseAlign, PartitionEnd)
 	for _, s := range im.sections[i+1:] {
 		if s.Magic != PadMagic {
 			next = s.Offset
@@ -288,11 +341,6 @@ func (im *Image) SetFile(name string, content []byte) error {
 		return fmt.Errorf("%s is %w: %d bytes, but only %d fit before the next section at 0x%x", name, ErrTooLarge, len(content), next-hdr-fileDataOff, next)
 	}
 
-	if aligned := (end + 7) &^ 7; !isLast && next-aligned == 8 {
-		lo := next - 8 - hdr - fileDataOff - 7
-		return fmt.Errorf("%s of %d to %d bytes would leave 8 bytes before the next section at 0x%x: too few for a padding section, and the 0xff bytes there would end the section chain and hide the sections after it; make it a few bytes longer or shorter", name, lo, lo+7, next)
-	}
-
 	binary.BigEndian.PutUint32(im.data[hdr+4:], uint32(len(content)+filenameLen+4))
 	copy(im.data[hdr+fileDataOff:], content)
 	pad := end
@@ -300,8 +348,10 @@ func (im *Image) SetFile(name string, content []byte) error {
 		im.data[pad] = 0xff
 		pad++
 	}
+	// A padding section even when only its 8-byte header fits (length 0):
+	// 0xff there would end the section chain.
 	padBytes := next - pad
-	if padBytes > 8 && !isLast {
+	if padBytes >= 8 && !isLast {
 		padBytes -= 8
 		binary.BigEndian.PutUint32(im.data[pad:], PadMagic)
 		binary.BigEndian.PutUint32(im.data[pad+4:], uint32(padBytes))
