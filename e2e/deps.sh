@@ -2,7 +2,8 @@
 # Installs what `make test` needs on a Debian 12 machine: QEMU >= 9 (from
 # bookworm-backports, for -M raspi4b and raspi3b; x86-64 with its iPXE
 # option ROMs and OVMF for the PC boots), device-tree-compiler (fdtput) and the
-# real peers the tests talk to (python3 for rpi-eeprom-config, dnsmasq, TFTP clients, tftpd-hpa for the
+# real peers the tests talk to (python3 and python3-pycryptodome for
+# rpi-eeprom-config, openssl and xxd for rpi-eeprom-digest, dnsmasq, TFTP clients, tftpd-hpa for the
 # TFTP benchmarks, nfs-ganesha with rpcbind for the e2e lab's NFS roots).
 # Idempotent; the mirror is taken from this machine's own apt sources, never
 # written here.
@@ -39,6 +40,14 @@ done
 for p in python3:python3 dnsmasq:dnsmasq tftp:tftp-hpa atftp:atftp curl:curl ip:iproute2 ssh:openssh-client cpio:cpio systemd-analyze:systemd; do
 	have "${p%%:*}" || need+=("${p#*:}")
 done
+# The EEPROM key and signature peers (eeprom/): rpi-eeprom-config --pubkey
+# imports Cryptodome, which Debian installs for /usr/bin/python3 (a python3
+# earlier on PATH, pyenv's say, may not see it); rpi-eeprom-digest -k and -v
+# run openssl and xxd.
+for p in openssl:openssl xxd:xxd; do
+	have "${p%%:*}" || need+=("${p#*:}")
+done
+/usr/bin/python3 -c 'import Cryptodome.PublicKey.RSA' 2>/dev/null || need+=(python3-pycryptodome)
 # The e2e lab's NFS server (user space: the kernel may have no nfsd), its
 # portmapper for NFSv3 and showmount/rpcinfo. Daemons in sbin are looked
 # for there too: a user's PATH may not have it.

@@ -9,6 +9,9 @@
 //     pieeprom.bin` and `rpi-eeprom-config --config boot.conf --out new.bin
 //     pieeprom.bin`: same section walk, same limits, same bytes out (a test
 //     runs the Python tool on the same input and compares).
+//   - Image.SetPublicKey is `--pubkey key.pem` added to that: pubkey.bin
+//     becomes the key's modulus (256 bytes) and exponent (8 bytes), both
+//     little-endian, which the bootloader checks boot.img's boot.sig with.
 //   - Digest is `rpi-eeprom-digest -i pieeprom.bin -o pieeprom.sig`.
 //   - WriteRecovery lays out the files of the official
 //     rpi-boot-eeprom-recovery zip: recovery.bin, pieeprom.bin, pieeprom.sig.

@@ -391,16 +391,19 @@ func officialImages(t *testing.T) []string {
 	return imgs
 }
 
-// TestUpstreamOfficialImages edits the official images with SetConfig and
-// the current rpi-eeprom-config and wants the same bytes; a Pi 5 image's
-// partition B stays as it was.
+// TestUpstreamOfficialImages edits the official images with SetConfig (and
+// SetPublicKey) and the current rpi-eeprom-config (--config, --pubkey) and
+// wants the same bytes; a Pi 5 image's partition B stays as it was.
 func TestUpstreamOfficialImages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs upstream's Python script: not in -short (make unit)")
 	}
 	imgs := officialImages(t)
 	_, head := configPeers(t)
+	head.python = cryptodomePython(t)
 	dir := t.TempDir()
+	key, pkcs8 := testKey(t)
+	keyPath := writeFile(t, dir, "key.pem", pkcs8)
 	for _, p := range imgs {
 		t.Run(filepath.Base(filepath.Dir(filepath.Dir(p)))+"/"+filepath.Base(p), func(t *testing.T) {
 			t.Parallel()
@@ -427,6 +430,18 @@ func TestUpstreamOfficialImages(t *testing.T) {
 				}
 				if len(orig) == SizePi5 && !bytes.Equal(im.Bytes()[PartitionEnd:], orig[PartitionEnd:]) {
 					t.Errorf("%d-byte config: partition B (from 0x%x) changed", len(conf), PartitionEnd)
+				}
+				// And the key, as rpi-eeprom-config --config C --pubkey K.
+				if err := im.SetPublicKey(&key.PublicKey); err != nil {
+					t.Fatal(err)
+				}
+				up = head.edit(t, dir, fmt.Sprintf("%s-%d-key", filepath.Base(p), len(conf)), orig, conf, "--pubkey", keyPath)
+				if got := im.Bytes(); !bytes.Equal(got, up) {
+					i := firstDiff(got, up)
+					t.Errorf("%d-byte config and key: differs from upstream at 0x%x: ours % x, upstream % x", len(conf), i, got[i:min(i+16, len(got))], up[i:min(i+16, len(up))])
+				}
+				if len(orig) == SizePi5 && !bytes.Equal(im.Bytes()[PartitionEnd:], orig[PartitionEnd:]) {
+					t.Errorf("%d-byte config and key: partition B (from 0x%x) changed", len(conf), PartitionEnd)
 				}
 			}
 		})
