@@ -12,7 +12,11 @@
 //   - Image.SetPublicKey is `--pubkey key.pem` added to that: pubkey.bin
 //     becomes the key's modulus (256 bytes) and exponent (8 bytes), both
 //     little-endian, which the bootloader checks boot.img's boot.sig with.
-//   - Digest is `rpi-eeprom-digest -i pieeprom.bin -o pieeprom.sig`.
+//   - Digest is `rpi-eeprom-digest -i pieeprom.bin -o pieeprom.sig`, and
+//     SignDigest is `rpi-eeprom-digest -k key.pem -i boot.img -o boot.sig`:
+//     the .sig an HTTP-boot boot.img needs. VerifySig checks one as
+//     `rpi-eeprom-digest -k pub.pem -i boot.img -v boot.sig` does, and its
+//     sha256 line too.
 //   - WriteRecovery lays out the files of the official
 //     rpi-boot-eeprom-recovery zip: recovery.bin, pieeprom.bin, pieeprom.sig.
 //

@@ -1,7 +1,6 @@
 package eeprom
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,13 +10,6 @@ import (
 	"strings"
 	"time"
 )
-
-// Digest returns the content of a .sig file for data, as rpi-eeprom-digest
-// writes it without a key: the sha256 in hex, a newline, "ts: " and ts in
-// Unix seconds, a newline.
-func Digest(data []byte, ts time.Time) []byte {
-	return fmt.Appendf(nil, "%x\nts: %d\n", sha256.Sum256(data), ts.Unix())
-}
 
 // The files of an update folder (boot-eeprom.adoc, "Bootloader update
 // files"), and the README.txt ramboot adds.
