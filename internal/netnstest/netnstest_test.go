@@ -50,7 +50,16 @@ func TestNamespace(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		got, err := Identify(cmd.Process.Pid)
+		// ip netns exec switches, then execs sleep: until it has, the
+		// process is still in this host's namespace. Wait for the switch
+		// (bounded); one that never comes fails.
+		var got string
+		var err error
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if got, err = Identify(cmd.Process.Pid); (err == nil && got == ns) || time.Now().After(deadline) {
+				break
+			}
+		}
 		cmd.Process.Kill()
 		cmd.Wait()
 		if err != nil || got != ns {
