@@ -8,7 +8,8 @@ package server
 //	GET /rpi4/boot.img
 //
 // The builder writes both beside the board's files (the root of a
-// one-board tree, <board dir>/ of a mixed one). The bootloader follows no
+// one-board tree, <board dir>/ of a mixed one); a node whose nodes.yaml
+// entry says http_boot: DIR gets the tree's DIR/boot.img and boot.sig. The bootloader follows no
 // redirect (rpi-eeprom#475) and falls back to the next BOOT_ORDER mode
 // (TFTP) on a 404, so these paths are answered before the ServeMux, which
 // would send a 301 for an unclean path: every path whose cleaned last
@@ -17,6 +18,7 @@ package server
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path"
@@ -72,6 +74,24 @@ func (s *Server) bootBoard(name string) (tree.Board, bool) {
 	return tree.Board{}, false
 }
 
+// nodeHTTPBoot is the http_boot directory the inventory gives the node
+// with this MAC (and the serial DHCP saw with it), or "".
+func (s *Server) nodeHTTPBoot(mac string) string {
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		return ""
+	}
+	serial := ""
+	if n, ok := s.Board.Node(mac); ok {
+		serial = n.Serial
+	}
+	m, ok, err := s.booter().Lookup(hw, serial, s.ServerIP)
+	if err != nil || !ok {
+		return ""
+	}
+	return m.HTTPBoot
+}
+
 // serveBoot answers a GET or HEAD of a boot path (isBootPath) with the
 // board's boot.img or boot.sig (http.ServeContent: an exact
 // Content-Length, ranges), or 404. Each request is logged once, with the
@@ -79,7 +99,10 @@ func (s *Server) bootBoard(name string) (tree.Board, bool) {
 // (nodeAt; "unknown" if none) and the User-Agent as the client's claim;
 // a GET is recorded on that node's status record (the address's when no
 // node is known): "boot.img fetch started", then "boot.img fetched", or
-// "... aborted", "... failed", "... not found".
+// "... aborted", "... failed", "... not found". A node whose inventory
+// entry has http_boot: DIR gets DIR/boot.img and DIR/boot.sig whatever
+// board the path names (and 404 if DIR lacks one: never the board's
+// boot.sig beside another boot.img).
 func (s *Server) serveBoot(w http.ResponseWriter, r *http.Request) {
 	t0 := time.Now()
 	ip := remoteIP(r.RemoteAddr)
@@ -104,6 +127,17 @@ func (s *Server) serveBoot(w http.ResponseWriter, r *http.Request) {
 	if agent != "" {
 		claim = "; User-Agent (claimed) " + strconv.Quote(agent) + claim
 	}
+	// The node's own directory (nodes.yaml http_boot), for a node known
+	// by the server's evidence only.
+	dir := ""
+	if key != "" {
+		dir = s.nodeHTTPBoot(key)
+	}
+	via := ""
+	if dir != "" {
+		via = " (nodes.yaml http_boot " + dir + ")"
+		attrs = append(attrs, "http_boot", dir)
+	}
 	node := status.Node{IP: ip}
 	if key == "" {
 		key = "ip " + ip
@@ -112,7 +146,7 @@ func (s *Server) serveBoot(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodHead {
 			return // a probe, not a fetch: logged only
 		}
-		s.Board.Record(key, node, file+" "+stage, report.Clip(detail+claim, maxDetail))
+		s.Board.Record(key, node, file+" "+stage, report.Clip(detail+via+claim, maxDetail))
 	}
 	notFound := func(why string) {
 		http.Error(w, why, http.StatusNotFound)
@@ -125,13 +159,16 @@ func (s *Server) serveBoot(w http.ResponseWriter, r *http.Request) {
 		notFound("not a boot path: want /<board>/" + file + ", like /rpi4/" + file)
 		return
 	}
-	attrs = append(attrs, "board", boardName)
-	b, ok := s.bootBoard(boardName)
-	if !ok {
-		notFound("the tree has no board " + strconv.Quote(report.Clip(boardName, 40)))
-		return
+	attrs = append(attrs, "board", report.Clip(boardName, 40))
+	served := path.Join(dir, file)
+	if dir == "" {
+		b, ok := s.bootBoard(boardName)
+		if !ok {
+			notFound("the tree has no board " + strconv.Quote(report.Clip(boardName, 40)))
+			return
+		}
+		served = b.Path(file)
 	}
-	served := b.Path(file)
 	root, err := os.OpenRoot(s.Root)
 	if err != nil {
 		http.Error(w, "tree unavailable", http.StatusInternalServerError)

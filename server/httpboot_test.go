@@ -19,6 +19,7 @@ import (
 
 	"github.com/ramboot/ramboot/internal/testenv"
 	"github.com/ramboot/ramboot/server/status"
+	"github.com/ramboot/ramboot/site/inventory"
 )
 
 const (
@@ -361,5 +362,57 @@ func TestIsBootPath(t *testing.T) {
 		if got != want {
 			t.Errorf("splitBootPath(%q) = %q, want %q", p, got, want)
 		}
+	}
+}
+
+// A node with http_boot: DIR in the inventory gets DIR's boot.img and
+// boot.sig, whatever board its path names, when it is that node by the
+// server's evidence; DIR without boot.sig is a 404, never the board's
+// boot.sig beside DIR's boot.img. Any other address gets the board's,
+// whatever MAC its User-Agent names.
+func TestServeBootPerNode(t *testing.T) {
+	root, img, sig := bootTree(t, false)
+	canary := []byte("canary boot.img")
+	if err := os.MkdirAll(filepath.Join(root, "canary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "canary", "boot.img"), canary, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Booter: BooterFunc(func(mac net.HardwareAddr, serial string, _ net.IP) (inventory.Match, bool, error) {
+		if mac.String() == piMAC {
+			return inventory.Match{HTTPBoot: "canary"}, true, nil
+		}
+		return inventory.Match{}, false, nil
+	})}
+	neigh := piMAC
+	s.neighborMAC = func(string) string { return neigh }
+	addr, logs := bootServer(t, s, root)
+	dhcpSeen(s, piMAC, piSerial)
+
+	for _, target := range []string{"/rpi4/boot.img", "/net_install/boot.img"} {
+		if resp, body := rawDo(t, addr, "GET", target, piAgent); resp.StatusCode != http.StatusOK || !bytes.Equal(body, canary) {
+			t.Errorf("GET %s by the http_boot node: %s, %d bytes, want canary/boot.img's %d", target, resp.Status, len(body), len(canary))
+		}
+	}
+	if resp, _ := rawDo(t, addr, "GET", "/rpi4/boot.sig", piAgent); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /rpi4/boot.sig by the http_boot node, canary has none: %s, want 404", resp.Status)
+	}
+	waitFor(t, "the per-node fetch logged", func() bool {
+		return strings.Contains(logs.String(), "http_boot=canary board=rpi4 file=boot.img served=canary/boot.img status=200")
+	})
+	waitFor(t, "the fetch on the node's record", func() bool {
+		n, _ := s.Board.Node(piMAC)
+		return strings.Contains(stepDetail(n, "boot.img fetched"), " (nodes.yaml http_boot canary)")
+	})
+
+	neigh = ""
+	for target, want := range map[string][]byte{"/rpi4/boot.img": img, "/rpi4/boot.sig": sig} {
+		if resp, body := rawDo(t, addr, "GET", target, "ramboot-init (mac="+piMAC+")"); resp.StatusCode != http.StatusOK || !bytes.Equal(body, want) {
+			t.Errorf("GET %s from an address that is no node's: %s, %d bytes, want the board's %d", target, resp.Status, len(body), len(want))
+		}
+	}
+	if resp, _ := rawDo(t, addr, "GET", "/net_install/boot.img", piAgent); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /net_install/boot.img from an address that is no node's: %s, want 404", resp.Status)
 	}
 }
