@@ -41,6 +41,10 @@ type Board struct {
 	ConfigTxt   string     `yaml:"config_txt"`
 	CmdlineTxt  string     `yaml:"cmdline_txt"`
 	QEMU        QEMU       `yaml:"qemu"`
+	// HTTPBoot says the board's bootloader can fetch a signed boot.img
+	// over HTTP (the Pi 4, CM4 and Pi 5 EEPROM bootloaders): `ramboot
+	// build --http-boot` makes one for it.
+	HTTPBoot bool `yaml:"http_boot"`
 
 	// Source is where the profile came from (embedded name or file path).
 	Source string `yaml:"-"`
@@ -124,6 +128,17 @@ func Names() []string {
 		}
 	}
 	sort.Strings(names)
+	return names
+}
+
+// HTTPBootNames lists the built-in boards whose profile says http_boot.
+func HTTPBootNames() []string {
+	var names []string
+	for _, n := range Names() {
+		if b, err := Lookup(n); err == nil && b.HTTPBoot {
+			names = append(names, n)
+		}
+	}
 	return names
 }
 

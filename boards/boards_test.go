@@ -107,3 +107,16 @@ func TestLookupErrors(t *testing.T) {
 		t.Fatal("template with an unknown field rendered without error")
 	}
 }
+
+func TestHTTPBoot(t *testing.T) {
+	if got, want := strings.Join(HTTPBootNames(), ","), "cm4,rpi4,rpi5"; got != want {
+		t.Errorf("HTTPBootNames() = %s, want %s", got, want)
+	}
+	b, err := Parse("x.yaml", []byte("name: x\narch: arm64\nkernel: {suite: trixie, package: linux-image-arm64}\nhttp_boot: true\n"))
+	if err != nil || !b.HTTPBoot {
+		t.Errorf("http_boot: true: %v, HTTPBoot %v", err, b != nil && b.HTTPBoot)
+	}
+	if _, err := Parse("x.yaml", []byte("name: x\narch: arm64\nkernel: {suite: trixie, package: linux-image-arm64}\nhttp_boot: yes please\n")); err == nil {
+		t.Error("http_boot: yes please parsed")
+	}
+}

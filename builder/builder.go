@@ -1,7 +1,8 @@
 // Package builder turns a board profile into a TFTP-ready boot tree.
 //
 // A build is explicit stages on one struct — prepare, kernel, firmware,
-// modules, busybox, archive, write — each returning an error:
+// modules, busybox, archive, write, boot.img (with HTTPBoot), manifest —
+// each returning an error:
 //
 //	b := &builder.Build{Options: builder.Options{Board: "rpi4", Out: "out/rpi4", SrcDir: "."}}
 //	if err := b.Run(ctx); err != nil { ... }
@@ -11,6 +12,7 @@ package builder
 import (
 	"bytes"
 	"context"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -60,6 +62,13 @@ type Options struct {
 	Log      io.Writer // progress lines; nil is silent
 	Progress io.Writer // download progress (a terminal gets a bar)
 
+	// HTTPBoot also writes boot.img and boot.sig beside the board's
+	// files, for the Pi 4/CM4/Pi 5 EEPROM bootloader's HTTP boot (the
+	// board's profile must say http_boot: true), signed with SignKey, an
+	// RSA-2048 key whose public half is in the Pi's EEPROM.
+	HTTPBoot bool
+	SignKey  *rsa.PrivateKey
+
 	// Subdir, for a board in a mixed tree (see BuildTree): the board's
 	// own files (kernel, device trees, initramfs, cmdline.txt, manifest)
 	// go in Out/Subdir, its firmware at Out's root, and config.txt is
@@ -77,6 +86,8 @@ type Build struct {
 	Manifest tree.Manifest
 	// ConfigTxt is the board's config.txt when Subdir is set.
 	ConfigTxt string
+	// bootConfig is the board's config.txt without os_prefix, for boot.img.
+	bootConfig string
 
 	apt      *apt.Client
 	archive  *initramfs.Archive
@@ -105,6 +116,8 @@ func (b *Build) Run(ctx context.Context) error {
 		{"firmware", b.fetchFirmware},
 		{"initramfs", b.assemble},
 		{"write", b.write},
+		{"boot.img", b.bootImg},
+		{"manifest", b.writeManifest},
 	} {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -177,6 +190,11 @@ func (b *Build) prepare(ctx context.Context) error {
 	}
 	if data, err := yamlBytes(b.Board.Source); err == nil {
 		b.Manifest.BoardProfile = sha(data)
+	}
+	if b.HTTPBoot {
+		if err := checkHTTPBoot(b.Board, b.SignKey); err != nil {
+			return err
+		}
 	}
 	b.logf("board %s: %s", b.Board.Name, b.Board.Description)
 	return nil
@@ -559,6 +577,7 @@ func (b *Build) write(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		b.bootConfig = s
 		if b.Subdir != "" {
 			b.ConfigTxt = withOSPrefix(s, b.Subdir+"/")
 		} else {
@@ -628,6 +647,12 @@ func (b *Build) write(ctx context.Context) error {
 		b.Manifest.TFTPPayload += s
 		b.Manifest.TFTPFetched = append(b.Manifest.TFTPFetched, f)
 	}
+	return nil
+}
+
+// writeManifest writes the board's manifest.json, last: a tree with a
+// manifest is complete.
+func (b *Build) writeManifest(ctx context.Context) error {
 	m, err := tree.Marshal(b.Manifest)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package builder
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -25,7 +26,10 @@ var configOrder = []string{"rpi3", "rpi4", "cm4", "rpi5"}
 // (bootcode.bin, start4.elf, undionly.kpxe, ...) at the root, and one
 // config.txt with each Pi model's section pointing at its directory
 // (os_prefix). A firmware file two boards both need must be the same
-// bytes in both.
+// bytes in both. With o.HTTPBoot, each board whose profile says
+// http_boot gets <board>/boot.img and <board>/boot.sig, holding the
+// firmware it needs and its own config.txt without os_prefix (inside
+// boot.img its files are at the root); the other boards get none.
 func BuildTree(ctx context.Context, o Options, names []string) error {
 	if len(names) < 2 {
 		return fmt.Errorf("BuildTree: %d boards; a mixed tree has two or more", len(names))
@@ -48,6 +52,23 @@ func BuildTree(ctx context.Context, o Options, names []string) error {
 		return len(configOrder)
 	}
 	slices.SortStableFunc(order, func(a, b string) int { return rank(a) - rank(b) })
+	httpBoot := map[string]bool{}
+	if o.HTTPBoot {
+		if err := checkSignKey(o.SignKey); err != nil {
+			return err
+		}
+		for _, n := range order {
+			bd, err := boards.Lookup(n)
+			if err != nil {
+				return err
+			}
+			httpBoot[n] = bd.HTTPBoot
+		}
+		if !slices.Contains(slices.Collect(maps.Values(httpBoot)), true) {
+			return fmt.Errorf("--http-boot: none of %s can boot over HTTP: it is for the EEPROM bootloaders of %s",
+				strings.Join(order, ", "), strings.Join(boards.HTTPBootNames(), ", "))
+		}
+	}
 
 	start := time.Now()
 	rootOwner := map[string]string{} // root file -> board that wrote it
@@ -58,6 +79,7 @@ func BuildTree(ctx context.Context, o Options, names []string) error {
 	for _, n := range order {
 		bo := o
 		bo.Board, bo.Subdir = n, n
+		bo.HTTPBoot = httpBoot[n]
 		b := &Build{Options: bo}
 		if err := b.Run(ctx); err != nil {
 			return fmt.Errorf("board %s: %w", n, err)
@@ -104,6 +126,21 @@ func BuildTree(ctx context.Context, o Options, names []string) error {
 	}
 	if o.Log != nil {
 		fmt.Fprintf(o.Log, "%6.1fs  tree: %s holds %s (%d files at the root)\n", time.Since(start).Seconds(), o.Out, strings.Join(order, ", "), len(tm.Files))
+		if o.HTTPBoot {
+			var with, without []string
+			for _, n := range order {
+				if httpBoot[n] {
+					with = append(with, n+"/"+tree.BootImgName)
+				} else {
+					without = append(without, n)
+				}
+			}
+			fmt.Fprintf(o.Log, "%6.1fs  http boot: %s", time.Since(start).Seconds(), strings.Join(with, ", "))
+			if len(without) > 0 {
+				fmt.Fprintf(o.Log, "; none for %s (no HTTP boot: TFTP only)", strings.Join(without, ", "))
+			}
+			fmt.Fprintln(o.Log)
+		}
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ramboot/ramboot/boards"
 	"github.com/ramboot/ramboot/builder"
+	"github.com/ramboot/ramboot/eeprom"
 )
 
 const usage = `ramboot: run diskless machines from RAM.
@@ -161,7 +162,8 @@ func commandHelp(cmd string, stderr io.Writer) string {
 
 type buildOpts struct {
 	builder.Options
-	quiet bool
+	signKey string
+	quiet   bool
 }
 
 func buildFlags(stderr io.Writer) (*pflag.FlagSet, *buildOpts) {
@@ -176,7 +178,9 @@ func buildFlags(stderr io.Writer) (*pflag.FlagSet, *buildOpts) {
 	fs.StringVar(&o.KernelDir, "kernel-dir", "", "use a self-built kernel: a directory with Image and lib/modules/RELEASE")
 	fs.StringVar(&o.KernelVersion, "kernel-version", "", "override the board's pinned kernel package version (\"latest\" for the newest)")
 	fs.StringArrayVar(&o.FirmwareDebs, "firmware-deb", nil, "use this firmware .deb (matched by package name); repeatable")
-	fs.Int64Var(&o.SourceDateEpoch, "source-date-epoch", envEpoch(), "timestamp of every initramfs entry (default $SOURCE_DATE_EPOCH or 0)")
+	fs.Int64Var(&o.SourceDateEpoch, "source-date-epoch", envEpoch(), "timestamp of every initramfs entry, boot.img's files and boot.sig's ts: (default $SOURCE_DATE_EPOCH or 0)")
+	fs.BoolVar(&o.HTTPBoot, "http-boot", false, "also write boot.img and boot.sig for the Pi 4/CM4/Pi 5 bootloader's HTTP boot ("+strings.Join(boards.HTTPBootNames(), ", ")+"; in a mixed tree, each of them in its directory); needs --sign-key")
+	fs.StringVar(&o.signKey, "sign-key", "", "RSA-2048 private key (PEM) that signs boot.sig; make one with: openssl genrsa -out boot-key.pem 2048")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print only errors")
 	return fs, o
 }
@@ -203,6 +207,13 @@ Examples:
   ramboot build --board rpi4 --kernel-deb linux-image-6.12.117+deb13-arm64_6.12.117-1_arm64.deb \
       --firmware-deb raspi-firmware_1.20240424+ds-6_all.deb --firmware-deb arm-trusted-firmware_2.12.1+dfsg-1_arm64.deb
   ramboot build --board virt --offline
+  ramboot build --board rpi4 --http-boot --sign-key boot-key.pem   # also out/rpi4/boot.img, boot.sig
+
+With --http-boot, each board that boots over HTTP (` + strings.Join(boards.HTTPBootNames(), ", ") + `) also gets
+boot.img, a FAT image of its files for the EEPROM bootloader, and boot.sig,
+signed with --sign-key: at the tree's root, or in the board's directory of a
+mixed tree. Put the key's public half into the EEPROM with
+'ramboot eeprom --pubkey boot-key.pem'.
 
 Flags:
 ` + fs.FlagUsages()
@@ -267,6 +278,21 @@ func runBuild(ctx context.Context, version string, args []string, stdout, stderr
 			return err
 		}
 		o.SrcDir = src
+	}
+	if o.HTTPBoot && o.signKey == "" {
+		return fmt.Errorf("%w: build: %w", errUsage, builder.ErrNoSignKey)
+	}
+	if o.signKey != "" {
+		if !o.HTTPBoot {
+			return fmt.Errorf("%w: build: --sign-key signs boot.img, which only --http-boot makes: add --http-boot", errUsage)
+		}
+		pem, err := os.ReadFile(o.signKey)
+		if err != nil {
+			return fmt.Errorf("--sign-key: %w", err)
+		}
+		if o.SignKey, err = eeprom.ParsePrivateKey(pem); err != nil {
+			return fmt.Errorf("--sign-key %s: %w", o.signKey, err)
+		}
 	}
 	o.Version = version
 	if !o.quiet {

@@ -36,6 +36,12 @@ func TestCLIErrors(t *testing.T) {
 		{"both kernels", []string{"build", "--board", "rpi4", "--src", "..", "--kernel-deb", "a.deb", "--kernel-dir", "b"}, 1, []string{"--kernel-deb and --kernel-dir both given"}},
 		{"missing kernel deb", []string{"build", "--board", "rpi4", "--src", "..", "--cache-dir", empty, "--kernel-deb", filepath.Join(empty, "k.deb")}, 1, []string{"--kernel-deb", "k.deb"}},
 		{"offline empty cache", []string{"build", "--board", "rpi4", "--src", "..", "--cache-dir", empty, "--offline", "--apt-mirror", "http://192.0.2.1/debian"}, 1, []string{"offline", "without --offline"}},
+		{"http-boot without a key", []string{"build", "--board", "rpi4", "--http-boot"}, 2, []string{"--sign-key", "openssl genrsa -out boot-key.pem 2048", "ramboot eeprom --pubkey boot-key.pem"}},
+		{"sign-key without http-boot", []string{"build", "--board", "rpi4", "--sign-key", "../eeprom/testdata/test-key.pem"}, 2, []string{"--sign-key", "only --http-boot makes"}},
+		{"missing sign key", []string{"build", "--board", "rpi4", "--http-boot", "--sign-key", filepath.Join(empty, "k.pem")}, 1, []string{"--sign-key", "k.pem", "no such file"}},
+		{"sign key not a key", []string{"build", "--board", "rpi4", "--http-boot", "--sign-key", "cli.go"}, 1, []string{"--sign-key cli.go"}},
+		{"http-boot on rpi3", []string{"build", "--board", "rpi3", "--src", "..", "--cache-dir", empty, "--http-boot", "--sign-key", "../eeprom/testdata/test-key.pem"}, 1, []string{"board rpi3 cannot boot over HTTP", "cm4, rpi4, rpi5"}},
+		{"http-boot on a PC tree", []string{"build", "--board", "pc,virt", "--src", "..", "--cache-dir", empty, "--http-boot", "--sign-key", "../eeprom/testdata/test-key.pem"}, 1, []string{"none of pc, virt can boot over HTTP", "cm4, rpi4, rpi5"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out")
@@ -61,7 +67,8 @@ func TestCLIErrors(t *testing.T) {
 
 func TestCLIHelpAndBoards(t *testing.T) {
 	code, out, _ := runCLI(t, "help", "build")
-	if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "--kernel-deb") || !strings.Contains(out, "--offline") {
+	if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "--kernel-deb") || !strings.Contains(out, "--offline") ||
+		!strings.Contains(out, "--http-boot") || !strings.Contains(out, "--sign-key") || !strings.Contains(out, "ramboot eeprom --pubkey") {
 		t.Fatalf("help build: exit %d\n%s", code, out)
 	}
 	code, _, stderr := runCLI(t, "build", "--help")

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // A Setting is one KEY=VALUE line of the bootloader config.
@@ -169,7 +170,8 @@ var keyRE = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
 //   - TFTP_IP, CLIENT_IP, GATEWAY: an IPv4 address, SUBNET: an IPv4 mask
 //     (empty unsets any of them);
 //   - TFTP_PREFIX: 0 (serial number), 1 (TFTP_PREFIX_STR) or 2 (MAC address);
-//   - TFTP_PREFIX_STR: at most 32 characters.
+//   - TFTP_PREFIX_STR: at most 32 characters;
+//   - HTTP_HOST, HTTP_PORT, HTTP_PATH, HTTP_CACERT_HASH: see ValidateHTTP.
 func ValidateSetting(s Setting) error {
 	if !keyRE.MatchString(s.Key) {
 		return fmt.Errorf("%q is not a bootloader setting name: they are upper case, like BOOT_ORDER", s.Key)
@@ -202,6 +204,146 @@ func ValidateSetting(s Setting) error {
 	case "TFTP_PREFIX_STR":
 		if len(s.Value) > 32 {
 			return fmt.Errorf("TFTP_PREFIX_STR is %d characters; the bootloader takes at most 32", len(s.Value))
+		}
+	case "HTTP_HOST", "HTTP_PORT", "HTTP_PATH", "HTTP_CACERT_HASH":
+		return ValidateHTTP(s)
+	}
+	return nil
+}
+
+// ValidateHTTP checks the settings of HTTP boot (boot mode 7), which
+// fetches http://HTTP_HOST:HTTP_PORT/HTTP_PATH/boot.img and boot.sig
+// (eeprom-bootloader.adoc):
+//
+//   - HTTP_HOST: a dotted IPv4 address, or a host name of lower-case
+//     letters, digits, '-' and '.' (the bootloader silently ignores any
+//     other name and fetches from Raspberry Pi's own server instead); no
+//     scheme, port or slash. Empty unsets it.
+//   - HTTP_PORT: a decimal port, 1 to 65535, without leading zeros.
+//   - HTTP_PATH: not empty; no leading or trailing '/' (the bootloader
+//     adds them), no "//", no "." or ".." segment, nothing outside
+//     [A-Za-z0-9._~/-] (so no spaces).
+//   - HTTP_CACERT_HASH: 64 hex digits (a SHA-256); empty unsets it.
+//
+// Any other setting passes.
+func ValidateHTTP(s Setting) error {
+	v := s.Value
+	switch s.Key {
+	case "HTTP_HOST":
+		return validateHTTPHost(v)
+	case "HTTP_PORT":
+		n, err := strconv.Atoi(v)
+		if v == "" || strings.TrimLeft(v, "0123456789") != "" || err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("HTTP_PORT=%s: want a port number from 1 to 65535 (ramboot serve's HTTP port is 8080; the bootloader's default is 80)", v)
+		}
+		if v[0] == '0' {
+			return fmt.Errorf("HTTP_PORT=%s: write the port without leading zeros: HTTP_PORT=%d", v, n)
+		}
+	case "HTTP_PATH":
+		switch {
+		case v == "":
+			return fmt.Errorf("HTTP_PATH is empty: want the directory of boot.img on the server, like rpi4 (ramboot serve answers /<board>/boot.img)")
+		case strings.ContainsAny(v, " \t"):
+			return fmt.Errorf("HTTP_PATH=%q has a space or tab: the bootloader puts the path into its request line as it is; use a path without spaces, like rpi4", v)
+		case strings.HasPrefix(v, "/") || strings.HasSuffix(v, "/"):
+			return fmt.Errorf("HTTP_PATH=%s: leave out the leading and trailing '/': the bootloader adds them (http://HOST:PORT/HTTP_PATH/boot.img) and ramboot serve answers no other form: HTTP_PATH=%s", v, strings.Trim(v, "/"))
+		case strings.Contains(v, "//"):
+			return fmt.Errorf("HTTP_PATH=%s has an empty segment (//): ramboot serve answers only clean paths, and never redirects (the bootloader does not follow redirects)", v)
+		}
+		for _, seg := range strings.Split(v, "/") {
+			if seg == "." || seg == ".." {
+				return fmt.Errorf("HTTP_PATH=%s has a %q segment: ramboot serve answers only clean paths, and never redirects (the bootloader does not follow redirects)", v, seg)
+			}
+		}
+		if i := strings.IndexFunc(v, func(r rune) bool { return !pathChar(r) }); i >= 0 {
+			return fmt.Errorf("HTTP_PATH=%s: %q is not allowed: use letters, digits and . _ ~ - / (the path goes into the URL unescaped)", v, firstRune(v[i:]))
+		}
+	case "HTTP_CACERT_HASH":
+		if v == "" {
+			return nil
+		}
+		if len(v) != 64 || strings.Trim(strings.ToLower(v), "0123456789abcdef") != "" {
+			return fmt.Errorf("HTTP_CACERT_HASH=%s: want the SHA-256 of the CA certificate, 64 hex digits (sha256sum cacert.der)", v)
+		}
+	}
+	return nil
+}
+
+// HTTPBootURL returns the URL of boot.img that config points HTTP boot at,
+// http://HTTP_HOST:HTTP_PORT/HTTP_PATH/boot.img with the bootloader's
+// defaults (port 80, path net_install; https and port 443 when
+// HTTP_CACERT_HASH is set), and false when config sets no HTTP_HOST (then
+// the bootloader fetches Raspberry Pi's network-install image over HTTPS).
+func HTTPBootURL(config string) (string, bool) {
+	host, _ := Lookup(config, "HTTP_HOST")
+	if host == "" {
+		return "", false
+	}
+	scheme, port := "http", "80"
+	if h, _ := Lookup(config, "HTTP_CACERT_HASH"); h != "" {
+		scheme, port = "https", "443"
+	}
+	if p, _ := Lookup(config, "HTTP_PORT"); p != "" {
+		port = p
+	}
+	path, ok := Lookup(config, "HTTP_PATH")
+	if !ok || path == "" {
+		path = "net_install"
+	}
+	return scheme + "://" + host + ":" + port + "/" + path + "/boot.img", true
+}
+
+func firstRune(s string) string {
+	r, _ := utf8.DecodeRuneInString(s)
+	return string(r)
+}
+
+func pathChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._~/-", r)
+}
+
+// validateHTTPHost applies the bootloader's rule for HTTP_HOST
+// (eeprom-bootloader.adoc): "Invalid host names will be ignored. They
+// should only contain lower case alphanumeric characters and - or .", "You
+// can specify an IP address", "Don't include the HTTP scheme or any forward
+// slashes". An ignored name is silent: the Pi then asks Raspberry Pi's
+// server, so every name that would be ignored is refused here.
+func validateHTTPHost(v string) error {
+	if v == "" {
+		return nil
+	}
+	if scheme, rest, ok := strings.Cut(v, "://"); ok {
+		return fmt.Errorf("HTTP_HOST=%s: give the host alone, without %s:// (the bootloader always uses plain HTTP with HTTP_HOST set): HTTP_HOST=%s", v, scheme, strings.SplitN(rest, "/", 2)[0])
+	}
+	if strings.Contains(v, "/") {
+		return fmt.Errorf("HTTP_HOST=%s: give the host alone, without a path; the path goes in HTTP_PATH (--http-path)", v)
+	}
+	if h, p, ok := strings.Cut(v, ":"); ok && !strings.Contains(p, ":") {
+		return fmt.Errorf("HTTP_HOST=%s: give the host alone; the port goes in HTTP_PORT (--http-port): HTTP_HOST=%s HTTP_PORT=%s", v, h, p)
+	}
+	if a, err := netip.ParseAddr(v); err == nil {
+		if !a.Is4() {
+			return fmt.Errorf("HTTP_HOST=%s: want a dotted IPv4 address or a host name (the bootloader has no IPv6)", v)
+		}
+		return nil
+	}
+	if strings.Trim(v, "0123456789.") == "" {
+		return fmt.Errorf("HTTP_HOST=%s is not an IPv4 address: want four numbers 0-255 without leading zeros, like 192.168.1.10", v)
+	}
+	if lower := strings.ToLower(v); lower != v {
+		return fmt.Errorf("HTTP_HOST=%s has upper-case letters: the bootloader silently ignores such a name and fetches from Raspberry Pi's own server instead; write it in lower case: HTTP_HOST=%s", v, lower)
+	}
+	if len(v) > 253 {
+		return fmt.Errorf("HTTP_HOST is %d characters; a host name has at most 253", len(v))
+	}
+	for _, label := range strings.Split(v, ".") {
+		if i := strings.IndexFunc(label, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-')
+		}); i >= 0 {
+			return fmt.Errorf("HTTP_HOST=%s: %q is not allowed: the bootloader takes only lower-case letters, digits, '-' and '.' in a host name, and silently ignores any other (then fetching from Raspberry Pi's own server); use an IPv4 address or such a name", v, firstRune(label[i:]))
+		}
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("HTTP_HOST=%s is not a host name: each dot-separated part must be 1 to 63 characters and may not begin or end with '-'", v)
 		}
 	}
 	return nil

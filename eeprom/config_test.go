@@ -195,3 +195,95 @@ func TestBootOrder(t *testing.T) {
 		t.Errorf("DescribeBootOrder(0xf46) = %q", got)
 	}
 }
+
+// TestValidateHTTP: the rules for HTTP_HOST, HTTP_PORT, HTTP_PATH and
+// HTTP_CACERT_HASH, through ParseSetting as `--set` checks them.
+func TestValidateHTTP(t *testing.T) {
+	for _, tc := range []struct {
+		kv   string
+		want string // "" = valid
+	}{
+		{"HTTP_HOST=192.0.2.1", ""},
+		{"HTTP_HOST=10.0.0.254", ""},
+		{"HTTP_HOST=boot.lan", ""},
+		{"HTTP_HOST=pi-boot.rack-1.example.com", ""},
+		{"HTTP_HOST=server1", ""},
+		{"HTTP_HOST=", ""}, // unsets: Raspberry Pi's own server
+		{"HTTP_HOST=Boot.LAN", "has upper-case letters: the bootloader silently ignores such a name and fetches from Raspberry Pi's own server instead; write it in lower case: HTTP_HOST=boot.lan"},
+		{"HTTP_HOST=BOOT", "HTTP_HOST=boot"},
+		{"HTTP_HOST=http://192.0.2.1", "without http://"},
+		{"HTTP_HOST=https://boot.lan/rpi4", "HTTP_HOST=boot.lan"},
+		{"HTTP_HOST=boot.lan/rpi4", "the path goes in HTTP_PATH"},
+		{"HTTP_HOST=192.0.2.1:8080", "HTTP_HOST=192.0.2.1 HTTP_PORT=8080"},
+		{"HTTP_HOST=2001:db8::1", "no IPv6"},
+		{"HTTP_HOST=::ffff:192.0.2.1", "no IPv6"},
+		{"HTTP_HOST=192.0.2", "is not an IPv4 address"},
+		{"HTTP_HOST=192.0.2.256", "is not an IPv4 address"},
+		{"HTTP_HOST=192.168.001.010", "without leading zeros"},
+		{"HTTP_HOST=boot_server", `"_" is not allowed`},
+		{"HTTP_HOST=böot.lan", `"ö" is not allowed`},
+		{"HTTP_HOST=boot lan", `" " is not allowed`},
+		{"HTTP_HOST=boot..lan", "each dot-separated part must be 1 to 63 characters"},
+		{"HTTP_HOST=.boot.lan", "is not a host name"},
+		{"HTTP_HOST=boot.lan.", "is not a host name"},
+		{"HTTP_HOST=-boot.lan", "may not begin or end with '-'"},
+		{"HTTP_HOST=" + strings.Repeat("a", 64) + ".lan", "1 to 63 characters"},
+		{"HTTP_HOST=" + strings.Repeat("abcdefg.", 32) + "lan", "at most 253"},
+		{"HTTP_PORT=8080", ""},
+		{"HTTP_PORT=1", ""},
+		{"HTTP_PORT=65535", ""},
+		{"HTTP_PORT=0", "want a port number from 1 to 65535"},
+		{"HTTP_PORT=65536", "from 1 to 65535"},
+		{"HTTP_PORT=", "from 1 to 65535"},
+		{"HTTP_PORT=-1", "from 1 to 65535"},
+		{"HTTP_PORT=+80", "from 1 to 65535"},
+		{"HTTP_PORT=http", "from 1 to 65535"},
+		{"HTTP_PORT=0x50", "from 1 to 65535"},
+		{"HTTP_PORT=080", "without leading zeros: HTTP_PORT=80"},
+		{"HTTP_PATH=rpi4", ""},
+		{"HTTP_PATH=net_install", ""},
+		{"HTTP_PATH=images/rack-1/Pi4.v2~x", ""},
+		{"HTTP_PATH=", "HTTP_PATH is empty"},
+		{"HTTP_PATH=/rpi4", "leave out the leading and trailing '/'"},
+		{"HTTP_PATH=rpi4/", "HTTP_PATH=rpi4"},
+		{"HTTP_PATH=/", "leave out the leading and trailing '/'"},
+		{"HTTP_PATH=a//b", "empty segment (//)"},
+		{"HTTP_PATH=a/./b", `"." segment`},
+		{"HTTP_PATH=..", `".." segment`},
+		{"HTTP_PATH=my images", "space or tab"},
+		{"HTTP_PATH=a\tb", "space or tab"},
+		{"HTTP_PATH=rpi4?x=1", `"?" is not allowed`},
+		{"HTTP_PATH=rpi%34", `"%" is not allowed`},
+		{"HTTP_CACERT_HASH=", ""},
+		{"HTTP_CACERT_HASH=" + strings.Repeat("0a", 32), ""},
+		{"HTTP_CACERT_HASH=" + strings.Repeat("0A", 32), ""},
+		{"HTTP_CACERT_HASH=" + strings.Repeat("0a", 31), "64 hex digits"},
+		{"HTTP_CACERT_HASH=" + strings.Repeat("zz", 32), "64 hex digits"},
+	} {
+		_, err := ParseSetting(tc.kv)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.kv, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want an error with %q", tc.kv, err, tc.want)
+		}
+	}
+}
+
+func TestHTTPBootURL(t *testing.T) {
+	for _, tc := range []struct {
+		config, want string
+	}{
+		{"[all]\nBOOT_ORDER=0xf27\n", ""},
+		{"[all]\nHTTP_HOST=\n", ""},
+		{"[all]\nHTTP_HOST=192.0.2.1\nHTTP_PORT=8080\nHTTP_PATH=rpi4\n", "http://192.0.2.1:8080/rpi4/boot.img"},
+		{"[all]\nHTTP_HOST=boot.lan\n", "http://boot.lan:80/net_install/boot.img"},
+		{"[all]\nHTTP_HOST=boot.lan\nHTTP_CACERT_HASH=" + strings.Repeat("ab", 32) + "\n", "https://boot.lan:443/net_install/boot.img"},
+		{"[all]\nHTTP_HOST=boot.lan\n[gpio8=0]\nHTTP_PATH=other\n", "http://boot.lan:80/net_install/boot.img"},
+	} {
+		got, ok := HTTPBootURL(tc.config)
+		if got != tc.want || ok != (tc.want != "") {
+			t.Errorf("HTTPBootURL(%q) = %q, %v; want %q", tc.config, got, ok, tc.want)
+		}
+	}
+}

@@ -2,7 +2,9 @@ package eeprom
 
 import (
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -183,4 +185,16 @@ func (im *Image) PublicKey() (*rsa.PublicKey, bool) {
 		return nil, false
 	}
 	return ParsePublicKeyBin(b)
+}
+
+// KeySHA256 returns the SHA-256, in hex, of pub's pubkey.bin form
+// (PublicKeyBin): a short name for the key, the same for every PEM form of
+// it.
+func KeySHA256(pub *rsa.PublicKey) (string, error) {
+	b, err := PublicKeyBin(pub)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
 }

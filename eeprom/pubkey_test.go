@@ -242,3 +242,51 @@ func TestPubkeyPeer(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteRecoveryPubkeyPeer: the pieeprom.bin WriteRecovery writes with
+// HTTP settings and a PublicKey, as `ramboot eeprom --http-host --pubkey`
+// does, is what `rpi-eeprom-config --config C --pubkey K` writes for the
+// same config text: the vendored script on the layouts it agrees on, the
+// current one (or its recorded sha256) on all.
+func TestWriteRecoveryPubkeyPeer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs upstream's Python script: not in -short (make unit)")
+	}
+	py := cryptodomePython(t)
+	vendored, head := configPeers(t)
+	vendored.python = py
+	if head.script != "" {
+		head.python = py
+	}
+	g := loadGolden(t)
+	dir := t.TempDir()
+	key, pkcs8 := testKey(t)
+	keyPath := writeFile(t, dir, "key.pem", pkcs8)
+	set := []Setting{{"BOOT_ORDER", "0xf27"}, {"HTTP_HOST", "192.0.2.1"}, {"HTTP_PORT", "8080"}, {"HTTP_PATH", "rpi4"}}
+	for _, l := range layouts() {
+		if _, ok := l.File(PubkeyFile); !ok {
+			continue
+		}
+		t.Run(l.name, func(t *testing.T) {
+			card := filepath.Join(dir, l.name)
+			res, err := WriteRecovery(card, Recovery{Image: l.image, Recovery: []byte("r"), Settings: set, Time: ts, PublicKey: &key.PublicKey})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ours, err := os.ReadFile(filepath.Join(card, ImageName))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var up []byte
+			if head.script != "" {
+				up = head.edit(t, dir, "http-"+l.name, l.image, res.NewConfig, "--pubkey", keyPath)
+			}
+			g.check(t, "recovery-http/"+l.name, ours, up)
+			if l.name != "pi5-ab" {
+				if old := vendored.edit(t, dir, "http-vendored-"+l.name, l.image, res.NewConfig, "--pubkey", keyPath); !bytes.Equal(old, ours) {
+					t.Errorf("differs from the vendored rpi-eeprom-config at 0x%x", firstDiff(old, ours))
+				}
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package eeprom
 
 import (
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -41,7 +42,25 @@ type Recovery struct {
 	// pieeprom.bin, as in the official recovery zip, the card stays
 	// usable for the next Pi.
 	Once bool
+	// PublicKey, when set, is embedded in pubkey.bin after the config is
+	// written, as `rpi-eeprom-config --config C --pubkey K` does: the key
+	// the bootloader checks boot.sig with when HTTP_HOST is set.
+	PublicKey *rsa.PublicKey
 }
+
+// KeyLossWarning says what a public EEPROM update does to an image with
+// HTTP boot set up: WriteRecovery puts it in README.txt, and `ramboot
+// eeprom` prints it.
+const KeyLossWarning = `A public EEPROM update removes the public key embedded here: rpi-eeprom-update
+(run by Raspberry Pi OS's updates) flashes Raspberry Pi's own image with the
+config carried over but no key, and an official recovery card or Raspberry Pi
+Imager's bootloader image also resets the config, HTTP_HOST, HTTP_PORT and
+HTTP_PATH included. HTTP boot then fails (boot.sig no longer verifies), and
+the Pi goes on to the next mode of its BOOT_ORDER (TFTP with 0xf27). To put
+the key and the HTTP settings back, boot the Pi from a card written by
+'ramboot eeprom' again. FREEZE_VERSION=1 (--set FREEZE_VERSION=1) keeps
+rpi-eeprom-update from flashing a public image.
+`
 
 // A Result tells what WriteRecovery did.
 type Result struct {
@@ -55,6 +74,10 @@ type Result struct {
 	NewConfig string
 	Size      int    // of the image
 	SHA256    string // of the image file, as in pieeprom.sig
+	// KeySHA256 is KeySHA256 of the key in the written image's pubkey.bin
+	// ("" when it holds none); KeyAdded says it is r.PublicKey.
+	KeySHA256 string
+	KeyAdded  bool
 }
 
 // WriteRecovery writes an SD-card folder that flashes r.Image, with
@@ -82,6 +105,18 @@ func WriteRecovery(dir string, r Recovery) (*Result, error) {
 	res.NewConfig = MergeConfig(res.OldConfig, r.Settings)
 	if err := img.SetConfig(res.NewConfig); err != nil {
 		return nil, err
+	}
+	if r.PublicKey != nil {
+		if _, ok := img.File(PubkeyFile); !ok {
+			return nil, fmt.Errorf("the image has no %s section to embed the public key in; take a current pieeprom-*.bin from firmware-2711/latest/ (Pi 4) or firmware-2712/latest/ (Pi 5) of github.com/raspberrypi/rpi-eeprom", PubkeyFile)
+		}
+		if err := img.SetPublicKey(r.PublicKey); err != nil {
+			return nil, err
+		}
+		res.KeyAdded = true
+	}
+	if pub, ok := img.PublicKey(); ok {
+		res.KeySHA256, _ = KeySHA256(pub)
 	}
 	data := img.Bytes()
 	if r.Time.IsZero() {
@@ -170,6 +205,15 @@ func readme(img *Image, res *Result, r Recovery) string {
 		if _, err := BootOrderModes(v); err == nil {
 			fmt.Fprintf(&b, "\nBOOT_ORDER=%s: the Pi tries %s.\n", v, DescribeBootOrder(v))
 		}
+	}
+	if u, ok := HTTPBootURL(res.NewConfig); ok {
+		fmt.Fprintf(&b, "\nHTTP boot fetches %s and boot.sig from the same directory.\n", u)
+	}
+	if res.KeySHA256 != "" {
+		fmt.Fprintf(&b, "The public key that checks boot.sig is in pubkey.bin: sha256 %s\n(of its 264-byte pubkey.bin form).\n", res.KeySHA256)
+	}
+	if _, ok := HTTPBootURL(res.NewConfig); ok || res.KeySHA256 != "" {
+		b.WriteString("\n" + KeyLossWarning)
 	}
 	b.WriteString(`
 To update a Pi:

@@ -155,3 +155,69 @@ func TestWriteRecoveryErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteRecoveryHTTP: with PublicKey and HTTP_HOST the key is embedded
+// after the config, and README.txt has the URL, the key's sha256 and the
+// key-loss warning; without either it has none of them.
+func TestWriteRecoveryHTTP(t *testing.T) {
+	key, _ := testKey(t)
+	fp, err := KeySHA256(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := []Setting{{"BOOT_ORDER", "0xf27"}, {"HTTP_HOST", "192.0.2.1"}, {"HTTP_PORT", "8080"}, {"HTTP_PATH", "rpi4"}}
+	for _, l := range layouts() {
+		if _, ok := l.File(PubkeyFile); !ok {
+			continue
+		}
+		t.Run(l.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "card")
+			res, err := WriteRecovery(dir, Recovery{Image: l.image, Recovery: []byte("r"), Settings: set, Time: ts, PublicKey: &key.PublicKey})
+			if err != nil {
+				t.Fatal(err)
+			}
+			img, _ := os.ReadFile(filepath.Join(dir, ImageName))
+			im, err := Parse(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, ok := im.PublicKey(); !ok || !got.Equal(&key.PublicKey) || !res.KeyAdded || res.KeySHA256 != fp {
+				t.Errorf("key %v, %v; KeyAdded %v, KeySHA256 %s; want the key, %s", got, ok, res.KeyAdded, res.KeySHA256, fp)
+			}
+			// SetConfig then SetPublicKey, upstream's order.
+			want, _ := Parse(l.image)
+			if err := want.SetConfig(MergeConfig(baseConfig, set)); err != nil {
+				t.Fatal(err)
+			}
+			if err := want.SetPublicKey(&key.PublicKey); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(img, want.Bytes()) {
+				t.Errorf("%s is not SetConfig then SetPublicKey", ImageName)
+			}
+			readme, _ := os.ReadFile(filepath.Join(dir, ReadmeName))
+			for _, w := range []string{"HTTP boot fetches http://192.0.2.1:8080/rpi4/boot.img and boot.sig", "sha256 " + fp, KeyLossWarning, "HTTP, then network, then restart"} {
+				if !strings.Contains(string(readme), w) {
+					t.Errorf("README.txt lacks %q:\n%s", w, readme)
+				}
+			}
+		})
+	}
+
+	l := layouts()[0]
+	dir := filepath.Join(t.TempDir(), "card")
+	res, err := WriteRecovery(dir, Recovery{Image: l.image, Recovery: []byte("r"), Settings: set[:1], Time: ts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, _ := os.ReadFile(filepath.Join(dir, ReadmeName))
+	if res.KeyAdded || res.KeySHA256 != "" || strings.Contains(string(readme), "public key") || strings.Contains(string(readme), "HTTP boot") {
+		t.Errorf("no key, no HTTP_HOST: %+v\n%s", res, readme)
+	}
+
+	// An image without a pubkey.bin section.
+	_, err = WriteRecovery(filepath.Join(t.TempDir(), "card"), Recovery{Image: layouts()[1].image, Recovery: []byte("r"), PublicKey: &key.PublicKey})
+	if err == nil || !strings.Contains(err.Error(), "no pubkey.bin section") || !strings.Contains(err.Error(), "firmware-2711/latest/") {
+		t.Errorf("no pubkey.bin: %v", err)
+	}
+}

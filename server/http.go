@@ -59,7 +59,8 @@ func (s *Server) httpServer() *http.Server {
 	}
 }
 
-// Handler serves the tree (with range requests), the per-node iPXE
+// Handler serves the tree (with range requests), the Pi HTTP boot files
+// (/<board>/boot.img and boot.sig, never redirected), the per-node iPXE
 // scripts, the status page and the metrics, to GET and HEAD requests
 // without a body; and takes the nodes' reports (POST /report, a small
 // body).
@@ -81,6 +82,12 @@ func (s *Server) Handler() http.Handler {
 		}
 		if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
 			refuse(w, http.StatusRequestEntityTooLarge, "no request body is taken")
+			return
+		}
+		// Before the mux, which redirects unclean paths: an EEPROM
+		// bootloader follows no redirect (httpboot.go).
+		if isBootPath(r.URL.Path) {
+			s.serveBoot(w, r)
 			return
 		}
 		mux.ServeHTTP(w, r)

@@ -30,23 +30,27 @@ const ManifestName = "manifest.json"
 // Manifest describes a built tree: every file's size and SHA-256 and
 // every input that went into it.
 type Manifest struct {
-	Board        string         `json:"board"`
-	Arch         string         `json:"arch"`
-	KernelFile   string         `json:"kernel_file"`
-	Ramboot      string         `json:"ramboot_version"`
-	Go           string         `json:"go_version"`
-	Kernel       KernelInfo     `json:"kernel"`
-	Packages     []PackageInfo  `json:"packages"`
-	Modules      []string       `json:"modules"`
-	Overlays     []OverlayInfo  `json:"overlays"`
-	SourceDate   int64          `json:"source_date_epoch"`
-	BusyboxKey   string         `json:"busybox_key"`
-	Commands     []string       `json:"commands"`
-	Files        []FileInfo     `json:"files"`
-	TFTPPayload  int64          `json:"tftp_payload_bytes"`
-	TFTPFetched  []string       `json:"tftp_fetched"`
-	BoardProfile string         `json:"board_profile_sha256"`
-	Extra        map[string]any `json:"extra,omitempty"`
+	Board        string        `json:"board"`
+	Arch         string        `json:"arch"`
+	KernelFile   string        `json:"kernel_file"`
+	Ramboot      string        `json:"ramboot_version"`
+	Go           string        `json:"go_version"`
+	Kernel       KernelInfo    `json:"kernel"`
+	Packages     []PackageInfo `json:"packages"`
+	Modules      []string      `json:"modules"`
+	Overlays     []OverlayInfo `json:"overlays"`
+	SourceDate   int64         `json:"source_date_epoch"`
+	BusyboxKey   string        `json:"busybox_key"`
+	Commands     []string      `json:"commands"`
+	Files        []FileInfo    `json:"files"`
+	TFTPPayload  int64         `json:"tftp_payload_bytes"`
+	TFTPFetched  []string      `json:"tftp_fetched"`
+	BoardProfile string        `json:"board_profile_sha256"`
+	// BootImg is the board's HTTP-boot boot.img and boot.sig (`ramboot
+	// build --http-boot`); nil when the build made none. They are not in
+	// Files, which are the TFTP tree's.
+	BootImg *BootImgInfo   `json:"boot_img,omitempty"`
+	Extra   map[string]any `json:"extra,omitempty"`
 }
 
 // KernelInfo names the kernel used.
@@ -79,6 +83,34 @@ type FileInfo struct {
 	Name   string `json:"name"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+}
+
+// BootImgName and BootSigName are the HTTP-boot files' names, beside the
+// board's other files: at a one-board tree's root, in <board>/ in a mixed
+// tree (Board.Path(BootImgName)).
+const (
+	BootImgName = "boot.img"
+	BootSigName = "boot.sig"
+)
+
+// BootImgInfo describes a board's boot.img, the FAT image a Pi 4/5
+// bootloader fetches over HTTP, and its signature file boot.sig beside it.
+type BootImgInfo struct {
+	Name   string `json:"name"` // relative to the tree's root: "boot.img", "rpi4/boot.img"
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	// Sig is boot.sig ("rpi4/boot.sig"): the image's sha256, ts: and the
+	// rsa2048: signature, as rpi-eeprom-digest -k writes it.
+	Sig FileInfo `json:"sig"`
+	// TS is boot.sig's ts: line (the build's SOURCE_DATE_EPOCH).
+	TS int64 `json:"ts"`
+	// KeySHA256 is the SHA-256 of the signing key's public half in the
+	// EEPROM's pubkey.bin form (n and e, little endian, 264 bytes): the
+	// key that must be in the Pi's EEPROM.
+	KeySHA256 string `json:"key_sha256"`
+	// Files are the files inside the image, by their names there (all at
+	// its root: "config.txt", "Image").
+	Files []FileInfo `json:"files"`
 }
 
 // MixedManifest is a mixed tree's root manifest.json: which boards it

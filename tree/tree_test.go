@@ -177,3 +177,33 @@ func TestWriteFile(t *testing.T) {
 		t.Fatalf("write into a missing directory: err %v, want one naming the file", err)
 	}
 }
+
+// TestBootImgManifest: boot_img is in a board's manifest when the build
+// made one, read back as written, and absent otherwise.
+func TestBootImgManifest(t *testing.T) {
+	root := t.TempDir()
+	bi := &BootImgInfo{Name: "rpi4/boot.img", Size: 2117632, SHA256: strings.Repeat("a", 64),
+		Sig: FileInfo{Name: "rpi4/boot.sig", Size: 598, SHA256: strings.Repeat("b", 64)}, TS: 1700000000,
+		KeySHA256: strings.Repeat("c", 64), Files: []FileInfo{{Name: "Image", Size: 1, SHA256: "x"}}}
+	writeManifest(t, root, "", MixedManifest{Boards: []string{"rpi4"}})
+	data := writeManifest(t, root, "rpi4", Manifest{Board: "rpi4", BootImg: bi})
+	for _, want := range []string{`"boot_img": {`, `"name": "rpi4/boot.img"`, `"sig": {`, `"key_sha256"`} {
+		if !bytes.Contains(data, []byte(want)) {
+			t.Errorf("manifest lacks %s:\n%s", want, data)
+		}
+	}
+	tr, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := tr.Boards[0]
+	if diff := cmp.Diff(bi, b.Manifest.BootImg); diff != "" {
+		t.Errorf("boot_img (-want +got):\n%s", diff)
+	}
+	if got := b.Path(BootImgName); got != bi.Name {
+		t.Errorf("Path(BootImgName) = %s, want %s", got, bi.Name)
+	}
+	if none, _ := Marshal(Manifest{Board: "pc"}); bytes.Contains(none, []byte("boot_img")) {
+		t.Errorf("a manifest without boot.img names one:\n%s", none)
+	}
+}

@@ -26,6 +26,14 @@
 //
 // The site (package site, Site.Lookup) hands such a node the install form
 // until it reports a successful install, then boot (default local).
+//
+// A Pi 4/CM4/Pi 5 that boots over HTTP gets its board's boot.img and
+// boot.sig, or those in a directory of the served tree named by
+// http_boot (a canary build, say):
+//
+//	nodes:
+//	  - mac: dc:a6:32:01:36:c4
+//	    http_boot: canary           # serves TREE/canary/boot.img and boot.sig
 package inventory
 
 import (
@@ -35,6 +43,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path"
 	"strings"
 	"text/template"
 
@@ -49,6 +58,11 @@ type Node struct {
 	Address    string `yaml:"address"`
 	Option224  string `yaml:"option224"`
 	TFTPPrefix string `yaml:"tftp_prefix"` // serial (default), mac, none
+	// HTTPBoot is a directory of the served tree holding the boot.img and
+	// boot.sig this node's EEPROM bootloader gets over HTTP instead of its
+	// board's ("canary", a tree built with --http-boot --out TREE/canary):
+	// relative, clean, without "..".
+	HTTPBoot string `yaml:"http_boot"`
 	// Install is what to write to the node's own disk (install.go).
 	Install *Install `yaml:"install"`
 	// Boot is option 224 once the install is done: local (the default)
@@ -87,7 +101,8 @@ type Match struct {
 	Address    net.IP
 	Option224  string
 	TFTPPrefix string
-	Line       int // 0 for defaults
+	HTTPBoot   string // http_boot: the tree's directory of the node's boot.img, "" for its board's
+	Line       int    // 0 for defaults
 
 	// For a node with install: (its own or the defaults'): Install is the
 	// rendered install form, and Option224 is what the node gets once
@@ -231,6 +246,9 @@ func (n *Node) check(isDefaults bool) error {
 	default:
 		return fmt.Errorf("tftp_prefix %q: use serial, mac or none", n.TFTPPrefix)
 	}
+	if n.HTTPBoot != "" && !validHTTPBootDir(n.HTTPBoot) {
+		return fmt.Errorf("http_boot %q: want a directory of the served tree holding boot.img and boot.sig, relative, without \"..\" or \"//\", in letters, digits and ._-/, like canary or canary/rpi4", n.HTTPBoot)
+	}
 	if n.Option224 != "" {
 		t, err := template.New("option224").Option("missingkey=error").Parse(n.Option224)
 		if err != nil {
@@ -259,6 +277,21 @@ func (n *Node) check(isDefaults bool) error {
 		n.boot = t
 	}
 	return nil
+}
+
+// validHTTPBootDir reports whether d names a directory inside the tree:
+// relative, clean (path.Clean leaves it as it is), not the root, no ".."
+// element, and only [A-Za-z0-9._-/].
+func validHTTPBootDir(d string) bool {
+	if strings.HasPrefix(d, "/") || path.Clean(d) != d || d == "." {
+		return false
+	}
+	for _, el := range strings.Split(d, "/") {
+		if el == ".." {
+			return false
+		}
+	}
+	return strings.Trim(d, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/") == ""
 }
 
 func validHostname(h string) bool {
@@ -294,10 +327,10 @@ func (inv *Inventory) Lookup(mac net.HardwareAddr, serial string, server net.IP)
 	if inv != nil {
 		d = inv.Defaults
 	}
-	if n == nil && d.Option224 == "" && d.Hostname == "" && d.TFTPPrefix == "" && d.Install == nil {
+	if n == nil && d.Option224 == "" && d.Hostname == "" && d.TFTPPrefix == "" && d.HTTPBoot == "" && d.Install == nil {
 		return Match{}, false, nil
 	}
-	m := Match{TFTPPrefix: d.TFTPPrefix, Hostname: d.Hostname}
+	m := Match{TFTPPrefix: d.TFTPPrefix, HTTPBoot: d.HTTPBoot, Hostname: d.Hostname}
 	tmpl := d.tmpl
 	if n != nil {
 		m.Line = n.line
@@ -307,6 +340,9 @@ func (inv *Inventory) Lookup(mac net.HardwareAddr, serial string, server net.IP)
 		m.Address = n.ip
 		if n.TFTPPrefix != "" {
 			m.TFTPPrefix = n.TFTPPrefix
+		}
+		if n.HTTPBoot != "" {
+			m.HTTPBoot = n.HTTPBoot
 		}
 		if n.tmpl != nil {
 			tmpl = n.tmpl

@@ -47,6 +47,37 @@ func TestLookup(t *testing.T) {
 	}
 }
 
+// http_boot is the node's own, else the defaults'; a node with none
+// where the defaults have none gets "" (its board's boot.img).
+func TestHTTPBoot(t *testing.T) {
+	inv, err := Parse([]byte("defaults:\n  http_boot: rack-b\nnodes:\n  - mac: dc:a6:32:01:36:c2\n    http_boot: canary/rpi4\n  - serial: 9ffefdef\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac1, _ := net.ParseMAC("dc:a6:32:01:36:c2")
+	mac2, _ := net.ParseMAC("dc:a6:32:aa:bb:cc")
+	for _, tc := range []struct {
+		mac    net.HardwareAddr
+		serial string
+		want   string
+	}{
+		{mac1, "", "canary/rpi4"},
+		{mac2, "9ffefdef", "rack-b"},
+		{mac2, "", "rack-b"},
+	} {
+		if m, ok, err := inv.Lookup(tc.mac, tc.serial, nil); err != nil || !ok || m.HTTPBoot != tc.want {
+			t.Errorf("Lookup(%s, %q): http_boot %q (ok %v, err %v), want %q", tc.mac, tc.serial, m.HTTPBoot, ok, err, tc.want)
+		}
+	}
+	inv, err = Parse([]byte("nodes:\n  - mac: dc:a6:32:01:36:c2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _, _ := inv.Lookup(mac1, "", nil); m.HTTPBoot != "" {
+		t.Errorf("no http_boot anywhere: got %q", m.HTTPBoot)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
 		{"nodes:\n  - mac: zz:zz\n", "line 2: mac \"zz:zz\""},
@@ -57,6 +88,14 @@ func TestParseErrors(t *testing.T) {
 		{"nodes:\n  - mac: dc:a6:32:01:36:c2\n    option224: \"{{.Nope}}\"\n", "option224"},
 		{"nodes:\n  - mac: dc:a6:32:01:36:c2\n    hostnme: x\n", "hostnme"},
 		{"nodes:\n  - mac: dc:a6:32:01:36:c2\n    tftp_prefix: ip\n", "tftp_prefix"},
+		{"nodes:\n  - mac: dc:a6:32:01:36:c2\n    http_boot: /srv/canary\n", "http_boot \"/srv/canary\""},
+		{"nodes:\n  - mac: dc:a6:32:01:36:c2\n    http_boot: ../canary\n", "http_boot"},
+		{"nodes:\n  - mac: dc:a6:32:01:36:c2\n    http_boot: canary/../x\n", "http_boot"},
+		{"nodes:\n  - mac: dc:a6:32:01:36:c2\n    http_boot: canary//rpi4\n", "http_boot"},
+		{"nodes:\n  - mac: dc:a6:32:01:36:c2\n    http_boot: canary/\n", "http_boot"},
+		{"nodes:\n  - mac: dc:a6:32:01:36:c2\n    http_boot: .\n", "http_boot"},
+		{"nodes:\n  - mac: dc:a6:32:01:36:c2\n    http_boot: \"can ary\"\n", "http_boot"},
+		{"defaults:\n  http_boot: ./x\n", "http_boot"},
 		{"defaults:\n  mac: dc:a6:32:01:36:c2\n", "belong to a node"},
 		{"nodes: [\n", "line"},
 	} {
