@@ -18,6 +18,7 @@ package server
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ramboot/ramboot/eeprom"
 	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/server/status"
 	"github.com/ramboot/ramboot/tree"
@@ -244,4 +246,53 @@ func (s *Server) serveBoot(w http.ResponseWriter, r *http.Request) {
 		}
 		record("fetched", detail)
 	}
+}
+
+// bootImgVerdict compares the digest of the boot.img a node's bootloader
+// verified (report.Report.BootImg, which the node's init read from its
+// device tree) with the boot.img this server serves that node: its
+// nodes.yaml http_boot directory's, else any board's of the tree. The
+// digests compared are boot.sig's first lines, which is what the
+// bootloader checks boot.img against. served says whether one matched;
+// the words go on the node's status record.
+func (s *Server) bootImgVerdict(mac, digest string) (verdict string, served bool) {
+	short := digest[:16]
+	var sigs []string
+	if dir := s.nodeHTTPBoot(mac); dir != "" {
+		sigs = []string{path.Join(dir, bootSig)}
+	} else {
+		for _, b := range s.treeBoards() {
+			sigs = append(sigs, b.Path(bootSig))
+		}
+	}
+	root, err := os.OpenRoot(s.Root)
+	if err != nil {
+		return "boot.img sha256 " + short + "... verified by the bootloader; the tree is unavailable to compare", false
+	}
+	defer root.Close()
+	var other []string
+	for _, p := range sigs {
+		f, err := root.Open(p)
+		if err != nil {
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(f, 4096))
+		f.Close()
+		if err != nil {
+			continue
+		}
+		sig, err := eeprom.ParseSig(b)
+		if err != nil {
+			other = append(other, p+" unreadable")
+			continue
+		}
+		if sig.SHA256 == digest {
+			return "boot.img sha256 " + short + "... verified by the bootloader: the served " + path.Join(path.Dir(p), bootImg), true
+		}
+		other = append(other, path.Join(path.Dir(p), bootImg)+" is "+sig.SHA256[:16]+"...")
+	}
+	if len(other) == 0 {
+		return "boot.img sha256 " + short + "... verified by the bootloader: this server serves no boot.img to compare (build with --http-boot)", false
+	}
+	return "boot.img sha256 " + short + "... verified by the bootloader is NOT one this server serves (" + strings.Join(other, ", ") + ")", false
 }

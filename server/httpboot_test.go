@@ -416,3 +416,57 @@ func TestServeBootPerNode(t *testing.T) {
 		t.Errorf("GET /net_install/boot.img from an address that is no node's: %s, want 404", resp.Status)
 	}
 }
+
+// TestReportBootImg: a node's network-up report carries the digest of the
+// boot.img its bootloader verified; the node's record says whether it is
+// the boot.img this server serves (by its boot.sig), and a stranger's
+// digest is logged as a warning.
+func TestReportBootImg(t *testing.T) {
+	root, _, _ := bootTree(t, true)
+	s := &Server{}
+	s.neighborMAC = func(string) string { return piMAC }
+	addr, logs := bootServer(t, s, root)
+	dhcpSeen(s, piMAC, piSerial)
+	post := func(digest string) *http.Response {
+		t.Helper()
+		body := fmt.Sprintf(`{"mac":%q,"stage":"network-up","detail":"eth0","boot_img":%q}`, piMAC, digest)
+		resp, err := http.Post("http://"+addr+"/report", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := post(strings.Repeat("ab", 32)); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("the report: %s, want 204", resp.Status)
+	}
+	n, _ := s.Board.Node(piMAC)
+	if d := stepDetail(n, "network-up"); !strings.Contains(d, "boot.img sha256 abababababababab... verified by the bootloader: the served rpi4/boot.img") {
+		t.Errorf("network-up on the record: %q; want it to name the served rpi4/boot.img", d)
+	}
+	if strings.Contains(logs.String(), "level=WARN msg=boot.img") {
+		t.Errorf("a served boot.img warned:\n%s", logs)
+	}
+
+	if resp := post(strings.Repeat("cd", 32)); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("the second report: %s, want 204", resp.Status)
+	}
+	n, _ = s.Board.Node(piMAC)
+	var last string
+	for _, st := range n.Steps {
+		if st.Stage == "network-up" {
+			last = st.Detail
+		}
+	}
+	if !strings.Contains(last, "verified by the bootloader is NOT one this server serves (rpi4/boot.img is abababababababab...") {
+		t.Errorf("network-up with another digest: %q; want NOT one this server serves, naming rpi4/boot.img's", last)
+	}
+	if !strings.Contains(logs.String(), "level=WARN msg=boot.img mac="+piMAC) {
+		t.Errorf("a stranger boot.img was not logged as a warning:\n%s", logs)
+	}
+
+	// A digest that is not one is refused as the report it is in.
+	if resp := post("not-a-digest"); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a report with boot_img not-a-digest: %s, want 400", resp.Status)
+	}
+}

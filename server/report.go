@@ -136,9 +136,17 @@ func (s *Server) serveReport(w http.ResponseWriter, r *http.Request) {
 	}
 	rep.MAC = key
 	rep.Detail = report.Clip(strings.ToValidUTF8(rep.Detail, "?"), report.MaxDetail)
-	s.Board.Report(key, status.Node{MAC: key, IP: ip}, rep.Stage, reportDetail(rep))
+	detail := reportDetail(rep)
+	if rep.BootImg != "" {
+		verdict, served := s.bootImgVerdict(key, rep.BootImg)
+		detail = strings.TrimSpace(detail + "; " + verdict)
+		if !served {
+			s.log().Warn("boot.img", "mac", key, "remote", ip, "sha256", rep.BootImg, "verdict", verdict)
+		}
+	}
+	s.Board.Report(key, status.Node{MAC: key, IP: ip}, rep.Stage, detail)
 	m.reports.WithLabelValues(rep.Stage).Inc()
-	s.log().Info("report", "mac", key, "remote", ip, "stage", rep.Stage, "detail", rep.Detail, "bytes", rep.Bytes, "total", rep.Total)
+	s.log().Info("report", "mac", key, "remote", ip, "stage", rep.Stage, "detail", rep.Detail, "bytes", rep.Bytes, "total", rep.Total, "boot_img", rep.BootImg)
 	// An install outcome is acknowledged only once the state file has it:
 	// the init delivers it until a 2xx, so a 503 here is tried again.
 	if mac, err := net.ParseMAC(key); err == nil {

@@ -99,6 +99,12 @@ type Report struct {
 	Detail string `json:"detail,omitempty"`
 	Bytes  int64  `json:"bytes,omitempty"`
 	Total  int64  `json:"total,omitempty"`
+	// BootImg (on network-up) is the SHA-256, in 64 lowercase hex digits,
+	// of the boot.img a Pi's bootloader loaded over HTTP and verified: the
+	// device tree's /chosen/bootloader/boot_img_sha256 (bootloaders from
+	// 2025-01-22, with signed boot on). The server compares it with the
+	// boot.sig of the boot.img it serves the node.
+	BootImg string `json:"boot_img,omitempty"`
 }
 
 // Check validates r and returns its MAC in the form the status board keys
@@ -114,7 +120,23 @@ func (r *Report) Check() (string, error) {
 	if r.Bytes < 0 || r.Total < 0 {
 		return "", errors.New("bytes and total must not be negative")
 	}
+	if r.BootImg != "" && !IsSHA256(r.BootImg) {
+		return "", fmt.Errorf("boot_img %q: want a SHA-256 in 64 lowercase hex digits", Clip(r.BootImg, 80))
+	}
 	return mac.String(), nil
+}
+
+// IsSHA256 reports whether s is a SHA-256 in 64 lowercase hex digits.
+func IsSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // Clip cuts s to at most max bytes, on a UTF-8 boundary, marking the cut.

@@ -18,6 +18,10 @@ func TestCheck(t *testing.T) {
 		{Report{MAC: "52:54:00:12:34:56", Stage: "pwned"}, "", "stage"},
 		{Report{MAC: "52:54:00:12:34:56", Stage: ""}, "", "stage"},
 		{Report{MAC: "52:54:00:12:34:56", Stage: Flash, Bytes: -1}, "", "negative"},
+		{Report{MAC: "52:54:00:12:34:56", Stage: NetworkUp, BootImg: strings.Repeat("ab", 32)}, "52:54:00:12:34:56", ""},
+		{Report{MAC: "52:54:00:12:34:56", Stage: NetworkUp, BootImg: strings.Repeat("AB", 32)}, "", "boot_img"},
+		{Report{MAC: "52:54:00:12:34:56", Stage: NetworkUp, BootImg: strings.Repeat("ab", 31)}, "", "boot_img"},
+		{Report{MAC: "52:54:00:12:34:56", Stage: NetworkUp, BootImg: strings.Repeat("ab", 31) + "g0"}, "", "boot_img"},
 	} {
 		mac, err := tc.r.Check()
 		if tc.wantErr == "" && (err != nil || mac != tc.mac) {

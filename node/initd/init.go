@@ -264,6 +264,13 @@ func (in *Init) banner(kver, outcome string) {
 		id += ", serial " + s
 	}
 	lines = append(lines, id)
+	if b := readDT(bootImgDigestDT); b != nil {
+		if d, ok := parseBootImgDigest(b); ok {
+			lines = append(lines, "boot.img: sha256 "+d+", verified by the bootloader (device tree "+bootImgDigestDT+")")
+		} else {
+			lines = append(lines, fmt.Sprintf("boot.img: the device tree's %s is %d bytes, neither a SHA-256 nor its hex digits", bootImgDigestDT, len(b)))
+		}
+	}
 	if l := in.lease.Load(); l != nil {
 		lines = append(lines, "net: "+describeLease(l))
 	} else if !in.netPending {

@@ -3,6 +3,8 @@
 package initd
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -284,4 +286,29 @@ func (l *syncLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestParseBootImgDigest: the bootloader's boot_img_sha256 is taken as
+// 32 bytes of digest or as its hex digits, and nothing else.
+func TestParseBootImgDigest(t *testing.T) {
+	sum := sha256.Sum256([]byte("boot.img"))
+	hexSum := hex.EncodeToString(sum[:])
+	for _, tc := range []struct {
+		in   []byte
+		want string
+	}{
+		{sum[:], hexSum},
+		{[]byte(hexSum), hexSum},
+		{[]byte(hexSum + "\x00"), hexSum},
+		{[]byte(strings.ToUpper(hexSum) + "\n"), hexSum},
+		{[]byte(hexSum[:63]), ""},
+		{[]byte(hexSum[:62] + "zz"), ""},
+		{sum[:31], ""},
+		{nil, ""},
+	} {
+		got, ok := parseBootImgDigest(tc.in)
+		if got != tc.want || ok != (tc.want != "") {
+			t.Errorf("parseBootImgDigest(%q) = %q, %v; want %q", tc.in, got, ok, tc.want)
+		}
+	}
 }
