@@ -21,8 +21,11 @@ import (
 const (
 	PiMAC    = "dc:a6:32:01:36:c2"
 	PiSerial = "9ffefdef"
-	PiVendor = "PXEClient:Arch:00000:UNDI:002001"
-	PiOpt97  = "0052506934003111c0320136c29ffefdef"
+	// PiHTTPAgent is the User-Agent of a Pi 4 bootloader's HTTP boot
+	// (rpi-eeprom#433's log).
+	PiHTTPAgent = "rpiboot/1.0 (c03115; version:507b2360)"
+	PiVendor    = "PXEClient:Arch:00000:UNDI:002001"
+	PiOpt97     = "0052506934003111c0320136c29ffefdef"
 	// dnsmasq --dhcp-range=<net>,proxy --pxe-service=0,"Raspberry Pi Boot"
 	DnsmasqPiOpt43 = "0601030a0400505845091400001152617370626572727920506920426f6f74ff"
 	DnsmasqPiOpt60 = "505845436c69656e74"
