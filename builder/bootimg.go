@@ -17,10 +17,8 @@ import (
 	"github.com/ramboot/ramboot/tree"
 )
 
-// MaxBootImg is the largest boot.img the Pi 4/5 bootloader takes: its
-// ramdisk limit (128 MB from bootloader 2022-03-10; read as MiB, the
-// larger, since no source says which).
-const MaxBootImg = 128 << 20
+// MaxBootImg is tree.MaxBootImg, the bootloader's ramdisk limit.
+const MaxBootImg = tree.MaxBootImg
 
 // warnBootImg is the ramdisk limit of the Pi 4 bootloaders before 2022-03-10.
 const warnBootImg = 96 << 20

@@ -1,9 +1,12 @@
 package server
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -15,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ramboot/ramboot/bootspec"
+	"github.com/ramboot/ramboot/eeprom"
 	"github.com/ramboot/ramboot/server/dhcp"
 	"github.com/ramboot/ramboot/site/inventory"
 	"github.com/ramboot/ramboot/tree"
@@ -292,6 +296,7 @@ func (s *Server) preflightTree(p *Preflight) {
 	switch {
 	case m.Board != "":
 		check("", m.Files, m.Board, m.KernelFile)
+		s.preflightBootImg(p, m)
 		p.ok("tree: %s: board %s (%s, kernel %s), %d files", s.Root, m.Board, m.Arch, m.KernelFile, len(m.Files))
 	case mixed != nil:
 		check("", mixed.Files, "", "")
@@ -302,6 +307,7 @@ func (s *Server) preflightTree(p *Preflight) {
 				continue
 			}
 			check(b, bm.Files, bm.Board, bm.KernelFile)
+			s.preflightBootImg(p, bm)
 			if bm.Board != b {
 				p.problem("tree: %s/manifest.json is for board %q, the tree's manifest says %q", b, bm.Board, b)
 			}
@@ -479,4 +485,52 @@ func canBindLowPorts() bool {
 		}
 	}
 	return false
+}
+
+// preflightBootImg checks a board's HTTP-boot files (manifest boot_img):
+// boot.img at its listed size and digest, within the bootloader's ramdisk
+// limit, and boot.sig a signature file for that digest. A Pi given a
+// boot.img its boot.sig does not match refuses it and falls back to TFTP,
+// which nobody would see until a rack boots slowly.
+func (s *Server) preflightBootImg(p *Preflight, m tree.Manifest) {
+	bi := m.BootImg
+	if bi == nil {
+		return
+	}
+	rebuild := "rebuild with `ramboot build --http-boot --sign-key KEY`"
+	f, err := os.Open(filepath.Join(s.Root, filepath.FromSlash(bi.Name)))
+	if err != nil {
+		p.problem("tree: board %s: %s is listed in its manifest but missing: %s", m.Board, bi.Name, rebuild)
+		return
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	f.Close()
+	switch sum := hex.EncodeToString(h.Sum(nil)); {
+	case err != nil:
+		p.problem("tree: %s: %v", bi.Name, err)
+		return
+	case n != bi.Size || sum != bi.SHA256:
+		p.problem("tree: %s has %d bytes, sha256 %.16s...; its manifest says %d bytes, %.16s...: %s", bi.Name, n, sum, bi.Size, bi.SHA256, rebuild)
+		return
+	case n > tree.MaxBootImg:
+		p.problem("tree: %s has %d bytes, over the bootloader's %d-byte ramdisk limit: make the initramfs smaller", bi.Name, n, tree.MaxBootImg)
+		return
+	}
+	b, err := os.ReadFile(filepath.Join(s.Root, filepath.FromSlash(bi.Sig.Name)))
+	if err != nil {
+		p.problem("tree: board %s: %s: %v: %s", m.Board, bi.Sig.Name, err, rebuild)
+		return
+	}
+	sig, err := eeprom.ParseSig(b)
+	switch {
+	case err != nil:
+		p.problem("tree: %s: %v: %s", bi.Sig.Name, err, rebuild)
+	case sig.SHA256 != bi.SHA256:
+		p.problem("tree: %s is for sha256 %.16s..., not %s's %.16s...: the Pi would refuse it; %s", bi.Sig.Name, sig.SHA256, bi.Name, bi.SHA256, rebuild)
+	case sig.RSA2048 == nil:
+		p.problem("tree: %s has no rsa2048 signature: a Pi with HTTP_HOST set refuses it; %s", bi.Sig.Name, rebuild)
+	default:
+		p.ok("tree: %s: HTTP boot %s (%d bytes, sha256 %.16s...) with %s", m.Board, bi.Name, bi.Size, bi.SHA256, bi.Sig.Name)
+	}
 }

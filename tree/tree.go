@@ -93,6 +93,11 @@ const (
 	BootSigName = "boot.sig"
 )
 
+// MaxBootImg is the largest boot.img the Pi 4/5 bootloader takes: its
+// ramdisk limit (128 MB from bootloader 2022-03-10; read as MiB, the
+// larger, since no source says which).
+const MaxBootImg = 128 << 20
+
 // BootImgInfo describes a board's boot.img, the FAT image a Pi 4/5
 // bootloader fetches over HTTP, and its signature file boot.sig beside it.
 type BootImgInfo struct {
