@@ -136,7 +136,7 @@ func TestLocalBootHostileDisk(t *testing.T) {
 	l.Serve(t, src, "--dhcp", "off")
 	t0 := time.Now()
 	vm := bootWithDisk(t, l, src, disk, "ramboot.224=local")
-	m := vm.Expect(`local boot failed: (nothing bootable on the node's disks \(/dev/vda /dev/vda1 /dev/vda2 /dev/vda3 /dev/vda4 /dev/vda5 /dev/vda6\)[^\r\n]*)`, 240*time.Second)
+	m := vm.Expect(`local boot failed: (nothing bootable on the node's disks \(/dev/vda /dev/vda1 /dev/vda2 /dev/vda3 /dev/vda4 /dev/vda5 /dev/vda6\)[^\r\n]*)\r?\n`, 240*time.Second)
 	t.Logf("refused in %v: %s", time.Since(t0).Round(time.Second), m[1])
 	for dev, reason := range want {
 		if !regexp.MustCompile(regexp.QuoteMeta(dev) + `: ` + reason).MatchString(m[1]) {
