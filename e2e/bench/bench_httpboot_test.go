@@ -67,7 +67,9 @@ func BenchmarkPiHTTPBoot(b *testing.B) {
 	}
 	httpBytes := int64(len(bi.Img) + len(bi.Sig))
 	peer := l.peer("192.0.2.9")
-	srv := l.startRamboot(dir, "off")
+	// All clients are one peer's sockets: the per-client limits are
+	// raised to let 50 stand in for 50 Pis (a Pi needs 1 of each).
+	srv := l.startRamboot(dir, "off", "--http-max-conns-per-client", "100", "--tftp-max-per-client", "100")
 	defer srv.Stop()
 
 	// tftpBoot is one Pi's TFTP fetches.

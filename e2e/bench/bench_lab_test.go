@@ -32,12 +32,13 @@ func (l *sbLab) peer(addr string) *lab.Peer { return l.Lab.Peer(l.tb, addr) }
 
 // The servers, in the lab's own namespace on br0 (192.0.2.1).
 
-// startRamboot runs `ramboot serve` on br0 with --dhcp mode (off, proxy).
-func (l *sbLab) startRamboot(root, mode string) *lab.Proc {
+// startRamboot runs `ramboot serve` on br0 with --dhcp mode (off, proxy)
+// and any further flags.
+func (l *sbLab) startRamboot(root, mode string, flags ...string) *lab.Proc {
 	tb := l.tb
 	tb.Helper()
 	p := lab.StartIn(tb, l.NS, "ramboot-serve", cache.Ramboot(tb),
-		"serve", "--root", root, "--interface", "br0", "--dhcp", mode)
+		append([]string{"serve", "--root", root, "--interface", "br0", "--dhcp", mode}, flags...)...)
 	p.WaitFor(tb, `msg="http listening"`, 15*time.Second)
 	p.MustBe(tb, "ramboot")
 	return p
