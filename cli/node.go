@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/ramboot/ramboot/internal/atomicfile"
 	"github.com/ramboot/ramboot/site"
 	"github.com/ramboot/ramboot/site/inventory"
 )
@@ -22,6 +23,8 @@ import (
 // nodeOpts are `ramboot node`'s flags: where serve keeps its state.
 type nodeOpts struct {
 	stateFile, config, root, leaseFile, nodes string
+
+	enroll inventory.Entry // node enroll's --hostname, --address, ...
 
 	dirs serviceDirs // the units' directories; zero: shippedUnits()
 }
@@ -34,13 +37,21 @@ func nodeFlags(stderr io.Writer) (*pflag.FlagSet, *nodeOpts) {
 	fs.StringVarP(&o.config, "config", "c", "", "serve's config file: its state-file, lease-file, root and nodes settings")
 	fs.StringVarP(&o.root, "root", "r", "", "serve's --root: the state file is ROOT/../state.json unless --lease-file says otherwise")
 	fs.StringVar(&o.leaseFile, "lease-file", "", "serve's --lease-file: the state file is next to it")
-	fs.StringVarP(&o.nodes, "nodes", "n", "", "serve's inventory (nodes.yaml): find NAME by hostname, mac or serial; list nodes not installed yet")
+	fs.StringVarP(&o.nodes, "nodes", "n", "", "serve's inventory (nodes.yaml): find NAME by hostname, mac or serial; list nodes not installed yet; enroll adds to it")
+	fs.StringVar(&o.enroll.Hostname, "hostname", "", "enroll: the node's hostname")
+	fs.StringVar(&o.enroll.Address, "address", "", "enroll: its fixed address (full DHCP mode)")
+	fs.StringVar(&o.enroll.Option224, "option224", "", "enroll: its option 224 (a template, as in nodes.yaml; default: the defaults')")
+	fs.StringVar(&o.enroll.Install, "install", "", "enroll: the disk image to install (URL template), with --sha256")
+	fs.StringVar(&o.enroll.InstallSHA256, "sha256", "", "enroll: the install image's SHA-256")
+	fs.StringVar(&o.enroll.Boot, "boot", "", "enroll: what it boots once installed (default local)")
 	return fs, o
 }
 
 func nodeUsage(fs *pflag.FlagSet) string {
 	return `Usage: ramboot node list [flags]
        ramboot node reinstall NAME... [flags]
+       ramboot node discovered [flags]
+       ramboot node enroll MAC|SERIAL --hostname NAME [--address A] [--option224 X] [--install URL --sha256 HEX] [flags]
 
 The install lifecycle of the nodes whose nodes.yaml entry has install:
 (see README, "Install and local boot"). ramboot serve hands such a node
@@ -52,7 +63,17 @@ else does: a node whose disk already carries its generation's install is
 left as it was, whatever the server last heard from it. The running server
 sees the change at once: no restart or signal.
 
+discovered lists the nodes serve saw asking to boot that nodes.yaml does
+not list (MAC, Pi serial and model, address, first and last seen; the
+latest 1024, from discovered.json beside the state file); enroll adds one
+to nodes.yaml, by its MAC or by the serial it was seen with, keeping the
+file's comments and order, and refuses a clash (a MAC, serial, hostname or
+address already listed). The running server reloads nodes.yaml within two
+seconds: the node boots as its new entry says at its next boot.
+
 Examples:
+  ramboot node discovered
+  ramboot node enroll 1234abcd --hostname pi-r2-07
   ramboot node list --config /etc/ramboot/serve.yaml
   ramboot node reinstall web-1 --config /etc/ramboot/serve.yaml
   ramboot node reinstall 52:54:00:12:34:61 --state-file /var/lib/ramboot/state.json
@@ -127,24 +148,40 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("%w: node: %v (see 'ramboot help node')", errUsage, err)
 	}
 	if fs.NArg() == 0 {
-		return fmt.Errorf("%w: node: say list or reinstall NAME (see 'ramboot help node')", errUsage)
+		return fmt.Errorf("%w: node: say list, reinstall NAME, discovered or enroll MAC|SERIAL (see 'ramboot help node')", errUsage)
 	}
 	verb, names := fs.Arg(0), fs.Args()[1:]
 	switch verb {
-	case "list":
+	case "list", "discovered":
 		if len(names) > 0 {
-			return fmt.Errorf("%w: node list: unexpected argument %q", errUsage, names[0])
+			return fmt.Errorf("%w: node %s: unexpected argument %q", errUsage, verb, names[0])
 		}
 	case "reinstall":
 		if len(names) == 0 {
 			return fmt.Errorf("%w: node reinstall: name the node (hostname, MAC or serial)", errUsage)
 		}
+	case "enroll":
+		if len(names) != 1 {
+			return fmt.Errorf("%w: node enroll: name one node by its MAC or the Pi serial it was seen with (ramboot node discovered lists them)", errUsage)
+		}
+		if o.enroll.Hostname == "" {
+			return fmt.Errorf("%w: node enroll: --hostname NAME: every enrolled node gets a name", errUsage)
+		}
 	default:
-		return fmt.Errorf("%w: node: unknown action %q: use list or reinstall", errUsage, verb)
+		return fmt.Errorf("%w: node: unknown action %q: use list, reinstall, discovered or enroll", errUsage, verb)
+	}
+	if verb != "enroll" && o.enroll != (inventory.Entry{}) {
+		return fmt.Errorf("%w: node %s: --hostname, --address, --option224, --install, --sha256 and --boot are for node enroll", errUsage, verb)
 	}
 	state, nodesFile, err := o.files()
 	if err != nil {
 		return err
+	}
+	switch verb {
+	case "discovered":
+		return nodeDiscovered(stdout, state)
+	case "enroll":
+		return nodeEnroll(stdout, state, nodesFile, names[0], o.enroll)
 	}
 	var inv *inventory.Inventory
 	if nodesFile != "" {
@@ -338,4 +375,73 @@ func resolveNode(state string, inv *inventory.Inventory, name string) (key, labe
 		where += " or nodes.yaml"
 	}
 	return "", "", fmt.Errorf("node %q: no such node in %s; %s", name, where, hint)
+}
+
+// nodeDiscovered prints the nodes serve saw that nodes.yaml does not list.
+func nodeDiscovered(w io.Writer, state string) error {
+	path := site.DiscoveredPath(state)
+	seen, err := site.ReadDiscovered(path)
+	if err != nil {
+		return err
+	}
+	if len(seen) == 0 {
+		fmt.Fprintf(w, "no nodes seen that nodes.yaml does not list (%s)\n", path)
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "MAC\tSERIAL\tMODEL\tKIND\tADDRESS\tFIRST SEEN\tLAST SEEN\tASKED")
+	dash := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	for _, n := range seen {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s (%d)\n", n.MAC, dash(n.Serial), dash(n.Model), dash(n.Kind), dash(n.IP),
+			n.First.UTC().Format(time.RFC3339), n.Last.UTC().Format(time.RFC3339), dash(n.Asked), n.Count)
+	}
+	return tw.Flush()
+}
+
+// nodeEnroll adds the node named by MAC or by the serial it was seen with
+// to nodes.yaml (written atomically; a clash or a bad entry leaves the
+// file as it was).
+func nodeEnroll(w io.Writer, state, nodesFile, name string, e inventory.Entry) error {
+	if nodesFile == "" {
+		return fmt.Errorf("%w: node enroll: which nodes.yaml? pass --nodes FILE or serve's --config FILE", errUsage)
+	}
+	if mac, err := net.ParseMAC(name); err == nil {
+		e.MAC = mac.String()
+	} else {
+		seen, err := site.ReadDiscovered(site.DiscoveredPath(state))
+		if err != nil {
+			return err
+		}
+		for _, n := range seen {
+			if n.Serial != "" && strings.EqualFold(n.Serial, name) {
+				e.MAC, e.Serial = n.MAC, n.Serial
+				break
+			}
+		}
+		if e.MAC == "" {
+			return fmt.Errorf("node enroll: %q is neither a MAC nor the serial of a node serve has seen (ramboot node discovered lists them)", name)
+		}
+	}
+	data, err := os.ReadFile(nodesFile)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	mode := os.FileMode(0o644)
+	if st, err := os.Stat(nodesFile); err == nil {
+		mode = st.Mode().Perm()
+	}
+	out, err := inventory.Enroll(data, e)
+	if err != nil {
+		return fmt.Errorf("%s: %w", nodesFile, err)
+	}
+	if err := atomicfile.Write(nodesFile, out, atomicfile.Options{Mode: mode}); err != nil {
+		return fmt.Errorf("%s: %w", nodesFile, err)
+	}
+	fmt.Fprintf(w, "%s: enrolled %s as %s; serve reloads it within two seconds, and the node boots as its entry says at its next boot\n", nodesFile, e.MAC, e.Hostname)
+	return nil
 }

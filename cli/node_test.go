@@ -157,3 +157,56 @@ func TestNodeList(t *testing.T) {
 	}
 	_ = nodes
 }
+
+// TestNodeDiscoveredEnroll: node discovered lists what serve wrote of the
+// nodes nodes.yaml does not list; node enroll adds one by the serial it
+// was seen with (its MAC from the list) or by MAC, keeping the file's
+// other entries, and refuses a clash without touching the file.
+func TestNodeDiscoveredEnroll(t *testing.T) {
+	_, state, nodes, config := nodeTree(t)
+	code, out, _ := runCLI(t, "node", "discovered", "--config", config)
+	if code != 0 || !strings.Contains(out, "no nodes seen") {
+		t.Fatalf("discovered, none: %d %q", code, out)
+	}
+	at := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	s := &site.Site{Nodes: nodes, StateFile: state}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	s.NoteSeen(site.Seen{MAC: "dc:a6:32:01:36:c9", Serial: "1234abcd", Model: "RPi4", Kind: "pi-bootloader", Asked: "dhcp offer", Last: at})
+	s.NoteSeen(site.Seen{MAC: "52:54:00:12:34:70", Kind: "pc-firmware", Asked: "dhcp offer", Last: at.Add(time.Second)})
+	var listed bool
+	for deadline := time.Now().Add(6 * time.Second); time.Now().Before(deadline) && !listed; time.Sleep(100 * time.Millisecond) {
+		_, out, _ = runCLI(t, "node", "discovered", "--config", config)
+		listed = strings.Contains(out, "52:54:00:12:34:70")
+	}
+	if !regexp.MustCompile(`(?m)^52:54:00:12:34:70 +- +- +pc-firmware .*\n^dc:a6:32:01:36:c9 +1234abcd +RPi4 +pi-bootloader +- +2026-12-07T12:00:00Z`).MatchString(out) {
+		t.Fatalf("node discovered:\n%s", out)
+	}
+	code, out, errb := runCLI(t, "node", "enroll", "1234ABCD", "--hostname", "pi-r2-07", "--option224", "shell", "--config", config)
+	if code != 0 || !strings.Contains(out, "enrolled dc:a6:32:01:36:c9 as pi-r2-07") {
+		t.Fatalf("enroll by serial: %d %q %q", code, out, errb)
+	}
+	after, _ := os.ReadFile(nodes)
+	if !strings.HasPrefix(strings.ReplaceAll(string(after), "\n", ""), "nodes:  - mac: 52:54:00:12:34:61    hostname: web-1") ||
+		!strings.Contains(string(after), "  - mac: dc:a6:32:01:36:c9\n    serial: 1234abcd\n    hostname: pi-r2-07\n    option224: shell\n") {
+		t.Errorf("nodes.yaml after enroll:\n%s", after)
+	}
+	code, _, errb = runCLI(t, "node", "enroll", "52:54:00:12:34:70", "--hostname", "web-1", "--config", config)
+	if now, _ := os.ReadFile(nodes); code == 0 || !strings.Contains(errb, "web-1") || string(now) != string(after) {
+		t.Errorf("enroll with a hostname taken: %d %q; the file changed: %v", code, errb, string(now) != string(after))
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"node", "enroll", "ffffffff", "--hostname", "x", "--config", config}, "ramboot node discovered lists them"},
+		{[]string{"node", "enroll", "52:54:00:12:34:70", "--config", config}, "--hostname NAME"},
+		{[]string{"node", "list", "--hostname", "x", "--config", config}, "are for node enroll"},
+		{[]string{"node", "enroll", "52:54:00:12:34:70", "--hostname", "x", "--state-file", state}, "which nodes.yaml"},
+	} {
+		if code, _, errb := runCLI(t, tc.args...); code == 0 || !strings.Contains(errb, tc.want) {
+			t.Errorf("%v: %d %q; want an error saying %q", tc.args, code, errb, tc.want)
+		}
+	}
+}

@@ -32,6 +32,10 @@ type Booter interface {
 	// the status board and have their own metrics, and full DHCP keeps
 	// their fixed addresses out of its pool.
 	Inventory() *inventory.Inventory
+	// NoteSeen notes a node that asked to boot (DHCP), for the list of
+	// nodes nodes.yaml does not list (`ramboot node discovered`). It must
+	// not wait.
+	NoteSeen(site.Seen)
 }
 
 var _ Booter = (*site.Site)(nil)
@@ -50,6 +54,9 @@ func (BooterFunc) NoteReport(net.HardwareAddr, net.IP, string, string) error { r
 
 // Inventory is nil.
 func (BooterFunc) Inventory() *inventory.Inventory { return nil }
+
+// NoteSeen notes nothing.
+func (BooterFunc) NoteSeen(site.Seen) {}
 
 // booter is the Booter in force: Booter, else the server's own site.
 func (s *Server) booter() Booter {

@@ -438,6 +438,10 @@ func (s *Server) dhcpLog(e dhcp.Event) {
 			n.IP = e.Address.String()
 		}
 		s.Board.DHCP(mac, n, "dhcp "+e.Type, e.Detail, how)
+		if e.Type == "offer" || e.Type == "ack" {
+			s.booter().NoteSeen(site.Seen{MAC: mac, Serial: e.Client.Serial, Model: e.Client.Model,
+				Kind: e.Client.Kind.String(), IP: n.IP, Asked: "dhcp " + e.Type})
+		}
 	}
 }
 

@@ -47,6 +47,9 @@ type Site struct {
 	// MaxUnlisted bounds the records of MACs nodes.yaml does not list;
 	// 0 is MaxUnlistedRecords.
 	MaxUnlisted int
+	// MaxDiscovered bounds the nodes seen that nodes.yaml does not list
+	// (NoteSeen); 0 is MaxDiscovered.
+	MaxDiscovered int
 	// Log gets one line per load, install state change and refused
 	// report; nil is silent.
 	Log *slog.Logger
@@ -57,6 +60,9 @@ type Site struct {
 	mu  sync.RWMutex
 	inv *inventory.Inventory
 	lc  atomic.Pointer[lifecycle] // nil until OpenState
+
+	discOnce sync.Once
+	disc     *discovered // NoteSeen's list (discovered.go)
 }
 
 func (s *Site) log() *slog.Logger {
