@@ -379,6 +379,13 @@ func (s *Server) decide(c dhcp.Client, server net.IP) dhcp.Decision {
 		s.log().Error("inventory", "mac", c.MAC.String(), "err", err)
 	}
 	var d dhcp.Decision
+	if ok && m.Ignore {
+		// defaults: discover: none: no answer until enrolled, but noted
+		// for `ramboot node discovered`.
+		s.booter().NoteSeen(site.Seen{MAC: c.MAC.String(), Serial: c.Serial, Model: c.Model, Kind: c.Kind.String(),
+			Asked: "dhcp (not answered: defaults: discover: none)"})
+		return dhcp.Decision{Ignore: true}
+	}
 	if ok {
 		d = dhcp.Decision{Hostname: m.Hostname, Address: m.Address, Option224: m.Option224}
 	}

@@ -116,3 +116,43 @@ func TestEnrollEmpty(t *testing.T) {
 		}
 	}
 }
+
+// TestDiscoverPolicy: defaults: discover: says what an unlisted node gets
+// (none: no answer; shell: the shell whatever the defaults' option 224);
+// listed nodes are untouched; the setting is checked.
+func TestDiscoverPolicy(t *testing.T) {
+	base := "defaults:\n  option224: \"nfs://{{.Server}}/srv\"\n  discover: %s\nnodes:\n  - mac: dc:a6:32:01:36:c2\n    hostname: pi-1\n"
+	listed, _ := net.ParseMAC("dc:a6:32:01:36:c2")
+	other, _ := net.ParseMAC("dc:a6:32:01:36:c9")
+	server := net.ParseIP("192.0.2.1")
+	for _, tc := range []struct {
+		policy    string
+		ignore    bool
+		option224 string
+		listed224 string
+	}{
+		{`""`, false, "nfs://192.0.2.1/srv", "nfs://192.0.2.1/srv"},
+		{"shell", false, "shell", "nfs://192.0.2.1/srv"},
+		{"none", true, "", "nfs://192.0.2.1/srv"},
+	} {
+		inv, err := Parse([]byte(strings.Replace(base, "%s", tc.policy, 1)))
+		if err != nil {
+			t.Fatalf("discover: %s: %v", tc.policy, err)
+		}
+		m, ok, err := inv.Lookup(other, "", server)
+		if !ok || err != nil || m.Ignore != tc.ignore || m.Option224 != tc.option224 {
+			t.Errorf("discover: %s: an unlisted node gets %+v, %v, %v; want ignore %v, option 224 %q", tc.policy, m, ok, err, tc.ignore, tc.option224)
+		}
+		if m, _, _ := inv.Lookup(listed, "", server); m.Ignore || m.Option224 != tc.listed224 || m.Hostname != "pi-1" {
+			t.Errorf("discover: %s: the listed node gets %+v", tc.policy, m)
+		}
+	}
+	for data, want := range map[string]string{
+		"defaults:\n  discover: maybe\n":                           `discover: "maybe": want shell`,
+		"nodes:\n  - mac: dc:a6:32:01:36:c2\n    discover: none\n": "discover: is a defaults: setting",
+	} {
+		if _, err := Parse([]byte(data)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v; want %q", data, err, want)
+		}
+	}
+}

@@ -68,6 +68,11 @@ type Node struct {
 	// Boot is option 224 once the install is done: local (the default)
 	// or any other form. Only with an install (here or in defaults).
 	Boot string `yaml:"boot"`
+	// Discover (defaults only) is what a node nodes.yaml does not list
+	// gets until it is enrolled (`ramboot node enroll`): "" the rest of
+	// the defaults, as any unlisted node; DiscoverShell the provisioning
+	// shell whatever the defaults say; DiscoverNone no answer at all.
+	Discover string `yaml:"discover"`
 
 	line int
 	mac  net.HardwareAddr
@@ -76,6 +81,12 @@ type Node struct {
 	boot *template.Template
 	inst *Install // the install in force: own over the defaults'
 }
+
+// The values of defaults: discover:.
+const (
+	DiscoverShell = "shell"
+	DiscoverNone  = "none"
+)
 
 // Inventory is a parsed nodes.yaml.
 type Inventory struct {
@@ -103,6 +114,10 @@ type Match struct {
 	TFTPPrefix string
 	HTTPBoot   string // http_boot: the tree's directory of the node's boot.img, "" for its board's
 	Line       int    // 0 for defaults
+
+	// Ignore: the node is not listed and defaults: discover: none says
+	// it gets no answer.
+	Ignore bool
 
 	// For a node with install: (its own or the defaults'): Install is the
 	// rendered install form, and Option224 is what the node gets once
@@ -160,6 +175,11 @@ func Parse(data []byte) (*Inventory, error) {
 	if inv.Defaults.MAC != "" || inv.Defaults.Serial != "" || inv.Defaults.Address != "" {
 		errs = append(errs, errors.New("defaults: mac, serial and address belong to a node, not to defaults"))
 	}
+	switch inv.Defaults.Discover {
+	case "", DiscoverShell, DiscoverNone:
+	default:
+		errs = append(errs, fmt.Errorf("defaults: discover: %q: want %s (unlisted nodes get the provisioning shell) or %s (no answer until enrolled)", inv.Defaults.Discover, DiscoverShell, DiscoverNone))
+	}
 	// The defaults' install: applies to nodes with no entry once it names
 	// an image; without one it is only a base for the nodes' own.
 	if d := inv.Defaults.Install; len(errs) == 0 && d != nil && d.image != nil {
@@ -179,6 +199,9 @@ func Parse(data []byte) (*Inventory, error) {
 		}
 		if n.mac == nil && n.Serial == "" {
 			errs = append(errs, fmt.Errorf("%s: a node needs a mac or a serial to be matched by", where))
+		}
+		if n.Discover != "" {
+			errs = append(errs, fmt.Errorf("%s: discover: is a defaults: setting (what unlisted nodes get)", where))
 		}
 		if err := inv.checkInstall(n); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", where, err))
@@ -326,6 +349,14 @@ func (inv *Inventory) Lookup(mac net.HardwareAddr, serial string, server net.IP)
 	d := Node{}
 	if inv != nil {
 		d = inv.Defaults
+	}
+	if n == nil {
+		switch d.Discover {
+		case DiscoverNone:
+			return Match{Ignore: true}, true, nil
+		case DiscoverShell:
+			return Match{TFTPPrefix: "serial", Option224: "shell"}, true, nil
+		}
 	}
 	if n == nil && d.Option224 == "" && d.Hostname == "" && d.TFTPPrefix == "" && d.HTTPBoot == "" && d.Install == nil {
 		return Match{}, false, nil
