@@ -40,7 +40,7 @@ import (
 
 	"github.com/ramboot/ramboot/kernel/apt"
 	"github.com/ramboot/ramboot/kernel/kimage"
-	"github.com/ramboot/ramboot/tree"
+	"github.com/ramboot/ramboot/tree/images"
 )
 
 // DefaultRootPackages make the default root: a small Debian that boots
@@ -64,16 +64,22 @@ type RootfsOptions struct {
 	// Name is the image's base name in Out/images (default "debian", or
 	// the base name of From).
 	Name string
+	// Channel is the channel the new generation is promoted on
+	// (tree/images): "" the default, Out/images/NAME.squashfs; "canary"
+	// Out/images/NAME-canary.squashfs.
+	Channel string
 }
 
 // Rootfs is one root image build.
 type Rootfs struct {
 	RootfsOptions
 
-	// Image is the written image, SHA256 its digest, Size its length.
-	Image  string
-	SHA256 string
-	Size   int64
+	// Image is the channel's image (a link to the new generation), SHA256
+	// its digest, Size its length; Generation the generation it is.
+	Image      string
+	SHA256     string
+	Size       int64
+	Generation images.Generation
 
 	// Tarball is the root as a tarball: Debian's, in the cache, or From.
 	Tarball string
@@ -658,15 +664,18 @@ func (r *Rootfs) ssh(root *os.Root) error {
 	return nil
 }
 
-// squash packs the staging root into Out/images/NAME.squashfs, with its
-// .sha256 beside it.
+// squash packs the staging root into a new generation of
+// Out/images/NAME (tree/images: NAME@ID.squashfs and its .sha256) and
+// promotes it on the channel.
 func (r *Rootfs) squash(ctx context.Context) error {
+	if !images.ValidChannel(r.Channel) {
+		return fmt.Errorf("--channel %q: want lower-case letters, digits and _, at most 32 (\"\" is the default channel)", r.Channel)
+	}
 	dir := filepath.Join(r.Out, "images")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	r.Image = filepath.Join(dir, r.Name+".squashfs")
-	tmp := r.Image + ".tmp"
+	tmp := filepath.Join(dir, r.Name+images.Ext+".tmp")
 	os.Remove(tmp)
 	epoch := strconv.FormatInt(r.SourceDateEpoch, 10)
 	t0 := time.Now()
@@ -689,32 +698,27 @@ func (r *Rootfs) squash(ctx context.Context) error {
 	}
 	r.SHA256 = hex.EncodeToString(h.Sum(nil))
 	r.Size = n
-	if err := publishImage(tmp, r.Image, r.SHA256, os.Rename); err != nil {
+	st := images.Store{Dir: dir}
+	if _, err := st.Add(r.Name, tmp, r.SHA256); err != nil {
 		os.Remove(tmp)
 		return err
 	}
-	r.b.logf("squashfs: %s, %.1f MB (zstd) in %.0fs", r.Image, float64(n)/1e6, time.Since(t0).Seconds())
+	g, err := st.Promote(r.Name, r.Channel, r.SHA256[:12])
+	if err != nil {
+		return err
+	}
+	r.Generation = g
+	r.Image = filepath.Join(dir, images.ChannelFile(r.Name, r.Channel))
+	r.b.logf("squashfs: %s, %.1f MB (zstd) in %.0fs: generation %s, on channel %s", r.Image, float64(n)/1e6, time.Since(t0).Seconds(),
+		g.File(), chanLabel(r.Channel))
 	return nil
 }
 
-// publishImage puts the image built in tmp at image, with its digest in
-// image.sha256, both on disk. The digest comes first: a reader (the
-// init's ramroot, which fetches URL.sha256 and checks the image against
-// it) never sees a new image with an old or missing digest. Between the
-// two renames it may see the old image with the new digest, which fails
-// its check: a retry, never a wrong image accepted.
-func publishImage(tmp, image, sum string, rename func(from, to string) error) error {
-	if err := syncPath(tmp); err != nil {
-		return err
+func chanLabel(c string) string {
+	if c == "" {
+		return "(default)"
 	}
-	line := fmt.Sprintf("%s  %s\n", sum, filepath.Base(image))
-	if err := tree.WriteFile(image+".sha256", []byte(line)); err != nil {
-		return err
-	}
-	if err := rename(tmp, image); err != nil {
-		return fmt.Errorf("image %s: %w", image, err)
-	}
-	return syncPath(filepath.Dir(image))
+	return c
 }
 
 // renameDurable renames a written file into place with its data on disk

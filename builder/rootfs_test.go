@@ -108,9 +108,14 @@ func TestRootfsUserDir(t *testing.T) {
 	if filepath.Base(r.Image) != "mine.squashfs" {
 		t.Errorf("image %s, want mine.squashfs", r.Image)
 	}
+	gen := "mine@" + r.SHA256[:12] + ".squashfs"
 	sum, err := os.ReadFile(r.Image + ".sha256")
-	if err != nil || string(sum) != r.SHA256+"  mine.squashfs\n" {
-		t.Errorf(".sha256 = %q, %v; want %s  mine.squashfs", sum, err, r.SHA256)
+	if err != nil || string(sum) != r.SHA256+"  "+gen+"\n" {
+		t.Errorf(".sha256 = %q, %v; want %s  %s", sum, err, r.SHA256, gen)
+	}
+	// The channel is a link to the generation (tree/images).
+	if target, err := os.Readlink(r.Image); err != nil || target != gen || r.Generation.File() != gen {
+		t.Errorf("%s links to %q (%v), generation %q; want %s", r.Image, target, err, r.Generation.File(), gen)
 	}
 	out := filepath.Join(t.TempDir(), "x")
 	if b, err := exec.Command("unsquashfs", "-q", "-d", out, r.Image).CombinedOutput(); err != nil {

@@ -30,7 +30,8 @@ Usage:
   ramboot eeprom --image pieeprom.bin --out DIR     SD card that sets Pi 4/5 bootloaders to netboot
   ramboot dhcp-config --format kea|isc|dnsmasq ...  config for your own DHCP server from nodes.yaml
   ramboot pxelinux --root DIR --nodes nodes.yaml    pxelinux.cfg/ per node, for tftpd-hpa and pxelinux
-  ramboot node list|reinstall NAME [flags]          install state of the nodes; ask for a reinstall
+  ramboot node list|reinstall|discovered|enroll ... install state, reinstalls, new nodes into nodes.yaml
+  ramboot image list|promote|rollback|prune [flags] root image generations and channels
   ramboot boards                                    list the built-in boards
   ramboot version                                   print the version
   ramboot help [COMMAND]                            show help
@@ -97,6 +98,8 @@ func run(ctx context.Context, version string, args []string, stdout, stderr io.W
 		err = runDHCPConfig(ctx, rest, stdout, stderr)
 	case "node":
 		err = runNode(ctx, rest, stdout, stderr)
+	case "image":
+		err = runImage(ctx, rest, stdout, stderr)
 	case "pxelinux":
 		err = runPXELinux(ctx, rest, stdout, stderr)
 	case "boards":
@@ -153,6 +156,9 @@ func commandHelp(cmd string, stderr io.Writer) string {
 	case "node":
 		fs, _ := nodeFlags(stderr)
 		return nodeUsage(fs)
+	case "image":
+		fs, _ := imageFlags(stderr)
+		return imageUsage(fs)
 	case "pxelinux":
 		fs, _ := pxelinuxFlags(stderr)
 		return pxelinuxUsage(fs)

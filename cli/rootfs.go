@@ -27,6 +27,7 @@ func rootfsFlags(stderr io.Writer) (*pflag.FlagSet, *rootfsOpts) {
 	fs.StringVar(&o.From, "from", "", "your own root instead of Debian: a directory or a tarball (docker export, a Raspberry Pi OS root)")
 	fs.StringSliceVar(&o.Include, "include", nil, "Debian packages added to the default root; repeat or comma-separate")
 	fs.StringVar(&o.Name, "name", "", "image name (default debian, or the --from base name): OUT/images/NAME.squashfs")
+	fs.StringVar(&o.Channel, "channel", "", "promote the new generation on this channel (OUT/images/NAME-CHANNEL.squashfs, a canary say) instead of the default one (NAME.squashfs)")
 	fs.StringSliceVar(&o.Overlays, "overlay", nil, "overlay directories, as for build: their etc/ramboot/authorized_keys become root's SSH keys")
 	archiveFlags(fs, &o.Options)
 	fs.StringVar(&o.KernelDeb, "kernel-deb", "", "take the modules from this linux-image .deb")
@@ -40,8 +41,10 @@ func rootfsFlags(stderr io.Writer) (*pflag.FlagSet, *rootfsOpts) {
 func rootfsUsage(fs *pflag.FlagSet) string {
 	return `Usage: ramboot rootfs --board BOARD [flags]
 
-Builds a root image the init runs from RAM: OUT/images/NAME.squashfs (zstd)
-and NAME.squashfs.sha256. The default root is a small Debian with systemd,
+Builds a root image the init runs from RAM, as a new generation:
+OUT/images/NAME@ID.squashfs (zstd; ID its short digest) and its .sha256,
+then points the channel OUT/images/NAME.squashfs (and its .sha256) at it.
+The previous generation stays: 'ramboot image rollback' goes back to it. The default root is a small Debian with systemd,
 udev, iproute2, openssh-server, ca-certificates and curl, from the suite and
 mirror of the board's kernel (mmdebstrap; another architecture through
 qemu-user). --from takes your own root instead. Either way the image gets

@@ -132,7 +132,13 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 	}
 	t0 := time.Now()
 	if isImage(name) && r.Method != http.MethodHead {
-		s.serveImage(w, r, name, st, f)
+		gen := ""
+		// A channel (tree/images) is a link to a generation: the board
+		// says which one this node got.
+		if target, err := root.Readlink(name); err == nil && !strings.Contains(target, "/") {
+			gen = "; generation " + report.Clip(target, 80)
+		}
+		s.serveImage(w, r, name, gen, st, f)
 		return
 	}
 	http.ServeContent(w, r, st.Name(), st.ModTime(), f)
@@ -151,10 +157,11 @@ const maxDetail = 200
 // serveImage serves a root image with http.ServeContent (ranges keep
 // working) and records on the status board, under the node at the
 // client's IP by the server's own evidence (nodeAt), when the download
-// starts and how it ends. The MAC ramboot's init names in its User-Agent
+// starts and how it ends, and gen (the generation a channel's link named,
+// "; generation debian@ID.squashfs", or ""). The MAC ramboot's init names in its User-Agent
 // ("ramboot-init (mac=...)") is shown when it differs, never believed:
 // any client can send it.
-func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, name string, st os.FileInfo, f *os.File) {
+func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, name, gen string, st os.FileInfo, f *os.File) {
 	ip := remoteIP(r.RemoteAddr)
 	key := s.nodeAt(ip)
 	claim := ""
@@ -171,7 +178,7 @@ func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, name string,
 	if rng != "" {
 		started += ", range " + report.Clip(rng, 40)
 	}
-	s.Board.Record(key, node, "image download", report.Clip(started+claim+")", maxDetail))
+	s.Board.Record(key, node, "image download", report.Clip(started+claim+")"+gen, maxDetail))
 
 	t0 := time.Now()
 	cw := &countingWriter{ResponseWriter: w}
@@ -215,7 +222,7 @@ func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, name string,
 		stage = "image downloaded"
 		detail = fmt.Sprintf("%s: %d bytes in %s (%s MB/s)", shown, cw.n, d.Round(time.Millisecond), rate)
 	}
-	s.Board.Record(key, node, stage, report.Clip(detail, maxDetail))
+	s.Board.Record(key, node, stage, report.Clip(detail+gen, maxDetail))
 }
 
 // agentMAC is the MAC in a User-Agent like "ramboot-init (mac=52:54:00:12:34:56)",

@@ -242,3 +242,31 @@ func TestAgentMAC(t *testing.T) {
 		}
 	}
 }
+
+// TestImageGenerationOnBoard: an image fetched through a channel (a link
+// to a generation, tree/images) is recorded with the generation served.
+func TestImageGenerationOnBoard(t *testing.T) {
+	s, hs, data := imageServer(t)
+	const mac = "aa:bb:cc:dd:ee:ff"
+	s.Board.DHCP(mac, status.Node{MAC: mac, IP: "127.0.0.1", Kind: "pc"}, "dhcp ack", "", status.Bound)
+	dir := filepath.Join(s.Root, "images")
+	if err := os.Rename(filepath.Join(dir, "x.squashfs"), filepath.Join(dir, "x@0123456789ab.squashfs")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("x@0123456789ab.squashfs", filepath.Join(dir, "x.squashfs")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(hs.URL + "/images/x.squashfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Equal(body, data) {
+		t.Fatalf("GET through the channel: %d bytes, want %d", len(body), len(data))
+	}
+	waitFor(t, "the download on the board with its generation", func() bool {
+		n, _ := s.Board.Node(mac)
+		return strings.HasSuffix(stepDetail(n, "image downloaded"), "; generation x@0123456789ab.squashfs")
+	})
+}
