@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,7 @@ type nodeOpts struct {
 	stateFile, config, root, leaseFile, nodes string
 
 	enroll inventory.Entry // node enroll's --hostname, --address, ...
+	json   bool            // node show --json
 
 	dirs serviceDirs // the units' directories; zero: shippedUnits()
 }
@@ -44,6 +46,7 @@ func nodeFlags(stderr io.Writer) (*pflag.FlagSet, *nodeOpts) {
 	fs.StringVar(&o.enroll.Install, "install", "", "enroll: the disk image to install (URL template), with --sha256")
 	fs.StringVar(&o.enroll.InstallSHA256, "sha256", "", "enroll: the install image's SHA-256")
 	fs.StringVar(&o.enroll.Boot, "boot", "", "enroll: what it boots once installed (default local)")
+	fs.BoolVar(&o.json, "json", false, "show: JSON (the node's entry, install state and facts)")
 	return fs, o
 }
 
@@ -51,6 +54,7 @@ func nodeUsage(fs *pflag.FlagSet) string {
 	return `Usage: ramboot node list [flags]
        ramboot node reinstall NAME... [flags]
        ramboot node discovered [flags]
+       ramboot node show NAME [--json] [flags]
        ramboot node enroll MAC|SERIAL --hostname NAME [--address A] [--option224 X] [--install URL --sha256 HEX] [flags]
 
 The install lifecycle of the nodes whose nodes.yaml entry has install:
@@ -63,6 +67,9 @@ else does: a node whose disk already carries its generation's install is
 left as it was, whatever the server last heard from it. The running server
 sees the change at once: no restart or signal.
 
+show prints a node's nodes.yaml entry, install state and the hardware
+facts its init last reported (model, serial, CPU, memory, disks, NICs, a
+Pi's bootloader and temperature; facts.json beside the state file).
 discovered lists the nodes serve saw asking to boot that nodes.yaml does
 not list (MAC, Pi serial and model, address, first and last seen; the
 latest 1024, from discovered.json beside the state file); enroll adds one
@@ -156,6 +163,10 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if len(names) > 0 {
 			return fmt.Errorf("%w: node %s: unexpected argument %q", errUsage, verb, names[0])
 		}
+	case "show":
+		if len(names) != 1 {
+			return fmt.Errorf("%w: node show: name one node (hostname, MAC or serial)", errUsage)
+		}
 	case "reinstall":
 		if len(names) == 0 {
 			return fmt.Errorf("%w: node reinstall: name the node (hostname, MAC or serial)", errUsage)
@@ -168,7 +179,10 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return fmt.Errorf("%w: node enroll: --hostname NAME: every enrolled node gets a name", errUsage)
 		}
 	default:
-		return fmt.Errorf("%w: node: unknown action %q: use list, reinstall, discovered or enroll", errUsage, verb)
+		return fmt.Errorf("%w: node: unknown action %q: use list, reinstall, show, discovered or enroll", errUsage, verb)
+	}
+	if o.json && verb != "show" {
+		return fmt.Errorf("%w: node %s: --json is for node show", errUsage, verb)
 	}
 	if verb != "enroll" && o.enroll != (inventory.Entry{}) {
 		return fmt.Errorf("%w: node %s: --hostname, --address, --option224, --install, --sha256 and --boot are for node enroll", errUsage, verb)
@@ -191,6 +205,9 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if verb == "list" {
 		return nodeList(stdout, state, inv)
+	}
+	if verb == "show" {
+		return nodeShow(stdout, state, inv, names[0], o.json)
 	}
 	for _, name := range names {
 		if err := nodeReinstall(stdout, state, inv, name); err != nil {
@@ -444,4 +461,115 @@ func nodeEnroll(w io.Writer, state, nodesFile, name string, e inventory.Entry) e
 	}
 	fmt.Fprintf(w, "%s: enrolled %s as %s; serve reloads it within two seconds, and the node boots as its entry says at its next boot\n", nodesFile, e.MAC, e.Hostname)
 	return nil
+}
+
+// nodeShow prints what is known of one node: its nodes.yaml entry (by
+// hostname, MAC or serial), its install record, its latest facts.
+func nodeShow(w io.Writer, state string, inv *inventory.Inventory, name string, asJSON bool) error {
+	facts, err := site.ReadFacts(site.FactsPath(state))
+	if err != nil {
+		return err
+	}
+	var entry *inventory.Node
+	mac := ""
+	if hw, err := net.ParseMAC(strings.ReplaceAll(name, "-", ":")); err == nil && len(hw) == 6 {
+		mac = hw.String()
+	}
+	if inv != nil {
+		for i, n := range inv.Nodes {
+			nm, _ := net.ParseMAC(strings.ReplaceAll(n.MAC, "-", ":"))
+			if n.Hostname == name || (mac != "" && nm.String() == mac) || (n.Serial != "" && strings.EqualFold(n.Serial, name)) {
+				entry = &inv.Nodes[i]
+				if nm != nil {
+					mac = nm.String()
+				}
+				break
+			}
+		}
+	}
+	if mac == "" {
+		for k, f := range facts { // a Pi known by serial only
+			if (entry != nil && entry.Serial != "" && strings.HasSuffix(strings.ToLower(f.Serial), strings.ToLower(entry.Serial))) ||
+				strings.HasSuffix(strings.ToLower(f.Serial), strings.ToLower(name)) {
+				mac = k
+				break
+			}
+		}
+	}
+	if mac == "" && entry == nil {
+		return fmt.Errorf("node %q: not in nodes.yaml (by hostname, MAC or serial) and no facts from a node of that name: give its MAC", name)
+	}
+	st, err := site.ReadState(state)
+	if err != nil {
+		return err
+	}
+	rec := st.Nodes[mac]
+	f, haveFacts := facts[mac]
+	if asJSON {
+		type entryJSON struct {
+			Line      int    `json:"line"`
+			Hostname  string `json:"hostname,omitempty"`
+			Serial    string `json:"serial,omitempty"`
+			Address   string `json:"address,omitempty"`
+			Option224 string `json:"option224,omitempty"`
+		}
+		out := struct {
+			MAC     string            `json:"mac"`
+			Entry   *entryJSON        `json:"nodes_yaml,omitempty"`
+			Install *site.NodeState   `json:"install,omitempty"`
+			Facts   *site.FactsRecord `json:"facts,omitempty"`
+		}{MAC: mac, Install: rec}
+		if entry != nil {
+			out.Entry = &entryJSON{entry.Line(), entry.Hostname, entry.Serial, entry.Address, entry.Option224}
+		}
+		if haveFacts {
+			out.Facts = &f
+		}
+		b, err := json.MarshalIndent(out, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, dashIfEmpty(v)) }
+	row("mac", mac)
+	if entry != nil {
+		row("hostname", entry.Hostname)
+		row("serial", entry.Serial)
+		row("nodes.yaml", fmt.Sprintf("line %d", entry.Line()))
+	} else {
+		row("nodes.yaml", "not listed (ramboot node enroll)")
+	}
+	if rec != nil {
+		row("install", fmt.Sprintf("%s since %s (generation %d)", rec.State, rec.Since.UTC().Format(time.RFC3339), rec.Gen()))
+	}
+	if !haveFacts {
+		row("facts", "none reported yet (the init reports them at each boot, once its network is up)")
+		return tw.Flush()
+	}
+	row("facts from", fmt.Sprintf("%s at %s", f.IP, f.At.UTC().Format(time.RFC3339)))
+	row("model", strings.TrimSpace(f.Model+" "+f.Revision))
+	row("serial (hardware)", f.Serial)
+	row("cpu", fmt.Sprintf("%s, %d cores", dashIfEmpty(f.CPU), f.Cores))
+	row("memory", fmt.Sprintf("%d MB", f.MemoryBytes>>20))
+	for _, d := range f.Disks {
+		extra := ""
+		if d.Removable {
+			extra = ", removable"
+		}
+		row("disk "+d.Name, fmt.Sprintf("%.1f GB %s %s%s", float64(d.Bytes)/1e9, d.Model, d.Serial, extra))
+	}
+	if len(f.Disks) == 0 {
+		row("disks", "none")
+	}
+	for _, n := range f.NICs {
+		row("nic "+n.Name, fmt.Sprintf("%s %s %d Mb/s", n.MAC, n.Driver, n.SpeedMbps))
+	}
+	row("bootloader", f.Bootloader)
+	if f.TempMilliC != 0 {
+		row("temperature", fmt.Sprintf("%.1f °C", float64(f.TempMilliC)/1000))
+	}
+	return tw.Flush()
 }

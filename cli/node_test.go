@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/site"
 )
 
@@ -208,5 +209,37 @@ func TestNodeDiscoveredEnroll(t *testing.T) {
 		if code, _, errb := runCLI(t, tc.args...); code == 0 || !strings.Contains(errb, tc.want) {
 			t.Errorf("%v: %d %q; want an error saying %q", tc.args, code, errb, tc.want)
 		}
+	}
+}
+
+// TestNodeShow: node show prints a node's entry, install state and the
+// facts serve wrote for it, as text and as JSON; an unknown name is an
+// error saying what to give.
+func TestNodeShow(t *testing.T) {
+	_, state, nodes, config := nodeTree(t)
+	s := &site.Site{Nodes: nodes, StateFile: state}
+	s.NoteFacts(report.Facts{MAC: "52:54:00:12:34:61", Model: "QEMU Standard PC (Q35 + ICH9, 2009)", CPU: "QEMU Virtual CPU", Cores: 2, MemoryBytes: 2 << 30,
+		Disks: []report.Disk{{Name: "vda", Bytes: 8 << 30, Serial: "disk-1"}}, NICs: []report.NIC{{Name: "eth0", MAC: "52:54:00:12:34:61", Driver: "virtio_net"}}}, "192.0.2.61")
+	var out string
+	for deadline := time.Now().Add(6 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if _, out, _ = runCLI(t, "node", "show", "web-1", "--config", config); strings.Contains(out, "disk vda") {
+			break
+		}
+	}
+	for _, want := range []string{"hostname  ", "web-1", "nodes.yaml  ", "line 2", "install  ", "installed since 2026-11-30T17:02:11Z",
+		"facts from", "192.0.2.61", "QEMU Standard PC", "2 cores", "memory", "2048 MB", "disk vda", "8.6 GB", "disk-1", "nic eth0", "virtio_net"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("node show web-1 lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, errb := runCLI(t, "node", "show", "52-54-00-12-34-61", "--json", "--config", config)
+	if code != 0 || !strings.Contains(out, `"memory_bytes": 2147483648`) || !strings.Contains(out, `"hostname": "web-1"`) || !strings.Contains(out, `"state": "installed"`) {
+		t.Errorf("node show --json: %d %q %q", code, out, errb)
+	}
+	if code, out, _ := runCLI(t, "node", "show", "nfs-1", "--config", config); code != 0 || !strings.Contains(out, "none reported yet") {
+		t.Errorf("a node without facts: %d %q", code, out)
+	}
+	if code, _, errb := runCLI(t, "node", "show", "nosuch", "--config", config); code == 0 || !strings.Contains(errb, "give its MAC") {
+		t.Errorf("an unknown node: %d %q", code, errb)
 	}
 }

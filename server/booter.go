@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/site"
 	"github.com/ramboot/ramboot/site/inventory"
 )
@@ -36,6 +37,10 @@ type Booter interface {
 	// nodes nodes.yaml does not list (`ramboot node discovered`). It must
 	// not wait.
 	NoteSeen(site.Seen)
+	// NoteFacts keeps a node's hardware facts (checked, from the node's
+	// own address); Facts is the latest of the node with this MAC.
+	NoteFacts(f report.Facts, ip string)
+	Facts(mac string) (site.FactsRecord, bool)
 }
 
 var _ Booter = (*site.Site)(nil)
@@ -57,6 +62,12 @@ func (BooterFunc) Inventory() *inventory.Inventory { return nil }
 
 // NoteSeen notes nothing.
 func (BooterFunc) NoteSeen(site.Seen) {}
+
+// NoteFacts keeps nothing.
+func (BooterFunc) NoteFacts(report.Facts, string) {}
+
+// Facts has none.
+func (BooterFunc) Facts(string) (site.FactsRecord, bool) { return site.FactsRecord{}, false }
 
 // booter is the Booter in force: Booter, else the server's own site.
 func (s *Server) booter() Booter {

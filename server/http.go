@@ -76,6 +76,10 @@ func (s *Server) Handler() http.Handler {
 			s.serveReport(w, r)
 			return
 		}
+		if r.URL.Path == report.FactsPath {
+			s.serveFacts(w, r)
+			return
+		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			refuse(w, http.StatusMethodNotAllowed, "GET or HEAD only")
 			return

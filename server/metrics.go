@@ -285,12 +285,18 @@ var (
 		"An inventory node's last stage (always 1): as the server saw it (source=\"server\") and as the node reported it (source=\"node\").",
 		[]string{"node", "mac", "stage", "source"}, nil)
 	inventoryNodesDesc = prometheus.NewDesc("ramboot_inventory_nodes", "Nodes in the inventory in force.", nil, nil)
+	nodeMemoryDesc     = prometheus.NewDesc("ramboot_node_memory_bytes",
+		"An inventory node's memory (MemTotal), as its init last reported its facts.", []string{"node", "mac"}, nil)
+	nodeDisksDesc = prometheus.NewDesc("ramboot_node_disks",
+		"An inventory node's disks, as its init last reported its facts.", []string{"node", "mac"}, nil)
 )
 
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- nodeLastSeenDesc
 	ch <- nodeStageDesc
 	ch <- inventoryNodesDesc
+	ch <- nodeMemoryDesc
+	ch <- nodeDisksDesc
 }
 
 func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -307,6 +313,10 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		seen[key] = true
+		if f, ok := c.s.booter().Facts(mac); ok && mac != "" {
+			ch <- prometheus.MustNewConstMetric(nodeMemoryDesc, prometheus.GaugeValue, float64(f.MemoryBytes), name, mac)
+			ch <- prometheus.MustNewConstMetric(nodeDisksDesc, prometheus.GaugeValue, float64(len(f.Disks)), name, mac)
+		}
 		rec, ok := c.s.Board.Head(key)
 		if !ok {
 			continue

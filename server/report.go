@@ -290,3 +290,76 @@ func (s *Server) logRefusal(now time.Time, ip string) bool {
 	st.logged[ip] = now
 	return true
 }
+
+// serveFacts takes a node's hardware facts (POST report.FactsPath, a JSON
+// report.Facts of at most report.MaxFactsBody), under the same rules as a
+// report (serveReport): from the node's own address by the server's
+// evidence only (403 otherwise), within the report rate limits. The
+// latest facts of each node are kept (Booter.NoteFacts) and shown on its
+// status record.
+func (s *Server) serveFacts(w http.ResponseWriter, r *http.Request) {
+	m := s.metrics()
+	if r.Method != http.MethodPost {
+		http.NewResponseController(w).SetReadDeadline(time.Now())
+		w.Header().Set("Connection", "close")
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "POST JSON facts to "+report.FactsPath, http.StatusMethodNotAllowed)
+		return
+	}
+	ip := remoteIP(r.RemoteAddr)
+	now := time.Now()
+	if !s.reportAllowed(now, "", ip) {
+		m.errors.WithLabelValues(errReportRate).Inc()
+		refuse(w, http.StatusTooManyRequests, "too many reports: try again later")
+		return
+	}
+	tooBig := "facts are at most " + strconv.Itoa(report.MaxFactsBody) + " bytes"
+	if r.ContentLength > report.MaxFactsBody {
+		m.errors.WithLabelValues(errReportBad).Inc()
+		refuse(w, http.StatusRequestEntityTooLarge, tooBig)
+		return
+	}
+	http.NewResponseController(w).SetReadDeadline(now.Add(reportReadTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, report.MaxFactsBody))
+	if err != nil {
+		m.errors.WithLabelValues(errReportBad).Inc()
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			refuse(w, http.StatusRequestEntityTooLarge, tooBig)
+			return
+		}
+		refuse(w, http.StatusBadRequest, "reading the facts: "+err.Error())
+		return
+	}
+	var f report.Facts
+	if err := json.Unmarshal(body, &f); err != nil {
+		m.errors.WithLabelValues(errReportBad).Inc()
+		http.Error(w, "malformed facts: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	key, err := f.Check()
+	if err != nil {
+		m.errors.WithLabelValues(errReportBad).Inc()
+		http.Error(w, "bad facts: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if !s.reportFrom(ip, key) {
+		m.errors.WithLabelValues(errReportRefused).Inc()
+		if s.logRefusal(now, ip) {
+			s.log().Warn("facts refused: the source address is not the node's", "remote", ip, "mac", key)
+		}
+		http.Error(w, "this address does not belong to "+key+": a node reports only for itself", http.StatusForbidden)
+		return
+	}
+	if !s.reportAllowed(now, key, ip) {
+		m.errors.WithLabelValues(errReportRate).Inc()
+		http.Error(w, "too many reports from "+key+": try again later", http.StatusTooManyRequests)
+		return
+	}
+	f.MAC = key
+	s.booter().NoteFacts(f, ip)
+	line := f.Summary()
+	s.Board.SetHardware(key, line)
+	s.log().Info("facts", "mac", key, "remote", ip, "hardware", line)
+	w.WriteHeader(http.StatusNoContent)
+}

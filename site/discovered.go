@@ -10,8 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/ramboot/ramboot/internal/atomicfile"
 )
 
 // Nodes the inventory does not know: the server notes each node it sees
@@ -20,7 +18,7 @@ import (
 // them from DiscoveredName beside the state file, so that `ramboot node
 // enroll` can add one by its MAC or serial. The list is bounded
 // (MaxDiscovered, the least recently seen dropped first), written at most
-// once per discoveredFlush, and a node leaves it once nodes.yaml lists it.
+// once per flushEvery, and a node leaves it once nodes.yaml lists it.
 
 // DiscoveredName is the file of nodes seen but not enrolled, in the state
 // file's directory.
@@ -29,9 +27,6 @@ const DiscoveredName = "discovered.json"
 // MaxDiscovered is the most nodes the list keeps, the default of
 // Site.MaxDiscovered.
 const MaxDiscovered = 1024
-
-// discoveredFlush is the least time between two writes of the list.
-const discoveredFlush = 2 * time.Second
 
 // Seen is a node seen booting that nodes.yaml does not list.
 type Seen struct {
@@ -73,13 +68,10 @@ func ReadDiscovered(path string) ([]Seen, error) {
 
 // discovered is the list in memory.
 type discovered struct {
-	mu      sync.Mutex
-	nodes   map[string]*Seen // by MAC
-	max     int
-	path    string // "" keeps it in memory only
-	pending bool   // a write is scheduled
-	warned  bool   // a failed write was logged (once)
-	log     func(msg string, args ...any)
+	mu    sync.Mutex
+	nodes map[string]*Seen // by MAC
+	max   int
+	file  flusher // discovered.json
 }
 
 // NoteSeen notes a node that asked to boot, unless nodes.yaml lists it by
@@ -105,22 +97,27 @@ func (s *Site) Discovered() []Seen { return s.discoveredList().list() }
 
 func (s *Site) discoveredList() *discovered {
 	s.discOnce.Do(func() {
-		s.disc = &discovered{nodes: map[string]*Seen{}, max: s.MaxDiscovered,
-			log: func(msg string, args ...any) { s.log().Warn(msg, args...) }}
-		if s.disc.max <= 0 {
-			s.disc.max = MaxDiscovered
+		d := &discovered{nodes: map[string]*Seen{}, max: s.MaxDiscovered}
+		if d.max <= 0 {
+			d.max = MaxDiscovered
 		}
+		d.file = flusher{snap: func() any {
+			return struct {
+				Nodes []Seen `json:"nodes"`
+			}{d.list()}
+		}, log: func(msg string, args ...any) { s.log().Warn("discovered nodes "+msg, args...) }}
 		if s.StateFile != "" {
-			s.disc.path = DiscoveredPath(s.StateFile)
-			if old, err := ReadDiscovered(s.disc.path); err == nil {
+			d.file.path = DiscoveredPath(s.StateFile)
+			if old, err := ReadDiscovered(d.file.path); err == nil {
 				for i := range old {
-					if len(s.disc.nodes) < s.disc.max {
+					if len(d.nodes) < d.max {
 						o := old[i]
-						s.disc.nodes[o.MAC] = &o
+						d.nodes[o.MAC] = &o
 					}
 				}
 			}
 		}
+		s.disc = d
 	})
 	return s.disc
 }
@@ -152,7 +149,7 @@ func (d *discovered) note(n Seen) {
 	n.Last = now
 	n.Count++
 	d.nodes[n.MAC] = &n
-	d.schedule()
+	d.file.schedule()
 }
 
 func (d *discovered) forget(mac string) {
@@ -160,7 +157,7 @@ func (d *discovered) forget(mac string) {
 	defer d.mu.Unlock()
 	if d.nodes[mac] != nil {
 		delete(d.nodes, mac)
-		d.schedule()
+		d.file.schedule()
 	}
 }
 
@@ -192,32 +189,4 @@ func (d *discovered) list() []Seen {
 		return out[i].MAC < out[j].MAC
 	})
 	return out
-}
-
-// schedule writes the list discoveredFlush from now, once (d.mu held).
-func (d *discovered) schedule() {
-	if d.path == "" || d.pending {
-		return
-	}
-	d.pending = true
-	time.AfterFunc(discoveredFlush, d.flush)
-}
-
-func (d *discovered) flush() {
-	d.mu.Lock()
-	d.pending = false
-	d.mu.Unlock()
-	data, err := json.MarshalIndent(struct {
-		Nodes []Seen `json:"nodes"`
-	}{d.list()}, "", "  ")
-	if err == nil {
-		err = atomicfile.Write(d.path, append(data, '\n'), atomicfile.Options{NoSync: true}) // a hint list: losing the last seconds of it costs nothing
-	}
-	d.mu.Lock()
-	warn := err != nil && !d.warned
-	d.warned = d.warned || err != nil
-	d.mu.Unlock()
-	if warn {
-		d.log("discovered nodes not written (logged once; `ramboot node discovered` will not see them)", "file", d.path, "err", err)
-	}
 }

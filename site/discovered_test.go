@@ -44,10 +44,10 @@ func TestDiscovered(t *testing.T) {
 	if len(got) != 3 || got[0].MAC != "52:54:00:00:01:04" || got[2].MAC != "52:54:00:00:01:02" {
 		t.Errorf("bounded to 3, newest first: %+v", got)
 	}
-	// Written beside the state file, within discoveredFlush.
+	// Written beside the state file, within flushEvery.
 	path := filepath.Join(dir, DiscoveredName)
 	var read []Seen
-	for deadline := time.Now().Add(3 * discoveredFlush); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(3 * flushEvery); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if read, _ = ReadDiscovered(path); len(read) == 3 {
 			break
 		}

@@ -61,8 +61,10 @@ type Site struct {
 	inv *inventory.Inventory
 	lc  atomic.Pointer[lifecycle] // nil until OpenState
 
-	discOnce sync.Once
-	disc     *discovered // NoteSeen's list (discovered.go)
+	discOnce  sync.Once
+	disc      *discovered // NoteSeen's list (discovered.go)
+	factsOnce sync.Once
+	facts     *factsStore // NoteFacts's (facts.go)
 }
 
 func (s *Site) log() *slog.Logger {

@@ -130,6 +130,7 @@ func TestBootRaspi4b(t *testing.T) {
 		Kernel: filepath.Join(work, "Image"), DTB: dtb, Initrd: filepath.Join(work, "rootfs.cpio.gz")})
 	vm.Expect(`ramboot \[\s*[0-9.]+\] mounts: /proc /sys /dev /run /tmp`, 120*time.Second)
 	vm.Expect(`ramboot e2e on board rpi4 \(Raspberry Pi 4 Model B[^)]*\), kernel `+regexp.QuoteMeta(m.Kernel.Release), 60*time.Second)
+	vm.Expect(`facts: Raspberry Pi 4 Model B[^;]*; 4 cores \(arm,cortex-a72\); [0-9]+ MB; disks: [^;]*; NICs: [^;]*`, 10*time.Second)
 	vm.Expect(`boot\.img: sha256 `+bi.Info.SHA256+`, verified by the bootloader`, 10*time.Second)
 	vm.ShellRoundTrip()
 }

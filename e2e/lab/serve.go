@@ -220,7 +220,7 @@ func Status(t testing.TB, p *Peer) []Node {
 
 // Node is a node of /status.json.
 type Node struct {
-	MAC, Serial, Hostname, IP, Kind, Stage, Detail string
+	MAC, Serial, Hostname, IP, Kind, Stage, Detail, Hardware string
 	Steps                                          []struct{ Stage, Detail string }
 }
 
@@ -338,4 +338,33 @@ func (l *Lab) Metric(base, series string) (v float64, ok bool, err error) {
 		}
 	}
 	return 0, false, nil
+}
+
+// Hardware waits until serve's /status.json (from the lab's namespace)
+// has the hardware line of node mac (its init's facts) and returns it.
+func (l *Lab) Hardware(t testing.TB, mac string, timeout time.Duration) string {
+	t.Helper()
+	var last string
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		body, err := Get(l.NS, "http://"+Addr+":8080/status.json")
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		var st struct {
+			Nodes []Node `json:"nodes"`
+		}
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			last = err.Error()
+			continue
+		}
+		for _, n := range st.Nodes {
+			if n.MAC == mac && n.Hardware != "" {
+				return n.Hardware
+			}
+		}
+		last = "no hardware line for " + mac
+	}
+	t.Fatalf("node %s's facts did not reach serve within %v: %s", mac, timeout, last)
+	return ""
 }

@@ -89,6 +89,10 @@ func TestPCBIOSProxyShell(t *testing.T) {
 	// the router's dnsmasq, serve's proxy answering the init.
 	vm.Expect(`network: \S+ `+mac+` 192\.0\.2\.1[0-5]\d/24 via 192\.0\.2\.2`, 60*time.Second)
 	pcScriptServed(t, srv, mac, "")
+	// Its hardware facts, from DMI (a q35 guest, no disk).
+	if hw := l.Hardware(t, mac, 20*time.Second); !regexp.MustCompile(`^QEMU Standard PC \(Q35 \+ ICH9, 2009\); [1-9] cores \([^)]+\); [0-9]+ MB; disks: [^;]*; NICs: \S+ \S+`).MatchString(hw) {
+		t.Errorf("the PC's facts on the status board: %q", hw)
+	}
 	vm.NoPanic()
 }
 

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"path/filepath"
+	"regexp"
 	"slices"
 	"testing"
 	"time"
@@ -53,6 +54,10 @@ func TestServeInitProxy224(t *testing.T) {
 		offerLogged(t, srv, `option 224 "shell"`)
 		// The init's own reports, on its record and in the metrics.
 		l.NodeReports(t, "http://192.0.2.1:8080", "52:54:00:12:34:56", 10*time.Second, "network-up", "action", "shell")
+		// Its hardware facts (virt: 2 vCPUs, 1 GiB, no disk, virtio-net).
+		if hw := l.Hardware(t, "52:54:00:12:34:56", 15*time.Second); !regexp.MustCompile(`^linux,dummy-virt; 2 cores \(arm,cortex-a72\); [0-9]+ MB; disks: -; NICs: eth0 virtio_net`).MatchString(hw) {
+			t.Errorf("the guest's facts on the status board: %q", hw)
+		}
 		l.MetricsHave(t, "http://192.0.2.1:8080",
 			`ramboot_dhcp_replies_total\{kind="ramboot-init",type="offer"\} [1-9]`,
 			`ramboot_node_stage\{mac="52:54:00:12:34:56",node="node-7",source="node",stage="shell"\} 1`,

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ramboot/ramboot/bootspec"
 	"github.com/ramboot/ramboot/node/action"
+	"github.com/ramboot/ramboot/node/facts"
 	"github.com/ramboot/ramboot/node/netup"
 )
 
@@ -264,6 +265,7 @@ func (in *Init) banner(kver, outcome string) {
 		id += ", serial " + s
 	}
 	lines = append(lines, id)
+	lines = append(lines, "facts: "+facts.Gather("/", "").Summary())
 	if b := readDT(bootImgDigestDT); b != nil {
 		if d, ok := parseBootImgDigest(b); ok {
 			lines = append(lines, "boot.img: sha256 "+d+", verified by the bootloader (device tree "+bootImgDigestDT+")")

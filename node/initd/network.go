@@ -15,6 +15,7 @@ import (
 
 	"github.com/ramboot/ramboot/bootspec"
 	"github.com/ramboot/ramboot/internal/report"
+	"github.com/ramboot/ramboot/node/facts"
 	"github.com/ramboot/ramboot/node/netup"
 )
 
@@ -53,6 +54,7 @@ func (in *Init) network(ctx context.Context, env map[string]string) (value, sour
 		up.BootImg = d
 	}
 	in.rep.send(up)
+	go in.rep.sendFacts(facts.Gather("/", res.MAC.String()), in.stage)
 	go netup.KeepRenewed(context.Background(), cfg, res)
 
 	env["mac"] = res.MAC.String()

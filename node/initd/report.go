@@ -34,6 +34,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -133,13 +134,40 @@ func (r *reporter) drain(logf func(string, ...any)) {
 }
 
 func (r *reporter) post(ctx context.Context, t *reportTarget, rep report.Report) error {
-	body, err := json.Marshal(rep)
+	return r.postJSON(ctx, t, t.url, rep)
+}
+
+// sendFacts posts the node's facts to the server's report.FactsPath (beside
+// its report.Path), best effort: at most three attempts, a second and two
+// apart, while the server may not know the node's address yet.
+func (r *reporter) sendFacts(f report.Facts, logf func(string, ...any)) {
+	r.init()
+	t := r.target.Load()
+	if t == nil || !strings.HasSuffix(t.url, report.Path) {
+		return
+	}
+	u := strings.TrimSuffix(t.url, report.Path) + report.FactsPath
+	f.MAC = t.mac
+	var err error
+	for i, wait := 0, time.Second; i < 3; i, wait = i+1, wait*2 {
+		if err = r.postJSON(context.Background(), t, u, f); err == nil || !retryable(err) {
+			break
+		}
+		time.Sleep(wait)
+	}
+	if err != nil {
+		logf("facts: %v (best effort: the boot goes on)", err)
+	}
+}
+
+func (r *reporter) postJSON(ctx context.Context, t *reportTarget, url string, v any) error {
+	body, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, reportTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -151,7 +179,7 @@ func (r *reporter) post(ctx context.Context, t *reportTarget, rep report.Report)
 	}
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return &statusError{code: resp.StatusCode, msg: "POST " + t.url + ": " + resp.Status}
+		return &statusError{code: resp.StatusCode, msg: "POST " + url + ": " + resp.Status}
 	}
 	return nil
 }

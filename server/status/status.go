@@ -30,6 +30,9 @@ type Node struct {
 	// beside Stage and Detail, which are what the server saw; nil if the
 	// node reported nothing.
 	Reported *Step `json:"reported,omitempty"`
+	// Hardware is the node's facts in one line, as its init reported
+	// them (SetHardware); "" if none.
+	Hardware string `json:"hardware,omitempty"`
 }
 
 // Step is one boot step.
@@ -332,6 +335,18 @@ func (b *Board) KeyOfIP(ip string) string {
 	return b.byIP[ip]
 }
 
+// SetHardware sets the hardware line of the node recorded under key, if
+// the board has it; it changes neither its stage nor its steps.
+func (b *Board) SetHardware(key, line string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.nodes[key]
+	if ok {
+		e.node.Hardware = clip(line)
+	}
+	return ok
+}
+
 // Node returns a copy of the node recorded under key.
 func (b *Board) Node(key string) (Node, bool) {
 	b.mu.Lock()
@@ -412,10 +427,10 @@ var page = template.Must(template.New("head").Parse(`<!doctype html>
 <style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}
 td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}code{font-size:12px}</style></head>
 <body><h1>ramboot serve</h1><p>{{.}} nodes seen. JSON: <a href="/status.json">/status.json</a></p>
-<table><tr><th>MAC</th><th>serial</th><th>hostname</th><th>IP</th><th>kind</th><th>last stage</th><th>detail</th><th>reported by the node</th><th>last seen</th></tr>
+<table><tr><th>MAC</th><th>serial</th><th>hostname</th><th>IP</th><th>kind</th><th>last stage</th><th>detail</th><th>reported by the node</th><th>hardware</th><th>last seen</th></tr>
 {{define "row"}}<tr><td><code>{{.MAC}}</code></td><td><code>{{.Serial}}</code></td><td>{{.Hostname}}</td><td>{{.IP}}</td><td>{{.Kind}}</td>
 <td><b>{{.Stage}}</b></td><td>{{.Detail}}</td>
-<td>{{with .Reported}}<b>{{.Stage}}</b> {{.Detail}} ({{.At.Format "15:04:05"}}){{end}}</td><td>{{.Last.Format "15:04:05"}}</td></tr>
+<td>{{with .Reported}}<b>{{.Stage}}</b> {{.Detail}} ({{.At.Format "15:04:05"}}){{end}}</td><td>{{.Hardware}}</td><td>{{.Last.Format "15:04:05"}}</td></tr>
 {{end}}{{define "foot"}}</table></body></html>
 {{end}}`))
 

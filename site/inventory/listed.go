@@ -16,3 +16,6 @@ func (inv *Inventory) Listed(mac net.HardwareAddr) bool {
 func (inv *Inventory) ListedSerial(serial string) bool {
 	return inv != nil && serial != "" && inv.bySerial[strings.ToLower(serial)] != nil
 }
+
+// Line is the line of nodes.yaml the entry starts on (0 for the defaults).
+func (n *Node) Line() int { return n.line }
