@@ -77,61 +77,18 @@ func (b *bucket) take(now time.Time, rate, burst float64) bool {
 // another node's record, and no report makes up a node.
 func (s *Server) serveReport(w http.ResponseWriter, r *http.Request) {
 	m := s.metrics()
-	if r.Method != http.MethodPost {
-		http.NewResponseController(w).SetReadDeadline(time.Now())
-		w.Header().Set("Connection", "close")
-		w.Header().Set("Allow", "POST")
-		http.Error(w, "POST a JSON report to "+report.Path, http.StatusMethodNotAllowed)
-		return
-	}
-	ip := remoteIP(r.RemoteAddr)
-	now := time.Now()
-	if !s.reportAllowed(now, "", ip) {
-		m.errors.WithLabelValues(errReportRate).Inc()
-		refuse(w, http.StatusTooManyRequests, "too many reports: try again later")
-		return
-	}
-	if r.ContentLength > report.MaxBody {
-		m.errors.WithLabelValues(errReportBad).Inc()
-		refuse(w, http.StatusRequestEntityTooLarge, "a report is at most "+strconv.Itoa(report.MaxBody)+" bytes")
-		return
-	}
-	http.NewResponseController(w).SetReadDeadline(now.Add(reportReadTimeout))
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, report.MaxBody))
-	if err != nil {
-		m.errors.WithLabelValues(errReportBad).Inc()
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			refuse(w, http.StatusRequestEntityTooLarge, "a report is at most "+strconv.Itoa(report.MaxBody)+" bytes")
-			return
-		}
-		refuse(w, http.StatusBadRequest, "reading the report: "+err.Error())
-		return
-	}
 	var rep report.Report
-	if err := json.Unmarshal(body, &rep); err != nil {
-		m.errors.WithLabelValues(errReportBad).Inc()
-		http.Error(w, "malformed report: "+err.Error()+`: want JSON like {"mac":"52:54:00:12:34:56","stage":"network-up"}`, http.StatusBadRequest)
-		return
-	}
-	key, err := rep.Check()
-	if err != nil {
-		m.errors.WithLabelValues(errReportBad).Inc()
-		http.Error(w, "bad report: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	if !s.reportFrom(ip, key) {
-		m.errors.WithLabelValues(errReportRefused).Inc()
-		if s.logRefusal(now, ip) {
-			s.log().Warn("report refused: the source address is not the node's", "remote", ip, "mac", key,
-				"dhcp", s.Board.KeyOfIP(ip), "neighbour", s.neighbor(ip), "stage", rep.Stage)
+	key, ip, ok := s.takeNodePost(w, r, "report", report.MaxBody, func(body []byte) (string, error) {
+		if err := json.Unmarshal(body, &rep); err != nil {
+			return "", errors.New("malformed report: " + err.Error() + `: want JSON like {"mac":"52:54:00:12:34:56","stage":"network-up"}`)
 		}
-		http.Error(w, "this address does not belong to "+key+": a node reports only for itself", http.StatusForbidden)
-		return
-	}
-	if !s.reportAllowed(now, key, ip) {
-		m.errors.WithLabelValues(errReportRate).Inc()
-		http.Error(w, "too many reports from "+key+": try again later", http.StatusTooManyRequests)
+		key, err := rep.Check()
+		if err != nil {
+			return "", errors.New("bad report: " + err.Error())
+		}
+		return key, nil
+	})
+	if !ok {
 		return
 	}
 	rep.MAC = key
@@ -298,62 +255,18 @@ func (s *Server) logRefusal(now time.Time, ip string) bool {
 // latest facts of each node are kept (Booter.NoteFacts) and shown on its
 // status record.
 func (s *Server) serveFacts(w http.ResponseWriter, r *http.Request) {
-	m := s.metrics()
-	if r.Method != http.MethodPost {
-		http.NewResponseController(w).SetReadDeadline(time.Now())
-		w.Header().Set("Connection", "close")
-		w.Header().Set("Allow", "POST")
-		http.Error(w, "POST JSON facts to "+report.FactsPath, http.StatusMethodNotAllowed)
-		return
-	}
-	ip := remoteIP(r.RemoteAddr)
-	now := time.Now()
-	if !s.reportAllowed(now, "", ip) {
-		m.errors.WithLabelValues(errReportRate).Inc()
-		refuse(w, http.StatusTooManyRequests, "too many reports: try again later")
-		return
-	}
-	tooBig := "facts are at most " + strconv.Itoa(report.MaxFactsBody) + " bytes"
-	if r.ContentLength > report.MaxFactsBody {
-		m.errors.WithLabelValues(errReportBad).Inc()
-		refuse(w, http.StatusRequestEntityTooLarge, tooBig)
-		return
-	}
-	http.NewResponseController(w).SetReadDeadline(now.Add(reportReadTimeout))
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, report.MaxFactsBody))
-	if err != nil {
-		m.errors.WithLabelValues(errReportBad).Inc()
-		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
-			refuse(w, http.StatusRequestEntityTooLarge, tooBig)
-			return
-		}
-		refuse(w, http.StatusBadRequest, "reading the facts: "+err.Error())
-		return
-	}
 	var f report.Facts
-	if err := json.Unmarshal(body, &f); err != nil {
-		m.errors.WithLabelValues(errReportBad).Inc()
-		http.Error(w, "malformed facts: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	key, err := f.Check()
-	if err != nil {
-		m.errors.WithLabelValues(errReportBad).Inc()
-		http.Error(w, "bad facts: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	if !s.reportFrom(ip, key) {
-		m.errors.WithLabelValues(errReportRefused).Inc()
-		if s.logRefusal(now, ip) {
-			s.log().Warn("facts refused: the source address is not the node's", "remote", ip, "mac", key)
+	key, ip, ok := s.takeNodePost(w, r, "facts report", report.MaxFactsBody, func(body []byte) (string, error) {
+		if err := json.Unmarshal(body, &f); err != nil {
+			return "", errors.New("malformed facts: " + err.Error())
 		}
-		http.Error(w, "this address does not belong to "+key+": a node reports only for itself", http.StatusForbidden)
-		return
-	}
-	if !s.reportAllowed(now, key, ip) {
-		m.errors.WithLabelValues(errReportRate).Inc()
-		http.Error(w, "too many reports from "+key+": try again later", http.StatusTooManyRequests)
+		key, err := f.Check()
+		if err != nil {
+			return "", errors.New("bad facts: " + err.Error())
+		}
+		return key, nil
+	})
+	if !ok {
 		return
 	}
 	f.MAC = key
@@ -362,4 +275,68 @@ func (s *Server) serveFacts(w http.ResponseWriter, r *http.Request) {
 	s.Board.SetHardware(key, line)
 	s.log().Info("facts", "mac", key, "remote", ip, "hardware", line)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// takeNodePost reads a node's POST (a report or its facts) under the
+// rules every node endpoint keeps: POST only; the reports' total rate;
+// at most max bytes, read within reportReadTimeout; decode parses the
+// body and returns the MAC it speaks for, which must be the MAC of the
+// node at the request's source address by the server's own evidence
+// (nodeAt; 403 otherwise, logged once per client a minute); then that
+// node's own rate. It answers every refusal itself; ok says go on.
+func (s *Server) takeNodePost(w http.ResponseWriter, r *http.Request, what string, max int64, decode func([]byte) (string, error)) (key, ip string, ok bool) {
+	m := s.metrics()
+	if r.Method != http.MethodPost {
+		http.NewResponseController(w).SetReadDeadline(time.Now())
+		w.Header().Set("Connection", "close")
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "POST a JSON "+what+" to "+r.URL.Path, http.StatusMethodNotAllowed)
+		return "", "", false
+	}
+	ip = remoteIP(r.RemoteAddr)
+	now := time.Now()
+	if !s.reportAllowed(now, "", ip) {
+		m.errors.WithLabelValues(errReportRate).Inc()
+		refuse(w, http.StatusTooManyRequests, "too many reports: try again later")
+		return "", "", false
+	}
+	tooBig := "a " + what + " is at most " + strconv.FormatInt(max, 10) + " bytes"
+	if r.ContentLength > max {
+		m.errors.WithLabelValues(errReportBad).Inc()
+		refuse(w, http.StatusRequestEntityTooLarge, tooBig)
+		return "", "", false
+	}
+	http.NewResponseController(w).SetReadDeadline(now.Add(reportReadTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		m.errors.WithLabelValues(errReportBad).Inc()
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			refuse(w, http.StatusRequestEntityTooLarge, tooBig)
+			return "", "", false
+		}
+		refuse(w, http.StatusBadRequest, "reading the "+what+": "+err.Error())
+		return "", "", false
+	}
+	key, err = decode(body)
+	if err != nil {
+		m.errors.WithLabelValues(errReportBad).Inc()
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return "", "", false
+	}
+	if !s.reportFrom(ip, key) {
+		m.errors.WithLabelValues(errReportRefused).Inc()
+		if s.logRefusal(now, ip) {
+			s.log().Warn(what+" refused: the source address is not the node's", "remote", ip, "mac", key,
+				"dhcp", s.Board.KeyOfIP(ip), "neighbour", s.neighbor(ip))
+		}
+		http.Error(w, "this address does not belong to "+key+": a node reports only for itself", http.StatusForbidden)
+		return "", "", false
+	}
+	if !s.reportAllowed(now, key, ip) {
+		m.errors.WithLabelValues(errReportRate).Inc()
+		http.Error(w, "too many reports from "+key+": try again later", http.StatusTooManyRequests)
+		return "", "", false
+	}
+	return key, ip, true
 }
