@@ -1,8 +1,6 @@
 package bench
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
 	"fmt"
 	"io"
 	"os"
@@ -13,11 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ramboot/ramboot/builder"
-	"github.com/ramboot/ramboot/e2e/cache"
 	"github.com/ramboot/ramboot/e2e/client"
 	"github.com/ramboot/ramboot/e2e/lab"
-	"github.com/ramboot/ramboot/tree"
 )
 
 // BenchmarkPiHTTPBoot (issue 22): what a Pi 4 moves before its kernel
@@ -31,27 +26,8 @@ import (
 // done, each client's p50 and max, and the ratio TFTP ÷ HTTP.
 func BenchmarkPiHTTPBoot(b *testing.B) {
 	lab.Skip(b)
-	src, _ := cache.Image(b, "rpi4")
 	l := newSBLab(b)
-	dir := lab.CopyTree(b, src)
-	tr, err := tree.Open(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		b.Fatal(err)
-	}
-	bd := tr.Boards[0]
-	bi, err := builder.MakeBootImage(dir, bd, nil, bd.Manifest.SourceDate, key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for name, data := range map[string][]byte{bi.Info.Name: bi.Img, bi.Info.Sig.Name: bi.Sig} {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
+	dir, _, bi := lab.HTTPBootTree(b, "rpi4")
 	files := client.PiFetched(b, "rpi4")
 	want := map[string][]byte{}
 	var tftpBytes int64

@@ -3,6 +3,8 @@ package lab
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,8 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ramboot/ramboot/builder"
 	"github.com/ramboot/ramboot/e2e/cache"
 	"github.com/ramboot/ramboot/internal/netnstest"
+	"github.com/ramboot/ramboot/tree"
 )
 
 // `ramboot serve` in a lab: the run's binary (e2e/cache) on br0
@@ -221,7 +225,7 @@ func Status(t testing.TB, p *Peer) []Node {
 // Node is a node of /status.json.
 type Node struct {
 	MAC, Serial, Hostname, IP, Kind, Stage, Detail, Hardware string
-	Steps                                          []struct{ Stage, Detail string }
+	Steps                                                    []struct{ Stage, Detail string }
 }
 
 // ServeNode runs `ramboot serve` on root with a nodes.yaml of one node
@@ -367,4 +371,32 @@ func (l *Lab) Hardware(t testing.TB, mac string, timeout time.Duration) string {
 	}
 	t.Fatalf("node %s's facts did not reach serve within %v: %s", mac, timeout, last)
 	return ""
+}
+
+// HTTPBootTree is a copy of board's tree (cache.Image, CopyTree) with the
+// boot.img and boot.sig `ramboot build --http-boot --sign-key` writes,
+// signed by a fresh RSA-2048 key: the tree, the key and what was built.
+func HTTPBootTree(t testing.TB, board string) (string, *rsa.PrivateKey, *builder.BootImage) {
+	t.Helper()
+	src, _ := cache.Image(t, board)
+	dir := CopyTree(t, src)
+	tr, err := tree.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := tr.Boards[0]
+	bi, err := builder.MakeBootImage(dir, b, nil, b.Manifest.SourceDate, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{bi.Info.Name: bi.Img, bi.Info.Sig.Name: bi.Sig} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, key, bi
 }

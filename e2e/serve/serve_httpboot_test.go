@@ -1,20 +1,13 @@
 package serve
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ramboot/ramboot/builder"
-	"github.com/ramboot/ramboot/e2e/cache"
 	"github.com/ramboot/ramboot/e2e/client"
 	"github.com/ramboot/ramboot/e2e/lab"
-	"github.com/ramboot/ramboot/tree"
 )
 
 // TestServePiHTTPBoot replays a Pi 4 whose EEPROM `ramboot eeprom
@@ -27,26 +20,7 @@ import (
 // board; a path the tree has no board for is a 404, never a redirect.
 func TestServePiHTTPBoot(t *testing.T) {
 	l := lab.New(t)
-	src, _ := cache.Image(t, "rpi4")
-	dir := lab.CopyTree(t, src)
-	tr, err := tree.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := tr.Boards[0]
-	bi, err := builder.MakeBootImage(dir, b, nil, b.Manifest.SourceDate, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, data := range map[string][]byte{bi.Info.Name: bi.Img, bi.Info.Sig.Name: bi.Sig} {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir, key, bi := lab.HTTPBootTree(t, "rpi4")
 	srv := l.Serve(t, dir)
 	pi := client.NewPi(t, l, dir, "192.0.2.60", false)
 
