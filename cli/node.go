@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ramboot/ramboot/internal/atomicfile"
+	"github.com/ramboot/ramboot/power"
 	"github.com/ramboot/ramboot/site"
 	"github.com/ramboot/ramboot/site/inventory"
 )
@@ -25,8 +26,9 @@ import (
 type nodeOpts struct {
 	stateFile, config, root, leaseFile, nodes string
 
-	enroll inventory.Entry // node enroll's --hostname, --address, ...
-	json   bool            // node show --json
+	enroll     inventory.Entry // node enroll's --hostname, --address, ...
+	json       bool            // node show --json
+	powerCycle bool            // node reinstall --power-cycle
 
 	dirs serviceDirs // the units' directories; zero: shippedUnits()
 }
@@ -47,6 +49,7 @@ func nodeFlags(stderr io.Writer) (*pflag.FlagSet, *nodeOpts) {
 	fs.StringVar(&o.enroll.InstallSHA256, "sha256", "", "enroll: the install image's SHA-256")
 	fs.StringVar(&o.enroll.Boot, "boot", "", "enroll: what it boots once installed (default local)")
 	fs.BoolVar(&o.json, "json", false, "show: JSON (the node's entry, install state and facts)")
+	fs.BoolVar(&o.powerCycle, "power-cycle", false, "reinstall: power-cycle the node now (its nodes.yaml power:), so the reinstall starts at once")
 	return fs, o
 }
 
@@ -55,6 +58,7 @@ func nodeUsage(fs *pflag.FlagSet) string {
        ramboot node reinstall NAME... [flags]
        ramboot node discovered [flags]
        ramboot node show NAME [--json] [flags]
+       ramboot node power on|off|cycle|status NAME... [flags]
        ramboot node enroll MAC|SERIAL --hostname NAME [--address A] [--option224 X] [--install URL --sha256 HEX] [flags]
 
 The install lifecycle of the nodes whose nodes.yaml entry has install:
@@ -67,6 +71,10 @@ else does: a node whose disk already carries its generation's install is
 left as it was, whatever the server last heard from it. The running server
 sees the change at once: no restart or signal.
 
+power switches nodes by their nodes.yaml power: entry (IPMI BMC, PoE
+switch port over SNMP, or a command; README, "Power"); reinstall
+--power-cycle cycles each node once its reinstall is recorded. Each
+action is printed and appended to power.log beside the state file.
 show prints a node's nodes.yaml entry, install state and the hardware
 facts its init last reported (model, serial, CPU, memory, disks, NICs, a
 Pi's bootloader and temperature; facts.json beside the state file).
@@ -163,6 +171,13 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if len(names) > 0 {
 			return fmt.Errorf("%w: node %s: unexpected argument %q", errUsage, verb, names[0])
 		}
+	case "power":
+		if len(names) < 2 {
+			return fmt.Errorf("%w: node power: say on, off, cycle or status, then the nodes (hostname, MAC or serial)", errUsage)
+		}
+		if _, err := power.ParseAction(names[0]); err != nil {
+			return fmt.Errorf("%w: node power: %v", errUsage, err)
+		}
 	case "show":
 		if len(names) != 1 {
 			return fmt.Errorf("%w: node show: name one node (hostname, MAC or serial)", errUsage)
@@ -179,7 +194,10 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return fmt.Errorf("%w: node enroll: --hostname NAME: every enrolled node gets a name", errUsage)
 		}
 	default:
-		return fmt.Errorf("%w: node: unknown action %q: use list, reinstall, show, discovered or enroll", errUsage, verb)
+		return fmt.Errorf("%w: node: unknown action %q: use list, reinstall, power, show, discovered or enroll", errUsage, verb)
+	}
+	if o.powerCycle && verb != "reinstall" {
+		return fmt.Errorf("%w: node %s: --power-cycle is for node reinstall", errUsage, verb)
 	}
 	if o.json && verb != "show" {
 		return fmt.Errorf("%w: node %s: --json is for node show", errUsage, verb)
@@ -209,10 +227,17 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if verb == "show" {
 		return nodeShow(stdout, state, inv, names[0], o.json)
 	}
+	if verb == "power" {
+		a, _ := power.ParseAction(names[0])
+		return nodePower(ctx, stdout, state, inv, a, names[1:])
+	}
 	for _, name := range names {
 		if err := nodeReinstall(stdout, state, inv, name); err != nil {
 			return err
 		}
+	}
+	if o.powerCycle {
+		return nodePower(ctx, stdout, state, inv, power.Cycle, names)
 	}
 	return nil
 }
@@ -476,15 +501,9 @@ func nodeShow(w io.Writer, state string, inv *inventory.Inventory, name string, 
 		mac = hw.String()
 	}
 	if inv != nil {
-		for i, n := range inv.Nodes {
-			nm, _ := net.ParseMAC(strings.ReplaceAll(n.MAC, "-", ":"))
-			if n.Hostname == name || (mac != "" && nm.String() == mac) || (n.Serial != "" && strings.EqualFold(n.Serial, name)) {
-				entry = &inv.Nodes[i]
-				if nm != nil {
-					mac = nm.String()
-				}
-				break
-			}
+		var m string
+		if entry, m = findEntry(inv, name); m != "" {
+			mac = m
 		}
 	}
 	if mac == "" {
@@ -572,4 +591,94 @@ func nodeShow(w io.Writer, state string, inv *inventory.Inventory, name string, 
 		row("temperature", fmt.Sprintf("%.1f °C", float64(f.TempMilliC)/1000))
 	}
 	return tw.Flush()
+}
+
+// nodePower carries out a power action on each named node (by hostname,
+// MAC or serial in nodes.yaml), printing one line per node and appending
+// it to power.log beside the state file; it goes on past a failure and
+// returns an error naming the nodes that failed.
+func nodePower(ctx context.Context, w io.Writer, state string, inv *inventory.Inventory, a power.Action, names []string) error {
+	if inv == nil {
+		return fmt.Errorf("%w: node power: which nodes.yaml? pass --nodes FILE or serve's --config FILE", errUsage)
+	}
+	var failed []string
+	for _, name := range names {
+		entry, mac := findEntry(inv, name)
+		if entry == nil {
+			failed = append(failed, name)
+			fmt.Fprintf(w, "%s: not in nodes.yaml (by hostname, MAC or serial)\n", name)
+			continue
+		}
+		label := entry.Hostname
+		if label == "" {
+			label = name
+		}
+		hw, _ := net.ParseMAC(mac)
+		d, err := power.New(inv.PowerOf(hw, entry.Serial), label, mac)
+		line := ""
+		t0 := time.Now()
+		if err != nil {
+			line = fmt.Sprintf("%s: power %s: %v", label, a, err)
+		} else {
+			st, err := d.Do(ctx, a)
+			took := time.Since(t0).Round(100 * time.Millisecond)
+			switch {
+			case err != nil:
+				line = fmt.Sprintf("%s: power %s via %s failed after %v: %v", label, a, d, took, err)
+			case st == "":
+				line = fmt.Sprintf("%s: power %s via %s: done in %v", label, a, d, took)
+			default:
+				line = fmt.Sprintf("%s: power %s via %s: %s (%v)", label, a, d, st, took)
+			}
+		}
+		if err != nil || strings.Contains(line, " failed after ") {
+			failed = append(failed, label)
+		}
+		fmt.Fprintln(w, line)
+		logPower(state, line)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("node power %s: %d of %d failed: %s", a, len(failed), len(names), strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// findEntry is the nodes.yaml entry named by hostname, MAC or serial,
+// and its MAC ("" for a Pi listed by serial only).
+func findEntry(inv *inventory.Inventory, name string) (*inventory.Node, string) {
+	mac := ""
+	if hw, err := net.ParseMAC(strings.ReplaceAll(name, "-", ":")); err == nil && len(hw) == 6 {
+		mac = hw.String()
+	}
+	for i, n := range inv.Nodes {
+		nm, _ := net.ParseMAC(strings.ReplaceAll(n.MAC, "-", ":"))
+		if n.Hostname == name || (mac != "" && nm.String() == mac) || (n.Serial != "" && strings.EqualFold(n.Serial, name)) {
+			if nm != nil {
+				return &inv.Nodes[i], nm.String()
+			}
+			return &inv.Nodes[i], ""
+		}
+	}
+	return nil, ""
+}
+
+// logPower appends a power action's line to power.log beside the state
+// file, best effort, at most 1 MB kept (the older half dropped).
+func logPower(state, line string) {
+	p := filepath.Join(filepath.Dir(state), "power.log")
+	if st, err := os.Stat(p); err == nil && st.Size() > 1<<20 {
+		if b, err := os.ReadFile(p); err == nil {
+			b = b[len(b)/2:]
+			if i := strings.IndexByte(string(b), '\n'); i >= 0 {
+				b = b[i+1:]
+			}
+			atomicfile.Write(p, b, atomicfile.Options{NoSync: true})
+		}
+	}
+	f, err := os.OpenFile(p, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(f, "%s %s\n", time.Now().UTC().Format(time.RFC3339), line)
+	f.Close()
 }

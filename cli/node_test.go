@@ -243,3 +243,42 @@ func TestNodeShow(t *testing.T) {
 		t.Errorf("an unknown node: %d %q", code, errb)
 	}
 }
+
+// TestNodePower: node power runs each node's power: entry (here the
+// command driver), prints and logs one line per node, goes on past a
+// node that fails and says which; reinstall --power-cycle cycles the
+// node once its reinstall is recorded.
+func TestNodePower(t *testing.T) {
+	dir, _, nodes, config := nodeTree(t)
+	script := filepath.Join(dir, "pdu")
+	os.WriteFile(script, []byte("#!/bin/sh\necho \"$@\" >> "+filepath.Join(dir, "calls")+"\n[ \"$2\" = web-2 ] && { echo 'outlet 7 does not answer' >&2; exit 1; }\necho on\n"), 0o755)
+	data, _ := os.ReadFile(nodes)
+	os.WriteFile(nodes, []byte("defaults:\n  power: {driver: command, command: "+script+"}\n"+string(data)), 0o644)
+	code, out, errb := runCLI(t, "node", "power", "cycle", "web-1", "52:54:00:12:34:62", "--config", config)
+	if code != 1 || !strings.Contains(out, "web-1: power cycle via command "+script+": on (") ||
+		!strings.Contains(out, "web-2: power cycle via command "+script+" failed after ") || !strings.Contains(out, "outlet 7 does not answer") ||
+		!strings.Contains(errb, "1 of 2 failed: web-2") {
+		t.Fatalf("node power cycle: %d\n%s\n%s", code, out, errb)
+	}
+	if log, _ := os.ReadFile(filepath.Join(dir, "power.log")); strings.Count(string(log), "\n") != 2 || !strings.Contains(string(log), "web-1: power cycle") {
+		t.Errorf("power.log:\n%s", log)
+	}
+	code, out, _ = runCLI(t, "node", "reinstall", "web-1", "--power-cycle", "--config", config)
+	if calls, _ := os.ReadFile(filepath.Join(dir, "calls")); code != 0 || !strings.Contains(out, "reinstall asked") || !strings.Contains(out, "web-1: power cycle via command") ||
+		strings.Count(string(calls), "cycle web-1 52:54:00:12:34:61") != 2 {
+		t.Errorf("reinstall --power-cycle: %d\n%s\ncalls:\n%s", code, out, calls)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"node", "power", "reboot", "web-1", "--config", config}, "want on, off, cycle or status"},
+		{[]string{"node", "power", "on", "--config", config}, "say on, off, cycle or status"},
+		{[]string{"node", "list", "--power-cycle", "--config", config}, "--power-cycle is for node reinstall"},
+		{[]string{"node", "power", "on", "nosuch", "--config", config}, "1 of 1 failed"},
+	} {
+		if code, _, errb := runCLI(t, tc.args...); code == 0 || !strings.Contains(errb, tc.want) {
+			t.Errorf("%v: %d %q; want %q", tc.args, code, errb, tc.want)
+		}
+	}
+}

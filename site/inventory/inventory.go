@@ -73,6 +73,8 @@ type Node struct {
 	// the defaults, as any unlisted node; DiscoverShell the provisioning
 	// shell whatever the defaults say; DiscoverNone no answer at all.
 	Discover string `yaml:"discover"`
+	// Power is how the node's power is switched (power.go).
+	Power *Power `yaml:"power"`
 
 	line int
 	mac  net.HardwareAddr
@@ -202,6 +204,11 @@ func Parse(data []byte) (*Inventory, error) {
 		}
 		if n.Discover != "" {
 			errs = append(errs, fmt.Errorf("%s: discover: is a defaults: setting (what unlisted nodes get)", where))
+		}
+		if p := n.Power.merged(inv.Defaults.Power); n.Power != nil && p != nil {
+			if err := p.check(); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", where, err))
+			}
 		}
 		if err := inv.checkInstall(n); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", where, err))
