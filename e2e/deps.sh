@@ -54,6 +54,12 @@ done
 for p in ganesha.nfsd:nfs-ganesha rpcbind:rpcbind showmount:nfs-common unshare:util-linux in.tftpd:tftpd-hpa dhclient:isc-dhcp-client udhcpc:udhcpc iptables-legacy:iptables kea-dhcp4:kea-dhcp4-server dhcpd:isc-dhcp-server perfdhcp:kea-admin; do
 	have_sbin "${p%%:*}" || need+=("${p#*:}")
 done
+# The power drivers' peers: OpenIPMI's BMC simulator and net-snmp's agent
+# (with its snmpget/snmpset), run by the tests in namespaces only.
+for p in ipmi_sim:openipmi snmpd:snmpd; do
+	have_sbin "${p%%:*}" || need+=("${p#*:}")
+done
+have snmpget || need+=(snmp)
 vfs=no
 for f in /usr/lib/*/ganesha/libfsalvfs.so /usr/lib*/ganesha/libfsalvfs.so; do [ -e "$f" ] && vfs=yes; done
 [ $vfs = yes ] || need+=(nfs-ganesha-vfs)
@@ -120,6 +126,8 @@ for p in "${need[@]}"; do
 	tftpd-hpa) units="tftpd-hpa.service" ;;
 	kea-dhcp4-server) units="kea-dhcp4-server.service" ;;
 	isc-dhcp-server) units="isc-dhcp-server.service" ;;
+	snmpd) units="snmpd.service" ;;
+	openipmi) units="openipmi.service" ;;
 	*) continue ;;
 	esac
 	for u in $units; do

@@ -48,9 +48,13 @@ func ParseAction(s string) (Action, error) {
 	return "", fmt.Errorf("power action %q: want on, off, cycle or status", s)
 }
 
-// Timeout bounds one action's exchanges with a BMC, a switch or a
-// command (a cycle's wait comes on top).
-const Timeout = 20 * time.Second
+// Timeout bounds one action's exchanges with a switch or a command, and
+// ipmiTimeout with a BMC (its session setup included); a cycle's wait
+// comes on top.
+const (
+	Timeout     = 20 * time.Second
+	ipmiTimeout = 60 * time.Second
+)
 
 // Driver switches one node's power.
 type Driver interface {
@@ -129,9 +133,13 @@ func (d *ipmiDriver) Do(ctx context.Context, a Action) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// RMCP+ negotiates a cipher suite, and a BMC may not answer a suite it
+	// lacks (OpenIPMI's does not answer 17): short tries, so that the
+	// whole negotiation fits in ipmiTimeout.
 	c.WithInterface(client.InterfaceLanplus)
-	c.WithTimeout(5 * time.Second)
-	cctx, cancel := context.WithTimeout(ctx, Timeout)
+	c.WithTimeout(2 * time.Second)
+	c.WithRetry(2)
+	cctx, cancel := context.WithTimeout(ctx, ipmiTimeout)
 	defer cancel()
 	if err := c.Connect(cctx); err != nil {
 		return "", fmt.Errorf("connecting as %s: %w", d.user, err)
@@ -143,31 +151,64 @@ func (d *ipmiDriver) Do(ctx context.Context, a Action) (string, error) {
 		}
 		return nil
 	}
+	status := func() (bool, error) {
+		st, err := c.GetChassisStatus(cctx)
+		if err != nil {
+			return false, fmt.Errorf("chassis status: %w", err)
+		}
+		return st.PowerIsOn, nil
+	}
+	// until waits for the BMC to report the power state asked for: a
+	// power-down takes the time the machine (or the BMC) takes.
+	until := func(on bool) error {
+		for {
+			is, err := status()
+			if err != nil || is == on {
+				return err
+			}
+			if err := sleep(cctx, 500*time.Millisecond); err != nil {
+				return fmt.Errorf("the BMC still reports power %s: %w", onOff(is), err)
+			}
+		}
+	}
 	switch a {
 	case On:
-		err = control(chassis.ChassisControlPowerUp)
+		if err = control(chassis.ChassisControlPowerUp); err == nil {
+			err = until(true)
+		}
 	case Off:
-		err = control(chassis.ChassisControlPowerDown)
+		if err = control(chassis.ChassisControlPowerDown); err == nil {
+			err = until(false)
+		}
 	case Cycle:
 		// Off, wait, on: what `ipmitool chassis power cycle` asks of a BMC
-		// in one command, done in two so that an off machine comes on too.
+		// in one command, done in steps so that an off machine comes on
+		// too and the off time is the one configured.
 		if err = control(chassis.ChassisControlPowerDown); err == nil {
-			if err = sleep(ctx, d.wait); err == nil {
-				err = control(chassis.ChassisControlPowerUp)
+			if err = until(false); err == nil {
+				if err = sleep(ctx, d.wait); err == nil {
+					if err = control(chassis.ChassisControlPowerUp); err == nil {
+						err = until(true)
+					}
+				}
 			}
 		}
 	}
 	if err != nil {
 		return "", err
 	}
-	st, err := c.GetChassisStatus(cctx)
+	on, err := status()
 	if err != nil {
-		return "", fmt.Errorf("chassis status: %w", err)
+		return "", err
 	}
-	if st.PowerIsOn {
-		return "on", nil
+	return onOff(on), nil
+}
+
+func onOff(on bool) string {
+	if on {
+		return "on"
 	}
-	return "off", nil
+	return "off"
 }
 
 // pethPsePortAdminEnable is POWER-ETHERNET-MIB's per-port switch
