@@ -62,8 +62,8 @@ deps:
 # out/test-lane-b.log and added to out/test.log when both are done.
 CACHE_DIR  = $${XDG_CACHE_HOME:-$$HOME/.cache}/ramboot
 E2E_RUN    = out/e2e-run
-E2E_LANE_A = image:15m boot:25m hostile:20m power:10m
-E2E_LANE_B = pc:25m serve:30m install:35m ramroot:35m
+E2E_LANE_A = image:15m boot:25m serve:30m hostile:20m power:10m
+E2E_LANE_B = pc:25m install:35m ramroot:35m
 E2E_TESTS  = $(E2E_LANE_A) $(E2E_LANE_B)
 empty     :=
 space     := $(empty) $(empty)
