@@ -86,8 +86,14 @@ func TestPCBIOSProxyShell(t *testing.T) {
 	vm.ShellRoundTripOn("ttyS0")
 	t.Logf("BIOS PC: power-on to shell in %v", time.Since(t0).Round(time.Millisecond))
 	// The network comes up behind the shell (for SSH): an address from
-	// the router's dnsmasq, serve's proxy answering the init.
-	vm.Expect(`network: \S+ `+mac+` 192\.0\.2\.1[0-5]\d/24 via 192\.0\.2\.2`, 60*time.Second)
+	// the router's dnsmasq, serve's proxy answering the init. The line
+	// may come before the shell's answer: the whole console is searched.
+	netUp := regexp.MustCompile(`network: \S+ ` + mac + ` 192\.0\.2\.1[0-5]\d/24 via 192\.0\.2\.2`)
+	for deadline := time.Now().Add(60 * time.Second); !netUp.MatchString(vm.Output()); time.Sleep(250 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q on the console within 60s", netUp)
+		}
+	}
 	pcScriptServed(t, srv, mac, "")
 	// Its hardware facts, from DMI (a q35 guest, no disk).
 	if hw := l.Hardware(t, mac, 20*time.Second); !regexp.MustCompile(`^QEMU Standard PC \(Q35 \+ ICH9, 2009\); [1-9] cores \([^)]+\); [0-9]+ MB; disks: [^;]*; NICs: \S+ \S+`).MatchString(hw) {
