@@ -614,24 +614,8 @@ func nodePower(ctx context.Context, w io.Writer, state string, inv *inventory.In
 			label = name
 		}
 		hw, _ := net.ParseMAC(mac)
-		d, err := power.New(inv.PowerOf(hw, entry.Serial), label, mac)
-		line := ""
-		t0 := time.Now()
-		if err != nil {
-			line = fmt.Sprintf("%s: power %s: %v", label, a, err)
-		} else {
-			st, err := d.Do(ctx, a)
-			took := time.Since(t0).Round(100 * time.Millisecond)
-			switch {
-			case err != nil:
-				line = fmt.Sprintf("%s: power %s via %s failed after %v: %v", label, a, d, took, err)
-			case st == "":
-				line = fmt.Sprintf("%s: power %s via %s: done in %v", label, a, d, took)
-			default:
-				line = fmt.Sprintf("%s: power %s via %s: %s (%v)", label, a, d, st, took)
-			}
-		}
-		if err != nil || strings.Contains(line, " failed after ") {
+		line, ok := powerOne(ctx, inv.PowerOf(hw, entry.Serial), a, label, mac)
+		if !ok {
 			failed = append(failed, label)
 		}
 		fmt.Fprintln(w, line)
@@ -641,6 +625,24 @@ func nodePower(ctx context.Context, w io.Writer, state string, inv *inventory.In
 		return fmt.Errorf("node power %s: %d of %d failed: %s", a, len(failed), len(names), strings.Join(failed, ", "))
 	}
 	return nil
+}
+
+// powerOne carries out a on one node and says how it went, in one line.
+func powerOne(ctx context.Context, p *inventory.Power, a power.Action, label, mac string) (line string, ok bool) {
+	d, err := power.New(p, label, mac)
+	if err != nil {
+		return fmt.Sprintf("%s: power %s: %v", label, a, err), false
+	}
+	t0 := time.Now()
+	st, err := d.Do(ctx, a)
+	took := time.Since(t0).Round(100 * time.Millisecond)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("%s: power %s via %s failed after %v: %v", label, a, d, took, err), false
+	case st == "":
+		return fmt.Sprintf("%s: power %s via %s: done in %v", label, a, d, took), true
+	}
+	return fmt.Sprintf("%s: power %s via %s: %s (%v)", label, a, d, st, took), true
 }
 
 // findEntry is the nodes.yaml entry named by hostname, MAC or serial,
