@@ -186,11 +186,19 @@ func TestServePiReplay(t *testing.T) {
 	fetch(client.PiSerial+"/cmdline.txt", []byte("console=ttyS1,115200 per-serial\n"))
 
 	// The status board: one entry for this Pi, from DHCP to its last
-	// TFTP request, known by MAC and serial.
+	// TFTP request, known by MAC and serial. serve records a transfer
+	// when the last ACK comes, which may be after the client is done:
+	// the board is read until it has the last one (at most 5 s).
 	var mine []lab.Node
-	for _, n := range lab.Status(t, pi) {
-		if n.MAC == client.PiMAC || n.Serial == client.PiSerial || (n.IP == piIP && n.Serial == "") {
-			mine = append(mine, n)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		mine = mine[:0]
+		for _, n := range lab.Status(t, pi) {
+			if n.MAC == client.PiMAC || n.Serial == client.PiSerial || (n.IP == piIP && n.Serial == "") {
+				mine = append(mine, n)
+			}
+		}
+		if (len(mine) == 1 && mine[0].Detail == client.PiSerial+"/cmdline.txt") || time.Now().After(deadline) {
+			break
 		}
 	}
 	if len(mine) != 1 {
