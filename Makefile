@@ -76,9 +76,9 @@ test: deps $(BIN)
 	tree=$$(ls -d $(CACHE_DIR)/extract/*/usr/lib/modules/$$release $(CACHE_DIR)/extract/*/lib/modules/$$release 2>/dev/null | head -1); \
 	test -n "$$tree" || { echo "no unpacked kernel $$release in $(CACHE_DIR)"; exit 1; }; \
 	( ./$(BIN) rootfs --board virt --out out/test-virt --quiet && ./$(BIN) rootfs --board pc --out out/test-pc --quiet ) >out/test-rootfs.log 2>&1 & \
-	rm -rf $(E2E_RUN) && mkdir -p $(E2E_RUN); \
+	rm -rf $(E2E_RUN) out/e2e-logs && mkdir -p $(E2E_RUN); \
 	pkgs=$$($(GO) list ./... | grep -v -E '/e2e/($(E2E_NAMES))$$'); \
-	{ export RAMBOOT_STRICT=1 RAMBOOT_NET_TESTS=1 RAMBOOT_KERNEL_TREE=$$tree RAMBOOT_E2E_RUN=$(CURDIR)/$(E2E_RUN) RAMBOOT_BIN=$(CURDIR)/$(BIN); \
+	{ export RAMBOOT_STRICT=1 RAMBOOT_NET_TESTS=1 RAMBOOT_KERNEL_TREE=$$tree RAMBOOT_E2E_RUN=$(CURDIR)/$(E2E_RUN) RAMBOOT_E2E_LOGS=$(CURDIR)/out/e2e-logs RAMBOOT_BIN=$(CURDIR)/$(BIN); \
 	  echo 0 >out/test-lane-b.rc; \
 	  ( for t in $(E2E_LANE_B); do $(GO) test -v -count=1 -timeout $${t#*:} ./e2e/$${t%%:*}/ || echo 1 >out/test-lane-b.rc; done ) >out/test-lane-b.log 2>&1 & laneb=$$!; \
 	  rc=0; $(GO) test -v -p 1 -count=1 -timeout 20m $$pkgs || rc=1; \

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ramboot/ramboot/e2e/testlog"
 	"github.com/ramboot/ramboot/internal/netnstest"
 )
 
@@ -64,7 +65,7 @@ func Start(t testing.TB, name, bin string, args ...string) *Proc {
 			t.Errorf("%v", err)
 		}
 		if t.Failed() {
-			t.Logf("%s output:\n%s", name, p.Output())
+			testlog.Output(t, name, p.Output())
 		}
 	})
 	return p

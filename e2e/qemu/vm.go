@@ -22,6 +22,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ramboot/ramboot/e2e/testlog"
 )
 
 // VM is a QEMU guest whose serial console is the process's stdio.
@@ -61,7 +63,7 @@ func Start(t testing.TB, bin string, args ...string) *VM {
 			vm.log.Close()
 		}
 		if t.Failed() {
-			t.Logf("console:\n%s", vm.Output())
+			testlog.Output(t, "console", vm.Output())
 		}
 	})
 	return vm
