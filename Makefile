@@ -10,7 +10,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/ramboot
 
-.PHONY: all image rootfs serve demo test unit e2e bench deps fuzz clean $(BIN)
+.PHONY: all image rootfs serve demo test unit e2e bench deps deb fuzz clean $(BIN)
 
 all: $(BIN)
 
@@ -37,6 +37,13 @@ serve: $(BIN)
 ## demo: build the virt image and netboot a QEMU guest from ramboot serve in a network namespace
 demo: $(BIN) deps
 	bash e2e/demo.sh
+
+## deb: the Debian package (the binary, the systemd units, an example /etc/ramboot/serve.yaml, a man page) into DEB_OUT (out/deb); DEB_ARCH=arm64 builds one for arm64
+DEB_ARCH ?= $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DEB_OUT  ?= out/deb
+deb:
+	GOOS=linux GOARCH=$(DEB_ARCH) CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DEB_OUT)/ramboot-$(DEB_ARCH) ./cmd/ramboot
+	bash dist/deb/build.sh $(DEB_OUT)/ramboot-$(DEB_ARCH) $(VERSION) $(DEB_ARCH) $(DEB_OUT)
 
 ## deps: install QEMU (bookworm-backports), fdtput and the real peers the tests use
 deps:

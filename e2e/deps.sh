@@ -60,6 +60,11 @@ for p in ipmi_sim:openipmi snmpd:snmpd; do
 	have_sbin "${p%%:*}" || need+=("${p#*:}")
 done
 have snmpget || need+=(snmp)
+# make deb's checker (e2e/serve/deb_test.go) and the browser that loads
+# the status page (e2e/serve/statuspage_test.go).
+for p in lintian:lintian dpkg-deb:dpkg chromium:chromium; do
+	have "${p%%:*}" || need+=("${p#*:}")
+done
 vfs=no
 for f in /usr/lib/*/ganesha/libfsalvfs.so /usr/lib*/ganesha/libfsalvfs.so; do [ -e "$f" ] && vfs=yes; done
 [ $vfs = yes ] || need+=(nfs-ganesha-vfs)
