@@ -619,7 +619,15 @@ func nodePower(ctx context.Context, w io.Writer, state string, inv *inventory.In
 			failed = append(failed, label)
 		}
 		fmt.Fprintln(w, line)
-		logPower(state, line)
+		key := mac
+		if key == "" {
+			key = strings.ToLower(entry.Serial)
+		}
+		if state != "" {
+			if err := site.LogPower(state, key, line); err != nil {
+				fmt.Fprintf(w, "(not in %s: %v)\n", site.PowerLogName, err)
+			}
+		}
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("node power %s: %d of %d failed: %s", a, len(failed), len(names), strings.Join(failed, ", "))
@@ -664,23 +672,3 @@ func findEntry(inv *inventory.Inventory, name string) (*inventory.Node, string) 
 	return nil, ""
 }
 
-// logPower appends a power action's line to power.log beside the state
-// file, best effort, at most 1 MB kept (the older half dropped).
-func logPower(state, line string) {
-	p := filepath.Join(filepath.Dir(state), "power.log")
-	if st, err := os.Stat(p); err == nil && st.Size() > 1<<20 {
-		if b, err := os.ReadFile(p); err == nil {
-			b = b[len(b)/2:]
-			if i := strings.IndexByte(string(b), '\n'); i >= 0 {
-				b = b[i+1:]
-			}
-			atomicfile.Write(p, b, atomicfile.Options{NoSync: true})
-		}
-	}
-	f, err := os.OpenFile(p, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		return
-	}
-	fmt.Fprintf(f, "%s %s\n", time.Now().UTC().Format(time.RFC3339), line)
-	f.Close()
-}

@@ -89,7 +89,7 @@ func (s *Server) ownSite() *site.Site {
 		return st
 	}
 	st := &site.Site{Nodes: s.Nodes, MaxUnlisted: s.StateMaxUnlisted, Log: s.log(),
-		OnLoad: func(inv *inventory.Inventory) { s.Board.SetPinned(inventoryKeys(inv)) }}
+		OnLoad: s.onInventory}
 	if s.Nodes != "" || s.StateFile != "" {
 		st.StateFile = s.stateFile()
 	}

@@ -66,7 +66,10 @@ func (s *Server) httpServer() *http.Server {
 // body).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/status", &s.Board)
+	mux.Handle("/status", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.refreshPower()
+		s.Board.ServeHTTP(w, r)
+	}))
 	mux.Handle("/status.json", &s.Board)
 	mux.Handle(MetricsPath, s.metrics().handler)
 	mux.HandleFunc("/boot/", s.serveScript)
@@ -140,7 +143,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 		// A channel (tree/images) is a link to a generation: the board
 		// says which one this node got.
 		if target, err := root.Readlink(name); err == nil && !strings.Contains(target, "/") {
-			gen = "; generation " + report.Clip(target, 80)
+			gen = report.Clip(target, 80)
 		}
 		s.serveImage(w, r, name, gen, st, f)
 		return
@@ -162,7 +165,8 @@ const maxDetail = 200
 // working) and records on the status board, under the node at the
 // client's IP by the server's own evidence (nodeAt), when the download
 // starts and how it ends, and gen (the generation a channel's link named,
-// "; generation debian@ID.squashfs", or ""). The MAC ramboot's init names in its User-Agent
+// "debian@ID.squashfs", or ""), the node's generation once it has it
+// whole. The MAC ramboot's init names in its User-Agent
 // ("ramboot-init (mac=...)") is shown when it differs, never believed:
 // any client can send it.
 func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, name, gen string, st os.FileInfo, f *os.File) {
@@ -182,7 +186,11 @@ func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, name, gen st
 	if rng != "" {
 		started += ", range " + report.Clip(rng, 40)
 	}
-	s.Board.Record(key, node, "image download", report.Clip(started+claim+")"+gen, maxDetail))
+	genNote := ""
+	if gen != "" {
+		genNote = "; generation " + gen
+	}
+	s.Board.Record(key, node, "image download", report.Clip(started+claim+")"+genNote, maxDetail))
 
 	t0 := time.Now()
 	cw := &countingWriter{ResponseWriter: w}
@@ -225,8 +233,9 @@ func (s *Server) serveImage(w http.ResponseWriter, r *http.Request, name, gen st
 		}
 		stage = "image downloaded"
 		detail = fmt.Sprintf("%s: %d bytes in %s (%s MB/s)", shown, cw.n, d.Round(time.Millisecond), rate)
+		node.Generation = gen
 	}
-	s.Board.Record(key, node, stage, report.Clip(detail+gen, maxDetail))
+	s.Board.Record(key, node, stage, report.Clip(detail+genNote, maxDetail))
 }
 
 // agentMAC is the MAC in a User-Agent like "ramboot-init (mac=52:54:00:12:34:56)",

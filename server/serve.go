@@ -107,6 +107,7 @@ type Server struct {
 	httpConnState httpConnState // the HTTP listener's (httplimit.go)
 
 	site atomic.Pointer[site.Site] // the server's own, when Booter is nil; made at its first use
+	power powerView // what the status page last read of power.log
 }
 
 func (s *Server) log() *slog.Logger {
@@ -123,7 +124,7 @@ func (s *Server) log() *slog.Logger {
 func (s *Server) Reload() error {
 	st := s.ownSite()
 	if st == nil {
-		s.Board.SetPinned(inventoryKeys(s.Booter.Inventory()))
+		s.onInventory(s.Booter.Inventory())
 		return nil
 	}
 	return st.Reload()
@@ -150,6 +151,23 @@ func InterfaceIPv4(ifname string) (net.IP, *net.IPNet, error) {
 // inventoryKeys are the status board keys of the inventory's nodes: their
 // MACs and serials, as the board spells them. Those nodes are never
 // dropped from the board.
+// onInventory puts a newly loaded inventory's nodes on the status board:
+// pinned (always kept) and listed on the page even before they are seen.
+func (s *Server) onInventory(inv *inventory.Inventory) {
+	s.Board.SetPinned(inventoryKeys(inv))
+	var roster []status.Node
+	if inv != nil {
+		for _, n := range inv.Nodes {
+			r := status.Node{Hostname: n.Hostname, Serial: strings.ToLower(strings.TrimSpace(n.Serial)), IP: n.Address}
+			if mac, err := net.ParseMAC(strings.ReplaceAll(strings.TrimSpace(n.MAC), "-", ":")); err == nil {
+				r.MAC = mac.String()
+			}
+			roster = append(roster, r)
+		}
+	}
+	s.Board.SetRoster(roster)
+}
+
 func inventoryKeys(inv *inventory.Inventory) []string {
 	if inv == nil {
 		return nil

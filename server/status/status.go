@@ -9,7 +9,10 @@ import (
 	"html/template"
 	"io"
 	"net/http"
+	"net/netip"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -33,6 +36,10 @@ type Node struct {
 	// Hardware is the node's facts in one line, as its init reported
 	// them (SetHardware); "" if none.
 	Hardware string `json:"hardware,omitempty"`
+	// Generation is the root image generation the node last downloaded
+	// whole through a channel (tree/images: "debian@ID.squashfs"); "" if
+	// none.
+	Generation string `json:"generation,omitempty"`
 }
 
 // Step is one boot step.
@@ -82,6 +89,12 @@ type Board struct {
 	others   int               // entries in lru
 	bySerial map[string]string // serial -> MAC DHCP saw it with (option 97)
 	byIP     map[string]string // IP -> MAC the server's DHCP most recently granted it
+
+	// For the page only (SetRoster, SetPower): the inventory's nodes,
+	// listed even before they are seen, and the last power action per
+	// key.
+	roster []Node
+	power  map[string]string
 }
 
 // entry is a node on the board; unpinned entries are in the LRU list.
@@ -176,6 +189,33 @@ func (b *Board) SetPinned(keys []string) {
 	b.evict()
 }
 
+// SetRoster sets the inventory's nodes (MAC or Serial, Hostname, IP the
+// fixed address) for the status page: it names the nodes it has seen by
+// their hostnames and lists the others as not seen yet. The records are
+// unchanged (see SetPinned for what is kept).
+func (b *Board) SetRoster(nodes []Node) {
+	r := make([]Node, len(nodes))
+	for i, n := range nodes {
+		r[i] = Node{MAC: clip(n.MAC), Serial: clip(n.Serial), Hostname: clip(n.Hostname), IP: clip(n.IP)}
+	}
+	b.mu.Lock()
+	b.roster = r
+	b.mu.Unlock()
+}
+
+// SetPower sets the last power action of each node (by board key: MAC,
+// or serial for a node listed by serial only), one line each, for the
+// status page.
+func (b *Board) SetPower(last map[string]string) {
+	m := make(map[string]string, len(last))
+	for k, v := range last {
+		m[clip(k)] = clip(v)
+	}
+	b.mu.Lock()
+	b.power = m
+	b.mu.Unlock()
+}
+
 // clip cuts s to at most MaxField bytes, on a UTF-8 boundary.
 func clip(s string) string {
 	if len(s) <= MaxField {
@@ -250,7 +290,7 @@ func (b *Board) record(key string, n Node, stage, detail, by string, dhcp *Bindi
 	for _, f := range [...]struct {
 		dst *string
 		src string
-	}{{&c.MAC, n.MAC}, {&c.Serial, n.Serial}, {&c.Hostname, n.Hostname}, {&c.IP, n.IP}, {&c.Kind, n.Kind}} {
+	}{{&c.MAC, n.MAC}, {&c.Serial, n.Serial}, {&c.Hostname, n.Hostname}, {&c.IP, n.IP}, {&c.Kind, n.Kind}, {&c.Generation, n.Generation}} {
 		if f.src != "" {
 			*f.dst = clip(f.src)
 		}
@@ -419,20 +459,161 @@ func (b *Board) Nodes() []Node {
 }
 
 // page is the status page in three parts, written a node at a time (see
-// ServeHTTP): the head (given the number of nodes), a row per node (its
-// Head), the foot.
+// ServeHTTP): the head (given the counts), a row per node, the foot with
+// the script. The page works without the script (a table, refreshed by
+// the browser every 10 s); with it the table sorts by a click on a column,
+// filters as one types (every word must appear in the row), counts the
+// nodes per stage, and refreshes itself in place every 10 s keeping the
+// sort and the filter, which live in the address's fragment
+// (#q=rack1&sort=seen&desc=1) so that a reload or a shared link shows the
+// same view.
 var page = template.Must(template.New("head").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>ramboot: {{.}} nodes</title>
-<meta http-equiv="refresh" content="5">
-<style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}
-td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}code{font-size:12px}</style></head>
-<body><h1>ramboot serve</h1><p>{{.}} nodes seen. JSON: <a href="/status.json">/status.json</a></p>
-<table><tr><th>MAC</th><th>serial</th><th>hostname</th><th>IP</th><th>kind</th><th>last stage</th><th>detail</th><th>reported by the node</th><th>hardware</th><th>last seen</th></tr>
-{{define "row"}}<tr><td><code>{{.MAC}}</code></td><td><code>{{.Serial}}</code></td><td>{{.Hostname}}</td><td>{{.IP}}</td><td>{{.Kind}}</td>
-<td><b>{{.Stage}}</b></td><td>{{.Detail}}</td>
-<td>{{with .Reported}}<b>{{.Stage}}</b> {{.Detail}} ({{.At.Format "15:04:05"}}){{end}}</td><td>{{.Hardware}}</td><td>{{.Last.Format "15:04:05"}}</td></tr>
-{{end}}{{define "foot"}}</table></body></html>
+<html lang="en"><head><meta charset="utf-8"><title>ramboot: {{.Shown}} nodes</title>
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<link rel="icon" href="data:,">
+<noscript><meta http-equiv="refresh" content="10"></noscript>
+<style>
+body{font:13px system-ui,sans-serif;margin:1em 1.5em;color:#222}
+h1{font-size:18px;margin:0 0 .4em}
+#bar{display:flex;gap:1em;align-items:center;flex-wrap:wrap;position:sticky;top:0;background:#fff;padding:.4em 0;z-index:2}
+#q{font:inherit;padding:.3em .5em;width:22em}
+#counts button{font:inherit;margin:0 .3em .2em 0;padding:.1em .5em;border:1px solid #bbb;border-radius:1em;background:#f6f6f6;cursor:pointer}
+table{border-collapse:collapse;width:100%;table-layout:fixed}
+th{position:sticky;top:2.6em;background:#eee;text-align:left;padding:.3em .5em;cursor:pointer;user-select:none;white-space:nowrap}
+th[aria-sort=ascending]::after{content:" \25B2"}th[aria-sort=descending]::after{content:" \25BC"}
+td{padding:.25em .5em;border-bottom:1px solid #e4e4e4;vertical-align:top;overflow:hidden;text-overflow:ellipsis}
+td small{display:block;color:#666;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+code{font-size:12px}
+tr.unseen td{color:#999}
+tr.failed td{background:#fff0f0}
+</style></head>
+<body><h1>ramboot serve</h1>
+<div id="bar"><input id="q" type="search" placeholder="filter: words in a row (hostname, MAC, stage, generation...)" aria-label="filter">
+<span id="shown">{{.Shown}} nodes</span> <label><input id="auto" type="checkbox" checked> refresh every 10 s</label>
+<span>{{.Seen}} seen, {{.Unseen}} listed in nodes.yaml and not seen yet. JSON: <a href="/status.json">/status.json</a></span></div>
+<div id="counts"></div>
+<table><colgroup><col style="width:13%"><col style="width:7%"><col style="width:6%"><col style="width:18%"><col style="width:14%"><col style="width:11%"><col style="width:10%"><col style="width:14%"><col style="width:7%"></colgroup>
+<thead><tr><th data-col="node">node</th><th data-col="ip">IP</th><th data-col="kind">kind</th><th data-col="stage">last stage</th><th data-col="report">reported by the node</th><th data-col="generation">generation</th><th data-col="power">power</th><th data-col="hardware">hardware</th><th data-col="seen">last seen</th></tr></thead>
+<tbody id="nodes">
+{{define "row"}}<tr data-stage="{{.Stage}}"{{if not .Seen}} class="unseen"{{else if .Failed}} class="failed"{{end}}><td data-v="{{.Name}}" title="{{.Name}}">{{.Name}}<small><code>{{.MAC}}</code>{{with .Serial}} <code>{{.}}</code>{{end}}</small></td><td data-v="{{.IPKey}}">{{.IP}}</td><td>{{.Kind}}</td>
+<td title="{{.Detail}}"><b>{{.Stage}}</b><small>{{.Detail}}</small></td>
+<td>{{with .Reported}}<span title="{{.Detail}}"><b>{{.Stage}}</b> {{.At.Format "15:04:05"}}<small>{{.Detail}}</small></span>{{end}}</td><td title="{{.Generation}}">{{.Generation}}</td><td title="{{.Power}}">{{.Power}}</td><td title="{{.Hardware}}">{{.Hardware}}</td><td data-v="{{.LastMS}}">{{if .Seen}}{{.Last.Format "15:04:05"}}{{else}}not seen{{end}}</td></tr>
+{{end}}{{define "foot"}}</tbody></table>
+<script>
+"use strict";
+(function () {
+  const tb = document.getElementById("nodes"), q = document.getElementById("q");
+  const shown = document.getElementById("shown"), auto = document.getElementById("auto");
+  const counts = document.getElementById("counts");
+  const ths = Array.from(document.querySelectorAll("th[data-col]"));
+  const cols = ths.map(th => th.dataset.col);
+  let sortCol = -1, desc = false;
+  function load() {
+    const p = new URLSearchParams(location.hash.slice(1));
+    q.value = p.get("q") || "";
+    sortCol = cols.indexOf(p.get("sort") || "");
+    desc = p.get("desc") === "1";
+  }
+  function save() {
+    const p = new URLSearchParams();
+    if (q.value) p.set("q", q.value);
+    if (sortCol >= 0) { p.set("sort", cols[sortCol]); if (desc) p.set("desc", "1"); }
+    const h = p.toString();
+    history.replaceState(null, "", h ? "#" + h : location.pathname);
+  }
+  function key(tr, i) {
+    const td = tr.cells[i];
+    return td.dataset.v !== undefined ? td.dataset.v : td.textContent.trim().toLowerCase();
+  }
+  function cmp(x, y) {
+    if (x === "" || y === "") return (x === "") - (y === "");
+    const nx = Number(x), ny = Number(y);
+    if (!isNaN(nx) && !isNaN(ny)) return nx - ny;
+    return x < y ? -1 : x > y ? 1 : 0;
+  }
+  function apply() {
+    const rows = Array.from(tb.rows);
+    if (sortCol >= 0) {
+      rows.sort((a, b) => {
+        const x = key(a, sortCol), y = key(b, sortCol);
+        if (x === "" || y === "") return (x === "") - (y === "");
+        return desc ? cmp(y, x) : cmp(x, y);
+      });
+      const f = document.createDocumentFragment();
+      rows.forEach(r => f.appendChild(r));
+      tb.appendChild(f);
+    }
+    const words = q.value.toLowerCase().split(/\s+/).filter(Boolean);
+    const per = new Map();
+    let n = 0;
+    for (const r of rows) {
+      const t = r.textContent.toLowerCase();
+      const ok = words.every(w => t.includes(w));
+      r.hidden = !ok;
+      if (ok) n++;
+      const st = r.dataset.stage || "not seen";
+      per.set(st, (per.get(st) || 0) + 1);
+    }
+    shown.textContent = n + " of " + rows.length + " nodes shown";
+    ths.forEach((th, i) => th.setAttribute("aria-sort", i === sortCol ? (desc ? "descending" : "ascending") : "none"));
+    counts.replaceChildren(...Array.from(per).sort((a, b) => b[1] - a[1]).map(([st, c]) => {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = st + ": " + c;
+      b.addEventListener("click", () => { q.value = st; save(); apply(); });
+      return b;
+    }));
+  }
+  ths.forEach((th, i) => th.addEventListener("click", () => {
+    if (sortCol === i) desc = !desc; else { sortCol = i; desc = cols[i] === "seen"; }
+    save(); apply();
+  }));
+  q.addEventListener("input", () => { save(); apply(); });
+  window.addEventListener("hashchange", () => { load(); apply(); });
+  async function refresh() {
+    if (!auto.checked || document.hidden) return;
+    try {
+      const r = await fetch(location.pathname, {cache: "no-store"});
+      if (!r.ok) return;
+      const doc = new DOMParser().parseFromString(await r.text(), "text/html");
+      const nb = doc.getElementById("nodes");
+      if (!nb) return;
+      tb.replaceChildren(...Array.from(nb.rows));
+      apply();
+    } catch (e) {
+      shown.textContent = "refresh failed: " + e.message;
+    }
+  }
+  load();
+  apply();
+  setInterval(refresh, 10000);
+})();
+</script></body></html>
 {{end}}`))
+
+// pageHead is what the page's head says of the board.
+type pageHead struct{ Shown, Seen, Unseen int }
+
+// pageRow is one row of the page.
+type pageRow struct {
+	Node
+	Name   string // the hostname, the board's or the inventory's, or the key
+	Power  string
+	Seen   bool
+	Failed bool  // the last stage says the node failed
+	LastMS int64 // for sorting; 0 if never seen
+	IPKey  string
+}
+
+// ipKey is an IPv4 address as a number, for sorting ("" for anything else).
+func ipKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || !a.Is4() {
+		return ""
+	}
+	b := a.As4()
+	return strconv.FormatUint(uint64(b[0])<<24|uint64(b[1])<<16|uint64(b[2])<<8|uint64(b[3]), 10)
+}
 
 // order returns the board's keys, most recently seen first (Nodes'
 // order), without copying the nodes.
@@ -480,7 +661,34 @@ func (b *Board) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if page.Execute(w, len(keys)) != nil {
+	b.mu.Lock()
+	roster, power := b.roster, b.power
+	b.mu.Unlock()
+	// The inventory's nodes by key, and which of them the board has.
+	listed := make(map[string]int, 2*len(roster))
+	for i, n := range roster {
+		for _, k := range []string{n.MAC, strings.ToLower(n.Serial)} {
+			if k != "" {
+				listed[k] = i
+			}
+		}
+	}
+	seen := make([]bool, len(roster))
+	for _, k := range keys {
+		if i, ok := listed[k]; ok {
+			seen[i] = true
+		}
+	}
+	unseen := 0
+	for i, n := range roster {
+		if !seen[i] && n.Serial != "" && b.MACOfSerial(strings.ToLower(n.Serial)) != "" {
+			seen[i] = true
+		}
+		if !seen[i] {
+			unseen++
+		}
+	}
+	if page.Execute(w, pageHead{Shown: len(keys) + unseen, Seen: len(keys), Unseen: unseen}) != nil {
 		return // the client is gone
 	}
 	for _, k := range keys {
@@ -488,7 +696,36 @@ func (b *Board) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			continue
 		}
-		if page.ExecuteTemplate(w, "row", n) != nil {
+		r := pageRow{Node: n, Seen: true, LastMS: n.Last.UnixMilli(), IPKey: ipKey(n.IP), Power: power[k]}
+		r.Name = n.Hostname
+		if r.Name == "" {
+			if i, ok := listed[k]; ok {
+				r.Name = roster[i].Hostname
+			} else if i, ok := listed[strings.ToLower(n.Serial)]; ok && n.Serial != "" {
+				r.Name = roster[i].Hostname
+			}
+		}
+		if r.Name == "" {
+			r.Name = k
+		}
+		r.Failed = strings.Contains(n.Stage, "fail") || (n.Reported != nil && strings.Contains(n.Reported.Stage, "fail"))
+		if page.ExecuteTemplate(w, "row", r) != nil {
+			return
+		}
+	}
+	for i, n := range roster {
+		if seen[i] {
+			continue
+		}
+		k := n.MAC
+		if k == "" {
+			k = strings.ToLower(n.Serial)
+		}
+		r := pageRow{Node: n, Name: n.Hostname, IPKey: ipKey(n.IP), Power: power[k]}
+		if r.Name == "" {
+			r.Name = k
+		}
+		if page.ExecuteTemplate(w, "row", r) != nil {
 			return
 		}
 	}

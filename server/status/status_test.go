@@ -221,12 +221,53 @@ func TestReportBesideServerStage(t *testing.T) {
 	}
 	rec := httptest.NewRecorder()
 	b.ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
-	if page := rec.Body.String(); !strings.Contains(page, "reported by the node") || !strings.Contains(page, "<b>switch_root</b> /newroot") {
+	if page := rec.Body.String(); !strings.Contains(page, "reported by the node") || !strings.Contains(page, "<b>switch_root</b> ") || !strings.Contains(page, "<small>/newroot") {
 		t.Errorf("the status page does not show the node's report:\n%s", page)
 	}
 	rec = httptest.NewRecorder()
 	b.ServeHTTP(rec, httptest.NewRequest("GET", "/status.json", nil))
 	if js := rec.Body.String(); !strings.Contains(js, `"reported":{"at":`) || !strings.Contains(js, `"by":"node"`) {
 		t.Errorf("status.json does not mark the node's report:\n%s", js)
+	}
+}
+
+// TestPageRoster: the page lists the inventory's nodes it has not seen
+// (and says how many), names a seen node by its inventory hostname,
+// shows the last power action and the generation, and the counts in the
+// head add up.
+func TestPageRoster(t *testing.T) {
+	var b Board
+	b.SetRoster([]Node{
+		{MAC: "52:54:00:00:00:01", Hostname: "rack1-n01", IP: "192.0.2.11"},
+		{MAC: "52:54:00:00:00:02", Hostname: "rack1-n02"},
+		{Serial: "10000000abcdef01", Hostname: "pi-7"},
+	})
+	b.SetPower(map[string]string{"52:54:00:00:00:02": "23:40:01 rack1-n02: power off via poe 192.0.2.1:161 port 1.2: off (0s)"})
+	b.Record("52:54:00:00:00:01", Node{MAC: "52:54:00:00:00:01", IP: "192.0.2.11", Generation: "debian@20261207-ab12cd34.squashfs"}, "image downloaded", "images/debian.squashfs: 5 bytes")
+	b.Record("aa:aa:aa:aa:aa:aa", Node{MAC: "aa:aa:aa:aa:aa:aa"}, "dhcp discover", "")
+	rec := httptest.NewRecorder()
+	b.ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
+	page := rec.Body.String()
+	for _, want := range []string{
+		"<title>ramboot: 4 nodes</title>", "2 seen, 2 listed in nodes.yaml and not seen yet",
+		`<td data-v="rack1-n01" title="rack1-n01">rack1-n01<small><code>52:54:00:00:00:01</code>`,
+		`<td title="debian@20261207-ab12cd34.squashfs">debian@20261207-ab12cd34.squashfs</td>`,
+		`<tr data-stage="" class="unseen"><td data-v="rack1-n02"`, "power off via poe", `<td data-v="3221225995">192.0.2.11</td>`,
+		`<td data-v="pi-7" title="pi-7">pi-7<small><code></code> <code>10000000abcdef01</code>`,
+		`<td data-v="aa:aa:aa:aa:aa:aa"`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("/status lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("page:\n%s", page)
+	}
+	// A serial-listed Pi seen by DHCP under its MAC is not listed twice.
+	b.DHCP("dc:a6:32:00:00:07", Node{MAC: "dc:a6:32:00:00:07", Serial: "10000000abcdef01"}, "dhcp discover", "", Seen)
+	rec = httptest.NewRecorder()
+	b.ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
+	if page := rec.Body.String(); !strings.Contains(page, "3 seen, 1 listed in nodes.yaml and not seen yet") || strings.Count(page, `<td data-v="pi-7"`) != 1 || !strings.Contains(page, `pi-7<small><code>dc:a6:32:00:00:07</code>`) {
+		t.Errorf("after DHCP saw the Pi by its serial, the page still lists it as not seen, or not by its hostname")
 	}
 }

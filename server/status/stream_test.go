@@ -156,7 +156,7 @@ func TestServeHTTPJSON(t *testing.T) {
 	page := httptest.NewRecorder()
 	b.ServeHTTP(page, httptest.NewRequest("GET", "/status", nil))
 	body := page.Body.String()
-	for _, want := range []string{"<title>ramboot: 3 nodes</title>", "<p>3 nodes seen.", "<code>bb:bb:bb:bb:bb:bb</code>", "start4.elf &lt;&amp;&gt;", "<b>download</b> 50%", "</table></body></html>"} {
+	for _, want := range []string{"<title>ramboot: 3 nodes</title>", "3 seen, 0 listed in nodes.yaml and not seen yet", "<code>bb:bb:bb:bb:bb:bb</code>", "start4.elf &lt;&amp;&gt;", "<b>download</b> ", "<small>50%", "</script></body></html>"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/status lacks %q:\n%s", want, body)
 		}
