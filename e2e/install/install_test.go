@@ -226,11 +226,16 @@ func bootWithDisk(t testing.TB, l *lab.Lab, src, disk, extra string) *qemu.VM {
 // qemuArgs are added to QEMU's command line (more devices).
 func bootWithDiskOpt(t testing.TB, l *lab.Lab, src, disk, extra, reboot string, qemuArgs ...string) *qemu.VM {
 	t.Helper()
+	return qemu.Boot(t, diskGuest(l, src, disk, extra, reboot, qemuArgs...))
+}
+
+// diskGuest is the guest bootWithDiskOpt boots.
+func diskGuest(l *lab.Lab, src, disk, extra, reboot string, qemuArgs ...string) qemu.Options {
 	o := l.Guest(src, extra)
 	o.Memory = "1536"
 	o.Reboot = reboot == ""
 	o.Extra = append([]string{"-drive", "if=none,id=d0,format=raw,file=" + disk, "-device", "virtio-blk-pci,drive=d0"}, qemuArgs...)
-	return qemu.Boot(t, o)
+	return o
 }
 
 // newDisk makes a sparse raw disk of size bytes in dir, filled with a
@@ -398,11 +403,16 @@ func TestInstallLifecycleVirt(t *testing.T) {
 	os.WriteFile(filepath.Join(src, "seed", "n2", "meta-data"), []byte("instance-id: n2-e2e\n"), 0o644)
 	nodes := filepath.Join(l.Dir, "nodes.yaml")
 	state := filepath.Join(l.Dir, "state.json")
-	lab.WriteFile(t, nodes, "nodes:\n  - mac: 52:54:00:12:34:56\n    hostname: n2\n    install:\n"+
+	disk := newDisk(t, t.TempDir(), 2<<30)
+	// Its BMC (step 4): ipmi_sim, whose power runs the guest with the disk.
+	bmcDir := t.TempDir()
+	console := filepath.Join(bmcDir, "console.log")
+	pass, _ := l.IPMISim(t, l.GuestScript(t, bmcDir, diskGuest(l, src, disk, "", "-no-reboot"), console))
+	lab.WriteFile(t, nodes, "nodes:\n  - mac: 52:54:00:12:34:56\n    hostname: n2\n"+
+		"    power: {driver: ipmi, address: "+lab.Addr+", username: admin, password_file: "+pass+", cycle_wait: 1}\n    install:\n"+
 		"      image: \"http://{{.Server}}:8080/images/"+name+"\"\n      sha256: "+sum+"\n      disk: /dev/vda\n"+
 		"      keys: \"http://{{.Server}}:8080/keys-n2#sha256="+fmt.Sprintf("%x", sha256.Sum256(pub))+"\"\n      seed: \"http://{{.Server}}:8080/seed/n2#sha256="+fmt.Sprintf("%x,%x", sha256.Sum256([]byte("#cloud-config\nhostname: n2\n")), sha256.Sum256([]byte("instance-id: n2-e2e\n")))+"\"\n")
 	l.Serve(t, src, "--dhcp", "proxy", "--nodes", nodes, "--state-file", state)
-	disk := newDisk(t, t.TempDir(), 2<<30)
 	nodeCmd := func(args ...string) string {
 		t.Helper()
 		out, err := exec.Command(cache.Ramboot(t), append([]string{"node"}, append(args, "--state-file", state, "--nodes", nodes)...)...).CombinedOutput()
@@ -520,31 +530,40 @@ func TestInstallLifecycleVirt(t *testing.T) {
 	t.Logf("lost install done: the next boot (%v) kept all %d MiB of the disk (sha256 %s before and after, the customer's file in place); the server has the node installed at generation 1 from that boot's report",
 		kept, len(before.mib), before.all[:16])
 
-	// 4. A reinstall request draws a new generation: the next boot
-	// installs over the disk (the customer's file is gone) and the record
-	// carries that generation.
-	rout := nodeCmd("reinstall", "n2")
+	// 4. A reinstall request draws a new generation, and --power-cycle has
+	// the node's BMC cycle it (ipmi_sim, whose power runs the guest): it
+	// comes back, installs over the disk (the customer's file is gone) and
+	// the record carries that generation.
+	op := l.Peer(t, "192.0.2.3")
+	t0 = time.Now()
+	rb, err := exec.Command("ip", "netns", "exec", op.NS, cache.Ramboot(t), "node", "reinstall", "n2", "--power-cycle",
+		"--state-file", state, "--nodes", nodes).CombinedOutput()
+	rout := string(rb)
+	t.Logf("node reinstall --power-cycle: %s", strings.TrimSpace(rout))
 	gm := regexp.MustCompile(`install generation (\d+), after 1\)`).FindStringSubmatch(rout)
-	if gm == nil {
-		t.Fatalf("reinstall: %s", rout)
+	if err != nil || gm == nil || !strings.Contains(rout, "n2: power cycle via ipmi "+lab.Addr+":623: on (") {
+		t.Fatalf("reinstall --power-cycle: %v\n%s", err, rout)
+	}
+	if strings.Contains(rout, lab.BMCPassword) {
+		t.Errorf("the BMC's password is in the output")
 	}
 	gen, _ := strconv.Atoi(gm[1])
-	t0 = time.Now()
-	vm = bootWithDisk(t, l, src, disk, "")
-	vm.Expect(`224: install http://192\.0\.2\.1:8080/images/`+name+` onto /dev/vda`, 120*time.Second)
-	vm.Expect(`install: /dev/vda holds /dev/vda2:/var/lib/ramboot/install\.json \(generation 1, sha256=`+sum+`, \S+\), not this install: it carries generation 1, the install asks for `+gm[1], 60*time.Second)
-	vm.Expect(`install: (?:flash: )?wrote ([\d.]+ [KMG]i?B) to /dev/vda in ([\dhm.]+s) \(([\d.]+ [KMG]i?B/s)\); sha256 verified`, 600*time.Second)
-	vm.Expect(`install: install record \(generation `+gm[1]+`\) on /dev/vda2:/var/lib/ramboot/install\.json`, 60*time.Second)
-	vm.Expect(`install done: /dev/vda sha256=`+sum+` gen=`+gm[1]+`\r?\n`, 60*time.Second)
-	vm.Expect(`install: rebooting into the installed system`, 60*time.Second)
-	select {
-	case <-vm.Done():
-	case <-time.After(60 * time.Second):
-		t.Errorf("QEMU did not exit at the node's reboot")
+	for _, re := range []string{
+		`224: install http://192\.0\.2\.1:8080/images/` + name + ` onto /dev/vda`,
+		`install: /dev/vda holds /dev/vda2:/var/lib/ramboot/install\.json \(generation 1, sha256=` + sum + `, \S+\), not this install: it carries generation 1, the install asks for ` + gm[1],
+		`install: (?:flash: )?wrote ([\d.]+ [KMG]i?B) to /dev/vda in ([\dhm.]+s) \(([\d.]+ [KMG]i?B/s)\); sha256 verified`,
+		`install: install record \(generation ` + gm[1] + `\) on /dev/vda2:/var/lib/ramboot/install\.json`,
+		`install done: /dev/vda sha256=` + sum + ` gen=` + gm[1] + `\r?\n`,
+		`install: rebooting into the installed system`,
+	} {
+		lab.WaitFile(t, console, re, 1, 600*time.Second)
 	}
-	vm.NoPanic()
-	vm.Stop()
-	t.Logf("reinstall at generation %d: %v", gen, time.Since(t0).Round(time.Second))
+	// -no-reboot: the node's reboot ends QEMU; the disk is then quiet.
+	lab.WaitGuestGone(t, bmcDir, 60*time.Second)
+	if out, _ := os.ReadFile(console); strings.Contains(string(out), "Kernel panic") {
+		t.Errorf("the guest panicked:\n%s", qemu.TailLines(string(out), 30))
+	}
+	t.Logf("reinstall --power-cycle through the BMC, installed at generation %d: %v", gen, time.Since(t0).Round(time.Second))
 	if out, err := exec.Command("mtype", "-i", disk+"@@1M", "::/customer-data.txt").CombinedOutput(); err == nil {
 		t.Errorf("the customer's file is still there after the reinstall: %s", out)
 	}

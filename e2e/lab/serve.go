@@ -224,8 +224,8 @@ func Status(t testing.TB, p *Peer) []Node {
 
 // Node is a node of /status.json.
 type Node struct {
-	MAC, Serial, Hostname, IP, Kind, Stage, Detail, Hardware string
-	Steps                                                    []struct{ Stage, Detail string }
+	MAC, Serial, Hostname, IP, Kind, Stage, Detail, Hardware, Generation string
+	Steps                                                                []struct{ Stage, Detail string }
 }
 
 // ServeNode runs `ramboot serve` on root with a nodes.yaml of one node

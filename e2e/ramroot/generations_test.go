@@ -14,12 +14,14 @@ import (
 )
 
 // TestRamRootGenerations: a node whose option 224 names the channel
-// images/tiny.squashfs boots the generation the channel points at:
-// generation A first; `ramboot image promote` B, and its next boot runs
-// B; `ramboot image rollback`, and the boot after that runs A again, with
-// nothing rebuilt. Each boot is identified by the digest the init checked
-// and by the generation serve's status board says it sent. The roots are
-// tiny (the lab's test init), so the boots are short.
+// images/tiny.squashfs boots the generation the channel points at, and its
+// power is a PoE switch port (net-snmp's snmpd playing the switch: the
+// port's power starts and stops the QEMU guest). `ramboot node power on`,
+// and it boots generation A; `ramboot image promote` B and `ramboot node
+// power cycle`, and it runs B; `ramboot image rollback` and a cycle, and it
+// runs A again, with nothing rebuilt. Each boot is identified by the digest
+// the init checked and by the generation serve's status board says it
+// sent. The roots are tiny (the lab's test init), so the boots are short.
 func TestRamRootGenerations(t *testing.T) {
 	lab.Skip(t)
 	src, _ := cache.Image(t, "virt")
@@ -59,41 +61,67 @@ func TestRamRootGenerations(t *testing.T) {
 	l := lab.New(t)
 	router := l.Peer(t, "192.0.2.2")
 	l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--no-ping")
-	srv := l.ServeNode(t, dir, lab.GuestMAC, "node-g", "http://{{.Server}}:8080/images/tiny.squashfs", "--dhcp", "proxy")
+	console := filepath.Join(t.TempDir(), "console.log")
+	sw := l.PoESwitch(t, map[string]string{"1.1": l.GuestScript(t, t.TempDir(), l.Guest(dir, ""), console)})
+	nodes := filepath.Join(l.Dir, "nodes.yaml")
+	lab.WriteFile(t, nodes, "nodes:\n  - mac: "+lab.GuestMAC+"\n    hostname: node-g\n    option224: \"http://{{.Server}}:8080/images/tiny.squashfs\"\n"+
+		"    power: {driver: poe, address: "+lab.Addr+", port: \"1.1\", community_file: "+sw.CommunityFile+", cycle_wait: 1}\n")
+	l.Serve(t, dir, "--dhcp", "proxy", "--nodes", nodes)
 	op := l.Peer(t, "192.0.2.3")
-	boot := func(want images.Generation) time.Duration {
+	power := func(action string) {
+		t.Helper()
+		out, err := exec.Command("ip", "netns", "exec", op.NS, cache.Ramboot(t), "node", "power", action, "node-g",
+			"--nodes", nodes, "--lease-file", filepath.Join(l.Dir, "leases.json")).CombinedOutput()
+		t.Logf("node power %s: %s", action, strings.TrimSpace(string(out)))
+		if err != nil || !strings.Contains(string(out), "node-g: power "+action+" via poe "+lab.Addr+":161 port 1.1: on (") {
+			t.Fatalf("node power %s: %v\n%s", action, err, out)
+		}
+	}
+	boots := 0
+	boot := func(action string, want images.Generation) time.Duration {
 		t.Helper()
 		t0 := time.Now()
-		vm := l.Boot(t, dir, "")
-		vm.Expect(`rootfs: sha256 `+want.SHA256+` matches`, 180*time.Second)
-		vm.Expect(`NFSROOT-OK`, 60*time.Second)
+		power(action)
+		boots++
+		lab.WaitFile(t, console, `rootfs: sha256 `+want.SHA256+` matches`, countOf(gens, want, boots), 180*time.Second)
+		lab.WaitFile(t, console, `NFSROOT-OK`, boots, 60*time.Second)
 		took := time.Since(t0)
-		lab.WaitLog(t, srv, 0, 10*time.Second, "the download of "+want.File(), func(e lab.LogLine) bool {
-			return e.Msg() == "http" && e.Str("path") == "/images/tiny.squashfs" && e.Str("status") == "200"
-		})
 		var seen bool
 		for deadline := time.Now().Add(10 * time.Second); !seen && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 			for _, n := range lab.Status(t, op) {
-				for _, s := range n.Steps {
-					if n.MAC == lab.GuestMAC && s.Stage == "image downloaded" && strings.HasSuffix(s.Detail, "; generation "+want.File()) {
-						seen = true
-					}
+				if n.MAC == lab.GuestMAC && n.Generation == want.File() && n.Stage == "image downloaded" {
+					seen = true
 				}
 			}
 		}
 		if !seen {
-			t.Errorf("the status board does not say the node got %s", want.File())
+			t.Errorf("the status board does not say the node runs %s", want.File())
 		}
-		vm.Stop()
 		return took
 	}
-	t.Logf("boot of generation A (%s): %v", a.ID, boot(a).Round(time.Millisecond))
+	t.Logf("power on to generation A (%s): %v", a.ID, boot("on", a).Round(time.Millisecond))
 	image("promote", b.ID)
-	t.Logf("boot of generation B (%s) after promote: %v", b.ID, boot(b).Round(time.Millisecond))
+	t.Logf("promote B, power cycle to generation B (%s): %v", b.ID, boot("cycle", b).Round(time.Millisecond))
 	t0 := time.Now()
 	if out := image("rollback"); !strings.Contains(out, "tiny.squashfs -> "+a.File()) {
 		t.Errorf("rollback: %s", out)
 	}
-	boot(a)
-	t.Logf("from rollback to the node running generation A again: %v", time.Since(t0).Round(time.Millisecond))
+	boot("cycle", a)
+	t.Logf("from rollback (and a PoE cycle) to the node running generation A again: %v", time.Since(t0).Round(time.Millisecond))
+	if got, _ := os.ReadFile(sw.Sets); string(got) != "1.1 1\n1.1 2\n1.1 1\n1.1 2\n1.1 1\n" {
+		t.Errorf("the switch's port 1.1 was set:\n%s\nwant on, then off and on twice", got)
+	}
+}
+
+// countOf is how many of the first n boots ran want, in this test's order
+// (A, B, A).
+func countOf(gens []images.Generation, want images.Generation, n int) int {
+	order := []images.Generation{gens[0], gens[1], gens[0]}
+	c := 0
+	for _, g := range order[:n] {
+		if g.ID == want.ID {
+			c++
+		}
+	}
+	return c
 }

@@ -23,12 +23,18 @@ func TestServeInitProxy224(t *testing.T) {
 	}
 	src, _ := cache.Image(t, "virt")
 
-	setup := func(t *testing.T, option224 string) (*lab.Lab, *lab.Proc, *qemu.VM) {
+	// rack: nodes.yaml has the status page test's 1,000 nodes
+	// (statuspage_test.go) besides the guest.
+	setup := func(t *testing.T, option224 string, rack bool) (*lab.Lab, *lab.Proc, *qemu.VM) {
 		l := lab.New(t)
 		router := l.Peer(t, "192.0.2.2")
 		l.DnsmasqOn(t, router, "--dhcp-range=192.0.2.100,192.0.2.150,12h", "--no-ping")
 		nodes := filepath.Join(l.Dir, "nodes.yaml")
-		lab.WriteFile(t, nodes, "nodes:\n  - mac: 52:54:00:12:34:56\n    hostname: node-7\n    option224: \""+option224+"\"\n")
+		defaults, more := "", ""
+		if rack {
+			defaults, more = statusPageNodes(t, l.Dir)
+		}
+		lab.WriteFile(t, nodes, defaults+"nodes:\n  - mac: 52:54:00:12:34:56\n    hostname: node-7\n    option224: \""+option224+"\"\n"+more)
 		srv := l.Serve(t, src, "--dhcp", "proxy", "--nodes", nodes)
 		return l, srv, l.Boot(t, src, "")
 	}
@@ -43,7 +49,7 @@ func TestServeInitProxy224(t *testing.T) {
 	}
 
 	t.Run("shell", func(t *testing.T) {
-		l, srv, vm := setup(t, "shell")
+		l, srv, vm := setup(t, "shell", true)
 		t0 := time.Now()
 		vm.Expect(`network: eth0: proxyDHCP offer \(no address\) from 192\.0\.2\.1`, 120*time.Second)
 		vm.Expect(`lease 192\.0\.2\.1[0-5][0-9]/24 from 192\.0\.2\.2 .*option 224 "shell" \(from 192\.0\.2\.1\)`, 30*time.Second)
@@ -62,11 +68,12 @@ func TestServeInitProxy224(t *testing.T) {
 			`ramboot_dhcp_replies_total\{kind="ramboot-init",type="offer"\} [1-9]`,
 			`ramboot_node_stage\{mac="52:54:00:12:34:56",node="node-7",source="node",stage="shell"\} 1`,
 			`ramboot_node_last_seen_timestamp_seconds\{mac="52:54:00:12:34:56",node="node-7"\} `)
+		checkStatusPage(t, l, filepath.Join(l.Dir, "nodes.yaml"))
 		vm.NoPanic()
 	})
 
 	t.Run("chain", func(t *testing.T) {
-		l, srv, vm := setup(t, "http://{{.Server}}:8080/boot/{{.MACHyphen}}.ipxe")
+		l, srv, vm := setup(t, "http://{{.Server}}:8080/boot/{{.MACHyphen}}.ipxe", false)
 		t0 := time.Now()
 		vm.Expect(`224: chain http://192\.0\.2\.1:8080/boot/52-54-00-12-34-56\.ipxe \(from DHCP option 224 from 192\.0\.2\.1\)`, 120*time.Second)
 		vm.Expect(`kexec: loaded; booting`, 120*time.Second)

@@ -33,3 +33,17 @@ func Output(t testing.TB, name, out string) {
 	}
 	t.Logf("%s output: all of it in %s; its last lines:\n%s", name, file, strings.Join(lines, "\n"))
 }
+
+// Keep is where a test keeps a file for people to look at after the run
+// (a screenshot): RAMBOOT_E2E_LOGS when set, else the test's temporary
+// directory.
+func Keep(t testing.TB, name string) string {
+	dir := os.Getenv("RAMBOOT_E2E_LOGS")
+	if dir == "" {
+		return filepath.Join(t.TempDir(), name)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())+"-"+name)
+}

@@ -495,7 +495,7 @@ tr.failed td{background:#fff0f0}
 <table><colgroup><col style="width:13%"><col style="width:7%"><col style="width:6%"><col style="width:18%"><col style="width:14%"><col style="width:11%"><col style="width:10%"><col style="width:14%"><col style="width:7%"></colgroup>
 <thead><tr><th data-col="node">node</th><th data-col="ip">IP</th><th data-col="kind">kind</th><th data-col="stage">last stage</th><th data-col="report">reported by the node</th><th data-col="generation">generation</th><th data-col="power">power</th><th data-col="hardware">hardware</th><th data-col="seen">last seen</th></tr></thead>
 <tbody id="nodes">
-{{define "row"}}<tr data-stage="{{.Stage}}"{{if not .Seen}} class="unseen"{{else if .Failed}} class="failed"{{end}}><td data-v="{{.Name}}" title="{{.Name}}">{{.Name}}<small><code>{{.MAC}}</code>{{with .Serial}} <code>{{.}}</code>{{end}}</small></td><td data-v="{{.IPKey}}">{{.IP}}</td><td>{{.Kind}}</td>
+{{define "row"}}<tr data-stage="{{.Stage}}"{{if not .Seen}} class="unseen"{{else if .Failed}} class="failed"{{end}}><td data-v="{{.Name}}" title="{{.Name}}">{{.Name}}<small>{{if and .MAC (ne .Name .MAC)}}<code>{{.MAC}}</code> {{end}}{{with .Serial}}<code>{{.}}</code>{{end}}</small></td><td data-v="{{.IPKey}}">{{.IP}}</td><td>{{.Kind}}</td>
 <td title="{{.Detail}}"><b>{{.Stage}}</b><small>{{.Detail}}</small></td>
 <td>{{with .Reported}}<span title="{{.Detail}}"><b>{{.Stage}}</b> {{.At.Format "15:04:05"}}<small>{{.Detail}}</small></span>{{end}}</td><td title="{{.Generation}}">{{.Generation}}</td><td title="{{.Power}}">{{.Power}}</td><td title="{{.Hardware}}">{{.Hardware}}</td><td data-v="{{.LastMS}}">{{if .Seen}}{{.Last.Format "15:04:05"}}{{else}}not seen{{end}}</td></tr>
 {{end}}{{define "foot"}}</tbody></table>

@@ -250,11 +250,11 @@ func TestPageRoster(t *testing.T) {
 	page := rec.Body.String()
 	for _, want := range []string{
 		"<title>ramboot: 4 nodes</title>", "2 seen, 2 listed in nodes.yaml and not seen yet",
-		`<td data-v="rack1-n01" title="rack1-n01">rack1-n01<small><code>52:54:00:00:00:01</code>`,
+		`<td data-v="rack1-n01" title="rack1-n01">rack1-n01<small><code>52:54:00:00:00:01</code> </small>`,
 		`<td title="debian@20261207-ab12cd34.squashfs">debian@20261207-ab12cd34.squashfs</td>`,
 		`<tr data-stage="" class="unseen"><td data-v="rack1-n02"`, "power off via poe", `<td data-v="3221225995">192.0.2.11</td>`,
-		`<td data-v="pi-7" title="pi-7">pi-7<small><code></code> <code>10000000abcdef01</code>`,
-		`<td data-v="aa:aa:aa:aa:aa:aa"`,
+		`<td data-v="pi-7" title="pi-7">pi-7<small><code>10000000abcdef01</code>`,
+		`<td data-v="aa:aa:aa:aa:aa:aa" title="aa:aa:aa:aa:aa:aa">aa:aa:aa:aa:aa:aa<small></small>`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("/status lacks %q", want)
@@ -267,7 +267,7 @@ func TestPageRoster(t *testing.T) {
 	b.DHCP("dc:a6:32:00:00:07", Node{MAC: "dc:a6:32:00:00:07", Serial: "10000000abcdef01"}, "dhcp discover", "", Seen)
 	rec = httptest.NewRecorder()
 	b.ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
-	if page := rec.Body.String(); !strings.Contains(page, "3 seen, 1 listed in nodes.yaml and not seen yet") || strings.Count(page, `<td data-v="pi-7"`) != 1 || !strings.Contains(page, `pi-7<small><code>dc:a6:32:00:00:07</code>`) {
+	if page := rec.Body.String(); !strings.Contains(page, "3 seen, 1 listed in nodes.yaml and not seen yet") || strings.Count(page, `<td data-v="pi-7"`) != 1 || !strings.Contains(page, `pi-7<small><code>dc:a6:32:00:00:07</code> <code>10000000abcdef01</code>`) {
 		t.Errorf("after DHCP saw the Pi by its serial, the page still lists it as not seen, or not by its hostname")
 	}
 }
