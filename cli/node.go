@@ -671,4 +671,3 @@ func findEntry(inv *inventory.Inventory, name string) (*inventory.Node, string) 
 	}
 	return nil, ""
 }
-
