@@ -570,6 +570,26 @@ func TestInstallLifecycleVirt(t *testing.T) {
 	if rec := stateRecord(t, state, mac); rec.State != "installed" || rec.Generation != gen || rec.ReinstallRequested {
 		t.Errorf("after the reinstall the state file has %+v, want installed at generation %d", rec, gen)
 	}
+	// What the guest's init reported of its hardware: its disk (2 GiB, as
+	// made) and its memory (1536 MiB given, less what the kernel keeps).
+	show := nodeCmd("show", "n2", "--json")
+	var facts struct {
+		Facts struct {
+			MemoryBytes int64 `json:"memory_bytes"`
+			Disks       []struct {
+				Name  string `json:"name"`
+				Bytes int64  `json:"bytes"`
+			} `json:"disks"`
+		} `json:"facts"`
+	}
+	if err := json.Unmarshal([]byte(show), &facts); err != nil {
+		t.Fatalf("node show n2 --json: %v\n%s", err, show)
+	}
+	f := facts.Facts
+	if f.MemoryBytes < 1200<<20 || f.MemoryBytes > 1536<<20 || len(f.Disks) != 1 || f.Disks[0].Name != "vda" || f.Disks[0].Bytes != 2<<30 {
+		t.Errorf("node show n2: memory %d bytes, disks %+v; want 1200 to 1536 MiB and vda of %d bytes\n%s", f.MemoryBytes, f.Disks, int64(2<<30), show)
+	}
+	t.Logf("node show n2: memory %d MiB, disk %s %d bytes", f.MemoryBytes>>20, f.Disks[0].Name, f.Disks[0].Bytes)
 }
 
 // nodeRecord is what the e2e tests read of a state file's record.
