@@ -10,7 +10,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/ramboot
 
-.PHONY: all image rootfs serve demo test unit e2e bench deps deb fuzz clean $(BIN)
+.PHONY: all image rootfs serve demo test unit e2e bench storm deps deb fuzz clean $(BIN)
 
 all: $(BIN)
 
@@ -114,6 +114,15 @@ bench: deps
 	rm -rf out/e2e-bench && mkdir -p out/e2e-bench && \
 	RAMBOOT_STRICT=1 RAMBOOT_E2E_RUN=$(CURDIR)/out/e2e-bench $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/...; \
 	rc=$$?; rm -rf out/e2e-bench; exit $$rc
+
+## storm: the boot-storm benchmark alone (BenchmarkStorm): N=100,250 simulated Pi 4s at once against ramboot serve and dnsmasq + nginx, the link shaped to 1 Gbit/s; IMAGE_MB=32 the root image
+N        ?= 100,250
+IMAGE_MB ?= 32
+storm: deps $(BIN)
+	rm -rf out/e2e-storm && mkdir -p out/e2e-storm && \
+	STORM_N=$(N) STORM_IMAGE_MB=$(IMAGE_MB) RAMBOOT_STRICT=1 RAMBOOT_E2E_RUN=$(CURDIR)/out/e2e-storm RAMBOOT_BIN=$(CURDIR)/$(BIN) \
+	  $(GO) test -run '^$$' -bench '^BenchmarkStorm$$' -benchtime 1x -timeout 60m ./e2e/bench/; \
+	rc=$$?; rm -rf out/e2e-storm; exit $$rc
 
 ## fuzz: run every fuzz target in the module for a while each (FUZZTIME=30s)
 # The targets are listed by `go test -list`, so a new Fuzz function runs

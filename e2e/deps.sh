@@ -62,6 +62,8 @@ done
 have snmpget || need+=(snmp)
 # make deb's checker (e2e/serve/deb_test.go) and the browser that loads
 # the status page (e2e/serve/statuspage_test.go).
+# The boot-storm benchmark's peer stack serves the image with nginx.
+have_sbin nginx || need+=(nginx-light)
 for p in lintian:lintian dpkg-deb:dpkg chromium:chromium; do
 	have "${p%%:*}" || need+=("${p#*:}")
 done
