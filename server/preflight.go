@@ -125,7 +125,11 @@ func (s *Server) Preflight() *Preflight {
 		p.ok("dhcp: off (another server sends the boot options)")
 	}
 
-	s.preflightInventory(p, mode, ipnet, from, to)
+	nodes := s.preflightInventory(p, mode, ipnet, from, to)
+	if from != nil {
+		nodes = max(nodes, int(ip4u(to)-ip4u(from)+1))
+	}
+	s.preflightNeigh(p, ipnet, nodes)
 	s.preflightState(p)
 
 	// Listen addresses, as Run would take them, without binding.
@@ -322,10 +326,10 @@ func (s *Server) preflightTree(p *Preflight) {
 
 // preflightInventory loads the inventory as Reload does and checks its
 // fixed addresses against the served network and, in full mode, the range.
-func (s *Server) preflightInventory(p *Preflight, mode dhcp.Mode, ipnet *net.IPNet, from, to net.IP) {
+func (s *Server) preflightInventory(p *Preflight, mode dhcp.Mode, ipnet *net.IPNet, from, to net.IP) (nodes int) {
 	if s.Nodes == "" {
 		p.ok("inventory: none (--nodes): every node gets the defaults")
-		return
+		return 0
 	}
 	inv, err := inventory.Load(s.Nodes)
 	if err != nil {
@@ -336,7 +340,7 @@ func (s *Server) preflightInventory(p *Preflight, mode dhcp.Mode, ipnet *net.IPN
 			}
 			p.Problems = append(p.Problems, errors.New(e))
 		}
-		return
+		return 0
 	}
 	fixed, inside := 0, 0
 	for _, n := range inv.Nodes {
@@ -387,6 +391,7 @@ func (s *Server) preflightInventory(p *Preflight, mode dhcp.Mode, ipnet *net.IPN
 		p.warn("%s: %d node%s with a fixed address, which only --dhcp full hands out: in %s mode the network's DHCP server gives addresses (ramboot dhcp-config writes its config from this file)", s.Nodes, fixed, plural(fixed), mode)
 	}
 	p.ok("%s", msg)
+	return len(inv.Nodes)
 }
 
 // preflight224 renders each node's option 224 (its boot form and, with
