@@ -232,7 +232,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return nodePower(ctx, stdout, state, inv, a, names[1:])
 	}
 	for _, name := range names {
-		if err := nodeReinstall(stdout, state, inv, name); err != nil {
+		if err := nodeReinstall(stdout, state, inv, name, o.powerCycle); err != nil {
 			return err
 		}
 	}
@@ -312,7 +312,7 @@ func nodeList(w io.Writer, state string, inv *inventory.Inventory) error {
 // disk may carry an install of the record's generation (its report was
 // lost), and the init leaves such a disk alone: only a new generation
 // re-flashes it.
-func nodeReinstall(w io.Writer, state string, inv *inventory.Inventory, name string) error {
+func nodeReinstall(w io.Writer, state string, inv *inventory.Inventory, name string, cycling bool) error {
 	key, label, err := resolveNode(state, inv, name)
 	if err != nil {
 		return err
@@ -342,7 +342,11 @@ func nodeReinstall(w io.Writer, state string, inv *inventory.Inventory, name str
 			return err
 		}
 		n.ReinstallRequested, n.Generation = true, gen
-		msg = fmt.Sprintf("%s (%s): %s; reinstall asked (install generation %d, after %d): it re-flashes its disk at its next network boot (reboot or power-cycle it)", label, key, was, gen, from)
+		next := "reboot or power-cycle it (--power-cycle does, through its power: in nodes.yaml)"
+		if cycling {
+			next = "its power is cycled next"
+		}
+		msg = fmt.Sprintf("%s (%s): %s; reinstall asked (install generation %d, after %d): it re-flashes its disk at its next network boot: %s", label, key, was, gen, from, next)
 		return nil
 	})
 	if err != nil && !errors.Is(err, errNothing) {
