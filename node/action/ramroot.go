@@ -219,10 +219,7 @@ func (b *Boot) download(s *stream, limit int64) (string, int64, error) {
 	}
 	h := sha256.New()
 	p := &progress{b: b, total: s.size, start: time.Now(), next: time.Now().Add(2 * time.Second)}
-	w := io.MultiWriter(f, h, p)
-	r := s.rest()
-	buf := make([]byte, 1<<20)
-	n, err := io.CopyBuffer(w, io.LimitReader(r, limit+1), buf)
+	n, err := pipeline(io.LimitReader(s.rest(), limit+1), h, io.MultiWriter(f, p))
 	cerr := f.Close()
 	s.body.Close()
 	switch {
@@ -245,6 +242,88 @@ func (b *Boot) download(s *stream, limit int64) (string, int64, error) {
 	el := time.Since(p.start).Seconds()
 	b.Env.Stage("rootfs: %s in %.1fs (%.1f MB/s)", mb(n), el, float64(n)/1e6/max(el, 0.001))
 	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// Pipeline sizes: chunks of pipeChunk bytes, pipeChunks of them in
+// flight (the memory it takes: 4 MB).
+const (
+	pipeChunk  = 512 << 10
+	pipeChunks = 8
+)
+
+// pipeline copies r to hash and to w in three stages that overlap: one
+// goroutine receives (the network's system calls), one hashes, and this
+// one writes, each on its own chunk, so that on a node with two cores the
+// SHA-256 and the write into the tmpfs no longer wait for the network,
+// nor it for them. It returns the bytes read and the first error: a
+// read's (the network's), else a write's.
+func pipeline(r io.Reader, hash io.Writer, w io.Writer) (int64, error) {
+	type chunk struct {
+		buf []byte
+		n   int
+	}
+	free := make(chan []byte, pipeChunks)
+	for range pipeChunks {
+		free <- make([]byte, pipeChunk)
+	}
+	read := make(chan chunk, pipeChunks)
+	hashed := make(chan chunk, pipeChunks)
+	done := make(chan struct{}) // closed when the writer stops early
+	var rerr error
+	go func() { // receive
+		defer close(read)
+		for {
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-done:
+				return
+			}
+			// Fill the chunk; io.EOF alone is the end (a body cut short
+			// says io.ErrUnexpectedEOF, an error).
+			n := 0
+			var err error
+			for n < len(buf) && err == nil {
+				var k int
+				k, err = r.Read(buf[n:])
+				n += k
+			}
+			if n > 0 {
+				read <- chunk{buf, n}
+			}
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				rerr = err
+				return
+			}
+		}
+	}()
+	go func() { // hash
+		defer close(hashed)
+		for c := range read {
+			hash.Write(c.buf[:c.n])
+			hashed <- c
+		}
+	}()
+	var total int64
+	var werr error
+	for c := range hashed { // write
+		if werr == nil {
+			var n int
+			n, werr = w.Write(c.buf[:c.n])
+			total += int64(n)
+			if werr != nil {
+				close(done)
+			}
+		}
+		free <- c.buf
+	}
+	if rerr != nil { // the receiver's; set before it closed read
+		return total, rerr
+	}
+	return total, werr
 }
 
 // progress prints a line every few seconds while an image downloads.
