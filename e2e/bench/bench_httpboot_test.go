@@ -5,9 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -93,35 +91,10 @@ func BenchmarkPiHTTPBoot(b *testing.B) {
 		errs            []string
 	}
 	run := func(how string, n int, boot func(time.Time) error) row {
-		durs := make([]time.Duration, n)
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		gate := make(chan struct{})
 		deadline := time.Now().Add(5 * time.Minute)
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-gate
-				t0 := time.Now()
-				errs[i] = boot(deadline)
-				durs[i] = time.Since(t0)
-			}()
-		}
-		t0 := time.Now()
-		close(gate)
-		wg.Wait()
-		r := row{how: how, n: n, total: time.Since(t0)}
-		for _, err := range errs {
-			if err != nil {
-				r.failed++
-				if len(r.errs) < 3 {
-					r.errs = append(r.errs, err.Error())
-				}
-			}
-		}
-		sort.Slice(durs, func(i, j int) bool { return durs[i] < durs[j] })
-		r.p50, r.max = durs[n/2], durs[n-1]
+		durs, errs, total := sbCrowd(n, func(int) error { return boot(deadline) })
+		r := row{how: how, n: n, total: total, p50: durs[n/2], max: durs[n-1]}
+		r.failed, r.errs = sbFailures(errs)
 		return r
 	}
 

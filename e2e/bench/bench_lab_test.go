@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -88,4 +90,42 @@ func (l *sbLab) startDnsmasqProxy() *lab.Proc {
 	p.WaitFor(tb, `DHCP, proxy on subnet`, 15*time.Second)
 	p.MustBe(tb, "dnsmasq")
 	return p
+}
+
+// sbCrowd is n clients at once: each runs boot(i) from the same instant
+// (they wait at a gate). It returns the durations sorted, the errors
+// (nil for a client that was done) and the time until the last was done.
+func sbCrowd(n int, boot func(i int) error) (durs []time.Duration, errs []error, total time.Duration) {
+	durs, errs = make([]time.Duration, n), make([]error, n)
+	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			t0 := time.Now()
+			errs[i] = boot(i)
+			durs[i] = time.Since(t0)
+		}()
+	}
+	t0 := time.Now()
+	close(gate)
+	wg.Wait()
+	total = time.Since(t0)
+	sort.Slice(durs, func(i, j int) bool { return durs[i] < durs[j] })
+	return durs, errs, total
+}
+
+// sbFailures counts the errors and keeps the first three.
+func sbFailures(errs []error) (failed int, first []string) {
+	for _, err := range errs {
+		if err != nil {
+			failed++
+			if len(first) < 3 {
+				first = append(first, err.Error())
+			}
+		}
+	}
+	return failed, first
 }

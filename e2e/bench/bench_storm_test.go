@@ -10,10 +10,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -239,43 +237,23 @@ func BenchmarkStorm(b *testing.B) {
 		for i, pg := range pgids {
 			samplers[i] = lab.SampleGroup(pg, 200*time.Millisecond)
 		}
-		durs := make([]time.Duration, n)
-		errs := make([]error, n)
 		tries := make([]int, n)
-		var wg sync.WaitGroup
-		gate := make(chan struct{})
 		deadline := time.Now().Add(10 * time.Minute)
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-gate
-				t0 := time.Now()
-				tries[i], errs[i] = boot(nodes[i], deadline)
-				durs[i] = time.Since(t0)
-			}()
-		}
-		t0 := time.Now()
-		close(gate)
-		wg.Wait()
-		r := row{server: server, n: n, total: time.Since(t0)}
+		durs, errs, total := sbCrowd(n, func(i int) (err error) {
+			tries[i], err = boot(nodes[i], deadline)
+			return err
+		})
+		r := row{server: server, n: n, total: total}
 		for _, s := range samplers {
 			s.Stop()
 			r.cpu += s.CPU()
 			r.rssMB += float64(s.PeakRSS) / 1024
 		}
-		for i, err := range errs {
-			r.retries += tries[i]
-			if err != nil {
-				r.failed++
-				if len(r.errs) < 3 {
-					r.errs = append(r.errs, err.Error())
-				}
-			} else {
-				r.done++
-			}
+		r.failed, r.errs = sbFailures(errs)
+		r.done = n - r.failed
+		for _, k := range tries {
+			r.retries += k
 		}
-		sort.Slice(durs, func(i, j int) bool { return durs[i] < durs[j] })
 		r.p50, r.p99, r.max = sbQuantile(durs, 0.5), sbQuantile(durs, 0.99), durs[n-1]
 		return r
 	}

@@ -28,7 +28,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -289,27 +288,11 @@ func scFillBoard(t *testing.T, atk *lab.Peer) {
 	c := scClient(atk.NS)
 	defer c.Transport.(*http.Transport).CloseIdleConnections()
 	const nodes, steps, workers = 1024, 8, 8
-	var wg sync.WaitGroup
-	errc := make(chan error, workers)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < nodes*steps; i += workers {
-				u := fmt.Sprintf("http://%s:8080/boot/02-5c-00-00-%02x-%02x.ipxe", lab.Addr, (i%nodes)>>8, (i%nodes)&0xff)
-				resp, err := c.Get(u)
-				if err != nil {
-					errc <- err
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
-		}()
+	urls := make([]string, 0, nodes*steps)
+	for i := range nodes * steps {
+		urls = append(urls, fmt.Sprintf("http://%s:8080/boot/02-5c-00-00-%02x-%02x.ipxe", lab.Addr, (i%nodes)>>8, (i%nodes)&0xff))
 	}
-	wg.Wait()
-	close(errc)
-	for err := range errc {
+	if err := lab.GetAll(c, urls, workers); err != nil {
 		t.Fatalf("filling the status board: %v", err)
 	}
 }

@@ -3,8 +3,10 @@ package lab
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/ramboot/ramboot/internal/netnstest"
@@ -31,4 +33,29 @@ func Get(ns, u string) (string, error) {
 	var b bytes.Buffer
 	_, err = b.ReadFrom(resp.Body)
 	return b.String(), err
+}
+
+// GetAll fetches every URL with c, workers at a time, reading each body
+// to its end; it returns the first error.
+func GetAll(c *http.Client, urls []string, workers int) error {
+	errc := make(chan error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(urls); i += workers {
+				resp, err := c.Get(urls[i])
+				if err != nil {
+					errc <- err
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	return <-errc
 }

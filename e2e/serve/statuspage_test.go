@@ -2,14 +2,12 @@ package serve
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -69,30 +67,15 @@ func checkStatusPage(t *testing.T, l *lab.Lab, nodesFile string) {
 	peer := l.Peer(t, "192.0.2.30")
 	c, done := lab.Client(peer.NS)
 	defer done()
-	var wg sync.WaitGroup
-	errc := make(chan error, 8)
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < spSeen+spUnknown; i += 8 {
-				mac := spMAC(i * 2) // every other node: the racks' first 800
-				if i >= spSeen {
-					mac = fmt.Sprintf("02:5c:00:00:00:%02x", i-spSeen)
-				}
-				resp, err := c.Get("http://" + lab.Addr + ":8080/boot/" + strings.ReplaceAll(mac, ":", "-") + ".ipxe")
-				if err != nil {
-					errc <- err
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
-		}()
+	var urls []string
+	for i := range spSeen + spUnknown {
+		mac := spMAC(i * 2) // every other node: the racks' first 800
+		if i >= spSeen {
+			mac = fmt.Sprintf("02:5c:00:00:00:%02x", i-spSeen)
+		}
+		urls = append(urls, "http://"+lab.Addr+":8080/boot/"+strings.ReplaceAll(mac, ":", "-")+".ipxe")
 	}
-	wg.Wait()
-	close(errc)
-	for err := range errc {
+	if err := lab.GetAll(c, urls, 8); err != nil {
 		t.Fatalf("the nodes' script requests: %v", err)
 	}
 	// A power action, through the CLI, as an operator takes it.
