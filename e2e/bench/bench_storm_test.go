@@ -196,6 +196,9 @@ func BenchmarkStorm(b *testing.B) {
 		// again after a failure with a growing pause.
 		hc, done := lab.Client(n.peer.NS)
 		defer done()
+		// A share of the link may be slow: the deadline is the node's,
+		// not lab.Client's 10 s a request.
+		hc.Timeout = time.Until(deadline)
 		for try := 0; ; try++ {
 			err = func() error {
 				resp, err := hc.Get("http://" + lab.Addr + ":8080/images/storm.img")
