@@ -542,6 +542,10 @@ func (b *Build) addModules(a *initramfs.Archive) error {
 	if err != nil {
 		return err
 	}
+	// Every module's aliases, kept between builds: a rebuild need not
+	// decompress the whole tree again (the cache is checked against it).
+	sum := sha256.Sum256([]byte(b.Kernel.ModulesDir))
+	tree.SetAliasCache(filepath.Join(b.CacheDir, "module-aliases", hex.EncodeToString(sum[:8])+".json"))
 	res, err := tree.Closure(b.Board.Modules)
 	if err != nil {
 		return fmt.Errorf("board %s modules: %w", b.Board.Name, err)

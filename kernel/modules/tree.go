@@ -2,6 +2,7 @@ package modules
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ramboot/ramboot/internal/atomicfile"
 	"github.com/ramboot/ramboot/internal/textdist"
 )
 
@@ -32,7 +34,9 @@ type Tree struct {
 	builtinExact    map[string][]string
 	builtinPatterns []builtinPattern
 
-	// Aliases of loadable modules, filled once by scanAliases.
+	// Aliases of loadable modules, filled once by scanAliases, from
+	// aliasCache when it matches the tree (SetAliasCache).
+	aliasCache    string
 	aliasOnce     sync.Once
 	aliasErr      error
 	aliasExact    map[string][]*entry
@@ -43,6 +47,7 @@ type entry struct {
 	name  string // normalised module name, from the file name
 	file  string // path relative to the root, with slashes, as on disk
 	plain string // file without the compression suffix
+	size  int64  // the file's, for the alias cache
 
 	once sync.Once
 	mod  Module
@@ -95,10 +100,15 @@ func Open(root string) (*Tree, error) {
 			return err
 		}
 		rel = filepath.ToSlash(rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
 		e := &entry{
 			name:  NormalizeName(stem),
 			file:  rel,
 			plain: path.Join(path.Dir(rel), stem+".ko"),
+			size:  info.Size(),
 		}
 		if other, dup := t.byPlain[e.plain]; dup {
 			return fmt.Errorf("kernel module tree %s has both %s and %s", root, other.file, e.file)
@@ -194,7 +204,66 @@ func (t *Tree) load(e *entry) (Module, error) {
 	return e.mod, e.err
 }
 
-// scanAliases reads every module's aliases, once, in parallel.
+// SetAliasCache names a file that keeps every module's aliases between
+// runs: resolving an alias (a softdep such as ext4's "crc32c") needs the
+// aliases of the whole tree, and reading them decompresses every module
+// (thousands: most of a warm build's time). The file is used when it
+// lists exactly the tree's files at their sizes, and written after a
+// scan otherwise (best effort). Call it before Closure.
+func (t *Tree) SetAliasCache(file string) { t.aliasCache = file }
+
+// aliasCacheFile is the alias cache's format.
+type aliasCacheFile struct {
+	Format  int `json:"format"`
+	Modules []struct {
+		File    string   `json:"file"`
+		Size    int64    `json:"size"`
+		Aliases []string `json:"aliases,omitempty"`
+	} `json:"modules"`
+}
+
+// readAliasCache returns each module's aliases from the cache, or nil if
+// there is none or it does not match the tree.
+func (t *Tree) readAliasCache(all []*entry) map[*entry][]string {
+	data, err := os.ReadFile(t.aliasCache)
+	if err != nil {
+		return nil
+	}
+	var c aliasCacheFile
+	if json.Unmarshal(data, &c) != nil || c.Format != 1 || len(c.Modules) != len(all) {
+		return nil
+	}
+	out := make(map[*entry][]string, len(all))
+	for i, m := range c.Modules {
+		if m.File != all[i].file || m.Size != all[i].size {
+			return nil
+		}
+		out[all[i]] = m.Aliases
+	}
+	return out
+}
+
+// writeAliasCache keeps the scanned aliases for the next run.
+func (t *Tree) writeAliasCache(all []*entry) {
+	c := aliasCacheFile{Format: 1}
+	for _, e := range all {
+		c.Modules = append(c.Modules, struct {
+			File    string   `json:"file"`
+			Size    int64    `json:"size"`
+			Aliases []string `json:"aliases,omitempty"`
+		}{e.file, e.size, e.mod.Aliases})
+	}
+	data, err := json.Marshal(c)
+	if err != nil {
+		return
+	}
+	if os.MkdirAll(filepath.Dir(t.aliasCache), 0o755) == nil {
+		atomicfile.Write(t.aliasCache, data, atomicfile.Options{NoSync: true}) //nolint:errcheck // a cache
+	}
+}
+
+// scanAliases reads every module's aliases, once, in parallel (or from
+// the alias cache).
 func (t *Tree) scanAliases() error {
 	t.aliasOnce.Do(func() {
 		all := make([]*entry, 0, len(t.byPlain))
@@ -202,6 +271,15 @@ func (t *Tree) scanAliases() error {
 			all = append(all, e)
 		}
 		sort.Slice(all, func(i, j int) bool { return all[i].file < all[j].file })
+		if t.aliasCache != "" {
+			if cached := t.readAliasCache(all); cached != nil {
+				t.aliasExact = map[string][]*entry{}
+				for _, e := range all {
+					t.addAliases(e, cached[e])
+				}
+				return
+			}
+		}
 
 		work := make(chan *entry)
 		var wg sync.WaitGroup
@@ -226,23 +304,30 @@ func (t *Tree) scanAliases() error {
 				errs = append(errs, err)
 				continue
 			}
-			for _, a := range m.Aliases {
-				a = normalizeAlias(a)
-				if isPattern(a) {
-					t.aliasPatterns = append(t.aliasPatterns, aliasPattern{a, e})
-				} else {
-					t.aliasExact[a] = append(t.aliasExact[a], e)
-				}
-			}
+			t.addAliases(e, m.Aliases)
 		}
 		if len(errs) > 0 {
 			if n := len(errs); n > 5 {
 				errs = append(errs[:5], fmt.Errorf("and %d more", n-5))
 			}
 			t.aliasErr = fmt.Errorf("reading module aliases: %w", errors.Join(errs...))
+		} else if t.aliasCache != "" {
+			t.writeAliasCache(all)
 		}
 	})
 	return t.aliasErr
+}
+
+// addAliases indexes e's aliases.
+func (t *Tree) addAliases(e *entry, aliases []string) {
+	for _, a := range aliases {
+		a = normalizeAlias(a)
+		if isPattern(a) {
+			t.aliasPatterns = append(t.aliasPatterns, aliasPattern{a, e})
+		} else {
+			t.aliasExact[a] = append(t.aliasExact[a], e)
+		}
+	}
 }
 
 // lookup resolves a module name or alias, like modprobe: a module file name

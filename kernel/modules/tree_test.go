@@ -388,3 +388,53 @@ func TestReadModInfoOfEveryCompression(t *testing.T) {
 		}
 	}
 }
+
+// TestAliasCache: a scan writes the cache; the next tree with it resolves
+// an alias without reading the modules it does not need (one of them now
+// unreadable at the same size, which a scan would report); a tree whose
+// files changed does not believe the cache and scans again.
+func TestAliasCache(t *testing.T) {
+	root := writeTree(t, fakeTree, fakeExtra)
+	cache := filepath.Join(t.TempDir(), "aliases", "tree.json")
+	tree, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree.SetAliasCache(cache)
+	first, err := tree.Closure([]string{"g"}) // softdep pre: crc32c, an alias
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(cache); err != nil {
+		t.Fatalf("no cache after a scan: %v", err)
+	}
+	// h is not needed: garble it, keeping its size.
+	h := filepath.Join(root, "kernel", "drivers", "h.ko.xz")
+	st, _ := os.Stat(h)
+	if err := os.WriteFile(h, bytes.Repeat([]byte{'x'}, int(st.Size())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tree, _ = Open(root)
+	tree.SetAliasCache(cache)
+	again, err := tree.Closure([]string{"g"})
+	if err != nil {
+		t.Fatalf("with the cache: %v", err)
+	}
+	if !cmp.Equal(names(first.Modules), names(again.Modules)) {
+		t.Errorf("with the cache %v, without %v", names(again.Modules), names(first.Modules))
+	}
+	for _, e := range tree.byPlain {
+		if e.file == "kernel/drivers/h.ko.xz" && (e.mod.Name != "" || e.err != nil) {
+			t.Errorf("h was read although the cache has its aliases")
+		}
+	}
+	// A different size: the cache is not this tree's; the scan finds h broken.
+	if err := os.WriteFile(h, []byte("not xz"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tree, _ = Open(root)
+	tree.SetAliasCache(cache)
+	if _, err := tree.Closure([]string{"g"}); err == nil || !strings.Contains(err.Error(), "h.ko.xz") {
+		t.Errorf("a changed tree with an old cache: %v, want the scan's error naming h.ko.xz", err)
+	}
+}
