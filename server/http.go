@@ -67,7 +67,7 @@ func (s *Server) httpServer() *http.Server {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/status", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.refreshPower()
+		s.refreshStatusFiles()
 		s.Board.ServeHTTP(w, r)
 	}))
 	mux.Handle("/status.json", &s.Board)

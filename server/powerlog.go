@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"os"
 	"sync"
 	"time"
@@ -8,42 +9,83 @@ import (
 	"github.com/ramboot/ramboot/site"
 )
 
-// powerView is what the status page last read of power.log (the log
-// `ramboot node power` appends to beside the state file): it is read
-// again only when its size or time changes.
-type powerView struct {
+// fileView is what the status page last read of a file beside the state
+// file: it is read again only when its size or time changes.
+type fileView struct {
 	mu   sync.Mutex
 	mod  time.Time
 	size int64
 }
 
-// refreshPower puts each node's last power action on the status board
-// if power.log changed since the last look. Without a state file of its
-// own (a Booter given) the server has no power.log.
-func (s *Server) refreshPower() {
+// changed stats path and says whether it changed since the last call
+// (gone counts as a change to "empty"). It returns with v.mu held; the
+// caller unlocks it.
+func (v *fileView) changed(path string) (changed, exists bool) {
+	v.mu.Lock()
+	fi, err := os.Stat(path)
+	if err != nil {
+		changed = v.size != 0 || !v.mod.IsZero()
+		v.mod, v.size = time.Time{}, 0
+		return changed, false
+	}
+	if fi.ModTime().Equal(v.mod) && fi.Size() == v.size {
+		return false, true
+	}
+	v.mod, v.size = fi.ModTime(), fi.Size()
+	return true, true
+}
+
+// refreshStatusFiles puts on the status board what `ramboot node` keeps
+// beside the state file, when it changed since the last look: each
+// node's last power action (power.log) and its install state
+// (state.json). Without a state file of its own (a Booter given) the
+// server has neither.
+func (s *Server) refreshStatusFiles() {
 	st := s.ownSite()
 	if st == nil || st.StatePath() == "" {
 		return
 	}
-	p := site.PowerLogPath(st.StatePath())
-	s.power.mu.Lock()
-	defer s.power.mu.Unlock()
-	fi, err := os.Stat(p)
-	if err != nil {
-		if s.power.size != 0 || !s.power.mod.IsZero() {
-			s.Board.SetPower(nil)
-			s.power.mod, s.power.size = time.Time{}, 0
+	state := st.StatePath()
+	p := site.PowerLogPath(state)
+	if changed, exists := s.power.changed(p); changed {
+		last := map[string]string{}
+		if exists {
+			var err error
+			if last, err = site.LastPower(p); err != nil {
+				s.log().Warn("power.log", "path", p, "err", err)
+				s.power.mod = time.Time{} // read it again next time
+			}
 		}
-		return
+		s.Board.SetPower(last)
 	}
-	if fi.ModTime().Equal(s.power.mod) && fi.Size() == s.power.size {
-		return
+	s.power.mu.Unlock()
+	if changed, exists := s.install.changed(state); changed {
+		install := map[string]string{}
+		if exists {
+			if rec, err := site.ReadState(state); err == nil {
+				for mac, n := range rec.Nodes {
+					install[mac] = installText(n)
+				}
+			} else {
+				s.install.mod = time.Time{}
+			}
+		}
+		s.Board.SetInstall(install)
 	}
-	last, err := site.LastPower(p)
-	if err != nil {
-		s.log().Warn("power.log", "path", p, "err", err)
-		return
+	s.install.mu.Unlock()
+}
+
+// installText is a node's install state in a few words.
+func installText(n *site.NodeState) string {
+	t := n.State
+	if t == "" {
+		t = "not installed"
 	}
-	s.Board.SetPower(last)
-	s.power.mod, s.power.size = fi.ModTime(), fi.Size()
+	if n.Generation > 0 {
+		t += fmt.Sprintf(" (gen %d)", n.Generation)
+	}
+	if n.ReinstallRequested {
+		t += ", reinstall asked"
+	}
+	return t
 }

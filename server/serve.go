@@ -106,8 +106,9 @@ type Server struct {
 
 	httpConnState httpConnState // the HTTP listener's (httplimit.go)
 
-	site  atomic.Pointer[site.Site] // the server's own, when Booter is nil; made at its first use
-	power powerView                 // what the status page last read of power.log
+	site    atomic.Pointer[site.Site] // the server's own, when Booter is nil; made at its first use
+	power   fileView                  // what the status page last read of power.log
+	install fileView                  // and of the state file
 }
 
 func (s *Server) log() *slog.Logger {

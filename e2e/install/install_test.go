@@ -590,6 +590,11 @@ func TestInstallLifecycleVirt(t *testing.T) {
 		t.Errorf("node show n2: memory %d bytes, disks %+v; want 1200 to 1536 MiB and vda of %d bytes\n%s", f.MemoryBytes, f.Disks, int64(2<<30), show)
 	}
 	t.Logf("node show n2: memory %d MiB, disk %s %d bytes", f.MemoryBytes>>20, f.Disks[0].Name, f.Disks[0].Bytes)
+	// The status page has n2's install state and its power action.
+	page, err := lab.Get(l.NS, "http://"+lab.Addr+":8080/status")
+	if err != nil || !strings.Contains(page, fmt.Sprintf(">installed (gen %d)</td>", gen)) || !strings.Contains(page, "n2: power cycle via ipmi") {
+		t.Errorf("the status page lacks n2's install state (installed, gen %d) or its power cycle: %v", gen, err)
+	}
 }
 
 // nodeRecord is what the e2e tests read of a state file's record.

@@ -93,8 +93,9 @@ type Board struct {
 	// For the page only (SetRoster, SetPower): the inventory's nodes,
 	// listed even before they are seen, and the last power action per
 	// key.
-	roster []Node
-	power  map[string]string
+	roster  []Node
+	power   map[string]string
+	install map[string]string
 }
 
 // entry is a node on the board; unpinned entries are in the LRU list.
@@ -213,6 +214,18 @@ func (b *Board) SetPower(last map[string]string) {
 	}
 	b.mu.Lock()
 	b.power = m
+	b.mu.Unlock()
+}
+
+// SetInstall sets each node's install state (by MAC), one line each, for
+// the status page.
+func (b *Board) SetInstall(states map[string]string) {
+	m := make(map[string]string, len(states))
+	for k, v := range states {
+		m[clip(k)] = clip(v)
+	}
+	b.mu.Lock()
+	b.install = m
 	b.mu.Unlock()
 }
 
@@ -492,10 +505,10 @@ tr.failed td{background:#fff0f0}
 <span id="shown">{{.Shown}} nodes</span> <label><input id="auto" type="checkbox" checked> refresh every 10 s</label>
 <span>{{.Seen}} seen, {{.Unseen}} listed in nodes.yaml and not seen yet. JSON: <a href="/status.json">/status.json</a></span></div>
 <div id="counts"></div>
-<table><colgroup><col style="width:13%"><col style="width:7%"><col style="width:6%"><col style="width:18%"><col style="width:14%"><col style="width:11%"><col style="width:10%"><col style="width:14%"><col style="width:7%"></colgroup>
-<thead><tr><th data-col="node">node</th><th data-col="ip">IP</th><th data-col="kind">kind</th><th data-col="stage">last stage</th><th data-col="report">reported by the node</th><th data-col="generation">generation</th><th data-col="power">power</th><th data-col="hardware">hardware</th><th data-col="seen">last seen</th></tr></thead>
+<table><colgroup><col style="width:12%"><col style="width:7%"><col style="width:6%"><col style="width:7%"><col style="width:16%"><col style="width:13%"><col style="width:10%"><col style="width:9%"><col style="width:13%"><col style="width:7%"></colgroup>
+<thead><tr><th data-col="node">node</th><th data-col="ip">IP</th><th data-col="kind">kind</th><th data-col="install">install</th><th data-col="stage">last stage</th><th data-col="report">reported by the node</th><th data-col="generation">generation</th><th data-col="power">power</th><th data-col="hardware">hardware</th><th data-col="seen">last seen</th></tr></thead>
 <tbody id="nodes">
-{{define "row"}}<tr data-stage="{{.Stage}}"{{if not .Seen}} class="unseen"{{else if .Failed}} class="failed"{{end}}><td data-v="{{.Name}}" title="{{.Name}}">{{.Name}}<small>{{if and .MAC (ne .Name .MAC)}}<code>{{.MAC}}</code> {{end}}{{with .Serial}}<code>{{.}}</code>{{end}}</small></td><td data-v="{{.IPKey}}">{{.IP}}</td><td>{{.Kind}}</td>
+{{define "row"}}<tr data-stage="{{.Stage}}"{{if not .Seen}} class="unseen"{{else if .Failed}} class="failed"{{end}}><td data-v="{{.Name}}" title="{{.Name}}">{{.Name}}<small>{{if and .MAC (ne .Name .MAC)}}<code>{{.MAC}}</code> {{end}}{{with .Serial}}<code>{{.}}</code>{{end}}</small></td><td data-v="{{.IPKey}}">{{.IP}}</td><td>{{.Kind}}</td><td title="{{.Install}}">{{.Install}}</td>
 <td title="{{.Detail}}"><b>{{.Stage}}</b><small>{{.Detail}}</small></td>
 <td>{{with .Reported}}<span title="{{.Detail}}"><b>{{.Stage}}</b> {{.At.Format "15:04:05"}}<small>{{.Detail}}</small></span>{{end}}</td><td title="{{.Generation}}">{{.Generation}}</td><td title="{{.Power}}">{{.Power}}</td><td title="{{.Hardware}}">{{.Hardware}}</td><td data-v="{{.LastMS}}">{{if .Seen}}{{.Last.Format "15:04:05"}}{{else}}not seen{{end}}</td></tr>
 {{end}}{{define "foot"}}</tbody></table>
@@ -597,12 +610,13 @@ type pageHead struct{ Shown, Seen, Unseen int }
 // pageRow is one row of the page.
 type pageRow struct {
 	Node
-	Name   string // the hostname, the board's or the inventory's, or the key
-	Power  string
-	Seen   bool
-	Failed bool  // the last stage says the node failed
-	LastMS int64 // for sorting; 0 if never seen
-	IPKey  string
+	Name    string // the hostname, the board's or the inventory's, or the key
+	Power   string
+	Install string // the install state (state.json), for nodes with install:
+	Seen    bool
+	Failed  bool  // the last stage says the node failed
+	LastMS  int64 // for sorting; 0 if never seen
+	IPKey   string
 }
 
 // ipKey is an IPv4 address as a number, for sorting ("" for anything else).
@@ -662,7 +676,7 @@ func (b *Board) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	b.mu.Lock()
-	roster, power := b.roster, b.power
+	roster, power, install := b.roster, b.power, b.install
 	b.mu.Unlock()
 	// The inventory's nodes by key, and which of them the board has.
 	listed := make(map[string]int, 2*len(roster))
@@ -696,7 +710,7 @@ func (b *Board) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			continue
 		}
-		r := pageRow{Node: n, Seen: true, LastMS: n.Last.UnixMilli(), IPKey: ipKey(n.IP), Power: power[k]}
+		r := pageRow{Node: n, Seen: true, LastMS: n.Last.UnixMilli(), IPKey: ipKey(n.IP), Power: power[k], Install: install[n.MAC]}
 		r.Name = n.Hostname
 		if r.Name == "" {
 			if i, ok := listed[k]; ok {
@@ -721,7 +735,7 @@ func (b *Board) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if k == "" {
 			k = strings.ToLower(n.Serial)
 		}
-		r := pageRow{Node: n, Name: n.Hostname, IPKey: ipKey(n.IP), Power: power[k]}
+		r := pageRow{Node: n, Name: n.Hostname, IPKey: ipKey(n.IP), Power: power[k], Install: install[n.MAC]}
 		if r.Name == "" {
 			r.Name = k
 		}

@@ -243,6 +243,7 @@ func TestPageRoster(t *testing.T) {
 		{Serial: "10000000abcdef01", Hostname: "pi-7"},
 	})
 	b.SetPower(map[string]string{"52:54:00:00:00:02": "23:40:01 rack1-n02: power off via poe 192.0.2.1:161 port 1.2: off (0s)"})
+	b.SetInstall(map[string]string{"52:54:00:00:00:01": "installed (gen 2)", "52:54:00:00:00:02": "installing (gen 1)"})
 	b.Record("52:54:00:00:00:01", Node{MAC: "52:54:00:00:00:01", IP: "192.0.2.11", Generation: "debian@20261207-ab12cd34.squashfs"}, "image downloaded", "images/debian.squashfs: 5 bytes")
 	b.Record("aa:aa:aa:aa:aa:aa", Node{MAC: "aa:aa:aa:aa:aa:aa"}, "dhcp discover", "")
 	rec := httptest.NewRecorder()
@@ -255,6 +256,7 @@ func TestPageRoster(t *testing.T) {
 		`<tr data-stage="" class="unseen"><td data-v="rack1-n02"`, "power off via poe", `<td data-v="3221225995">192.0.2.11</td>`,
 		`<td data-v="pi-7" title="pi-7">pi-7<small><code>10000000abcdef01</code>`,
 		`<td data-v="aa:aa:aa:aa:aa:aa" title="aa:aa:aa:aa:aa:aa">aa:aa:aa:aa:aa:aa<small></small>`,
+		`<td title="installed (gen 2)">installed (gen 2)</td>`, `<td title="installing (gen 1)">installing (gen 1)</td>`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("/status lacks %q", want)
