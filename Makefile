@@ -112,7 +112,7 @@ unit:
 # fails instead of skipping.
 bench: deps
 	rm -rf out/e2e-bench && mkdir -p out/e2e-bench && \
-	RAMBOOT_STRICT=1 RAMBOOT_E2E_RUN=$(CURDIR)/out/e2e-bench $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/...; \
+	RAMBOOT_STRICT=1 RAMBOOT_E2E_RUN=$(CURDIR)/out/e2e-bench $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 50m ./e2e/...; \
 	rc=$$?; rm -rf out/e2e-bench; exit $$rc
 
 ## storm: the boot-storm benchmark alone (BenchmarkStorm): N=100,250 simulated Pi 4s at once against ramboot serve and dnsmasq + nginx, the link shaped to 1 Gbit/s; IMAGE_MB=32 the root image
