@@ -106,9 +106,8 @@ type Server struct {
 
 	httpConnState httpConnState // the HTTP listener's (httplimit.go)
 
-	site    atomic.Pointer[site.Site] // the server's own, when Booter is nil; made at its first use
-	power   fileView                  // what the status page last read of power.log
-	install fileView                  // and of the state file
+	site        atomic.Pointer[site.Site] // the server's own, when Booter is nil; made at its first use
+	statusFiles statusFiles               // what the status page last read of power.log and the state file
 }
 
 func (s *Server) log() *slog.Logger {

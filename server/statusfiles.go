@@ -12,20 +12,17 @@ import (
 // fileView is what the status page last read of a file beside the state
 // file: it is read again only when its size or time changes.
 type fileView struct {
-	mu   sync.Mutex
 	mod  time.Time
 	size int64
 }
 
 // changed stats path and says whether it changed since the last call
-// (gone counts as a change to "empty"). It returns with v.mu held; the
-// caller unlocks it.
+// (gone counts as a change to "empty").
 func (v *fileView) changed(path string) (changed, exists bool) {
-	v.mu.Lock()
 	fi, err := os.Stat(path)
 	if err != nil {
 		changed = v.size != 0 || !v.mod.IsZero()
-		v.mod, v.size = time.Time{}, 0
+		*v = fileView{}
 		return changed, false
 	}
 	if fi.ModTime().Equal(v.mod) && fi.Size() == v.size {
@@ -33,6 +30,13 @@ func (v *fileView) changed(path string) (changed, exists bool) {
 	}
 	v.mod, v.size = fi.ModTime(), fi.Size()
 	return true, true
+}
+
+// statusFiles is what the status page last read of power.log and the
+// state file, one look at a time.
+type statusFiles struct {
+	mu             sync.Mutex
+	power, install fileView
 }
 
 // refreshStatusFiles puts on the status board what `ramboot node` keeps
@@ -46,20 +50,22 @@ func (s *Server) refreshStatusFiles() {
 		return
 	}
 	state := st.StatePath()
+	v := &s.statusFiles
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	p := site.PowerLogPath(state)
-	if changed, exists := s.power.changed(p); changed {
+	if changed, exists := v.power.changed(p); changed {
 		last := map[string]string{}
 		if exists {
 			var err error
 			if last, err = site.LastPower(p); err != nil {
 				s.log().Warn("power.log", "path", p, "err", err)
-				s.power.mod = time.Time{} // read it again next time
+				v.power = fileView{} // read it again next time
 			}
 		}
 		s.Board.SetPower(last)
 	}
-	s.power.mu.Unlock()
-	if changed, exists := s.install.changed(state); changed {
+	if changed, exists := v.install.changed(state); changed {
 		install := map[string]string{}
 		if exists {
 			if rec, err := site.ReadState(state); err == nil {
@@ -67,12 +73,11 @@ func (s *Server) refreshStatusFiles() {
 					install[mac] = installText(n)
 				}
 			} else {
-				s.install.mod = time.Time{}
+				v.install = fileView{}
 			}
 		}
 		s.Board.SetInstall(install)
 	}
-	s.install.mu.Unlock()
 }
 
 // installText is a node's install state in a few words.
