@@ -148,40 +148,26 @@ func InterfaceIPv4(ifname string) (net.IP, *net.IPNet, error) {
 	return nil, nil, fmt.Errorf("--interface %s has no IPv4 address: give it one (ip addr add ... dev %s)", ifname, ifname)
 }
 
-// inventoryKeys are the status board keys of the inventory's nodes: their
-// MACs and serials, as the board spells them. Those nodes are never
-// dropped from the board.
 // onInventory puts a newly loaded inventory's nodes on the status board:
 // pinned (always kept) and listed on the page even before they are seen.
 func (s *Server) onInventory(inv *inventory.Inventory) {
-	s.Board.SetPinned(inventoryKeys(inv))
 	var roster []status.Node
+	var keys []string // the board keys of its nodes: MAC, and serial
 	if inv != nil {
 		for _, n := range inv.Nodes {
 			r := status.Node{Hostname: n.Hostname, Serial: strings.ToLower(strings.TrimSpace(n.Serial)), IP: n.Address}
 			if mac, err := net.ParseMAC(strings.ReplaceAll(strings.TrimSpace(n.MAC), "-", ":")); err == nil {
 				r.MAC = mac.String()
+				keys = append(keys, r.MAC)
+			}
+			if r.Serial != "" {
+				keys = append(keys, r.Serial)
 			}
 			roster = append(roster, r)
 		}
 	}
+	s.Board.SetPinned(keys)
 	s.Board.SetRoster(roster)
-}
-
-func inventoryKeys(inv *inventory.Inventory) []string {
-	if inv == nil {
-		return nil
-	}
-	var keys []string
-	for _, n := range inv.Nodes {
-		if mac, err := net.ParseMAC(strings.ReplaceAll(strings.TrimSpace(n.MAC), "-", ":")); err == nil {
-			keys = append(keys, mac.String())
-		}
-		if n.Serial != "" {
-			keys = append(keys, strings.ToLower(strings.TrimSpace(n.Serial)))
-		}
-	}
-	return keys
 }
 
 // listenConfig checks a listen address ("" means the interface's address
